@@ -1,0 +1,281 @@
+//! Node identity: the Ed25519 host key, libp2p `PeerId`s, and AWL's on-disk key format.
+//!
+//! AWL stores `base58btc(seed ‖ public key)` (64 bytes, go-libp2p's `Ed25519PrivateKey.Raw()`),
+//! so an AWL identity can be imported as is. The PeerId is the identity multihash of the
+//! protobuf-encoded public key, exactly as libp2p computes it for Ed25519 keys.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Protobuf `PublicKey { Type: Ed25519 (1), Data: <32 bytes> }`, as libp2p encodes it.
+const ED25519_PROTOBUF_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x20];
+/// Multihash code of the identity hash function.
+const MULTIHASH_IDENTITY: u8 = 0x00;
+/// Multihash code of sha2-256 (PeerIds of RSA keys; we can print and compare them).
+const MULTIHASH_SHA256: u8 = 0x12;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityError {
+    Base58,
+    Length(usize),
+    /// The stored public half does not match the seed.
+    Mismatch,
+    BadPeerId(&'static str),
+    UnsupportedKey,
+    WeakSeed,
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::Base58 => write!(f, "not valid base58"),
+            IdentityError::Length(n) => write!(f, "expected a 64-byte Ed25519 key, got {n} bytes"),
+            IdentityError::Mismatch => write!(f, "public key does not match the private seed"),
+            IdentityError::BadPeerId(why) => write!(f, "invalid peer ID: {why}"),
+            IdentityError::UnsupportedKey => write!(f, "unsupported public key type"),
+            IdentityError::WeakSeed => write!(f, "all-zero private key"),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+/// The node's Ed25519 host key.
+#[derive(Clone)]
+pub struct Keypair {
+    inner: ed25519_compact::KeyPair,
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        write!(f, "Keypair({})", self.public().to_peer_id())
+    }
+}
+
+impl Keypair {
+    pub fn generate() -> Self {
+        Keypair {
+            inner: ed25519_compact::KeyPair::generate(),
+        }
+    }
+
+    /// Fails only for the all-zero seed, which ed25519-compact refuses as never random.
+    pub fn from_seed(seed: [u8; 32]) -> Result<Self, IdentityError> {
+        ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
+            .map(|inner| Keypair { inner })
+            .map_err(|_| IdentityError::WeakSeed)
+    }
+
+    /// Parses AWL's `p2pNode.identity`: base58 of the 64-byte seed ‖ public key.
+    pub fn from_awl_base58(text: &str) -> Result<Self, IdentityError> {
+        let raw = bs58::decode(text.trim())
+            .into_vec()
+            .map_err(|_| IdentityError::Base58)?;
+        // go-libp2p also accepts a legacy 96-byte form (seed ‖ pub ‖ pub).
+        if raw.len() != 64 && raw.len() != 96 {
+            return Err(IdentityError::Length(raw.len()));
+        }
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&raw[..32]);
+        let kp = Keypair::from_seed(seed)?;
+        if kp.public().0 != raw[32..64] {
+            return Err(IdentityError::Mismatch);
+        }
+        Ok(kp)
+    }
+
+    /// AWL's identity encoding (see [`Keypair::from_awl_base58`]).
+    pub fn to_awl_base58(&self) -> String {
+        bs58::encode(&self.inner.sk[..]).into_string()
+    }
+
+    pub fn public(&self) -> PublicKey {
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(&self.inner.pk[..]);
+        PublicKey(pk)
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.public().to_peer_id()
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        let sig = self.inner.sk.sign(msg, None);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig[..]);
+        out
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    /// libp2p's protobuf encoding of the key (used in identify and the TLS extension).
+    pub fn to_protobuf(&self) -> [u8; 36] {
+        let mut out = [0u8; 36];
+        out[..4].copy_from_slice(&ED25519_PROTOBUF_PREFIX);
+        out[4..].copy_from_slice(&self.0);
+        out
+    }
+
+    /// Decodes libp2p's protobuf `PublicKey`; only Ed25519 is accepted.
+    pub fn from_protobuf(bytes: &[u8]) -> Result<Self, IdentityError> {
+        if bytes.len() != 36 || bytes[..4] != ED25519_PROTOBUF_PREFIX {
+            return Err(IdentityError::UnsupportedKey);
+        }
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(&bytes[4..]);
+        Ok(PublicKey(pk))
+    }
+
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let Ok(sig) = ed25519_compact::Signature::from_slice(sig) else {
+            return false;
+        };
+        ed25519_compact::PublicKey::new(self.0)
+            .verify(msg, &sig)
+            .is_ok()
+    }
+
+    pub fn to_peer_id(&self) -> PeerId {
+        let mut mh = Vec::with_capacity(38);
+        mh.push(MULTIHASH_IDENTITY);
+        mh.push(36);
+        mh.extend_from_slice(&self.to_protobuf());
+        PeerId(mh)
+    }
+}
+
+/// A libp2p peer ID: the multihash bytes, printed in base58btc (`12D3KooW…`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(Vec<u8>);
+
+impl PeerId {
+    /// Parses the binary multihash form (as carried in multiaddrs and protobufs).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
+        match bytes {
+            [MULTIHASH_IDENTITY, len, rest @ ..] => {
+                if *len as usize != rest.len() || rest.len() > 42 {
+                    return Err(IdentityError::BadPeerId("bad identity multihash length"));
+                }
+            }
+            [MULTIHASH_SHA256, 32, rest @ ..] if rest.len() == 32 => {}
+            _ => return Err(IdentityError::BadPeerId("not an identity or sha2-256 multihash")),
+        }
+        Ok(PeerId(bytes.to_vec()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The Ed25519 key inlined in an identity-multihash PeerId, if it is one.
+    pub fn ed25519_public_key(&self) -> Option<PublicKey> {
+        if self.0.len() == 38 && self.0[0] == MULTIHASH_IDENTITY && self.0[1] == 36 {
+            PublicKey::from_protobuf(&self.0[2..]).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Short form for logs: the last 6 characters, as AWL and libp2p tools abbreviate.
+    pub fn short(&self) -> String {
+        let s = self.to_string();
+        let tail = s.len().saturating_sub(6);
+        format!("…{}", &s[tail..])
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&bs58::encode(&self.0).into_string())
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({self})")
+    }
+}
+
+impl FromStr for PeerId {
+    type Err = IdentityError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Only the legacy base58 form; CIDv1 (`bafz…`) peer IDs are not used by AWL.
+        if !(s.starts_with("12D3KooW") || s.starts_with("Qm")) {
+            return Err(IdentityError::BadPeerId("expected a base58 peer ID (12D3KooW… or Qm…)"));
+        }
+        let bytes = bs58::decode(s)
+            .into_vec()
+            .map_err(|_| IdentityError::BadPeerId("not valid base58"))?;
+        PeerId::from_bytes(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Seed [7u8; 32]; PeerId as printed by rust-libp2p 0.57
+    // (`Keypair::ed25519_from_bytes([7; 32]).public().to_peer_id()`).
+    const SEED7_PEER_ID: &str = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7";
+
+    #[test]
+    fn peer_id_of_fixed_seed_matches_rust_libp2p() {
+        let kp = Keypair::from_seed([7u8; 32]).unwrap();
+        assert_eq!(kp.peer_id().to_string(), SEED7_PEER_ID);
+        assert_eq!(Keypair::from_seed([0u8; 32]).unwrap_err(), IdentityError::WeakSeed);
+    }
+
+    #[test]
+    fn peer_id_round_trips_through_text_and_bytes() {
+        let id = Keypair::generate().peer_id();
+        let text = id.to_string();
+        assert!(text.starts_with("12D3KooW"), "{text}");
+        let parsed: PeerId = text.parse().unwrap();
+        assert_eq!(parsed, id);
+        assert_eq!(PeerId::from_bytes(id.as_bytes()).unwrap(), id);
+        assert!(parsed.ed25519_public_key().is_some());
+    }
+
+    #[test]
+    fn awl_identity_round_trips_and_detects_corruption() {
+        let kp = Keypair::generate();
+        let text = kp.to_awl_base58();
+        let back = Keypair::from_awl_base58(&text).unwrap();
+        assert_eq!(back.peer_id(), kp.peer_id());
+
+        let mut raw = bs58::decode(&text).into_vec().unwrap();
+        raw[40] ^= 1;
+        let bad = bs58::encode(&raw).into_string();
+        assert_eq!(Keypair::from_awl_base58(&bad).unwrap_err(), IdentityError::Mismatch);
+        assert!(matches!(
+            Keypair::from_awl_base58("3mJr7AoUXx2Wqd"),
+            Err(IdentityError::Length(_))
+        ));
+        assert_eq!(Keypair::from_awl_base58("0OIl").unwrap_err(), IdentityError::Base58);
+    }
+
+    #[test]
+    fn bad_peer_ids_are_refused() {
+        assert!("hello".parse::<PeerId>().is_err());
+        assert!("12D3KooW".parse::<PeerId>().is_err());
+        // Valid prefix, corrupted length.
+        let mut s = Keypair::generate().peer_id().to_string();
+        s.pop();
+        assert!(s.parse::<PeerId>().is_err());
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_right_key() {
+        let kp = Keypair::generate();
+        let sig = kp.sign(b"msg");
+        assert!(kp.public().verify(b"msg", &sig));
+        assert!(!kp.public().verify(b"msh", &sig));
+        assert!(!Keypair::generate().public().verify(b"msg", &sig));
+    }
+}
