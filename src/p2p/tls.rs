@@ -384,27 +384,39 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn private_key(cert: &Certificate) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pkcs8.clone()))
+/// Our certificate with its key. `with_single_cert` would run webpki over the certificate, and
+/// webpki (rightly, for the web) refuses the critical libp2p extension, so build it directly.
+fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+    cert: &Certificate,
+) -> Result<Arc<rustls::sign::SingleCertAndKey>, rustls::Error> {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pkcs8.clone()));
+    let signing = provider.key_provider.load_private_key(key)?;
+    let ck = rustls::sign::CertifiedKey::new(vec![cert.cert.clone()], signing);
+    Ok(Arc::new(rustls::sign::SingleCertAndKey::from(ck)))
 }
 
 /// rustls server config: TLS 1.3 only, client certificates required, ALPN `libp2p`.
 pub fn server_config(cert: &Certificate) -> Result<rustls::ServerConfig, rustls::Error> {
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let provider = provider();
+    let resolver = certified_key(&provider, cert)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(Verifier::new(None)))
-        .with_single_cert(vec![cert.cert.clone()], private_key(cert))?;
+        .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
 
 /// rustls client config for one dial; `expected` pins the remote PeerId.
 pub fn client_config(cert: &Certificate, expected: Option<PeerId>) -> Result<rustls::ClientConfig, rustls::Error> {
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+    let provider = provider();
+    let resolver = certified_key(&provider, cert)?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Verifier::new(expected)))
-        .with_client_auth_cert(vec![cert.cert.clone()], private_key(cert))?;
+        .with_client_cert_resolver(resolver);
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     // The spec: clients of this handshake version send no SNI.
     cfg.enable_sni = false;

@@ -1,0 +1,631 @@
+//! The libp2p host: one QUIC endpoint (one UDP socket) that listens and dials, the table of
+//! live connections per peer, and the dispatch of inbound streams to protocol handlers.
+//!
+//! Every stream starts with multistream-select. Identify and ping are served here; other
+//! protocols (`register`) get their negotiated streams through a bounded channel, so a slow
+//! handler makes new streams fail instead of queueing without limit.
+
+use super::identify::{self, IdentifyInfo};
+use super::{ifaddrs, multistream, ping, tls};
+use crate::identity::{Keypair, PeerId};
+use crate::multiaddr::Multiaddr;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+/// Time allowed for a QUIC + TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for multistream-select on one stream.
+const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `identify()` waits for the exchange that runs on every new connection.
+const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub enum Error {
+    Io(io::Error),
+    /// The handshake failed (unreachable, refused, bad certificate, wrong PeerId…).
+    Connect(String),
+    Timeout(&'static str),
+    NotConnected(PeerId),
+    UnsupportedAddress(Multiaddr),
+    Protocol(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Connect(e) => write!(f, "connection failed: {e}"),
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::NotConnected(p) => write!(f, "not connected to {p}"),
+            Error::UnsupportedAddress(a) => write!(f, "cannot dial {a}: only /ip4|ip6/…/udp/N/quic-v1"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+/// `awl/<goos>-<goarch>/<version>`, the form AWL shows in its peer list.
+pub fn default_agent_version() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "mips" if cfg!(target_endian = "little") => "mipsle",
+        other => other,
+    };
+    format!("awl/{}-{}/v{}", std::env::consts::OS, arch, env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub listen: SocketAddr,
+    pub agent_version: String,
+    pub protocol_version: String,
+    /// Live connections accepted from others before new ones are refused.
+    pub max_connections: usize,
+    /// Concurrent streams a peer may open on one connection (QUIC flow control enforces it).
+    pub max_streams: u32,
+    pub keep_alive: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl HostConfig {
+    pub fn new(listen: SocketAddr) -> Self {
+        HostConfig {
+            listen,
+            agent_version: default_agent_version(),
+            protocol_version: "ipfs/0.1.0".into(),
+            max_connections: 256,
+            max_streams: 256,
+            // go-libp2p's QUIC keep-alive is 15 s; idle must be longer than that.
+            keep_alive: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A negotiated stream.
+pub struct Stream {
+    pub peer: PeerId,
+    pub protocol: String,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+}
+
+#[derive(Debug, Clone)]
+pub enum HostEvent {
+    Connected { peer: PeerId, remote: Multiaddr, outbound: bool },
+    Disconnected { peer: PeerId },
+    Identified { peer: PeerId },
+}
+
+#[derive(Clone)]
+struct Conn {
+    id: u64,
+    connection: quinn::Connection,
+    remote: Multiaddr,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<PeerId, Vec<Conn>>,
+    identified: HashMap<PeerId, IdentifyInfo>,
+    handlers: HashMap<String, mpsc::Sender<Stream>>,
+    next_id: u64,
+}
+
+struct Inner {
+    keypair: Keypair,
+    peer_id: PeerId,
+    cert: tls::Certificate,
+    config: HostConfig,
+    endpoint: quinn::Endpoint,
+    transport: Arc<quinn::TransportConfig>,
+    state: Mutex<State>,
+    identified: Notify,
+    events: broadcast::Sender<HostEvent>,
+}
+
+/// Cheap to clone; all clones drive the same endpoint.
+#[derive(Clone)]
+pub struct Host(Arc<Inner>);
+
+impl Host {
+    /// Binds the UDP socket and starts accepting connections. Needs a tokio runtime.
+    pub async fn start(keypair: Keypair, config: HostConfig) -> Result<Host, Error> {
+        let cert = tls::generate(&keypair).map_err(|_| Error::Protocol("certificate generation failed".into()))?;
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(config.max_streams.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .keep_alive_interval(Some(config.keep_alive))
+            .max_idle_timeout(Some(
+                config
+                    .idle_timeout
+                    .try_into()
+                    .map_err(|_| Error::Protocol("idle timeout out of range".into()))?,
+            ));
+        let transport = Arc::new(transport);
+        let tls_server = tls::server_config(&cert).map_err(|e| Error::Protocol(e.to_string()))?;
+        let quic_server = quinn::crypto::rustls::QuicServerConfig::try_from(tls_server)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
+        server.transport_config(transport.clone());
+        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        let (events, _) = broadcast::channel(64);
+        let peer_id = keypair.peer_id();
+        let host = Host(Arc::new(Inner {
+            keypair,
+            peer_id,
+            cert,
+            config,
+            endpoint,
+            transport,
+            state: Mutex::new(State::default()),
+            identified: Notify::new(),
+            events,
+        }));
+        let h = host.clone();
+        tokio::spawn(async move { h.accept_loop().await });
+        log::info!("listening on {}", host.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+        Ok(host)
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.0.peer_id.clone()
+    }
+
+    pub fn keypair(&self) -> &Keypair {
+        &self.0.keypair
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.endpoint.local_addr()
+    }
+
+    /// The addresses we can be dialled at (interface addresses if bound to a wildcard).
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let Ok(local) = self.0.endpoint.local_addr() else {
+            return Vec::new();
+        };
+        if !local.ip().is_unspecified() {
+            return vec![Multiaddr::quic(local)];
+        }
+        ifaddrs::local_addrs()
+            .into_iter()
+            .filter(|ip| ip.is_ipv4() == local.is_ipv4() || local.is_ipv6())
+            .map(|ip| Multiaddr::quic(SocketAddr::new(ip, local.port())))
+            .collect()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<HostEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// Protocols we answer, as listed in identify.
+    pub fn protocols(&self) -> Vec<String> {
+        let mut p = vec![identify::PROTOCOL.to_string(), identify::PUSH_PROTOCOL.to_string(), ping::PROTOCOL.to_string()];
+        p.extend(self.state().handlers.keys().cloned());
+        p
+    }
+
+    /// Inbound streams negotiated for `protocol` arrive on the returned channel (at most
+    /// `capacity` waiting; more are reset).
+    pub fn register(&self, protocol: &str, capacity: usize) -> mpsc::Receiver<Stream> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.state().handlers.insert(protocol.to_string(), tx);
+        rx
+    }
+
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.state().conns.get(peer).is_some_and(|c| !c.is_empty())
+    }
+
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.state().conns.iter().filter(|(_, c)| !c.is_empty()).map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The remote address of our newest connection to `peer`.
+    pub fn remote_addr(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.state().conns.get(peer).and_then(|c| c.last()).map(|c| c.remote.clone())
+    }
+
+    /// What `peer` told us in identify, if the exchange completed.
+    pub fn identify_info(&self, peer: &PeerId) -> Option<IdentifyInfo> {
+        self.state().identified.get(peer).cloned()
+    }
+
+    /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` address. With a `/p2p/` part the remote must
+    /// prove that identity or the handshake is aborted.
+    pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, Error> {
+        let sock = addr.quic_socket_addr().ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
+        let expected = addr.peer_id();
+        if let Some(p) = &expected {
+            if self.is_connected(p) {
+                return Ok(p.clone());
+            }
+            if *p == self.0.peer_id {
+                return Err(Error::Connect("refusing to dial ourselves".into()));
+            }
+        }
+        let tls_client = tls::client_config(&self.0.cert, expected.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        let quic_client = quinn::crypto::rustls::QuicClientConfig::try_from(tls_client)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
+        client.transport_config(self.0.transport.clone());
+        // The server name is not sent (SNI off) and not checked by the libp2p verifier.
+        let connecting = self
+            .0
+            .endpoint
+            .connect_with(client, sock, "libp2p")
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+            Err(_) => return Err(Error::Timeout("QUIC handshake")),
+            Ok(Err(e)) => return Err(Error::Connect(e.to_string())),
+            Ok(Ok(c)) => c,
+        };
+        let peer = peer_of(&connection).ok_or_else(|| Error::Connect("no verified certificate".into()))?;
+        if expected.as_ref().is_some_and(|e| *e != peer) {
+            // The verifier already refuses this; keep the check in case of a verifier bug.
+            connection.close(0u32.into(), b"wrong peer id");
+            return Err(Error::Connect("wrong peer id".into()));
+        }
+        self.add_connection(peer.clone(), connection, true);
+        Ok(peer)
+    }
+
+    /// Identify information of a connected peer, waiting for the exchange to finish.
+    pub async fn identify(&self, peer: &PeerId) -> Result<IdentifyInfo, Error> {
+        let wait = async {
+            loop {
+                let notified = self.0.identified.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(info) = self.identify_info(peer) {
+                    return Ok(info);
+                }
+                if !self.is_connected(peer) {
+                    return Err(Error::NotConnected(peer.clone()));
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(IDENTIFY_WAIT, wait)
+            .await
+            .map_err(|_| Error::Timeout("identify"))?
+    }
+
+    /// Round-trip time to a connected peer over `/ipfs/ping/1.0.0`.
+    pub async fn ping(&self, peer: &PeerId) -> Result<Duration, Error> {
+        let mut s = self.open_stream(peer, &[ping::PROTOCOL]).await?;
+        let rtt = tokio::time::timeout(NEGOTIATION_TIMEOUT, ping::ping(&mut s.recv, &mut s.send))
+            .await
+            .map_err(|_| Error::Timeout("ping"))??;
+        let _ = s.send.finish();
+        Ok(rtt)
+    }
+
+    /// Opens a stream on the newest connection to `peer` and negotiates one of `protocols`.
+    pub async fn open_stream(&self, peer: &PeerId, protocols: &[&str]) -> Result<Stream, Error> {
+        let conn = self
+            .state()
+            .conns
+            .get(peer)
+            .and_then(|c| c.last().cloned())
+            .ok_or_else(|| Error::NotConnected(peer.clone()))?;
+        let (mut send, mut recv) = conn.connection.open_bi().await.map_err(|e| Error::Connect(e.to_string()))?;
+        let protocol = tokio::time::timeout(NEGOTIATION_TIMEOUT, multistream::dialer_select(&mut recv, &mut send, protocols))
+            .await
+            .map_err(|_| Error::Timeout("protocol negotiation"))??;
+        Ok(Stream {
+            peer: peer.clone(),
+            protocol,
+            send,
+            recv,
+        })
+    }
+
+    /// Closes every connection and the endpoint.
+    pub fn shutdown(&self) {
+        self.0.endpoint.close(0u32.into(), b"shutdown");
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug elsewhere; the map itself stays valid.
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection_count(&self) -> usize {
+        self.state().conns.values().map(Vec::len).sum()
+    }
+
+    async fn accept_loop(self) {
+        while let Some(incoming) = self.0.endpoint.accept().await {
+            if self.connection_count() >= self.0.config.max_connections {
+                log::warn!("refusing connection from {}: {} connections open", incoming.remote_address(), self.0.config.max_connections);
+                incoming.refuse();
+                continue;
+            }
+            let host = self.clone();
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                let connecting = match incoming.accept() {
+                    Ok(c) => c,
+                    Err(e) => return log::debug!("incoming from {remote}: {e}"),
+                };
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+                    Ok(Ok(conn)) => match peer_of(&conn) {
+                        Some(peer) => host.add_connection(peer, conn, false),
+                        None => conn.close(0u32.into(), b"no certificate"),
+                    },
+                    Ok(Err(e)) => log::debug!("handshake with {remote} failed: {e}"),
+                    Err(_) => log::debug!("handshake with {remote} timed out"),
+                }
+            });
+        }
+    }
+
+    fn add_connection(&self, peer: PeerId, connection: quinn::Connection, outbound: bool) {
+        let remote = Multiaddr::quic(canonical(connection.remote_address()));
+        let id = {
+            let mut st = self.state();
+            st.next_id += 1;
+            let id = st.next_id;
+            st.conns.entry(peer.clone()).or_default().push(Conn {
+                id,
+                connection: connection.clone(),
+                remote: remote.clone(),
+            });
+            id
+        };
+        log::debug!("connected to {} at {remote} ({})", peer.short(), if outbound { "out" } else { "in" });
+        let _ = self.0.events.send(HostEvent::Connected {
+            peer: peer.clone(),
+            remote,
+            outbound,
+        });
+
+        let host = self.clone();
+        let p = peer.clone();
+        let c = connection.clone();
+        tokio::spawn(async move { host.accept_streams(p, c).await });
+
+        let host = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = host.request_identify(&p).await {
+                log::debug!("identify {} failed: {e}", p.short());
+            }
+        });
+
+        let host = self.clone();
+        tokio::spawn(async move {
+            let reason = connection.closed().await;
+            log::debug!("connection to {} closed: {reason}", peer.short());
+            let gone = {
+                let mut st = host.state();
+                let now_empty = match st.conns.get_mut(&peer) {
+                    Some(list) => {
+                        list.retain(|c| c.id != id);
+                        list.is_empty()
+                    }
+                    None => false,
+                };
+                if now_empty {
+                    st.conns.remove(&peer);
+                    st.identified.remove(&peer);
+                }
+                now_empty
+            };
+            if gone {
+                let _ = host.0.events.send(HostEvent::Disconnected { peer });
+                host.0.identified.notify_waiters();
+            }
+        });
+    }
+
+    async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
+        let mut s = self.open_stream(peer, &[identify::PROTOCOL]).await?;
+        let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, identify::read_framed(&mut s.recv, identify::MAX_MESSAGE))
+            .await
+            .map_err(|_| Error::Timeout("identify"))??;
+        let info = IdentifyInfo::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+        if info.public_key.as_ref().is_some_and(|k| k.to_peer_id() != *peer) {
+            return Err(Error::Protocol("identify carries another peer's key".into()));
+        }
+        log::debug!("identified {}: {}", peer.short(), info.agent_version);
+        self.state().identified.insert(peer.clone(), info);
+        self.0.identified.notify_waiters();
+        let _ = self.0.events.send(HostEvent::Identified { peer: peer.clone() });
+        Ok(())
+    }
+
+    fn our_identify(&self, observed: SocketAddr) -> IdentifyInfo {
+        IdentifyInfo {
+            public_key: Some(self.0.keypair.public()),
+            protocol_version: self.0.config.protocol_version.clone(),
+            agent_version: self.0.config.agent_version.clone(),
+            listen_addrs: self.listen_addrs(),
+            protocols: self.protocols(),
+            observed_addr: Some(Multiaddr::quic(canonical(observed))),
+        }
+    }
+
+    async fn accept_streams(self, peer: PeerId, connection: quinn::Connection) {
+        loop {
+            let (send, recv) = match connection.accept_bi().await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            let host = self.clone();
+            let peer = peer.clone();
+            let observed = connection.remote_address();
+            tokio::spawn(async move {
+                if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
+                    log::debug!("inbound stream from {}: {e}", peer.short());
+                }
+            });
+        }
+    }
+
+    async fn serve_stream(
+        &self,
+        peer: PeerId,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        observed: SocketAddr,
+    ) -> Result<(), Error> {
+        let supported = self.protocols();
+        let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
+        let protocol = tokio::time::timeout(NEGOTIATION_TIMEOUT, multistream::listener_select(&mut recv, &mut send, &refs))
+            .await
+            .map_err(|_| Error::Timeout("protocol negotiation"))??;
+        match protocol.as_str() {
+            identify::PROTOCOL => {
+                let msg = identify::frame(&self.our_identify(observed).encode());
+                send.write_all(&msg).await.map_err(io::Error::from)?;
+                let _ = send.finish();
+            }
+            identify::PUSH_PROTOCOL => {
+                let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, identify::read_framed(&mut recv, identify::MAX_MESSAGE))
+                    .await
+                    .map_err(|_| Error::Timeout("identify push"))??;
+                let update = IdentifyInfo::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+                let mut st = self.state();
+                let entry = st.identified.entry(peer.clone()).or_default();
+                entry.merge_push(update);
+                drop(st);
+                self.0.identified.notify_waiters();
+            }
+            ping::PROTOCOL => {
+                ping::serve(&mut recv, &mut send).await?;
+                let _ = send.finish();
+            }
+            other => {
+                let tx = self.state().handlers.get(other).cloned();
+                let Some(tx) = tx else {
+                    return Err(Error::Protocol(format!("no handler for {other}")));
+                };
+                let stream = Stream {
+                    peer,
+                    protocol,
+                    send,
+                    recv,
+                };
+                if let Err(mpsc::error::TrySendError::Full(mut s)) = tx.try_send(stream) {
+                    let _ = s.send.reset(0u32.into());
+                    return Err(Error::Protocol("handler busy".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (dual-stack sockets) shown as IPv4.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+fn peer_of(conn: &quinn::Connection) -> Option<PeerId> {
+    let identity = conn.peer_identity()?;
+    let chain = identity.downcast_ref::<Vec<rustls::pki_types::CertificateDer<'static>>>()?;
+    tls::peer_id_of(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn host() -> Host {
+        Host::start(Keypair::generate(), HostConfig::new("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_hosts_connect_identify_and_ping() {
+        let a = host().await;
+        let b = host().await;
+        let addr = b.listen_addrs()[0].clone().with_p2p(&b.peer_id());
+        assert_eq!(a.dial(&addr).await.unwrap(), b.peer_id());
+        let info = a.identify(&b.peer_id()).await.unwrap();
+        assert!(info.agent_version.starts_with("awl/"), "{}", info.agent_version);
+        assert!(info.protocols.iter().any(|p| p == ping::PROTOCOL));
+        assert_eq!(info.listen_addrs, b.listen_addrs());
+        assert_eq!(info.public_key.unwrap().to_peer_id(), b.peer_id());
+        let back = b.identify(&a.peer_id()).await.unwrap();
+        // A tells B the address it sees B at.
+        assert_eq!(back.observed_addr.unwrap(), a.remote_addr(&b.peer_id()).unwrap());
+        assert!(a.ping(&b.peer_id()).await.unwrap() < Duration::from_secs(5));
+        assert!(b.ping(&a.peer_id()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn wrong_peer_id_is_refused() {
+        let a = host().await;
+        let b = host().await;
+        let other = Keypair::generate().peer_id();
+        let addr = b.listen_addrs()[0].clone().with_p2p(&other);
+        let err = a.dial(&addr).await.unwrap_err();
+        assert!(err.to_string().contains("expected"), "{err}");
+        assert!(!a.is_connected(&b.peer_id()));
+        assert!(!a.is_connected(&other));
+    }
+
+    #[tokio::test]
+    async fn registered_protocol_gets_streams_and_unknown_is_refused() {
+        let a = host().await;
+        let b = host().await;
+        let mut rx = b.register("/awl/test/", 4);
+        a.dial(&b.listen_addrs()[0]).await.unwrap();
+        assert!(a.open_stream(&b.peer_id(), &["/nope/"]).await.is_err());
+        let mut s = a.open_stream(&b.peer_id(), &["/nope/", "/awl/test/"]).await.unwrap();
+        assert_eq!(s.protocol, "/awl/test/");
+        s.send.write_all(b"hi").await.unwrap();
+        s.send.finish().unwrap();
+        let mut inbound = rx.recv().await.unwrap();
+        assert_eq!(inbound.peer, a.peer_id());
+        let got = inbound.recv.read_to_end(16).await.unwrap();
+        assert_eq!(got, b"hi");
+    }
+
+    #[tokio::test]
+    async fn disconnect_is_noticed() {
+        let a = host().await;
+        let b = host().await;
+        let mut events = a.events();
+        a.dial(&b.listen_addrs()[0]).await.unwrap();
+        b.shutdown();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(HostEvent::Disconnected { peer })) => {
+                    assert_eq!(peer, b.peer_id());
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                other => panic!("no disconnect event: {other:?}"),
+            }
+        }
+        assert!(!a.is_connected(&b.peer_id()));
+    }
+}
