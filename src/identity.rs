@@ -216,6 +216,62 @@ impl FromStr for PeerId {
     }
 }
 
+/// File name of the identity inside the data directory.
+pub const IDENTITY_FILE: &str = "identity";
+
+/// Loads the identity from `dir`, or creates one (mode 0600, atomic write) on first start.
+pub fn load_or_create(dir: &std::path::Path) -> std::io::Result<(Keypair, bool)> {
+    use std::io::{Error, ErrorKind};
+    let path = dir.join(IDENTITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let kp = Keypair::from_awl_base58(&text)
+                .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+            Ok((kp, false))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let kp = Keypair::generate();
+            store(dir, &kp)?;
+            Ok((kp, true))
+        }
+        Err(e) => Err(Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Writes the identity to `dir` (created 0700 if missing) as a 0600 file, atomically.
+pub fn store(dir: &std::path::Path, kp: &Keypair) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let tmp = dir.join(format!(".{IDENTITY_FILE}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(format!("{}\n", kp.to_awl_base58()).as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(IDENTITY_FILE))
+}
+
+/// Reads an identity to import: AWL's `config_awl.json` (`p2pNode.identity`) or the bare
+/// base58 string.
+pub fn parse_import(text: &str) -> Result<Keypair, String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
+        let id = v
+            .get("p2pNode")
+            .and_then(|n| n.get("identity"))
+            .and_then(|i| i.as_str())
+            .ok_or("no p2pNode.identity in this AWL config")?;
+        Keypair::from_awl_base58(id).map_err(|e| e.to_string())
+    } else {
+        Keypair::from_awl_base58(trimmed).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +333,30 @@ mod tests {
         assert!(kp.public().verify(b"msg", &sig));
         assert!(!kp.public().verify(b"msh", &sig));
         assert!(!Keypair::generate().public().verify(b"msg", &sig));
+    }
+    #[test]
+    fn identity_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("awl-id-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, created) = load_or_create(&dir).unwrap();
+        assert!(created);
+        let (b, created) = load_or_create(&dir).unwrap();
+        assert!(!created);
+        assert_eq!(a.peer_id(), b.peer_id());
+        let mode = std::fs::metadata(dir.join(IDENTITY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.join(IDENTITY_FILE), "garbage").unwrap();
+        assert!(load_or_create(&dir).is_err(), "a corrupt identity must not be replaced silently");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn awl_config_json_identity_imports() {
+        let kp = Keypair::generate();
+        let json = format!(r#"{{"p2pNode": {{"peerId": "{}", "identity": "{}"}}}}"#, kp.peer_id(), kp.to_awl_base58());
+        assert_eq!(parse_import(&json).unwrap().peer_id(), kp.peer_id());
+        assert_eq!(parse_import(&kp.to_awl_base58()).unwrap().peer_id(), kp.peer_id());
+        assert!(parse_import("{}").is_err());
     }
 }

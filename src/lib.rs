@@ -1,7 +1,17 @@
 //! awl: a mesh VPN node wire-compatible with Anywherelan (AWL).
 //!
 //! See `docs/ARCHITECTURE.md` for how a packet and a peer flow through these modules.
+pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod identity;
 pub mod multiaddr;
+pub mod node;
 pub mod p2p;
+pub mod dataplane;
+pub mod friends;
+pub mod packet;
+pub mod peers;
+pub mod proto;
+pub mod selftest;

@@ -1,1 +1,292 @@
-fn main() {}
+//! The `awl` binary: argument handling and the tokio runtime; the work lives in the library.
+
+use awl::cli::{self, Command};
+use awl::config::{self, Config};
+use awl::identity;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where OpenWrt keeps the file; used when no `-c` is given and it exists.
+const SYSTEM_CONFIG: &str = "/etc/config/awl";
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("awl: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("awl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration in force and where it lives.
+struct Resolved {
+    cfg: Config,
+    /// The UCI file to re-read and to write peers to (created on first write if missing).
+    path: PathBuf,
+    /// Whether `path` existed and was loaded.
+    from_file: bool,
+    data_dir: PathBuf,
+}
+
+/// Data directory for runs on built-in defaults: `$AWL_DATA_DIR`, `/etc/awl` as root,
+/// `~/.local/share/awl` otherwise.
+fn default_data_dir(cfg: &Config) -> PathBuf {
+    if let Some(d) = std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return cfg.main.data_dir.clone();
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/awl"),
+        None => cfg.main.data_dir.clone(),
+    }
+}
+
+fn load_file(path: &Path) -> Result<Config, String> {
+    let loaded = config::load(path).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        eprintln!("awl: warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+/// `-c FILE` (must exist), else `/etc/config/awl` if present, else `<data dir>/config` if
+/// present, else built-in defaults. `--data-dir` and `$AWL_DATA_DIR` override `data_dir`.
+fn resolve(args: &cli::Args) -> Result<Resolved, String> {
+    let defaults = Config::default();
+    let (cfg, path, from_file) = if let Some(p) = &args.config {
+        (load_file(p)?, p.clone(), true)
+    } else if Path::new(SYSTEM_CONFIG).exists() {
+        (load_file(Path::new(SYSTEM_CONFIG))?, PathBuf::from(SYSTEM_CONFIG), true)
+    } else {
+        let local = args.data_dir.clone().unwrap_or_else(|| default_data_dir(&defaults)).join("config");
+        if local.exists() {
+            (load_file(&local)?, local, true)
+        } else {
+            (defaults, local, false)
+        }
+    };
+    let data_dir = match (&args.data_dir, std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty())) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) if from_file && path != default_data_dir(&cfg).join("config") => cfg.main.data_dir.clone(),
+        (None, None) => default_data_dir(&cfg),
+    };
+    Ok(Resolved {
+        cfg,
+        path,
+        from_file,
+        data_dir,
+    })
+}
+
+fn socket_for(args: &cli::Args, r: &Resolved) -> PathBuf {
+    args.socket
+        .clone()
+        .unwrap_or_else(|| awl::control::socket_path(&r.cfg.main.control_socket, &r.data_dir))
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    // Quiet the QUIC internals unless asked for.
+    b.filter_module("quinn", log::LevelFilter::Warn.min(level));
+    b.filter_module("quinn_proto", log::LevelFilter::Warn.min(level));
+    b.filter_module("rustls", log::LevelFilter::Warn.min(level));
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        b.parse_filters(&filter);
+    }
+    b.format_timestamp(None);
+    let _ = b.try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    // Routers have one or two slow cores: one thread does all the work.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))
+}
+
+fn run(args: cli::Args) -> Result<(), String> {
+    match args.command.clone() {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            Ok(())
+        }
+        Command::Version => {
+            println!("awl {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::ConfigSchema => {
+            println!("{}", serde_json::to_string_pretty(&config::schema()).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::ConfigCheck(file) => {
+            let path = file.or(args.config.clone()).unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+            let cfg = load_file(&path)?;
+            if args.json {
+                println!("{}", serde_json::json!({"ok": true, "file": path.display().to_string(), "peers": cfg.peers.len()}));
+            } else {
+                println!("{}: OK ({} peer(s))", path.display(), cfg.peers.len());
+            }
+            Ok(())
+        }
+        Command::Id => {
+            let r = resolve(&args)?;
+            let (kp, created) = identity::load_or_create(&r.data_dir).map_err(|e| e.to_string())?;
+            if created {
+                eprintln!("awl: created a new identity in {}", r.data_dir.display());
+            }
+            println!("{}", kp.peer_id());
+            Ok(())
+        }
+        Command::IdImport(file) => {
+            let r = resolve(&args)?;
+            let mut text = String::new();
+            if file == "-" {
+                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+            } else {
+                text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+            }
+            let kp = identity::parse_import(&text).map_err(|e| format!("{file}: {e}"))?;
+            identity::store(&r.data_dir, &kp).map_err(|e| e.to_string())?;
+            println!("{}", kp.peer_id());
+            Ok(())
+        }
+        Command::Control(req) => {
+            let r = resolve(&args)?;
+            let socket = socket_for(&args, &r);
+            let result = runtime()?.block_on(awl::control::call(&socket, &req))?;
+            if args.json {
+                println!("{result}");
+            } else {
+                print_human(req["cmd"].as_str().unwrap_or(""), &result);
+            }
+            Ok(())
+        }
+        Command::Ping(addr) => {
+            init_logging(log::LevelFilter::Warn);
+            let addr: awl::multiaddr::Multiaddr = addr.parse().map_err(|e| format!("{e}"))?;
+            runtime()?.block_on(ping(addr, args.json))
+        }
+        Command::SelfTest => {
+            init_logging(log::LevelFilter::Warn);
+            let msg = runtime()?.block_on(awl::selftest::run())?;
+            println!("{msg}");
+            Ok(())
+        }
+        Command::Run => {
+            let r = resolve(&args)?;
+            init_logging(r.cfg.main.log_level);
+            if !r.from_file {
+                log::info!("no config file ({SYSTEM_CONFIG} absent, no -c): running on built-in defaults; peers will be saved to {}", r.path.display());
+            }
+            if !r.cfg.main.enabled {
+                log::warn!("'enabled' is 0 in the config; running anyway because 'awl run' was called directly");
+            }
+            let socket = socket_for(&args, &r);
+            runtime()?.block_on(awl::daemon::run(r.cfg, r.path, r.data_dir, socket))
+        }
+    }
+}
+
+/// Plain-text rendering of control replies.
+fn print_human(cmd: &str, v: &serde_json::Value) {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    match cmd {
+        "status" => {
+            println!("peer ID    {}", s(&v["peer_id"]));
+            println!("name       {}", s(&v["name"]));
+            println!("mesh IP    {}/{} on {}", s(&v["mesh_ip"]), s(&v["prefix"]), s(&v["interface"]));
+            for a in v["listen_addrs"].as_array().into_iter().flatten() {
+                println!("listen     {}", s(a));
+            }
+            println!("peers      {} known, {} connected, {} request(s)", s(&v["peers_known"]), s(&v["peers_connected"]), s(&v["requests"]));
+            println!("traffic    tx {} B, rx {} B", s(&v["traffic"]["tx_bytes"]), s(&v["traffic"]["rx_bytes"]));
+            println!("uptime     {} s", s(&v["uptime_secs"]));
+        }
+        "peers" => {
+            println!("{:<16} {:<15} {:<10} {:<9} {:<8} {:>9}  PEER ID", "ALIAS", "IP", "STATE", "PATH", "RTT ms", "RX/TX kB");
+            for p in v.as_array().into_iter().flatten() {
+                let state = if p["declined"] == true {
+                    "declined"
+                } else if p["confirmed"] != true {
+                    "invited"
+                } else if p["connected"] == true {
+                    "online"
+                } else {
+                    "offline"
+                };
+                let kb = |x: &serde_json::Value| x.as_u64().unwrap_or(0) / 1024;
+                println!(
+                    "{:<16} {:<15} {:<10} {:<9} {:<8} {:>4}/{:<4}  {}",
+                    s(&p["alias"]),
+                    s(&p["ip"]),
+                    state,
+                    s(&p["path"]),
+                    s(&p["rtt_ms"]),
+                    kb(&p["traffic"]["rx_bytes"]),
+                    kb(&p["traffic"]["tx_bytes"]),
+                    s(&p["peer_id"])
+                );
+            }
+        }
+        "requests" | "blocked" => {
+            for r in v.as_array().into_iter().flatten() {
+                println!("{}  {}", s(&r["peer_id"]), s(&r["name"]));
+            }
+        }
+        "invite" | "accept" => println!("{} ({}) → {}", s(&v["alias"]), s(&v["peer_id"]), s(&v["ip"])),
+        _ => println!("ok"),
+    }
+}
+
+/// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.
+async fn ping(addr: awl::multiaddr::Multiaddr, json: bool) -> Result<(), String> {
+    use awl::p2p::{Host, HostConfig};
+    let host = Host::start(identity::Keypair::generate(), HostConfig::new("0.0.0.0:0".parse().map_err(|_| "addr")?))
+        .await
+        .map_err(|e| e.to_string())?;
+    let peer = host.dial(&addr).await.map_err(|e| e.to_string())?;
+    let info = host.identify(&peer).await.map_err(|e| e.to_string())?;
+    let mut rtts = Vec::new();
+    for _ in 0..3 {
+        rtts.push(host.ping(&peer).await.map_err(|e| e.to_string())?.as_secs_f64() * 1e3);
+    }
+    host.shutdown();
+    if json {
+        let v = serde_json::json!({
+            "peer_id": peer.to_string(),
+            "agent_version": info.agent_version,
+            "protocol_version": info.protocol_version,
+            "protocols": info.protocols,
+            "listen_addrs": info.listen_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "observed_addr": info.observed_addr.map(|a| a.to_string()),
+            "rtt_ms": rtts,
+        });
+        println!("{v}");
+    } else {
+        println!("peer      {peer}\nagent     {}\nprotocols {}", info.agent_version, info.protocols.join(" "));
+        for a in &info.listen_addrs {
+            println!("listen    {a}");
+        }
+        println!("rtt       {}", rtts.iter().map(|r| format!("{r:.2} ms")).collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}

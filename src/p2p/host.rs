@@ -242,6 +242,11 @@ impl Host {
         self.state().conns.get(peer).and_then(|c| c.last()).map(|c| c.remote.clone())
     }
 
+    /// Whether our newest connection to `peer` goes through a relay (circuit limits apply).
+    pub fn is_relayed(&self, peer: &PeerId) -> bool {
+        self.state().conns.get(peer).and_then(|c| c.last()).is_some_and(|c| c.remote.is_relayed())
+    }
+
     /// What `peer` told us in identify, if the exchange completed.
     pub fn identify_info(&self, peer: &PeerId) -> Option<IdentifyInfo> {
         self.state().identified.get(peer).cloned()

@@ -1,0 +1,315 @@
+//! The VPN data plane: IP packets between the TUN device and `/awl/0.3.0/tunnel/` streams.
+//!
+//! ```text
+//! TUN ──read──▶ route_outbound ──▶ per-peer bounded queue ──▶ sender task ──▶ tunnel stream
+//! TUN ◀─write── to_tun queue ◀── rewrite ◀── reader task per inbound stream ◀── tunnel stream
+//! ```
+//! Every packet lives in a pooled buffer; every queue is bounded; a full queue or an empty
+//! pool drops the packet and counts it. Nothing here blocks the TUN reader.
+
+pub mod pool;
+pub mod stats;
+pub mod tun;
+
+use crate::identity::PeerId;
+use crate::p2p::{Host, Stream};
+use crate::packet;
+use crate::peers::{PeerTable, Relation};
+use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
+use pool::{PacketBuf, PacketPool};
+use stats::Stats;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub type SharedPeers = Arc<Mutex<PeerTable>>;
+
+/// AWL closes an outbound tunnel stream after 30 s without packets.
+const IDLE_CLOSE: Duration = Duration::from_secs(30);
+/// AWL gives up opening a tunnel stream after 2 s.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rotation as AWL: 5 GiB / 3500 packets on a direct connection, 20 MiB / 3500 when relayed.
+const ROTATE_DIRECT: u64 = 5 * 1024 * 1024 * 1024 / 3500;
+pub const ROTATE_RELAYED: u64 = 20 * 1024 * 1024 / 3500;
+/// Upper bound of one batched write, so a batch buffer stays small on a router.
+const BATCH_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct DataplaneConfig {
+    /// Packets waiting per peer before new ones are dropped.
+    pub peer_queue: usize,
+    /// Packets waiting for the TUN device.
+    pub tun_queue: usize,
+}
+
+pub struct Dataplane {
+    host: Host,
+    peers: SharedPeers,
+    pool: PacketPool,
+    cfg: DataplaneConfig,
+    senders: Mutex<HashMap<PeerId, mpsc::Sender<PacketBuf>>>,
+    to_tun: mpsc::Sender<PacketBuf>,
+    pub stats: Arc<Stats>,
+}
+
+impl Dataplane {
+    /// Returns the data plane and the receiving end of the TUN-bound queue.
+    pub fn new(host: Host, peers: SharedPeers, pool: PacketPool, cfg: DataplaneConfig) -> (Arc<Self>, mpsc::Receiver<PacketBuf>) {
+        let (to_tun, from_mesh) = mpsc::channel(cfg.tun_queue.max(1));
+        let dp = Arc::new(Dataplane {
+            host,
+            peers,
+            pool,
+            cfg,
+            senders: Mutex::new(HashMap::new()),
+            to_tun,
+            stats: Arc::new(Stats::default()),
+        });
+        (dp, from_mesh)
+    }
+
+    pub fn pool(&self) -> &PacketPool {
+        &self.pool
+    }
+
+    /// Starts serving inbound tunnel streams.
+    pub fn start(self: &Arc<Self>) {
+        let mut inbound = self.host.register(tunnel::PROTOCOL, 64);
+        let dp = self.clone();
+        tokio::spawn(async move {
+            while let Some(stream) = inbound.recv().await {
+                dp.clone().accept_stream(stream);
+            }
+        });
+    }
+
+    /// A packet read from the TUN device: send it to the peer that owns its destination.
+    pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
+        if packet::ip_version(pkt.data()) != 4 || pkt.len() < 20 {
+            // AWL v0.18 peers drop IPv6; don't spend the link on it.
+            self.stats.global(|g| g.tx_unroutable += 1);
+            return;
+        }
+        let d = pkt.data();
+        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let (target, broadcast) = {
+            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            if dst == t.broadcast() || dst == Ipv4Addr::BROADCAST {
+                let all: Vec<PeerId> = t.iter().map(|p| p.peer_id.clone()).collect();
+                (all, true)
+            } else {
+                (t.by_ip(dst).map(|p| vec![p.peer_id.clone()]).unwrap_or_default(), false)
+            }
+        };
+        if target.is_empty() {
+            self.stats.global(|g| g.tx_unroutable += 1);
+            return;
+        }
+        if pkt.len() > tunnel::AWL_MAX_PACKET {
+            // An AWL receiver can't hold it (§5.1); keep the TUN MTU at or below 3500.
+            self.stats.global(|g| g.tx_too_big += 1);
+            return;
+        }
+        if !broadcast {
+            if let Some(peer) = target.into_iter().next() {
+                self.enqueue(&peer, pkt);
+            }
+            return;
+        }
+        // Broadcast emulation: a copy to every connected known peer.
+        for peer in target.iter().filter(|p| self.host.is_connected(p)) {
+            let Some(mut copy) = self.pool.get() else {
+                self.stats.peer(peer, |s| s.tx_dropped += 1);
+                continue;
+            };
+            copy.space()[..pkt.len()].copy_from_slice(pkt.data());
+            copy.set_len(pkt.len());
+            self.enqueue(peer, copy);
+        }
+    }
+
+    fn enqueue(self: &Arc<Self>, peer: &PeerId, pkt: PacketBuf) {
+        let tx = {
+            let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+            match senders.get(peer) {
+                Some(tx) if !tx.is_closed() => tx.clone(),
+                _ => {
+                    let (tx, rx) = mpsc::channel(self.cfg.peer_queue.max(1));
+                    senders.insert(peer.clone(), tx.clone());
+                    let dp = self.clone();
+                    let p = peer.clone();
+                    tokio::spawn(async move { dp.sender(p, rx).await });
+                    tx
+                }
+            }
+        };
+        if tx.try_send(pkt).is_err() {
+            self.stats.peer(peer, |s| s.tx_dropped += 1);
+        }
+    }
+
+    /// Forgets a peer's sender (peer removed); its task ends when the queue drains.
+    pub fn forget(&self, peer: &PeerId) {
+        self.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(peer);
+    }
+
+    /// One task per peer with traffic: owns the long-lived outbound stream, batches records.
+    async fn sender(self: Arc<Self>, peer: PeerId, mut rx: mpsc::Receiver<PacketBuf>) {
+        let mut stream: Option<quinn::SendStream> = None;
+        let mut on_stream: u64 = 0;
+        let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+        loop {
+            let first = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+                Err(_) => {
+                    if let Some(mut s) = stream.take() {
+                        let _ = s.finish();
+                    }
+                    continue;
+                }
+                Ok(None) => break,
+                Ok(Some(p)) => p,
+            };
+            batch.clear();
+            let mut count = 0u64;
+            let mut bytes = 0u64;
+            let mut next = Some(first);
+            while let Some(p) = next.take() {
+                tunnel::push_record(&mut batch, GatewayDir::None, p.data());
+                count += 1;
+                bytes += p.len() as u64;
+                if (count as usize) < tunnel::BATCH && batch.len() < BATCH_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if stream.is_none() {
+                if !self.host.is_connected(&peer) {
+                    // Connecting is the reconnect loop's job; AWL drops here too.
+                    self.stats.peer(&peer, |s| s.tx_dropped += count);
+                    continue;
+                }
+                match tokio::time::timeout(OPEN_TIMEOUT, self.host.open_stream(&peer, &[tunnel::PROTOCOL])).await {
+                    Ok(Ok(s)) => {
+                        stream = Some(s.send);
+                        on_stream = 0;
+                    }
+                    Ok(Err(e)) => {
+                        log::debug!("tunnel stream to {}: {e}", peer.short());
+                        self.stats.peer(&peer, |s| s.tx_dropped += count);
+                        continue;
+                    }
+                    Err(_) => {
+                        self.stats.peer(&peer, |s| s.tx_dropped += count);
+                        continue;
+                    }
+                }
+            }
+            let Some(s) = stream.as_mut() else { continue };
+            match s.write_all(&batch).await {
+                Ok(()) => {
+                    self.stats.peer(&peer, |st| {
+                        st.tx_packets += count;
+                        st.tx_bytes += bytes;
+                    });
+                    on_stream += count;
+                    let limit = if self.host.is_relayed(&peer) { ROTATE_RELAYED } else { ROTATE_DIRECT };
+                    if on_stream >= limit {
+                        if let Some(mut s) = stream.take() {
+                            let _ = s.finish();
+                        }
+                    }
+                }
+                Err(e) => {
+                    log::debug!("tunnel write to {}: {e}", peer.short());
+                    stream = None;
+                    self.stats.peer(&peer, |s| s.tx_dropped += count);
+                }
+            }
+        }
+        if let Some(mut s) = stream {
+            let _ = s.finish();
+        }
+    }
+
+    fn accept_stream(self: Arc<Self>, mut stream: Stream) {
+        let relation = self.peers.lock().unwrap_or_else(|e| e.into_inner()).relation(&stream.peer);
+        if relation != Relation::Known {
+            // AWL closes without reading; so do we, and count it.
+            self.stats.global(|g| g.rx_unknown_peer_streams += 1);
+            let _ = stream.recv.stop(0u32.into());
+            let _ = stream.send.reset(0u32.into());
+            return;
+        }
+        tokio::spawn(async move {
+            let peer = stream.peer.clone();
+            if let Err(e) = self.read_stream(&mut stream).await {
+                log::debug!("tunnel stream from {}: {e}", peer.short());
+                self.stats.peer(&peer, |s| s.rx_errors += 1);
+                let _ = stream.recv.stop(1u32.into());
+            }
+        });
+    }
+
+    async fn read_stream(&self, stream: &mut Stream) -> Result<(), String> {
+        let peer = stream.peer.clone();
+        let mut scratch = Vec::new();
+        loop {
+            let mut hdr = [0u8; tunnel::HEADER_LEN];
+            match stream.recv.read_exact(&mut hdr).await {
+                Ok(()) => {}
+                Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+            let h = RecordHeader::parse(hdr).map_err(|e| e.to_string())?;
+            if h.len > self.pool.buffer_size() {
+                return Err(format!("{}-byte record is larger than our packet buffers", h.len));
+            }
+            let Some(mut buf) = self.pool.get() else {
+                // Read it out anyway to stay in sync with the stream, then drop it.
+                scratch.resize(h.len, 0);
+                stream.recv.read_exact(&mut scratch).await.map_err(|e| e.to_string())?;
+                self.stats.peer(&peer, |s| s.rx_dropped += 1);
+                continue;
+            };
+            stream.recv.read_exact(&mut buf.space()[..h.len]).await.map_err(|e| e.to_string())?;
+            buf.set_len(h.len);
+            self.deliver(&peer, h.dir, buf);
+        }
+    }
+
+    /// The receive-side rewrite and hand-off to the TUN writer.
+    fn deliver(&self, peer: &PeerId, dir: GatewayDir, mut buf: PacketBuf) {
+        if packet::ip_version(buf.data()) != 4 {
+            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            return;
+        }
+        let (peer_ip, own_ip) = {
+            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            match t.get(peer) {
+                Some(p) => (p.ip, t.own_ip()),
+                None => return,
+            }
+        };
+        let rewritten = match dir {
+            GatewayDir::None => packet::rewrite(buf.data_mut(), Some(peer_ip), Some(own_ip)),
+            // Exit-node traffic is wired in with the gateway support.
+            GatewayDir::Forward | GatewayDir::Return => {
+                self.stats.peer(peer, |s| s.rx_dropped += 1);
+                return;
+            }
+        };
+        if rewritten.is_err() {
+            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            return;
+        }
+        let len = buf.len() as u64;
+        match self.to_tun.try_send(buf) {
+            Ok(()) => self.stats.peer(peer, |s| {
+                s.rx_packets += 1;
+                s.rx_bytes += len;
+            }),
+            Err(_) => self.stats.peer(peer, |s| s.rx_dropped += 1),
+        }
+    }
+}

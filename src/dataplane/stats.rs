@@ -1,0 +1,68 @@
+//! Traffic counters, per peer and global. Plain `u64`s behind a mutex: 32-bit MIPS has no
+//! 64-bit atomics, and one uncontended lock per batch costs nothing on a single-thread runtime.
+
+use crate::identity::PeerId;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PeerStats {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_dropped: u64,
+    pub rx_errors: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct GlobalStats {
+    /// Packets from the TUN with no peer behind their destination (or not IPv4).
+    pub tx_unroutable: u64,
+    /// Packets larger than an AWL peer can receive.
+    pub tx_too_big: u64,
+    /// Tunnel streams from peers we don't know, closed unread.
+    pub rx_unknown_peer_streams: u64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    peers: Mutex<HashMap<PeerId, PeerStats>>,
+    global: Mutex<GlobalStats>,
+}
+
+impl Stats {
+    pub fn peer(&self, peer: &PeerId, f: impl FnOnce(&mut PeerStats)) {
+        let mut m = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(peer.clone()).or_default());
+    }
+
+    pub fn global(&self, f: impl FnOnce(&mut GlobalStats)) {
+        f(&mut self.global.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub fn peer_snapshot(&self, peer: &PeerId) -> PeerStats {
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).get(peer).cloned().unwrap_or_default()
+    }
+
+    pub fn global_snapshot(&self) -> GlobalStats {
+        self.global.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sum over all peers.
+    pub fn totals(&self) -> PeerStats {
+        let m = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().fold(PeerStats::default(), |mut t, s| {
+            t.tx_packets += s.tx_packets;
+            t.tx_bytes += s.tx_bytes;
+            t.tx_dropped += s.tx_dropped;
+            t.rx_packets += s.rx_packets;
+            t.rx_bytes += s.rx_bytes;
+            t.rx_dropped += s.rx_dropped;
+            t.rx_errors += s.rx_errors;
+            t
+        })
+    }
+}

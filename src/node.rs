@@ -1,0 +1,460 @@
+//! The running node: host, peer table, data plane and the friend flow, plus the views the
+//! control API serves. Background work: status on every new connection and every 5 minutes,
+//! retries of unanswered invites, redials of known peers, and rare state-file writes.
+
+use crate::config::{self, Config, PeerConfig};
+use crate::dataplane::pool::PacketPool;
+use crate::dataplane::{self, Dataplane, DataplaneConfig, SharedPeers};
+use crate::friends;
+use crate::identity::PeerId;
+use crate::multiaddr::Multiaddr;
+use crate::p2p::{Host, HostEvent};
+use crate::peers::{self, KnownPeer, PeerTable, Relation};
+use crate::proto::messages::StatusInfo;
+use crate::proto::tunnel;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// AWL: status exchange and invite retries every 5 minutes.
+const STATUS_INTERVAL: Duration = Duration::from_secs(300);
+/// The state file is written at most this often (flash wear), and at shutdown.
+const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Pings per reconnect cycle, as AWL.
+const PINGS: usize = 5;
+
+pub struct Node {
+    pub host: Host,
+    pub peers: SharedPeers,
+    pub dp: Arc<Dataplane>,
+    cfg: Mutex<Config>,
+    /// The UCI file peers are written to (created from the defaults if missing).
+    config_path: PathBuf,
+    state_path: PathBuf,
+    started: Instant,
+    rtt: Mutex<HashMap<PeerId, Duration>>,
+    pub tun_name: Mutex<Option<String>>,
+    /// Packets for the TUN; taken by `attach_tun`. Until then the bounded queue fills and
+    /// further packets are dropped and counted.
+    from_mesh: Mutex<Option<tokio::sync::mpsc::Receiver<dataplane::pool::PacketBuf>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Node {
+    /// Builds the node around a started host. The caller attaches a TUN (or not).
+    pub fn new(host: Host, cfg: Config, config_path: PathBuf, data_dir: &std::path::Path) -> Arc<Node> {
+        let state_path = data_dir.join("state");
+        let saved = peers::load_state(&state_path);
+        let mut table = PeerTable::new(host.peer_id(), cfg.main.address, cfg.main.prefix, cfg.main.max_peers as usize);
+        table.load(&cfg.peers, &saved);
+        let peers: SharedPeers = Arc::new(Mutex::new(table));
+        // Room for the largest packet an AWL peer may send, whatever our MTU.
+        let buf_size = usize::from(cfg.main.mtu).max(tunnel::AWL_MAX_PACKET);
+        let pool = PacketPool::new(cfg.main.packet_pool as usize, buf_size);
+        let (dp, from_mesh) = Dataplane::new(
+            host.clone(),
+            peers.clone(),
+            pool,
+            DataplaneConfig {
+                peer_queue: cfg.main.peer_queue as usize,
+                tun_queue: cfg.main.peer_queue as usize * 2,
+            },
+        );
+        let node = Arc::new(Node {
+            host,
+            peers,
+            dp,
+            cfg: Mutex::new(cfg),
+            config_path,
+            state_path,
+            started: Instant::now(),
+            rtt: Mutex::new(HashMap::new()),
+            tun_name: Mutex::new(None),
+            from_mesh: Mutex::new(Some(from_mesh)),
+        });
+        node.dp.start();
+        friends::start(&node);
+        node.spawn_background();
+        node
+    }
+
+    pub fn name(&self) -> String {
+        lock(&self.cfg).main.name.clone()
+    }
+
+    pub fn auto_accept(&self) -> bool {
+        lock(&self.cfg).main.auto_accept
+    }
+
+    pub fn config(&self) -> Config {
+        lock(&self.cfg).clone()
+    }
+
+    pub fn relation(&self, peer: &PeerId) -> Relation {
+        lock(&self.peers).relation(peer)
+    }
+
+    pub fn add_request(&self, peer: PeerId, name: String) {
+        lock(&self.peers).add_request(peer, name);
+    }
+
+    /// Our status for one recipient (exit permission is per peer; blocked → Declined).
+    pub fn status_for(&self, peer: &PeerId) -> StatusInfo {
+        let t = lock(&self.peers);
+        match t.relation(peer) {
+            Relation::Blocked => StatusInfo { declined: true, ..Default::default() },
+            _ => StatusInfo {
+                name: self.name(),
+                declined: false,
+                allow_using_as_exit_node: t.get(peer).is_some_and(|p| p.allow_exit),
+                vpn_gateway_server_enabled: false,
+            },
+        }
+    }
+
+    pub fn apply_status(&self, peer: &PeerId, info: &StatusInfo, rtt: Option<Duration>) {
+        lock(&self.peers).apply_status(peer, info);
+        if let Some(rtt) = rtt {
+            lock(&self.rtt).insert(peer.clone(), rtt);
+        }
+    }
+
+    /// Invites a peer: adds it (unconfirmed), writes its UCI section, sends auth and status.
+    pub async fn invite(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        alias: Option<String>,
+        ip: Option<Ipv4Addr>,
+        address: Option<Multiaddr>,
+    ) -> Result<KnownPeer, String> {
+        let known = lock(&self.peers).get(peer).cloned();
+        let mut added = match known {
+            Some(p) => p,
+            None => lock(&self.peers).add(peer.clone(), alias, ip, false).map_err(|e| e.to_string())?,
+        };
+        if let Some(a) = address {
+            let a = a.without_p2p().to_string();
+            if !added.addresses.contains(&a) {
+                added.addresses.push(a.clone());
+                if let Some(p) = lock(&self.peers).get_mut(peer) {
+                    p.addresses = added.addresses.clone();
+                }
+            }
+        }
+        self.write_peer_section(&added)?;
+        self.save_state_now();
+        let node = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            node.connect(&p).await;
+            node.handshake(&p).await;
+        });
+        Ok(added)
+    }
+
+    /// Accepts a pending request (or adds a peer directly), confirmed from our side.
+    pub async fn accept(self: &Arc<Self>, peer: &PeerId, alias: Option<String>, ip: Option<Ipv4Addr>) -> Result<KnownPeer, String> {
+        let added = lock(&self.peers).add(peer.clone(), alias, ip, true).map_err(|e| e.to_string())?;
+        self.write_peer_section(&added)?;
+        self.save_state_now();
+        let node = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            node.connect(&p).await;
+            if let Err(e) = friends::exchange_status(&node, &p).await {
+                log::debug!("status to {} after accept: {e}", p.short());
+            }
+        });
+        Ok(added)
+    }
+
+    /// Declines a pending request: the peer is blocked and told so.
+    pub async fn decline(self: &Arc<Self>, peer: &PeerId) -> Result<(), String> {
+        let req = lock(&self.peers).take_request(peer).ok_or_else(|| format!("no pending request from {peer}"))?;
+        lock(&self.peers).block(peer.clone(), req.name);
+        self.save_state_now();
+        let node = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            let _ = friends::exchange_status(&node, &p).await;
+        });
+        Ok(())
+    }
+
+    /// Removes a known peer (which blocks it, as AWL does) and its UCI section.
+    pub fn remove(self: &Arc<Self>, peer: &PeerId) -> Result<(), String> {
+        lock(&self.peers).remove(peer).map_err(|e| e.to_string())?;
+        self.dp.forget(peer);
+        self.remove_peer_section(peer)?;
+        self.save_state_now();
+        Ok(())
+    }
+
+    /// Re-reads the UCI file (SIGHUP). Keeps the running config if the file is broken.
+    pub fn reload(&self) -> Result<usize, String> {
+        let loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        let saved = lock(&self.peers).to_saved();
+        lock(&self.peers).load(&loaded.config.peers, &saved);
+        let n = loaded.config.peers.len();
+        *lock(&self.cfg) = loaded.config;
+        Ok(n)
+    }
+
+    fn write_peer_section(&self, p: &KnownPeer) -> Result<(), String> {
+        let path = &self.config_path;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Created by awl. Options: docs/CONFIG.md\nconfig awl 'main'\n".to_string(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let pc = PeerConfig {
+            section: None,
+            line: 0,
+            peer_id: p.peer_id.clone(),
+            alias: p.alias.clone(),
+            ip: Some(p.ip),
+            allow_exit: p.allow_exit,
+            address: p.addresses.clone(),
+            domain: p.domain.clone(),
+        };
+        let without = config::remove_peer_section(&text, &p.peer_id);
+        let new = config::add_peer_section(&without, &pc);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Ok(loaded) = config::parse(&new, &path.display().to_string()) {
+            *lock(&self.cfg) = loaded.config;
+        }
+        Ok(())
+    }
+
+    fn remove_peer_section(&self, peer: &PeerId) -> Result<(), String> {
+        let path = &self.config_path;
+        let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+        let new = config::remove_peer_section(&text, peer);
+        if new != text {
+            config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn save_state_now(&self) {
+        let state = {
+            let mut t = lock(&self.peers);
+            t.dirty = false;
+            t.to_saved()
+        };
+        if let Some(dir) = self.state_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = peers::save_state(&self.state_path, &state) {
+            log::warn!("saving {}: {e}", self.state_path.display());
+        }
+    }
+
+    /// Dials a known peer at its configured addresses (if not connected).
+    pub async fn connect(&self, peer: &PeerId) -> bool {
+        if self.host.is_connected(peer) {
+            return true;
+        }
+        let addrs = lock(&self.peers).get(peer).map(|p| p.addresses.clone()).unwrap_or_default();
+        for a in addrs {
+            let Ok(m) = a.parse::<Multiaddr>() else { continue };
+            match self.host.dial(&m.without_p2p().with_p2p(peer)).await {
+                Ok(_) => return true,
+                Err(e) => log::debug!("dial {} at {a}: {e}", peer.short()),
+            }
+        }
+        false
+    }
+
+    /// On a new connection: unanswered invite → auth; then status; then pings.
+    async fn handshake(self: &Arc<Self>, peer: &PeerId) {
+        let (known, pending_invite) = {
+            let t = lock(&self.peers);
+            match t.get(peer) {
+                Some(p) => (true, !p.confirmed && !p.declined),
+                None => (false, false),
+            }
+        };
+        if !known {
+            return;
+        }
+        if pending_invite {
+            match friends::send_auth(self, peer).await {
+                Ok(r) => log::debug!("auth to {}: confirmed={} declined={}", peer.short(), r.confirmed, r.declined),
+                Err(e) => log::debug!("auth to {}: {e}", peer.short()),
+            }
+        }
+        if let Err(e) = friends::exchange_status(self, peer).await {
+            log::debug!("status with {}: {e}", peer.short());
+        }
+        for _ in 0..PINGS {
+            match self.host.ping(peer).await {
+                Ok(rtt) => {
+                    lock(&self.rtt).insert(peer.clone(), rtt);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn spawn_background(self: &Arc<Self>) {
+        // Reactions to connections.
+        let node = self.clone();
+        let mut events = self.host.events();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(HostEvent::Connected { peer, .. }) => {
+                        let n = node.clone();
+                        tokio::spawn(async move { n.handshake(&peer).await });
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        // Redials of known peers (AWL: at start, +5 s, then every reconnect_interval).
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(5);
+            loop {
+                let ids: Vec<PeerId> = lock(&node.peers).iter().map(|p| p.peer_id.clone()).collect();
+                for id in ids {
+                    if !node.host.is_connected(&id) && node.connect(&id).await {
+                        log::info!("connected to {}", id.short());
+                    }
+                }
+                tokio::time::sleep(wait).await;
+                wait = Duration::from_secs(u64::from(lock(&node.cfg).main.reconnect_interval.max(1)));
+            }
+        });
+        // Periodic status and invite retries.
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let ids: Vec<PeerId> = lock(&node.peers).iter().map(|p| p.peer_id.clone()).collect();
+                for id in ids.into_iter().filter(|p| node.host.is_connected(p)) {
+                    node.handshake(&id).await;
+                }
+            }
+        });
+        // Rare state-file writes.
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATE_SAVE_INTERVAL);
+            loop {
+                tick.tick().await;
+                if lock(&node.peers).dirty {
+                    node.save_state_now();
+                }
+            }
+        });
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    // ---- JSON views for the control API ----
+
+    pub fn status_json(&self) -> Value {
+        let cfg = self.config();
+        let totals = self.dp.stats.totals();
+        let t = lock(&self.peers);
+        json!({
+            "peer_id": self.host.peer_id().to_string(),
+            "name": cfg.main.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "mesh_ip": t.own_ip().to_string(),
+            "prefix": t.prefix(),
+            "interface": lock(&self.tun_name).clone(),
+            "listen_addrs": self.host.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "uptime_secs": self.uptime().as_secs(),
+            "peers_known": t.len(),
+            "peers_connected": t.iter().filter(|p| self.host.is_connected(&p.peer_id)).count(),
+            "requests": t.pending().count(),
+            "traffic": totals,
+            "dropped": self.dp.stats.global_snapshot(),
+            "pool": {
+                "capacity": self.dp.pool().capacity(),
+                "available": self.dp.pool().available(),
+                "exhausted": self.dp.pool().exhausted(),
+            },
+        })
+    }
+
+    pub fn peers_json(&self) -> Value {
+        let t = lock(&self.peers);
+        let rtt = lock(&self.rtt);
+        let mut list: Vec<Value> = t
+            .iter()
+            .map(|p| {
+                let connected = self.host.is_connected(&p.peer_id);
+                let remote = self.host.remote_addr(&p.peer_id);
+                json!({
+                    "peer_id": p.peer_id.to_string(),
+                    "alias": p.alias,
+                    "name": p.name,
+                    "domain": p.domain,
+                    "ip": p.ip.to_string(),
+                    "connected": connected,
+                    "confirmed": p.confirmed,
+                    "declined": p.declined,
+                    "allow_exit": p.allow_exit,
+                    "allowed_exit": p.allowed_exit,
+                    "path": if !connected { Value::Null } else if self.host.is_relayed(&p.peer_id) { json!("relayed") } else { json!("direct") },
+                    "remote_addr": remote.map(|a| a.to_string()),
+                    "rtt_ms": rtt.get(&p.peer_id).map(|d| (d.as_secs_f64() * 1e4).round() / 10.0),
+                    "last_seen": p.last_seen,
+                    "version": self.host.identify_info(&p.peer_id).map(|i| i.agent_version),
+                    "traffic": self.dp.stats.peer_snapshot(&p.peer_id),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a["ip"].as_str().cmp(&b["ip"].as_str()));
+        Value::Array(list)
+    }
+
+    pub fn requests_json(&self) -> Value {
+        let t = lock(&self.peers);
+        Value::Array(
+            t.pending()
+                .map(|r| json!({"peer_id": r.peer_id, "name": r.name, "received_at": r.received_at}))
+                .collect(),
+        )
+    }
+
+    pub fn blocked_json(&self) -> Value {
+        let t = lock(&self.peers);
+        Value::Array(
+            t.blocked()
+                .map(|(id, b)| json!({"peer_id": id.to_string(), "name": b.name, "since": b.since}))
+                .collect(),
+        )
+    }
+
+    /// Attaches a TUN device: starts its reader and writer.
+    pub fn attach_tun(self: &Arc<Self>, dev: Arc<::tun::AsyncDevice>, name: String) {
+        *lock(&self.tun_name) = Some(name);
+        tokio::spawn(dataplane::tun::reader(dev.clone(), self.dp.clone()));
+        if let Some(rx) = lock(&self.from_mesh).take() {
+            tokio::spawn(dataplane::tun::writer(dev, rx));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+# Shared helpers for the namespace end-to-end tests (bash, run as root).
+# Test traffic stays inside the namespaces these scripts create; everything is torn down on exit.
+
+set -uo pipefail
+
+AWL_BIN=${AWL_BIN:-}
+PASSED=0
+FAILED=0
+NETNS=()
+PIDS=()
+WORK=$(mktemp -d /tmp/awl-e2e.XXXXXX)
+
+find_awl() {
+    if [ -z "$AWL_BIN" ]; then
+        local root
+        root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+        cargo build --quiet --manifest-path "$root/Cargo.toml" --bin awl >&2 || return 1
+        AWL_BIN="$root/target/debug/awl"
+    fi
+    [ -x "$AWL_BIN" ] || { echo "awl binary not found: $AWL_BIN" >&2; return 1; }
+}
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+cleanup() {
+    local p ns
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: needs root (network namespaces, TUN)"
+        echo "0 passed, 0 failed, 1 skipped"
+        exit 0
+    fi
+}
+
+# netns NAME: a namespace with loopback up.
+netns() {
+    ip netns add "$1" && NETNS+=("$1") && ip -n "$1" link set lo up
+}
+
+# link NS1 IF1 ADDR1 NS2 IF2 ADDR2: a veth pair between two namespaces.
+link() {
+    ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+    ip -n "$1" addr add "$3" dev "$2" && ip -n "$1" link set "$2" up
+    ip -n "$4" addr add "$6" dev "$5" && ip -n "$4" link set "$5" up
+}
+
+# wait_for SECONDS CMD...: retry CMD until it succeeds.
+wait_for() {
+    local t=$1; shift
+    local end=$((SECONDS + t))
+    while [ $SECONDS -lt $end ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# write_config FILE NAME [extra UCI lines...]
+write_config() {
+    local file=$1 name=$2; shift 2
+    {
+        echo "config awl 'main'"
+        echo "	option enabled '1'"
+        echo "	option name '$name'"
+        echo "	option interface 'awl0'"
+        echo "	option address '10.66.0.1/16'"
+        echo "	option mtu '1420'"
+        echo "	option use_default_bootstrap '0'"
+        echo "	option reconnect_interval '5'"
+        echo "	option log_level 'debug'"
+        echo "	option data_dir '$WORK/$name'"
+        echo "	option control_socket '$WORK/$name/awl.sock'"
+        for l in "$@"; do echo "$l"; done
+    } >"$file"
+}
+
+# start_node NS NAME: runs awl in NS with $WORK/NAME.uci; log in $WORK/NAME.log.
+start_node() {
+    local ns=$1 name=$2
+    mkdir -p "$WORK/$name"
+    ip netns exec "$ns" "$AWL_BIN" -c "$WORK/$name.uci" run >>"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_$name=$!"
+    wait_for 10 test -S "$WORK/$name/awl.sock"
+}
+
+# ctl NAME ARGS...: the CLI against NAME's daemon.
+ctl() {
+    local name=$1; shift
+    "$AWL_BIN" -c "$WORK/$name.uci" "$@"
+}
+
+peer_id() { "$AWL_BIN" -c "$WORK/$1.uci" id 2>/dev/null; }
+
+# jq-free JSON access through python3.
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+
+summary() {
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ]
+}
