@@ -22,6 +22,7 @@ Commands:
   decline <PEER>         Decline a friend request (blocks the peer)
   remove <PEER>          Remove a known peer (blocks it, as AWL does)
   reload                 Re-read the config file (as SIGHUP)
+  ctl <JSON>             Send one raw control request; print the daemon's raw reply
   ping <MULTIADDR>       Dial a libp2p peer, identify it and ping it
   selftest               Run two in-process nodes over loopback QUIC and check them
   help                   Print this help
@@ -52,6 +53,8 @@ pub enum Command {
     Ping(String),
     /// A control-API request for the running daemon.
     Control(serde_json::Value),
+    /// `awl ctl '<json>'`: raw request and reply (for rpcd backends and scripts).
+    RawControl(String),
     SelfTest,
     Help,
     Version,
@@ -78,9 +81,15 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-c" | "--config" => config = Some(PathBuf::from(it.next().ok_or("-c needs a file")?)),
-            "-d" | "--data-dir" => data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a directory")?)),
+            "-d" | "--data-dir" => {
+                data_dir = Some(PathBuf::from(
+                    it.next().ok_or("--data-dir needs a directory")?,
+                ))
+            }
             "--json" => json = true,
-            "-s" | "--socket" => socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?)),
+            "-s" | "--socket" => {
+                socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?))
+            }
             "--ip" => ip = Some(it.next().ok_or("--ip needs an address")?),
             "--address" => address = Some(it.next().ok_or("--address needs a multiaddr")?),
             "-V" | "--version" => words.insert(0, "version".to_string()),
@@ -102,7 +111,9 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
         ["config", "schema"] => Command::ConfigSchema,
         ["ping", addr] => Command::Ping(addr.to_string()),
         ["selftest"] => Command::SelfTest,
-        [cmd @ ("status" | "peers" | "requests" | "blocked" | "reload")] => Command::Control(serde_json::json!({ "cmd": cmd })),
+        [cmd @ ("status" | "peers" | "requests" | "blocked" | "reload")] => {
+            Command::Control(serde_json::json!({ "cmd": cmd }))
+        }
         [cmd @ ("invite" | "accept"), peer, rest @ ..] if rest.len() <= 1 => {
             let mut req = serde_json::json!({ "cmd": cmd, "peer_id": peer });
             if let Some(alias) = rest.first() {
@@ -116,7 +127,10 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
             }
             Command::Control(req)
         }
-        [cmd @ ("decline" | "remove"), peer] => Command::Control(serde_json::json!({ "cmd": cmd, "peer_id": peer })),
+        ["ctl", json] => Command::RawControl(json.to_string()),
+        [cmd @ ("decline" | "remove"), peer] => {
+            Command::Control(serde_json::json!({ "cmd": cmd, "peer_id": peer }))
+        }
         _ => return Err(format!("unknown command '{}'", w.join(" "))),
     };
     Ok(Args {
@@ -143,15 +157,26 @@ mod tests {
         assert_eq!(a.config, Some(PathBuf::from("/tmp/awl")));
         assert!(a.json);
         assert_eq!(a.command, Command::ConfigCheck(None));
-        assert_eq!(p("config check f").unwrap().command, Command::ConfigCheck(Some("f".into())));
+        assert_eq!(
+            p("config check f").unwrap().command,
+            Command::ConfigCheck(Some("f".into()))
+        );
         assert_eq!(p("--version").unwrap().command, Command::Version);
         assert_eq!(p("run --help").unwrap().command, Command::Help);
         assert_eq!(p("").unwrap().command, Command::Help);
-        assert_eq!(p("id import -").unwrap().command, Command::IdImport("-".into()));
-        assert_eq!(p("peers --json").unwrap().command, Command::Control(serde_json::json!({"cmd": "peers"})));
+        assert_eq!(
+            p("id import -").unwrap().command,
+            Command::IdImport("-".into())
+        );
+        assert_eq!(
+            p("peers --json").unwrap().command,
+            Command::Control(serde_json::json!({"cmd": "peers"}))
+        );
         assert_eq!(
             p("invite 12D3KooWX bob --ip 10.66.0.9").unwrap().command,
-            Command::Control(serde_json::json!({"cmd": "invite", "peer_id": "12D3KooWX", "alias": "bob", "ip": "10.66.0.9"}))
+            Command::Control(
+                serde_json::json!({"cmd": "invite", "peer_id": "12D3KooWX", "alias": "bob", "ip": "10.66.0.9"})
+            )
         );
     }
 

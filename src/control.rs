@@ -19,7 +19,9 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
-pub const COMMANDS: &[&str] = &["status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload"];
+pub const COMMANDS: &[&str] = &[
+    "status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload",
+];
 
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
 pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
@@ -29,17 +31,25 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
     if path.exists() {
         // A live daemon would answer; a stale socket from a killed one is removed.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("{} is in use: is another awl running?", path.display()));
+            return Err(format!(
+                "{} is in use: is another awl running?",
+                path.display()
+            ));
         }
         let _ = std::fs::remove_file(path);
     }
     let listener = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
         loop {
-            let Ok((conn, _)) = listener.accept().await else { continue };
-            let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
+            let Ok((conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
             let node = node.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -69,7 +79,9 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
 }
 
 fn arg<'a>(req: &'a Value, key: &str) -> Option<&'a str> {
-    req.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    req.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn peer_arg(req: &Value) -> Result<PeerId, String> {
@@ -80,7 +92,9 @@ fn peer_arg(req: &Value) -> Result<PeerId, String> {
 }
 
 fn ip_arg(req: &Value) -> Result<Option<std::net::Ipv4Addr>, String> {
-    arg(req, "ip").map(|s| s.parse().map_err(|_| format!("bad IPv4 address '{s}'"))).transpose()
+    arg(req, "ip")
+        .map(|s| s.parse().map_err(|_| format!("bad IPv4 address '{s}'")))
+        .transpose()
 }
 
 pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
@@ -93,43 +107,70 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         "invite" => {
             let peer = peer_arg(req)?;
             let address = arg(req, "address")
-                .map(|a| a.parse::<crate::multiaddr::Multiaddr>().map_err(|e| e.to_string()))
+                .map(|a| {
+                    a.parse::<crate::multiaddr::Multiaddr>()
+                        .map_err(|e| e.to_string())
+                })
                 .transpose()?;
-            let p = node.invite(&peer, arg(req, "alias").map(String::from), ip_arg(req)?, address).await?;
+            let p = node
+                .invite(
+                    &peer,
+                    arg(req, "alias").map(String::from),
+                    ip_arg(req)?,
+                    address,
+                )
+                .await?;
             Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
         }
         "accept" => {
             let peer = peer_arg(req)?;
-            let p = node.accept(&peer, arg(req, "alias").map(String::from), ip_arg(req)?).await?;
+            let p = node
+                .accept(&peer, arg(req, "alias").map(String::from), ip_arg(req)?)
+                .await?;
             Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
         }
         "decline" => node.decline(&peer_arg(req)?).await.map(|_| json!({})),
         "remove" => node.remove(&peer_arg(req)?).map(|_| json!({})),
         "reload" => node.reload().map(|n| json!({"peers": n})),
-        other => Err(format!("unknown command '{other}' (known: {})", COMMANDS.join(", "))),
+        other => Err(format!(
+            "unknown command '{other}' (known: {})",
+            COMMANDS.join(", ")
+        )),
     }
+}
+
+/// Client side: one raw request line, one raw reply line.
+pub async fn call_raw(path: &Path, request: &str) -> Result<String, String> {
+    let conn = UnixStream::connect(path).await.map_err(|e| {
+        format!(
+            "cannot reach the daemon at {}: {e} (is 'awl run' running?)",
+            path.display()
+        )
+    })?;
+    let (r, mut w) = conn.into_split();
+    let mut line = request.trim().as_bytes().to_vec();
+    line.push(b'\n');
+    w.write_all(&line).await.map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(r).lines();
+    tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .map_err(|_| "daemon did not answer".to_string())?
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "daemon closed the connection".to_string())
 }
 
 /// Client side: one request, one reply.
 pub async fn call(path: &Path, req: &Value) -> Result<Value, String> {
-    let conn = UnixStream::connect(path)
-        .await
-        .map_err(|e| format!("cannot reach the daemon at {}: {e} (is 'awl run' running?)", path.display()))?;
-    let (r, mut w) = conn.into_split();
-    let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    w.write_all(&line).await.map_err(|e| e.to_string())?;
-    let mut lines = BufReader::new(r).lines();
-    let reply = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .map_err(|_| "daemon did not answer".to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or("daemon closed the connection")?;
+    let reply = call_raw(path, &req.to_string()).await?;
     let v: Value = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
     if v.get("ok").and_then(Value::as_bool) == Some(true) {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     } else {
-        Err(v.get("error").and_then(Value::as_str).unwrap_or("unknown error").to_string())
+        Err(v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_string())
     }
 }
 

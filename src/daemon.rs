@@ -20,7 +20,9 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
         match a.parse::<Multiaddr>() {
             Ok(m) => match m.quic_socket_addr() {
                 Some(s) => return s,
-                None => log::warn!("listen_address '{a}': only /ip4|ip6/…/udp/N/quic-v1 is supported, ignored"),
+                None => log::warn!(
+                    "listen_address '{a}': only /ip4|ip6/…/udp/N/quic-v1 is supported, ignored"
+                ),
             },
             Err(e) => log::warn!("listen_address '{a}': {e}"),
         }
@@ -29,8 +31,8 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
 }
 
 pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
-    let (keypair, created) =
-        identity::load_or_create(data_dir).map_err(|e| format!("identity in {}: {e}", data_dir.display()))?;
+    let (keypair, created) = identity::load_or_create(data_dir)
+        .map_err(|e| format!("identity in {}: {e}", data_dir.display()))?;
     if created {
         log::info!("created a new identity in {}", data_dir.display());
     }
@@ -38,8 +40,13 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
     let host = match Host::start(keypair.clone(), HostConfig::new(listen)).await {
         Ok(h) => h,
         // As AWL does: if the default port is taken, listen on a random one.
-        Err(crate::p2p::Error::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse && cfg.main.listen_address.is_empty() => {
-            log::warn!("port {} is in use; listening on a random port", listen.port());
+        Err(crate::p2p::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::AddrInUse && cfg.main.listen_address.is_empty() =>
+        {
+            log::warn!(
+                "port {} is in use; listening on a random port",
+                listen.port()
+            );
             Host::start(keypair, HostConfig::new(SocketAddr::new(listen.ip(), 0)))
                 .await
                 .map_err(|e| e.to_string())?
@@ -49,7 +56,12 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
     Ok(host)
 }
 
-pub async fn run(cfg: Config, config_path: PathBuf, data_dir: PathBuf, socket: PathBuf) -> Result<(), String> {
+pub async fn run(
+    cfg: Config,
+    config_path: PathBuf,
+    data_dir: PathBuf,
+    socket: PathBuf,
+) -> Result<(), String> {
     let host = start_host(&cfg, &data_dir).await?;
     let tun_cfg = TunConfig {
         name: cfg.main.interface.clone(),
@@ -61,10 +73,18 @@ pub async fn run(cfg: Config, config_path: PathBuf, data_dir: PathBuf, socket: P
     let node = Node::new(host.clone(), cfg, config_path, &data_dir);
     match tun::open(&tun_cfg) {
         Ok(dev) => {
-            log::info!("VPN interface {} up: {}/{} mtu {}", tun_cfg.name, tun_cfg.address, tun_cfg.prefix, tun_cfg.mtu);
+            log::info!(
+                "VPN interface {} up: {}/{} mtu {}",
+                tun_cfg.name,
+                tun_cfg.address,
+                tun_cfg.prefix,
+                tun_cfg.mtu
+            );
             node.attach_tun(dev, tun_cfg.name.clone());
         }
-        Err(e) => log::error!("{e}; running without a VPN interface (needs CAP_NET_ADMIN and /dev/net/tun)"),
+        Err(e) => log::error!(
+            "{e}; running without a VPN interface (needs CAP_NET_ADMIN and /dev/net/tun)"
+        ),
     }
     control::serve(node.clone(), &socket)?;
     log::info!(

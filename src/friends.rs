@@ -20,7 +20,10 @@ fn reset(s: &mut Stream) {
 }
 
 async fn write_json(s: &mut Stream, v: &serde_json::Value) -> Result<(), String> {
-    s.send.write_all(&messages::encode_line(v)).await.map_err(|e| e.to_string())
+    s.send
+        .write_all(&messages::encode_line(v))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn read_json(s: &mut Stream) -> Result<messages::Fields, String> {
@@ -69,17 +72,34 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     let req = AuthRequest::from_fields(&read_json(&mut s).await?).map_err(|e| e.to_string())?;
     let known = relation == Relation::Known;
     let auto = node.auto_accept();
-    write_json(&mut s, &AuthResponse { confirmed: known, declined: false }.to_json()).await?;
+    write_json(
+        &mut s,
+        &AuthResponse {
+            confirmed: known,
+            declined: false,
+        }
+        .to_json(),
+    )
+    .await?;
     let _ = s.send.finish();
     if known {
         return Ok(());
     }
     if auto {
-        log::info!("auto-accepting friend request from {} ('{}')", s.peer, req.name);
+        log::info!(
+            "auto-accepting friend request from {} ('{}')",
+            s.peer,
+            req.name
+        );
         node.add_request(s.peer.clone(), req.name);
         node.accept(&s.peer, None, None).await.map(|_| ())
     } else {
-        log::info!("friend request from {} ('{}'): accept with 'awl accept {}'", s.peer, req.name, s.peer);
+        log::info!(
+            "friend request from {} ('{}'): accept with 'awl accept {}'",
+            s.peer,
+            req.name,
+            s.peer
+        );
         node.add_request(s.peer.clone(), req.name);
         Ok(())
     }
@@ -129,7 +149,14 @@ pub async fn send_auth(node: &Arc<Node>, peer: &PeerId) -> Result<AuthResponse, 
     let reply = AuthResponse::from_fields(&read_json(&mut s).await?).map_err(|e| e.to_string())?;
     let _ = s.send.finish();
     if reply.declined {
-        node.apply_status(peer, &StatusInfo { declined: true, ..Default::default() }, None);
+        node.apply_status(
+            peer,
+            &StatusInfo {
+                declined: true,
+                ..Default::default()
+            },
+            None,
+        );
     }
     Ok(reply)
 }

@@ -163,7 +163,11 @@ impl PeerId {
                 }
             }
             [MULTIHASH_SHA256, 32, rest @ ..] if rest.len() == 32 => {}
-            _ => return Err(IdentityError::BadPeerId("not an identity or sha2-256 multihash")),
+            _ => {
+                return Err(IdentityError::BadPeerId(
+                    "not an identity or sha2-256 multihash",
+                ))
+            }
         }
         Ok(PeerId(bytes.to_vec()))
     }
@@ -207,7 +211,9 @@ impl FromStr for PeerId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Only the legacy base58 form; CIDv1 (`bafz…`) peer IDs are not used by AWL.
         if !(s.starts_with("12D3KooW") || s.starts_with("Qm")) {
-            return Err(IdentityError::BadPeerId("expected a base58 peer ID (12D3KooW… or Qm…)"));
+            return Err(IdentityError::BadPeerId(
+                "expected a base58 peer ID (12D3KooW… or Qm…)",
+            ));
         }
         let bytes = bs58::decode(s)
             .into_vec()
@@ -225,8 +231,9 @@ pub fn load_or_create(dir: &std::path::Path) -> std::io::Result<(Keypair, bool)>
     let path = dir.join(IDENTITY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let kp = Keypair::from_awl_base58(&text)
-                .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+            let kp = Keypair::from_awl_base58(&text).map_err(|e| {
+                Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?;
             Ok((kp, false))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -242,7 +249,10 @@ pub fn load_or_create(dir: &std::path::Path) -> std::io::Result<(Keypair, bool)>
 pub fn store(dir: &std::path::Path, kp: &Keypair) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!(".{IDENTITY_FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -260,7 +270,8 @@ pub fn store(dir: &std::path::Path, kp: &Keypair) -> std::io::Result<()> {
 pub fn parse_import(text: &str) -> Result<Keypair, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
         let id = v
             .get("p2pNode")
             .and_then(|n| n.get("identity"))
@@ -284,7 +295,10 @@ mod tests {
     fn peer_id_of_fixed_seed_matches_rust_libp2p() {
         let kp = Keypair::from_seed([7u8; 32]).unwrap();
         assert_eq!(kp.peer_id().to_string(), SEED7_PEER_ID);
-        assert_eq!(Keypair::from_seed([0u8; 32]).unwrap_err(), IdentityError::WeakSeed);
+        assert_eq!(
+            Keypair::from_seed([0u8; 32]).unwrap_err(),
+            IdentityError::WeakSeed
+        );
     }
 
     #[test]
@@ -308,12 +322,18 @@ mod tests {
         let mut raw = bs58::decode(&text).into_vec().unwrap();
         raw[40] ^= 1;
         let bad = bs58::encode(&raw).into_string();
-        assert_eq!(Keypair::from_awl_base58(&bad).unwrap_err(), IdentityError::Mismatch);
+        assert_eq!(
+            Keypair::from_awl_base58(&bad).unwrap_err(),
+            IdentityError::Mismatch
+        );
         assert!(matches!(
             Keypair::from_awl_base58("3mJr7AoUXx2Wqd"),
             Err(IdentityError::Length(_))
         ));
-        assert_eq!(Keypair::from_awl_base58("0OIl").unwrap_err(), IdentityError::Base58);
+        assert_eq!(
+            Keypair::from_awl_base58("0OIl").unwrap_err(),
+            IdentityError::Base58
+        );
     }
 
     #[test]
@@ -344,19 +364,32 @@ mod tests {
         let (b, created) = load_or_create(&dir).unwrap();
         assert!(!created);
         assert_eq!(a.peer_id(), b.peer_id());
-        let mode = std::fs::metadata(dir.join(IDENTITY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(IDENTITY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::write(dir.join(IDENTITY_FILE), "garbage").unwrap();
-        assert!(load_or_create(&dir).is_err(), "a corrupt identity must not be replaced silently");
+        assert!(
+            load_or_create(&dir).is_err(),
+            "a corrupt identity must not be replaced silently"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn awl_config_json_identity_imports() {
         let kp = Keypair::generate();
-        let json = format!(r#"{{"p2pNode": {{"peerId": "{}", "identity": "{}"}}}}"#, kp.peer_id(), kp.to_awl_base58());
+        let json = format!(
+            r#"{{"p2pNode": {{"peerId": "{}", "identity": "{}"}}}}"#,
+            kp.peer_id(),
+            kp.to_awl_base58()
+        );
         assert_eq!(parse_import(&json).unwrap().peer_id(), kp.peer_id());
-        assert_eq!(parse_import(&kp.to_awl_base58()).unwrap().peer_id(), kp.peer_id());
+        assert_eq!(
+            parse_import(&kp.to_awl_base58()).unwrap().peer_id(),
+            kp.peer_id()
+        );
         assert!(parse_import("{}").is_err());
     }
 }

@@ -68,19 +68,32 @@ fn resolve(args: &cli::Args) -> Result<Resolved, String> {
     let (cfg, path, from_file) = if let Some(p) = &args.config {
         (load_file(p)?, p.clone(), true)
     } else if Path::new(SYSTEM_CONFIG).exists() {
-        (load_file(Path::new(SYSTEM_CONFIG))?, PathBuf::from(SYSTEM_CONFIG), true)
+        (
+            load_file(Path::new(SYSTEM_CONFIG))?,
+            PathBuf::from(SYSTEM_CONFIG),
+            true,
+        )
     } else {
-        let local = args.data_dir.clone().unwrap_or_else(|| default_data_dir(&defaults)).join("config");
+        let local = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir(&defaults))
+            .join("config");
         if local.exists() {
             (load_file(&local)?, local, true)
         } else {
             (defaults, local, false)
         }
     };
-    let data_dir = match (&args.data_dir, std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty())) {
+    let data_dir = match (
+        &args.data_dir,
+        std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty()),
+    ) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => PathBuf::from(d),
-        (None, None) if from_file && path != default_data_dir(&cfg).join("config") => cfg.main.data_dir.clone(),
+        (None, None) if from_file && path != default_data_dir(&cfg).join("config") => {
+            cfg.main.data_dir.clone()
+        }
         (None, None) => default_data_dir(&cfg),
     };
     Ok(Resolved {
@@ -130,14 +143,22 @@ fn run(args: cli::Args) -> Result<(), String> {
             Ok(())
         }
         Command::ConfigSchema => {
-            println!("{}", serde_json::to_string_pretty(&config::schema()).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::schema()).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         Command::ConfigCheck(file) => {
-            let path = file.or(args.config.clone()).unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+            let path = file
+                .or(args.config.clone())
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
             let cfg = load_file(&path)?;
             if args.json {
-                println!("{}", serde_json::json!({"ok": true, "file": path.display().to_string(), "peers": cfg.peers.len()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "file": path.display().to_string(), "peers": cfg.peers.len()})
+                );
             } else {
                 println!("{}: OK ({} peer(s))", path.display(), cfg.peers.len());
             }
@@ -156,13 +177,24 @@ fn run(args: cli::Args) -> Result<(), String> {
             let r = resolve(&args)?;
             let mut text = String::new();
             if file == "-" {
-                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| e.to_string())?;
             } else {
                 text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
             }
             let kp = identity::parse_import(&text).map_err(|e| format!("{file}: {e}"))?;
             identity::store(&r.data_dir, &kp).map_err(|e| e.to_string())?;
             println!("{}", kp.peer_id());
+            Ok(())
+        }
+        Command::RawControl(line) => {
+            let r = resolve(&args)?;
+            let socket = socket_for(&args, &r);
+            println!(
+                "{}",
+                runtime()?.block_on(awl::control::call_raw(&socket, &line))?
+            );
             Ok(())
         }
         Command::Control(req) => {
@@ -213,16 +245,33 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
         "status" => {
             println!("peer ID    {}", s(&v["peer_id"]));
             println!("name       {}", s(&v["name"]));
-            println!("mesh IP    {}/{} on {}", s(&v["mesh_ip"]), s(&v["prefix"]), s(&v["interface"]));
+            println!(
+                "mesh IP    {}/{} on {}",
+                s(&v["mesh_ip"]),
+                s(&v["prefix"]),
+                s(&v["interface"])
+            );
             for a in v["listen_addrs"].as_array().into_iter().flatten() {
                 println!("listen     {}", s(a));
             }
-            println!("peers      {} known, {} connected, {} request(s)", s(&v["peers_known"]), s(&v["peers_connected"]), s(&v["requests"]));
-            println!("traffic    tx {} B, rx {} B", s(&v["traffic"]["tx_bytes"]), s(&v["traffic"]["rx_bytes"]));
+            println!(
+                "peers      {} known, {} connected, {} request(s)",
+                s(&v["peers_known"]),
+                s(&v["peers_connected"]),
+                s(&v["requests"])
+            );
+            println!(
+                "traffic    tx {} B, rx {} B",
+                s(&v["traffic"]["tx_bytes"]),
+                s(&v["traffic"]["rx_bytes"])
+            );
             println!("uptime     {} s", s(&v["uptime_secs"]));
         }
         "peers" => {
-            println!("{:<16} {:<15} {:<10} {:<9} {:<8} {:>9}  PEER ID", "ALIAS", "IP", "STATE", "PATH", "RTT ms", "RX/TX kB");
+            println!(
+                "{:<16} {:<15} {:<10} {:<9} {:<8} {:>9}  PEER ID",
+                "ALIAS", "IP", "STATE", "PATH", "RTT ms", "RX/TX kB"
+            );
             for p in v.as_array().into_iter().flatten() {
                 let state = if p["declined"] == true {
                     "declined"
@@ -252,7 +301,12 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
                 println!("{}  {}", s(&r["peer_id"]), s(&r["name"]));
             }
         }
-        "invite" | "accept" => println!("{} ({}) → {}", s(&v["alias"]), s(&v["peer_id"]), s(&v["ip"])),
+        "invite" | "accept" => println!(
+            "{} ({}) → {}",
+            s(&v["alias"]),
+            s(&v["peer_id"]),
+            s(&v["ip"])
+        ),
         _ => println!("ok"),
     }
 }
@@ -260,14 +314,23 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.
 async fn ping(addr: awl::multiaddr::Multiaddr, json: bool) -> Result<(), String> {
     use awl::p2p::{Host, HostConfig};
-    let host = Host::start(identity::Keypair::generate(), HostConfig::new("0.0.0.0:0".parse().map_err(|_| "addr")?))
-        .await
-        .map_err(|e| e.to_string())?;
+    let host = Host::start(
+        identity::Keypair::generate(),
+        HostConfig::new("0.0.0.0:0".parse().map_err(|_| "addr")?),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let peer = host.dial(&addr).await.map_err(|e| e.to_string())?;
     let info = host.identify(&peer).await.map_err(|e| e.to_string())?;
     let mut rtts = Vec::new();
     for _ in 0..3 {
-        rtts.push(host.ping(&peer).await.map_err(|e| e.to_string())?.as_secs_f64() * 1e3);
+        rtts.push(
+            host.ping(&peer)
+                .await
+                .map_err(|e| e.to_string())?
+                .as_secs_f64()
+                * 1e3,
+        );
     }
     host.shutdown();
     if json {
@@ -282,11 +345,21 @@ async fn ping(addr: awl::multiaddr::Multiaddr, json: bool) -> Result<(), String>
         });
         println!("{v}");
     } else {
-        println!("peer      {peer}\nagent     {}\nprotocols {}", info.agent_version, info.protocols.join(" "));
+        println!(
+            "peer      {peer}\nagent     {}\nprotocols {}",
+            info.agent_version,
+            info.protocols.join(" ")
+        );
         for a in &info.listen_addrs {
             println!("listen    {a}");
         }
-        println!("rtt       {}", rtts.iter().map(|r| format!("{r:.2} ms")).collect::<Vec<_>>().join(", "));
+        println!(
+            "rtt       {}",
+            rtts.iter()
+                .map(|r| format!("{r:.2} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }

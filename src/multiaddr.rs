@@ -88,7 +88,8 @@ impl Multiaddr {
     }
 
     pub fn with_p2p(self, peer: &PeerId) -> Self {
-        if self.peer_id().as_ref() == Some(peer) && matches!(self.0.last(), Some(Protocol::P2p(_))) {
+        if self.peer_id().as_ref() == Some(peer) && matches!(self.0.last(), Some(Protocol::P2p(_)))
+        {
             return self;
         }
         self.with(Protocol::P2p(peer.clone()))
@@ -157,7 +158,8 @@ impl Multiaddr {
     pub fn from_bytes(mut b: &[u8]) -> Result<Self, MultiaddrError> {
         let mut out = Vec::new();
         while !b.is_empty() {
-            let (code, rest) = varint::decode(b).map_err(|_| MultiaddrError("bad varint".into()))?;
+            let (code, rest) =
+                varint::decode(b).map_err(|_| MultiaddrError("bad varint".into()))?;
             b = rest;
             let fixed = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, MultiaddrError> {
                 if b.len() < n {
@@ -199,7 +201,9 @@ impl Multiaddr {
                 P2P_CIRCUIT => Protocol::P2pCircuit,
                 P2P => {
                     let id = var(&mut b)?;
-                    Protocol::P2p(PeerId::from_bytes(&id).map_err(|e| MultiaddrError(e.to_string()))?)
+                    Protocol::P2p(
+                        PeerId::from_bytes(&id).map_err(|e| MultiaddrError(e.to_string()))?,
+                    )
                 }
                 DNS | DNS4 | DNS6 | DNSADDR => {
                     let name = dns_name(String::from_utf8(var(&mut b)?).ok())?;
@@ -230,7 +234,8 @@ fn dns_name(name: Option<String>) -> Result<String, MultiaddrError> {
         Some(n)
             if !n.is_empty()
                 && n.len() <= MAX_DNS_NAME
-                && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_') =>
+                && n.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_') =>
         {
             Ok(n)
         }
@@ -276,7 +281,10 @@ impl FromStr for Multiaddr {
                     _ => err(format!("'/{name}' needs {what}")),
                 }
             };
-            let port = |a: &str| a.parse::<u16>().map_err(|_| MultiaddrError(format!("bad port '{a}'")));
+            let port = |a: &str| {
+                a.parse::<u16>()
+                    .map_err(|_| MultiaddrError(format!("bad port '{a}'")))
+            };
             let p = match name {
                 "ip4" => Protocol::Ip4(
                     arg("an IPv4 address")?
@@ -293,11 +301,11 @@ impl FromStr for Multiaddr {
                 "quic" => Protocol::Quic,
                 "quic-v1" => Protocol::QuicV1,
                 "p2p-circuit" => Protocol::P2pCircuit,
-                "p2p" | "ipfs" => Protocol::P2p(
-                    arg("a peer ID")?
-                        .parse()
-                        .map_err(|e: crate::identity::IdentityError| MultiaddrError(e.to_string()))?,
-                ),
+                "p2p" | "ipfs" => {
+                    Protocol::P2p(arg("a peer ID")?.parse().map_err(
+                        |e: crate::identity::IdentityError| MultiaddrError(e.to_string()),
+                    )?)
+                }
                 "dns" => Protocol::Dns(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns4" => Protocol::Dns4(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns6" => Protocol::Dns6(dns_name(Some(arg("a host name")?.to_string()))?),
@@ -342,7 +350,10 @@ mod tests {
     fn binary_form_matches_the_multiaddr_spec() {
         // /ip4/127.0.0.1/udp/4001/quic-v1 as printed by the reference implementations.
         let m: Multiaddr = "/ip4/127.0.0.1/udp/4001/quic-v1".parse().unwrap();
-        assert_eq!(m.to_bytes(), [0x04, 127, 0, 0, 1, 0x91, 0x02, 0x0f, 0xa1, 0xcd, 0x03]);
+        assert_eq!(
+            m.to_bytes(),
+            [0x04, 127, 0, 0, 1, 0x91, 0x02, 0x0f, 0xa1, 0xcd, 0x03]
+        );
         let p2p: Multiaddr = format!("/p2p/{ID}").parse().unwrap();
         let b = p2p.to_bytes();
         assert_eq!(&b[..3], [0xa5, 0x03, 38]);
@@ -350,10 +361,15 @@ mod tests {
 
     #[test]
     fn accessors() {
-        let m: Multiaddr = format!("/ip4/10.0.0.1/udp/4363/quic-v1/p2p/{ID}").parse().unwrap();
+        let m: Multiaddr = format!("/ip4/10.0.0.1/udp/4363/quic-v1/p2p/{ID}")
+            .parse()
+            .unwrap();
         assert_eq!(m.peer_id().unwrap().to_string(), ID);
         assert_eq!(m.quic_socket_addr(), Some("10.0.0.1:4363".parse().unwrap()));
-        assert_eq!(m.without_p2p().to_string(), "/ip4/10.0.0.1/udp/4363/quic-v1");
+        assert_eq!(
+            m.without_p2p().to_string(),
+            "/ip4/10.0.0.1/udp/4363/quic-v1"
+        );
         assert!(!m.is_relayed());
         let relayed = m.clone().with(Protocol::P2pCircuit);
         assert!(relayed.is_relayed());
@@ -362,7 +378,16 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused() {
-        for s in ["", "ip4/1.2.3.4", "/ip4/1.2.3", "/udp/70000", "/ip4", "/foo/1", "/p2p/xyz", "/dns/a b"] {
+        for s in [
+            "",
+            "ip4/1.2.3.4",
+            "/ip4/1.2.3",
+            "/udp/70000",
+            "/ip4",
+            "/foo/1",
+            "/p2p/xyz",
+            "/dns/a b",
+        ] {
             assert!(s.parse::<Multiaddr>().is_err(), "{s}");
         }
         assert!(Multiaddr::from_bytes(&[0x04, 1, 2]).is_err());

@@ -48,10 +48,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     /// Builds the node around a started host. The caller attaches a TUN (or not).
-    pub fn new(host: Host, cfg: Config, config_path: PathBuf, data_dir: &std::path::Path) -> Arc<Node> {
+    pub fn new(
+        host: Host,
+        cfg: Config,
+        config_path: PathBuf,
+        data_dir: &std::path::Path,
+    ) -> Arc<Node> {
         let state_path = data_dir.join("state");
         let saved = peers::load_state(&state_path);
-        let mut table = PeerTable::new(host.peer_id(), cfg.main.address, cfg.main.prefix, cfg.main.max_peers as usize);
+        let mut table = PeerTable::new(
+            host.peer_id(),
+            cfg.main.address,
+            cfg.main.prefix,
+            cfg.main.max_peers as usize,
+        );
         table.load(&cfg.peers, &saved);
         let peers: SharedPeers = Arc::new(Mutex::new(table));
         // Room for the largest packet an AWL peer may send, whatever our MTU.
@@ -108,7 +118,10 @@ impl Node {
     pub fn status_for(&self, peer: &PeerId) -> StatusInfo {
         let t = lock(&self.peers);
         match t.relation(peer) {
-            Relation::Blocked => StatusInfo { declined: true, ..Default::default() },
+            Relation::Blocked => StatusInfo {
+                declined: true,
+                ..Default::default()
+            },
             _ => StatusInfo {
                 name: self.name(),
                 declined: false,
@@ -136,7 +149,9 @@ impl Node {
         let known = lock(&self.peers).get(peer).cloned();
         let mut added = match known {
             Some(p) => p,
-            None => lock(&self.peers).add(peer.clone(), alias, ip, false).map_err(|e| e.to_string())?,
+            None => lock(&self.peers)
+                .add(peer.clone(), alias, ip, false)
+                .map_err(|e| e.to_string())?,
         };
         if let Some(a) = address {
             let a = a.without_p2p().to_string();
@@ -159,8 +174,15 @@ impl Node {
     }
 
     /// Accepts a pending request (or adds a peer directly), confirmed from our side.
-    pub async fn accept(self: &Arc<Self>, peer: &PeerId, alias: Option<String>, ip: Option<Ipv4Addr>) -> Result<KnownPeer, String> {
-        let added = lock(&self.peers).add(peer.clone(), alias, ip, true).map_err(|e| e.to_string())?;
+    pub async fn accept(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        alias: Option<String>,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<KnownPeer, String> {
+        let added = lock(&self.peers)
+            .add(peer.clone(), alias, ip, true)
+            .map_err(|e| e.to_string())?;
         self.write_peer_section(&added)?;
         self.save_state_now();
         let node = self.clone();
@@ -176,7 +198,9 @@ impl Node {
 
     /// Declines a pending request: the peer is blocked and told so.
     pub async fn decline(self: &Arc<Self>, peer: &PeerId) -> Result<(), String> {
-        let req = lock(&self.peers).take_request(peer).ok_or_else(|| format!("no pending request from {peer}"))?;
+        let req = lock(&self.peers)
+            .take_request(peer)
+            .ok_or_else(|| format!("no pending request from {peer}"))?;
         lock(&self.peers).block(peer.clone(), req.name);
         self.save_state_now();
         let node = self.clone();
@@ -213,7 +237,9 @@ impl Node {
         let path = &self.config_path;
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Created by awl. Options: docs/CONFIG.md\nconfig awl 'main'\n".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "# Created by awl. Options: docs/CONFIG.md\nconfig awl 'main'\n".to_string()
+            }
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let pc = PeerConfig {
@@ -240,7 +266,9 @@ impl Node {
 
     fn remove_peer_section(&self, peer: &PeerId) -> Result<(), String> {
         let path = &self.config_path;
-        let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(());
+        };
         let new = config::remove_peer_section(&text, peer);
         if new != text {
             config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -267,9 +295,14 @@ impl Node {
         if self.host.is_connected(peer) {
             return true;
         }
-        let addrs = lock(&self.peers).get(peer).map(|p| p.addresses.clone()).unwrap_or_default();
+        let addrs = lock(&self.peers)
+            .get(peer)
+            .map(|p| p.addresses.clone())
+            .unwrap_or_default();
         for a in addrs {
-            let Ok(m) = a.parse::<Multiaddr>() else { continue };
+            let Ok(m) = a.parse::<Multiaddr>() else {
+                continue;
+            };
             match self.host.dial(&m.without_p2p().with_p2p(peer)).await {
                 Ok(_) => return true,
                 Err(e) => log::debug!("dial {} at {a}: {e}", peer.short()),
@@ -292,7 +325,12 @@ impl Node {
         }
         if pending_invite {
             match friends::send_auth(self, peer).await {
-                Ok(r) => log::debug!("auth to {}: confirmed={} declined={}", peer.short(), r.confirmed, r.declined),
+                Ok(r) => log::debug!(
+                    "auth to {}: confirmed={} declined={}",
+                    peer.short(),
+                    r.confirmed,
+                    r.declined
+                ),
                 Err(e) => log::debug!("auth to {}: {e}", peer.short()),
             }
         }
@@ -331,14 +369,18 @@ impl Node {
         tokio::spawn(async move {
             let mut wait = Duration::from_secs(5);
             loop {
-                let ids: Vec<PeerId> = lock(&node.peers).iter().map(|p| p.peer_id.clone()).collect();
+                let ids: Vec<PeerId> = lock(&node.peers)
+                    .iter()
+                    .map(|p| p.peer_id.clone())
+                    .collect();
                 for id in ids {
                     if !node.host.is_connected(&id) && node.connect(&id).await {
                         log::info!("connected to {}", id.short());
                     }
                 }
                 tokio::time::sleep(wait).await;
-                wait = Duration::from_secs(u64::from(lock(&node.cfg).main.reconnect_interval.max(1)));
+                wait =
+                    Duration::from_secs(u64::from(lock(&node.cfg).main.reconnect_interval.max(1)));
             }
         });
         // Periodic status and invite retries.
@@ -348,7 +390,10 @@ impl Node {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let ids: Vec<PeerId> = lock(&node.peers).iter().map(|p| p.peer_id.clone()).collect();
+                let ids: Vec<PeerId> = lock(&node.peers)
+                    .iter()
+                    .map(|p| p.peer_id.clone())
+                    .collect();
                 for id in ids.into_iter().filter(|p| node.host.is_connected(p)) {
                     node.handshake(&id).await;
                 }
@@ -435,7 +480,9 @@ impl Node {
         let t = lock(&self.peers);
         Value::Array(
             t.pending()
-                .map(|r| json!({"peer_id": r.peer_id, "name": r.name, "received_at": r.received_at}))
+                .map(
+                    |r| json!({"peer_id": r.peer_id, "name": r.name, "received_at": r.received_at}),
+                )
                 .collect(),
         )
     }

@@ -144,12 +144,17 @@ impl<'a> Ipv4<'a> {
         if offset != 0 || more {
             return;
         }
-        let Some(at) = self.l4_checksum_offset() else { return };
+        let Some(at) = self.l4_checksum_offset() else {
+            return;
+        };
         let proto = self.protocol();
         self.buf[at] = 0;
         self.buf[at + 1] = 0;
         let l4_len = self.total - self.ihl;
-        let acc = sum16(&self.buf[self.ihl..self.total], self.pseudo_header_sum(l4_len));
+        let acc = sum16(
+            &self.buf[self.ihl..self.total],
+            self.pseudo_header_sum(l4_len),
+        );
         let mut c = fold(acc);
         if proto == PROTO_UDP && c == 0 {
             c = 0xffff; // 0 means "no checksum" in UDP
@@ -158,12 +163,17 @@ impl<'a> Ipv4<'a> {
     }
 
     pub fn l4_checksum_ok(&self) -> bool {
-        let Some(at) = self.l4_checksum_offset() else { return true };
+        let Some(at) = self.l4_checksum_offset() else {
+            return true;
+        };
         if self.protocol() == PROTO_UDP && self.buf[at] == 0 && self.buf[at + 1] == 0 {
             return true;
         }
         let l4_len = self.total - self.ihl;
-        fold(sum16(&self.buf[self.ihl..self.total], self.pseudo_header_sum(l4_len))) == 0
+        fold(sum16(
+            &self.buf[self.ihl..self.total],
+            self.pseudo_header_sum(l4_len),
+        )) == 0
     }
 
     /// RFC 1624 update of the L4 checksum after the addresses changed from `old` (8 bytes:
@@ -173,7 +183,9 @@ impl<'a> Ipv4<'a> {
         if offset != 0 {
             return;
         }
-        let Some(at) = self.l4_checksum_offset() else { return };
+        let Some(at) = self.l4_checksum_offset() else {
+            return;
+        };
         let cur = u16::from_be_bytes([self.buf[at], self.buf[at + 1]]);
         if self.protocol() == PROTO_UDP && cur == 0 {
             return;
@@ -192,7 +204,11 @@ impl<'a> Ipv4<'a> {
 /// AWL's receive-side rewrite: replace source and/or destination and fix the checksums —
 /// the whole TCP/UDP checksum for an unfragmented packet (as AWL does), an incremental update
 /// for a first fragment, nothing for later fragments (they carry no L4 header).
-pub fn rewrite(pkt: &mut [u8], src: Option<Ipv4Addr>, dst: Option<Ipv4Addr>) -> Result<(), PacketError> {
+pub fn rewrite(
+    pkt: &mut [u8],
+    src: Option<Ipv4Addr>,
+    dst: Option<Ipv4Addr>,
+) -> Result<(), PacketError> {
     let mut ip = Ipv4::new_checked(pkt)?;
     let mut old = [0u8; 8];
     old.copy_from_slice(&ip.buf[12..20]);
@@ -218,7 +234,20 @@ pub mod tests {
     /// code under test (straightforward big-endian word sums).
     pub fn build(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
         let total = 20 + l4.len();
-        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0x12,
+            0x34,
+            0x40,
+            0,
+            64,
+            proto,
+            0,
+            0,
+        ];
         p.extend_from_slice(&src);
         p.extend_from_slice(&dst);
         p.extend_from_slice(l4);
@@ -261,7 +290,9 @@ pub mod tests {
     }
 
     fn tcp(payload: &[u8]) -> Vec<u8> {
-        let mut l4 = vec![0x13, 0x88, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0];
+        let mut l4 = vec![
+            0x13, 0x88, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         l4.extend_from_slice(payload);
         l4
     }
@@ -276,9 +307,18 @@ pub mod tests {
 
     #[test]
     fn rewrite_matches_a_packet_built_with_the_new_addresses() {
-        for (proto, l4) in [(PROTO_TCP, tcp(b"odd-length!")), (PROTO_UDP, udp(b"dns?")), (PROTO_ICMP, vec![8, 0, 0xf7, 0xff, 0, 0, 0, 0])] {
+        for (proto, l4) in [
+            (PROTO_TCP, tcp(b"odd-length!")),
+            (PROTO_UDP, udp(b"dns?")),
+            (PROTO_ICMP, vec![8, 0, 0xf7, 0xff, 0, 0, 0, 0]),
+        ] {
             let mut got = build(proto, [10, 66, 0, 1], [10, 66, 0, 9], &l4);
-            rewrite(&mut got, Some(Ipv4Addr::new(10, 66, 0, 3)), Some(Ipv4Addr::new(10, 66, 0, 1))).unwrap();
+            rewrite(
+                &mut got,
+                Some(Ipv4Addr::new(10, 66, 0, 3)),
+                Some(Ipv4Addr::new(10, 66, 0, 1)),
+            )
+            .unwrap();
             let want = build(proto, [10, 66, 0, 3], [10, 66, 0, 1], &l4);
             assert_eq!(got, want, "proto {proto}");
         }
@@ -288,9 +328,15 @@ pub mod tests {
     fn only_source_or_only_destination() {
         let mut p = build(PROTO_UDP, [192, 168, 1, 5], [8, 8, 8, 8], &udp(b"x"));
         rewrite(&mut p, Some(Ipv4Addr::new(10, 66, 0, 7)), None).unwrap();
-        assert_eq!(p, build(PROTO_UDP, [10, 66, 0, 7], [8, 8, 8, 8], &udp(b"x")));
+        assert_eq!(
+            p,
+            build(PROTO_UDP, [10, 66, 0, 7], [8, 8, 8, 8], &udp(b"x"))
+        );
         rewrite(&mut p, None, Some(Ipv4Addr::new(1, 1, 1, 1))).unwrap();
-        assert_eq!(p, build(PROTO_UDP, [10, 66, 0, 7], [1, 1, 1, 1], &udp(b"x")));
+        assert_eq!(
+            p,
+            build(PROTO_UDP, [10, 66, 0, 7], [1, 1, 1, 1], &udp(b"x"))
+        );
     }
 
     #[test]
@@ -301,8 +347,17 @@ pub mod tests {
         let mut frag = full[..44].to_vec();
         frag[2..4].copy_from_slice(&44u16.to_be_bytes());
         frag[6] = 0x20;
-        rewrite(&mut frag, Some(Ipv4Addr::new(10, 66, 0, 5)), Some(Ipv4Addr::new(10, 66, 0, 1))).unwrap();
-        assert_eq!(frag[26..28], want[26..28], "L4 checksum equals the one of the whole rewritten datagram");
+        rewrite(
+            &mut frag,
+            Some(Ipv4Addr::new(10, 66, 0, 5)),
+            Some(Ipv4Addr::new(10, 66, 0, 1)),
+        )
+        .unwrap();
+        assert_eq!(
+            frag[26..28],
+            want[26..28],
+            "L4 checksum equals the one of the whole rewritten datagram"
+        );
         assert!(Ipv4::new_checked(&mut frag).unwrap().header_checksum_ok());
         // Later fragment: payload bytes at ihl+6 must not change (AWL's bug corrupts them).
         let mut later = build(PROTO_UDP, [10, 66, 0, 1], [10, 66, 0, 2], &[9u8; 32]);
@@ -315,8 +370,14 @@ pub mod tests {
 
     #[test]
     fn malformed_packets_are_refused() {
-        assert_eq!(rewrite(&mut [0x45; 10], None, None), Err(PacketError::Truncated));
-        assert_eq!(rewrite(&mut [0x60; 40], None, None), Err(PacketError::NotIpv4));
+        assert_eq!(
+            rewrite(&mut [0x45; 10], None, None),
+            Err(PacketError::Truncated)
+        );
+        assert_eq!(
+            rewrite(&mut [0x60; 40], None, None),
+            Err(PacketError::NotIpv4)
+        );
         let mut p = build(PROTO_UDP, [1, 1, 1, 1], [2, 2, 2, 2], &udp(b""));
         p[2] = 0xff;
         assert_eq!(rewrite(&mut p, None, None), Err(PacketError::Truncated));

@@ -175,17 +175,24 @@ impl PeerTable {
         // Fixed IPs first so allocation never hands one out twice.
         let (fixed, dynamic): (Vec<_>, Vec<_>) = peers.iter().partition(|p| p.ip.is_some());
         for p in fixed.into_iter().chain(dynamic) {
-            let s = saved.peers.get(&p.peer_id.to_string()).cloned().unwrap_or_default();
-            let ip = p
-                .ip
-                .or_else(|| s.ip.map(Ipv4Addr::from).filter(|ip| self.ip_free(*ip)))
-                .or_else(|| self.next_free_ip());
+            let s = saved
+                .peers
+                .get(&p.peer_id.to_string())
+                .cloned()
+                .unwrap_or_default();
+            let ip =
+                p.ip.or_else(|| s.ip.map(Ipv4Addr::from).filter(|ip| self.ip_free(*ip)))
+                    .or_else(|| self.next_free_ip());
             let Some(ip) = ip else {
                 log::error!("peer {}: no free mesh address, ignored", p.alias);
                 continue;
             };
             if self.peers.len() >= self.max_peers {
-                log::error!("peer {}: more than max_peers ({}) peers, ignored", p.alias, self.max_peers);
+                log::error!(
+                    "peer {}: more than max_peers ({}) peers, ignored",
+                    p.alias,
+                    self.max_peers
+                );
                 continue;
             }
             self.blocked.remove(&p.peer_id);
@@ -232,7 +239,9 @@ impl PeerTable {
         if candidate > net && candidate < last && self.ip_free(Ipv4Addr::from(candidate)) {
             return Some(Ipv4Addr::from(candidate));
         }
-        (net + 1..last).map(Ipv4Addr::from).find(|ip| self.ip_free(*ip))
+        (net + 1..last)
+            .map(Ipv4Addr::from)
+            .find(|ip| self.ip_free(*ip))
     }
 
     pub fn relation(&self, peer: &PeerId) -> Relation {
@@ -300,7 +309,9 @@ impl PeerTable {
             return Err(PeerError::Full);
         }
         let ip = match ip {
-            Some(ip) if !self.in_mesh(ip) || ip == self.own_ip => return Err(PeerError::IpOutsideMesh(ip)),
+            Some(ip) if !self.in_mesh(ip) || ip == self.own_ip => {
+                return Err(PeerError::IpOutsideMesh(ip))
+            }
             Some(ip) if self.by_ip.contains_key(&ip) => return Err(PeerError::IpTaken(ip)),
             Some(ip) => ip,
             None => self.next_free_ip().ok_or(PeerError::NoFreeIp)?,
@@ -314,7 +325,12 @@ impl PeerTable {
         let alias = alias
             .filter(|a| !a.trim().is_empty())
             .or_else(|| (!pending_name.is_empty()).then(|| pending_name.clone()))
-            .unwrap_or_else(|| format!("peer-{}", &peer_id.to_string()[peer_id.to_string().len() - 6..]));
+            .unwrap_or_else(|| {
+                format!(
+                    "peer-{}",
+                    &peer_id.to_string()[peer_id.to_string().len() - 6..]
+                )
+            });
         let alias = self.unique_alias(&alias);
         let domain = alias.to_lowercase().replace(' ', "_");
         self.pending.retain(|(p, _)| *p != peer_id);
@@ -344,20 +360,39 @@ impl PeerTable {
         if !taken(alias) {
             return alias.to_string();
         }
-        (0..).map(|i| format!("{alias}_{i}")).find(|a| !taken(a)).unwrap_or_else(|| alias.to_string())
+        (0..)
+            .map(|i| format!("{alias}_{i}"))
+            .find(|a| !taken(a))
+            .unwrap_or_else(|| alias.to_string())
     }
 
     /// Removing a peer also blocks it, as AWL does.
     pub fn remove(&mut self, peer: &PeerId) -> Result<KnownPeer, PeerError> {
-        let p = self.peers.remove(peer).ok_or_else(|| PeerError::UnknownPeer(peer.clone()))?;
+        let p = self
+            .peers
+            .remove(peer)
+            .ok_or_else(|| PeerError::UnknownPeer(peer.clone()))?;
         self.by_ip.remove(&p.ip);
-        self.block(peer.clone(), if p.name.is_empty() { p.alias.clone() } else { p.name.clone() });
+        self.block(
+            peer.clone(),
+            if p.name.is_empty() {
+                p.alias.clone()
+            } else {
+                p.name.clone()
+            },
+        );
         Ok(p)
     }
 
     pub fn block(&mut self, peer: PeerId, name: String) {
         self.pending.retain(|(p, _)| *p != peer);
-        self.blocked.insert(peer, SavedBlocked { name, since: now_unix() });
+        self.blocked.insert(
+            peer,
+            SavedBlocked {
+                name,
+                since: now_unix(),
+            },
+        );
         self.dirty = true;
     }
 
@@ -385,8 +420,16 @@ impl PeerTable {
 
     /// Merges a status message (AWL `processPeerStatusInfo`).
     pub fn apply_status(&mut self, peer: &PeerId, s: &crate::proto::messages::StatusInfo) {
-        let Some(p) = self.peers.get_mut(peer) else { return };
-        let before = (p.confirmed, p.declined, p.allowed_exit, p.remote_gateway, p.name.clone());
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        let before = (
+            p.confirmed,
+            p.declined,
+            p.allowed_exit,
+            p.remote_gateway,
+            p.name.clone(),
+        );
         if s.declined {
             p.declined = true;
         } else {
@@ -397,7 +440,15 @@ impl PeerTable {
             p.allowed_exit = s.allow_using_as_exit_node;
             p.remote_gateway = s.vpn_gateway_server_enabled;
         }
-        if before != (p.confirmed, p.declined, p.allowed_exit, p.remote_gateway, p.name.clone()) {
+        if before
+            != (
+                p.confirmed,
+                p.declined,
+                p.allowed_exit,
+                p.remote_gateway,
+                p.name.clone(),
+            )
+        {
             self.dirty = true;
         }
     }
@@ -423,7 +474,11 @@ impl PeerTable {
                     )
                 })
                 .collect(),
-            blocked: self.blocked.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            blocked: self
+                .blocked
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -433,7 +488,10 @@ impl PeerTable {
 pub fn load_state(path: &Path) -> SavedState {
     match std::fs::read(path) {
         Ok(bytes) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
-            log::warn!("{}: unreadable state ({e}); starting with an empty one", path.display());
+            log::warn!(
+                "{}: unreadable state ({e}); starting with an empty one",
+                path.display()
+            );
             SavedState::default()
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedState::default(),
@@ -468,7 +526,12 @@ mod tests {
     use crate::proto::messages::StatusInfo;
 
     fn table() -> PeerTable {
-        PeerTable::new(Keypair::generate().peer_id(), Ipv4Addr::new(10, 66, 0, 1), 16, 8)
+        PeerTable::new(
+            Keypair::generate().peer_id(),
+            Ipv4Addr::new(10, 66, 0, 1),
+            16,
+            8,
+        )
     }
 
     fn cfg(alias: &str, ip: Option<Ipv4Addr>) -> PeerConfig {
@@ -487,26 +550,65 @@ mod tests {
     #[test]
     fn ips_are_allocated_as_awl_does() {
         let mut t = table();
-        let a = t.add(Keypair::generate().peer_id(), Some("a".into()), None, false).unwrap();
+        let a = t
+            .add(Keypair::generate().peer_id(), Some("a".into()), None, false)
+            .unwrap();
         assert_eq!(a.ip, Ipv4Addr::new(10, 66, 0, 2));
-        let b = t.add(Keypair::generate().peer_id(), Some("b".into()), Some(Ipv4Addr::new(10, 66, 0, 50)), false).unwrap();
+        let b = t
+            .add(
+                Keypair::generate().peer_id(),
+                Some("b".into()),
+                Some(Ipv4Addr::new(10, 66, 0, 50)),
+                false,
+            )
+            .unwrap();
         assert_eq!(b.ip, Ipv4Addr::new(10, 66, 0, 50));
-        let c = t.add(Keypair::generate().peer_id(), Some("c".into()), None, false).unwrap();
+        let c = t
+            .add(Keypair::generate().peer_id(), Some("c".into()), None, false)
+            .unwrap();
         assert_eq!(c.ip, Ipv4Addr::new(10, 66, 0, 51));
         assert_eq!(
-            t.add(Keypair::generate().peer_id(), None, Some(Ipv4Addr::new(10, 66, 0, 50)), false).unwrap_err(),
+            t.add(
+                Keypair::generate().peer_id(),
+                None,
+                Some(Ipv4Addr::new(10, 66, 0, 50)),
+                false
+            )
+            .unwrap_err(),
             PeerError::IpTaken(Ipv4Addr::new(10, 66, 0, 50))
         );
-        assert!(matches!(t.add(Keypair::generate().peer_id(), None, Some(Ipv4Addr::new(10, 67, 0, 5)), false), Err(PeerError::IpOutsideMesh(_))));
+        assert!(matches!(
+            t.add(
+                Keypair::generate().peer_id(),
+                None,
+                Some(Ipv4Addr::new(10, 67, 0, 5)),
+                false
+            ),
+            Err(PeerError::IpOutsideMesh(_))
+        ));
         assert_eq!(t.broadcast(), Ipv4Addr::new(10, 66, 255, 255));
     }
 
     #[test]
     fn allocation_wraps_to_the_lowest_free_address() {
-        let mut t = PeerTable::new(Keypair::generate().peer_id(), Ipv4Addr::new(10, 0, 0, 1), 30, 8);
+        let mut t = PeerTable::new(
+            Keypair::generate().peer_id(),
+            Ipv4Addr::new(10, 0, 0, 1),
+            30,
+            8,
+        );
         // /30: hosts .1 (us) and .2 only.
-        assert_eq!(t.add(Keypair::generate().peer_id(), None, None, false).unwrap().ip, Ipv4Addr::new(10, 0, 0, 2));
-        assert_eq!(t.add(Keypair::generate().peer_id(), None, None, false).unwrap_err(), PeerError::NoFreeIp);
+        assert_eq!(
+            t.add(Keypair::generate().peer_id(), None, None, false)
+                .unwrap()
+                .ip,
+            Ipv4Addr::new(10, 0, 0, 2)
+        );
+        assert_eq!(
+            t.add(Keypair::generate().peer_id(), None, None, false)
+                .unwrap_err(),
+            PeerError::NoFreeIp
+        );
     }
 
     #[test]
@@ -517,27 +619,53 @@ mod tests {
         t.add_request(stranger.clone(), "laptop".into());
         assert!(t.is_pending(&stranger));
         let p = t.add(stranger.clone(), None, None, true).unwrap();
-        assert_eq!(p.alias, "laptop", "alias defaults to the name in the request");
+        assert_eq!(
+            p.alias, "laptop",
+            "alias defaults to the name in the request"
+        );
         assert!(!t.is_pending(&stranger));
         assert_eq!(t.relation(&stranger), Relation::Known);
-        t.apply_status(&stranger, &StatusInfo { name: "laptop2".into(), allow_using_as_exit_node: true, ..Default::default() });
+        t.apply_status(
+            &stranger,
+            &StatusInfo {
+                name: "laptop2".into(),
+                allow_using_as_exit_node: true,
+                ..Default::default()
+            },
+        );
         let p = t.get(&stranger).unwrap();
         assert!(p.confirmed && p.allowed_exit && p.last_seen > 0);
         assert_eq!(p.name, "laptop2");
-        t.apply_status(&stranger, &StatusInfo { declined: true, ..Default::default() });
+        t.apply_status(
+            &stranger,
+            &StatusInfo {
+                declined: true,
+                ..Default::default()
+            },
+        );
         assert!(t.get(&stranger).unwrap().declined);
         t.remove(&stranger).unwrap();
         assert_eq!(t.relation(&stranger), Relation::Blocked);
         // Adding again (explicit invite) unblocks.
-        t.add(stranger.clone(), Some("again".into()), None, false).unwrap();
+        t.add(stranger.clone(), Some("again".into()), None, false)
+            .unwrap();
         assert_eq!(t.relation(&stranger), Relation::Known);
     }
 
     #[test]
     fn aliases_are_made_unique_and_pending_is_capped() {
-        let mut t = PeerTable::new(Keypair::generate().peer_id(), Ipv4Addr::new(10, 66, 0, 1), 16, 64);
-        let a = t.add(Keypair::generate().peer_id(), Some("x".into()), None, false).unwrap();
-        let b = t.add(Keypair::generate().peer_id(), Some("x".into()), None, false).unwrap();
+        let mut t = PeerTable::new(
+            Keypair::generate().peer_id(),
+            Ipv4Addr::new(10, 66, 0, 1),
+            16,
+            64,
+        );
+        let a = t
+            .add(Keypair::generate().peer_id(), Some("x".into()), None, false)
+            .unwrap();
+        let b = t
+            .add(Keypair::generate().peer_id(), Some("x".into()), None, false)
+            .unwrap();
         assert_eq!((a.alias.as_str(), b.alias.as_str()), ("x", "x_0"));
         for _ in 0..MAX_PENDING_REQUESTS + 5 {
             t.add_request(Keypair::generate().peer_id(), "spam".into());
@@ -548,11 +676,20 @@ mod tests {
     #[test]
     fn state_survives_a_reload_and_a_file_round_trip() {
         let mut t = table();
-        let peers = vec![cfg("fixed", Some(Ipv4Addr::new(10, 66, 0, 9))), cfg("dyn", None)];
+        let peers = vec![
+            cfg("fixed", Some(Ipv4Addr::new(10, 66, 0, 9))),
+            cfg("dyn", None),
+        ];
         t.load(&peers, &SavedState::default());
         let dyn_ip = t.get(&peers[1].peer_id).unwrap().ip;
         assert_eq!(dyn_ip, Ipv4Addr::new(10, 66, 0, 10));
-        t.apply_status(&peers[0].peer_id, &StatusInfo { name: "n".into(), ..Default::default() });
+        t.apply_status(
+            &peers[0].peer_id,
+            &StatusInfo {
+                name: "n".into(),
+                ..Default::default()
+            },
+        );
         let blocked = Keypair::generate().peer_id();
         t.block(blocked.clone(), "bad".into());
 
@@ -563,7 +700,11 @@ mod tests {
         let saved = load_state(&path);
         let mut t2 = table();
         t2.load(&peers, &saved);
-        assert_eq!(t2.get(&peers[1].peer_id).unwrap().ip, dyn_ip, "allocated IPs are stable");
+        assert_eq!(
+            t2.get(&peers[1].peer_id).unwrap().ip,
+            dyn_ip,
+            "allocated IPs are stable"
+        );
         assert!(t2.get(&peers[0].peer_id).unwrap().confirmed);
         assert_eq!(t2.relation(&blocked), Relation::Blocked);
         std::fs::write(&path, b"\xff\xff garbage").unwrap();

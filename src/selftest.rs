@@ -13,10 +13,19 @@ pub async fn run() -> Result<String, String> {
     let start = Instant::now();
     let step = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
     let cfg = HostConfig::new("127.0.0.1:0".parse().map_err(|e| step("addr", &e))?);
-    let a = Host::start(Keypair::generate(), cfg.clone()).await.map_err(|e| step("start A", &e))?;
-    let b = Host::start(Keypair::generate(), cfg).await.map_err(|e| step("start B", &e))?;
+    let a = Host::start(Keypair::generate(), cfg.clone())
+        .await
+        .map_err(|e| step("start A", &e))?;
+    let b = Host::start(Keypair::generate(), cfg)
+        .await
+        .map_err(|e| step("start B", &e))?;
     let mut inbound = b.register(TEST_PROTOCOL, 4);
-    let addr = b.listen_addrs().first().cloned().ok_or("B has no address")?.with_p2p(&b.peer_id());
+    let addr = b
+        .listen_addrs()
+        .first()
+        .cloned()
+        .ok_or("B has no address")?
+        .with_p2p(&b.peer_id());
     let peer = a.dial(&addr).await.map_err(|e| step("dial", &e))?;
     if peer != b.peer_id() {
         return Err("dial returned the wrong peer".into());
@@ -28,15 +37,27 @@ pub async fn run() -> Result<String, String> {
     let rtt = a.ping(&peer).await.map_err(|e| step("ping", &e))?;
 
     // A multi-byte payload with big numbers catches byte-order mistakes.
-    let payload: Vec<u8> = (0u32..4096).flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_be_bytes()).collect();
-    let mut s = a.open_stream(&peer, &[TEST_PROTOCOL]).await.map_err(|e| step("open stream", &e))?;
-    s.send.write_all(&payload).await.map_err(|e| step("write", &e))?;
+    let payload: Vec<u8> = (0u32..4096)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_be_bytes())
+        .collect();
+    let mut s = a
+        .open_stream(&peer, &[TEST_PROTOCOL])
+        .await
+        .map_err(|e| step("open stream", &e))?;
+    s.send
+        .write_all(&payload)
+        .await
+        .map_err(|e| step("write", &e))?;
     s.send.finish().map_err(|e| step("finish", &e))?;
     let mut got = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
         .await
         .map_err(|e| step("accept", &e))?
         .ok_or("no inbound stream")?;
-    let data = got.recv.read_to_end(1 << 20).await.map_err(|e| step("read", &e))?;
+    let data = got
+        .recv
+        .read_to_end(1 << 20)
+        .await
+        .map_err(|e| step("read", &e))?;
     if data != payload {
         return Err("payload corrupted in transit".into());
     }

@@ -56,7 +56,12 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Returns the data plane and the receiving end of the TUN-bound queue.
-    pub fn new(host: Host, peers: SharedPeers, pool: PacketPool, cfg: DataplaneConfig) -> (Arc<Self>, mpsc::Receiver<PacketBuf>) {
+    pub fn new(
+        host: Host,
+        peers: SharedPeers,
+        pool: PacketPool,
+        cfg: DataplaneConfig,
+    ) -> (Arc<Self>, mpsc::Receiver<PacketBuf>) {
         let (to_tun, from_mesh) = mpsc::channel(cfg.tun_queue.max(1));
         let dp = Arc::new(Dataplane {
             host,
@@ -100,7 +105,12 @@ impl Dataplane {
                 let all: Vec<PeerId> = t.iter().map(|p| p.peer_id.clone()).collect();
                 (all, true)
             } else {
-                (t.by_ip(dst).map(|p| vec![p.peer_id.clone()]).unwrap_or_default(), false)
+                (
+                    t.by_ip(dst)
+                        .map(|p| vec![p.peer_id.clone()])
+                        .unwrap_or_default(),
+                    false,
+                )
             }
         };
         if target.is_empty() {
@@ -152,7 +162,10 @@ impl Dataplane {
 
     /// Forgets a peer's sender (peer removed); its task ends when the queue drains.
     pub fn forget(&self, peer: &PeerId) {
-        self.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(peer);
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(peer);
     }
 
     /// One task per peer with traffic: owns the long-lived outbound stream, batches records.
@@ -189,7 +202,12 @@ impl Dataplane {
                     self.stats.peer(&peer, |s| s.tx_dropped += count);
                     continue;
                 }
-                match tokio::time::timeout(OPEN_TIMEOUT, self.host.open_stream(&peer, &[tunnel::PROTOCOL])).await {
+                match tokio::time::timeout(
+                    OPEN_TIMEOUT,
+                    self.host.open_stream(&peer, &[tunnel::PROTOCOL]),
+                )
+                .await
+                {
                     Ok(Ok(s)) => {
                         stream = Some(s.send);
                         on_stream = 0;
@@ -213,7 +231,11 @@ impl Dataplane {
                         st.tx_bytes += bytes;
                     });
                     on_stream += count;
-                    let limit = if self.host.is_relayed(&peer) { ROTATE_RELAYED } else { ROTATE_DIRECT };
+                    let limit = if self.host.is_relayed(&peer) {
+                        ROTATE_RELAYED
+                    } else {
+                        ROTATE_DIRECT
+                    };
                     if on_stream >= limit {
                         if let Some(mut s) = stream.take() {
                             let _ = s.finish();
@@ -233,7 +255,11 @@ impl Dataplane {
     }
 
     fn accept_stream(self: Arc<Self>, mut stream: Stream) {
-        let relation = self.peers.lock().unwrap_or_else(|e| e.into_inner()).relation(&stream.peer);
+        let relation = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .relation(&stream.peer);
         if relation != Relation::Known {
             // AWL closes without reading; so do we, and count it.
             self.stats.global(|g| g.rx_unknown_peer_streams += 1);
@@ -263,16 +289,27 @@ impl Dataplane {
             }
             let h = RecordHeader::parse(hdr).map_err(|e| e.to_string())?;
             if h.len > self.pool.buffer_size() {
-                return Err(format!("{}-byte record is larger than our packet buffers", h.len));
+                return Err(format!(
+                    "{}-byte record is larger than our packet buffers",
+                    h.len
+                ));
             }
             let Some(mut buf) = self.pool.get() else {
                 // Read it out anyway to stay in sync with the stream, then drop it.
                 scratch.resize(h.len, 0);
-                stream.recv.read_exact(&mut scratch).await.map_err(|e| e.to_string())?;
+                stream
+                    .recv
+                    .read_exact(&mut scratch)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 self.stats.peer(&peer, |s| s.rx_dropped += 1);
                 continue;
             };
-            stream.recv.read_exact(&mut buf.space()[..h.len]).await.map_err(|e| e.to_string())?;
+            stream
+                .recv
+                .read_exact(&mut buf.space()[..h.len])
+                .await
+                .map_err(|e| e.to_string())?;
             buf.set_len(h.len);
             self.deliver(&peer, h.dir, buf);
         }

@@ -18,7 +18,9 @@ pub struct PacketPool(Arc<Inner>);
 
 impl PacketPool {
     pub fn new(count: usize, size: usize) -> Self {
-        let free = (0..count).map(|_| vec![0u8; size].into_boxed_slice()).collect();
+        let free = (0..count)
+            .map(|_| vec![0u8; size].into_boxed_slice())
+            .collect();
         PacketPool(Arc::new(Inner {
             free: Mutex::new(free),
             size,
@@ -99,7 +101,11 @@ impl PacketBuf {
 impl Drop for PacketBuf {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            self.pool.free.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(buf);
         }
     }
 }

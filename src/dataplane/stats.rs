@@ -44,11 +44,19 @@ impl Stats {
     }
 
     pub fn peer_snapshot(&self, peer: &PeerId) -> PeerStats {
-        self.peers.lock().unwrap_or_else(|e| e.into_inner()).get(peer).cloned().unwrap_or_default()
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn global_snapshot(&self) -> GlobalStats {
-        self.global.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.global
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Sum over all peers.

@@ -16,9 +16,18 @@ pub struct TunConfig {
 
 pub fn open(cfg: &TunConfig) -> Result<Arc<::tun::AsyncDevice>, String> {
     let mut c = ::tun::Configuration::default();
-    let netmask = Ipv4Addr::from(if cfg.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(cfg.prefix)) });
-    c.tun_name(&cfg.name).address(cfg.address).netmask(netmask).mtu(cfg.mtu).up();
-    let dev = ::tun::create_as_async(&c).map_err(|e| format!("cannot create TUN device {}: {e}", cfg.name))?;
+    let netmask = Ipv4Addr::from(if cfg.prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(cfg.prefix))
+    });
+    c.tun_name(&cfg.name)
+        .address(cfg.address)
+        .netmask(netmask)
+        .mtu(cfg.mtu)
+        .up();
+    let dev = ::tun::create_as_async(&c)
+        .map_err(|e| format!("cannot create TUN device {}: {e}", cfg.name))?;
     Ok(Arc::new(dev))
 }
 

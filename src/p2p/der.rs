@@ -179,9 +179,15 @@ pub fn time(unix: i64) -> Vec<u8> {
     let secs = unix.rem_euclid(86_400);
     let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     if (1950..2050).contains(&y) {
-        tlv(UTC_TIME, format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100).as_bytes())
+        tlv(
+            UTC_TIME,
+            format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100).as_bytes(),
+        )
     } else {
-        tlv(GENERALIZED_TIME, format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z").as_bytes())
+        tlv(
+            GENERALIZED_TIME,
+            format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z").as_bytes(),
+        )
     }
 }
 
@@ -193,7 +199,11 @@ pub fn parse_time(tag: u8, content: &[u8]) -> Result<i64, DerError> {
         return Err(DerError);
     }
     let num = |r: std::ops::Range<usize>| -> Result<i64, DerError> {
-        digits.get(r).ok_or(DerError)?.parse::<i64>().map_err(|_| DerError)
+        digits
+            .get(r)
+            .ok_or(DerError)?
+            .parse::<i64>()
+            .map_err(|_| DerError)
     };
     let (y, rest) = match (tag, digits.len()) {
         (UTC_TIME, 12) => {
@@ -205,7 +215,11 @@ pub fn parse_time(tag: u8, content: &[u8]) -> Result<i64, DerError> {
     };
     let mo = num(rest..rest + 2)? as u32;
     let d = num(rest + 2..rest + 4)? as u32;
-    let (h, mi, sec) = (num(rest + 4..rest + 6)?, num(rest + 6..rest + 8)?, num(rest + 8..rest + 10)?);
+    let (h, mi, sec) = (
+        num(rest + 4..rest + 6)?,
+        num(rest + 6..rest + 8)?,
+        num(rest + 8..rest + 10)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return Err(DerError);
     }

@@ -42,7 +42,9 @@ impl fmt::Display for Error {
             Error::Connect(e) => write!(f, "connection failed: {e}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::NotConnected(p) => write!(f, "not connected to {p}"),
-            Error::UnsupportedAddress(a) => write!(f, "cannot dial {a}: only /ip4|ip6/…/udp/N/quic-v1"),
+            Error::UnsupportedAddress(a) => {
+                write!(f, "cannot dial {a}: only /ip4|ip6/…/udp/N/quic-v1")
+            }
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
         }
     }
@@ -65,7 +67,12 @@ pub fn default_agent_version() -> String {
         "mips" if cfg!(target_endian = "little") => "mipsle",
         other => other,
     };
-    format!("awl/{}-{}/v{}", std::env::consts::OS, arch, env!("CARGO_PKG_VERSION"))
+    format!(
+        "awl/{}-{}/v{}",
+        std::env::consts::OS,
+        arch,
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -106,9 +113,17 @@ pub struct Stream {
 
 #[derive(Debug, Clone)]
 pub enum HostEvent {
-    Connected { peer: PeerId, remote: Multiaddr, outbound: bool },
-    Disconnected { peer: PeerId },
-    Identified { peer: PeerId },
+    Connected {
+        peer: PeerId,
+        remote: Multiaddr,
+        outbound: bool,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
+    Identified {
+        peer: PeerId,
+    },
 }
 
 #[derive(Clone)]
@@ -145,7 +160,8 @@ pub struct Host(Arc<Inner>);
 impl Host {
     /// Binds the UDP socket and starts accepting connections. Needs a tokio runtime.
     pub async fn start(keypair: Keypair, config: HostConfig) -> Result<Host, Error> {
-        let cert = tls::generate(&keypair).map_err(|_| Error::Protocol("certificate generation failed".into()))?;
+        let cert = tls::generate(&keypair)
+            .map_err(|_| Error::Protocol("certificate generation failed".into()))?;
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_concurrent_bidi_streams(config.max_streams.into())
@@ -179,7 +195,14 @@ impl Host {
         }));
         let h = host.clone();
         tokio::spawn(async move { h.accept_loop().await });
-        log::info!("listening on {}", host.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "));
+        log::info!(
+            "listening on {}",
+            host.listen_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         Ok(host)
     }
 
@@ -216,7 +239,11 @@ impl Host {
 
     /// Protocols we answer, as listed in identify.
     pub fn protocols(&self) -> Vec<String> {
-        let mut p = vec![identify::PROTOCOL.to_string(), identify::PUSH_PROTOCOL.to_string(), ping::PROTOCOL.to_string()];
+        let mut p = vec![
+            identify::PROTOCOL.to_string(),
+            identify::PUSH_PROTOCOL.to_string(),
+            ping::PROTOCOL.to_string(),
+        ];
         p.extend(self.state().handlers.keys().cloned());
         p
     }
@@ -234,17 +261,30 @@ impl Host {
     }
 
     pub fn connected_peers(&self) -> Vec<PeerId> {
-        self.state().conns.iter().filter(|(_, c)| !c.is_empty()).map(|(p, _)| p.clone()).collect()
+        self.state()
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// The remote address of our newest connection to `peer`.
     pub fn remote_addr(&self, peer: &PeerId) -> Option<Multiaddr> {
-        self.state().conns.get(peer).and_then(|c| c.last()).map(|c| c.remote.clone())
+        self.state()
+            .conns
+            .get(peer)
+            .and_then(|c| c.last())
+            .map(|c| c.remote.clone())
     }
 
     /// Whether our newest connection to `peer` goes through a relay (circuit limits apply).
     pub fn is_relayed(&self, peer: &PeerId) -> bool {
-        self.state().conns.get(peer).and_then(|c| c.last()).is_some_and(|c| c.remote.is_relayed())
+        self.state()
+            .conns
+            .get(peer)
+            .and_then(|c| c.last())
+            .is_some_and(|c| c.remote.is_relayed())
     }
 
     /// What `peer` told us in identify, if the exchange completed.
@@ -255,7 +295,9 @@ impl Host {
     /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` address. With a `/p2p/` part the remote must
     /// prove that identity or the handshake is aborted.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, Error> {
-        let sock = addr.quic_socket_addr().ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
+        let sock = addr
+            .quic_socket_addr()
+            .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
         let expected = addr.peer_id();
         if let Some(p) = &expected {
             if self.is_connected(p) {
@@ -265,7 +307,8 @@ impl Host {
                 return Err(Error::Connect("refusing to dial ourselves".into()));
             }
         }
-        let tls_client = tls::client_config(&self.0.cert, expected.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        let tls_client = tls::client_config(&self.0.cert, expected.clone())
+            .map_err(|e| Error::Protocol(e.to_string()))?;
         let quic_client = quinn::crypto::rustls::QuicClientConfig::try_from(tls_client)
             .map_err(|e| Error::Protocol(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
@@ -281,7 +324,8 @@ impl Host {
             Ok(Err(e)) => return Err(Error::Connect(e.to_string())),
             Ok(Ok(c)) => c,
         };
-        let peer = peer_of(&connection).ok_or_else(|| Error::Connect("no verified certificate".into()))?;
+        let peer =
+            peer_of(&connection).ok_or_else(|| Error::Connect("no verified certificate".into()))?;
         if expected.as_ref().is_some_and(|e| *e != peer) {
             // The verifier already refuses this; keep the check in case of a verifier bug.
             connection.close(0u32.into(), b"wrong peer id");
@@ -330,10 +374,17 @@ impl Host {
             .get(peer)
             .and_then(|c| c.last().cloned())
             .ok_or_else(|| Error::NotConnected(peer.clone()))?;
-        let (mut send, mut recv) = conn.connection.open_bi().await.map_err(|e| Error::Connect(e.to_string()))?;
-        let protocol = tokio::time::timeout(NEGOTIATION_TIMEOUT, multistream::dialer_select(&mut recv, &mut send, protocols))
+        let (mut send, mut recv) = conn
+            .connection
+            .open_bi()
             .await
-            .map_err(|_| Error::Timeout("protocol negotiation"))??;
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let protocol = tokio::time::timeout(
+            NEGOTIATION_TIMEOUT,
+            multistream::dialer_select(&mut recv, &mut send, protocols),
+        )
+        .await
+        .map_err(|_| Error::Timeout("protocol negotiation"))??;
         Ok(Stream {
             peer: peer.clone(),
             protocol,
@@ -359,7 +410,11 @@ impl Host {
     async fn accept_loop(self) {
         while let Some(incoming) = self.0.endpoint.accept().await {
             if self.connection_count() >= self.0.config.max_connections {
-                log::warn!("refusing connection from {}: {} connections open", incoming.remote_address(), self.0.config.max_connections);
+                log::warn!(
+                    "refusing connection from {}: {} connections open",
+                    incoming.remote_address(),
+                    self.0.config.max_connections
+                );
                 incoming.refuse();
                 continue;
             }
@@ -395,7 +450,11 @@ impl Host {
             });
             id
         };
-        log::debug!("connected to {} at {remote} ({})", peer.short(), if outbound { "out" } else { "in" });
+        log::debug!(
+            "connected to {} at {remote} ({})",
+            peer.short(),
+            if outbound { "out" } else { "in" }
+        );
         let _ = self.0.events.send(HostEvent::Connected {
             peer: peer.clone(),
             remote,
@@ -443,17 +502,29 @@ impl Host {
 
     async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
         let mut s = self.open_stream(peer, &[identify::PROTOCOL]).await?;
-        let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, identify::read_framed(&mut s.recv, identify::MAX_MESSAGE))
-            .await
-            .map_err(|_| Error::Timeout("identify"))??;
+        let body = tokio::time::timeout(
+            NEGOTIATION_TIMEOUT,
+            identify::read_framed(&mut s.recv, identify::MAX_MESSAGE),
+        )
+        .await
+        .map_err(|_| Error::Timeout("identify"))??;
         let info = IdentifyInfo::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
-        if info.public_key.as_ref().is_some_and(|k| k.to_peer_id() != *peer) {
-            return Err(Error::Protocol("identify carries another peer's key".into()));
+        if info
+            .public_key
+            .as_ref()
+            .is_some_and(|k| k.to_peer_id() != *peer)
+        {
+            return Err(Error::Protocol(
+                "identify carries another peer's key".into(),
+            ));
         }
         log::debug!("identified {}: {}", peer.short(), info.agent_version);
         self.state().identified.insert(peer.clone(), info);
         self.0.identified.notify_waiters();
-        let _ = self.0.events.send(HostEvent::Identified { peer: peer.clone() });
+        let _ = self
+            .0
+            .events
+            .send(HostEvent::Identified { peer: peer.clone() });
         Ok(())
     }
 
@@ -494,9 +565,12 @@ impl Host {
     ) -> Result<(), Error> {
         let supported = self.protocols();
         let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
-        let protocol = tokio::time::timeout(NEGOTIATION_TIMEOUT, multistream::listener_select(&mut recv, &mut send, &refs))
-            .await
-            .map_err(|_| Error::Timeout("protocol negotiation"))??;
+        let protocol = tokio::time::timeout(
+            NEGOTIATION_TIMEOUT,
+            multistream::listener_select(&mut recv, &mut send, &refs),
+        )
+        .await
+        .map_err(|_| Error::Timeout("protocol negotiation"))??;
         match protocol.as_str() {
             identify::PROTOCOL => {
                 let msg = identify::frame(&self.our_identify(observed).encode());
@@ -504,10 +578,14 @@ impl Host {
                 let _ = send.finish();
             }
             identify::PUSH_PROTOCOL => {
-                let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, identify::read_framed(&mut recv, identify::MAX_MESSAGE))
-                    .await
-                    .map_err(|_| Error::Timeout("identify push"))??;
-                let update = IdentifyInfo::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+                let body = tokio::time::timeout(
+                    NEGOTIATION_TIMEOUT,
+                    identify::read_framed(&mut recv, identify::MAX_MESSAGE),
+                )
+                .await
+                .map_err(|_| Error::Timeout("identify push"))??;
+                let update =
+                    IdentifyInfo::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
                 let mut st = self.state();
                 let entry = st.identified.entry(peer.clone()).or_default();
                 entry.merge_push(update);
@@ -561,9 +639,12 @@ mod tests {
     use super::*;
 
     async fn host() -> Host {
-        Host::start(Keypair::generate(), HostConfig::new("127.0.0.1:0".parse().unwrap()))
-            .await
-            .unwrap()
+        Host::start(
+            Keypair::generate(),
+            HostConfig::new("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -573,13 +654,20 @@ mod tests {
         let addr = b.listen_addrs()[0].clone().with_p2p(&b.peer_id());
         assert_eq!(a.dial(&addr).await.unwrap(), b.peer_id());
         let info = a.identify(&b.peer_id()).await.unwrap();
-        assert!(info.agent_version.starts_with("awl/"), "{}", info.agent_version);
+        assert!(
+            info.agent_version.starts_with("awl/"),
+            "{}",
+            info.agent_version
+        );
         assert!(info.protocols.iter().any(|p| p == ping::PROTOCOL));
         assert_eq!(info.listen_addrs, b.listen_addrs());
         assert_eq!(info.public_key.unwrap().to_peer_id(), b.peer_id());
         let back = b.identify(&a.peer_id()).await.unwrap();
         // A tells B the address it sees B at.
-        assert_eq!(back.observed_addr.unwrap(), a.remote_addr(&b.peer_id()).unwrap());
+        assert_eq!(
+            back.observed_addr.unwrap(),
+            a.remote_addr(&b.peer_id()).unwrap()
+        );
         assert!(a.ping(&b.peer_id()).await.unwrap() < Duration::from_secs(5));
         assert!(b.ping(&a.peer_id()).await.is_ok());
     }
@@ -603,7 +691,10 @@ mod tests {
         let mut rx = b.register("/awl/test/", 4);
         a.dial(&b.listen_addrs()[0]).await.unwrap();
         assert!(a.open_stream(&b.peer_id(), &["/nope/"]).await.is_err());
-        let mut s = a.open_stream(&b.peer_id(), &["/nope/", "/awl/test/"]).await.unwrap();
+        let mut s = a
+            .open_stream(&b.peer_id(), &["/nope/", "/awl/test/"])
+            .await
+            .unwrap();
         assert_eq!(s.protocol, "/awl/test/");
         s.send.write_all(b"hi").await.unwrap();
         s.send.finish().unwrap();

@@ -124,14 +124,20 @@ pub async fn read_framed<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Res
         len |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             if len as usize > max {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "message too large"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "message too large",
+                ));
             }
             let mut body = vec![0u8; len as usize];
             r.read_exact(&mut body).await?;
             return Ok(body);
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "length prefix too long"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "length prefix too long",
+    ))
 }
 
 #[cfg(test)]
@@ -165,7 +171,10 @@ mod tests {
             ..Default::default()
         };
         // protocols(3) "/x", protocolVersion(5) "p", agentVersion(6) "a"
-        assert_eq!(info.encode(), [0x1a, 2, b'/', b'x', 0x2a, 1, b'p', 0x32, 1, b'a']);
+        assert_eq!(
+            info.encode(),
+            [0x1a, 2, b'/', b'x', 0x2a, 1, b'p', 0x32, 1, b'a']
+        );
     }
 
     #[test]

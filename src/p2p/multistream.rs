@@ -33,7 +33,10 @@ pub fn decode_body(body: &[u8]) -> io::Result<&str> {
 }
 
 fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("multistream-select: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("multistream-select: {what}"),
+    )
 }
 
 /// Reads one message without reading past it.
@@ -152,13 +155,17 @@ mod tests {
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
         let listener = tokio::spawn(async move {
-            let p = listener_select(&mut br, &mut bw, &["/ipfs/ping/1.0.0"]).await.unwrap();
+            let p = listener_select(&mut br, &mut bw, &["/ipfs/ping/1.0.0"])
+                .await
+                .unwrap();
             // Data after negotiation is not swallowed.
             let mut buf = [0u8; 4];
             br.read_exact(&mut buf).await.unwrap();
             (p, buf)
         });
-        let got = dialer_select(&mut ar, &mut aw, &["/unknown/1", "/ipfs/ping/1.0.0"]).await.unwrap();
+        let got = dialer_select(&mut ar, &mut aw, &["/unknown/1", "/ipfs/ping/1.0.0"])
+            .await
+            .unwrap();
         assert_eq!(got, "/ipfs/ping/1.0.0");
         aw.write_all(b"data").await.unwrap();
         let (p, buf) = listener.await.unwrap();
@@ -176,7 +183,9 @@ mod tests {
         encode("/awl/0.3.0/status/", &mut input);
         let mut r = &input[..];
         let mut w = Vec::new();
-        let p = listener_select(&mut r, &mut w, &["/awl/0.3.0/status/"]).await.unwrap();
+        let p = listener_select(&mut r, &mut w, &["/awl/0.3.0/status/"])
+            .await
+            .unwrap();
         assert_eq!(p, "/awl/0.3.0/status/");
         let mut expect = Vec::new();
         encode(HEADER, &mut expect);

@@ -24,7 +24,10 @@ where
     let mut echo = [0u8; SIZE];
     r.read_exact(&mut echo).await?;
     if echo != payload {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "ping payload mismatch"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "ping payload mismatch",
+        ));
     }
     Ok(start.elapsed())
 }

@@ -11,7 +11,10 @@ use crate::identity::{Keypair, PeerId, PublicKey};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, EcdsaKeyPair, KeyPair as _};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer,
+    UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::sync::Arc;
@@ -115,7 +118,10 @@ pub fn generate(host: &Keypair) -> Result<Certificate, ring::error::Unspecified>
         &der::uint(&serial),
         &sig_alg,
         &empty_name,
-        &der::seq(&[&der::time(now - BACKDATE_SECS), &der::time(now + VALIDITY_SECS)]),
+        &der::seq(&[
+            &der::time(now - BACKDATE_SECS),
+            &der::time(now + VALIDITY_SECS),
+        ]),
         &empty_name,
         &spki,
         &der::tlv(der::context(3), &der::seq(&[&extension])),
@@ -184,12 +190,14 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
     let sig_oid = der::Reader::new(outer_alg).expect(der::OID)?;
     let (scheme, algorithm): (_, &'static dyn sig::VerificationAlgorithm) =
         match (key_oid, curve, sig_oid) {
-            (OID_EC_PUBLIC_KEY, Some(OID_P256), OID_ECDSA_SHA256) => {
-                (SignatureScheme::ECDSA_NISTP256_SHA256, &sig::ECDSA_P256_SHA256_ASN1)
-            }
-            (OID_EC_PUBLIC_KEY, Some(OID_P384), OID_ECDSA_SHA384) => {
-                (SignatureScheme::ECDSA_NISTP384_SHA384, &sig::ECDSA_P384_SHA384_ASN1)
-            }
+            (OID_EC_PUBLIC_KEY, Some(OID_P256), OID_ECDSA_SHA256) => (
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                &sig::ECDSA_P256_SHA256_ASN1,
+            ),
+            (OID_EC_PUBLIC_KEY, Some(OID_P384), OID_ECDSA_SHA384) => (
+                SignatureScheme::ECDSA_NISTP384_SHA384,
+                &sig::ECDSA_P384_SHA384_ASN1,
+            ),
             (OID_ED25519, None, OID_ED25519) => (SignatureScheme::ED25519, &sig::ED25519),
             _ => return Err(CertError::UnsupportedAlgorithm),
         };
@@ -199,7 +207,9 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
 
     // The libp2p extension; any other critical extension is refused.
     let mut found = None;
-    let mut exts = der::Reader::new(der::Reader::new(extensions.ok_or(CertError::MissingExtension)?).expect(der::SEQUENCE)?);
+    let mut exts = der::Reader::new(
+        der::Reader::new(extensions.ok_or(CertError::MissingExtension)?).expect(der::SEQUENCE)?,
+    );
     while !exts.is_empty() {
         let mut ext = der::Reader::new(exts.expect(der::SEQUENCE)?);
         let id = ext.expect(der::OID)?;
@@ -214,10 +224,13 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
             return Err(CertError::UnknownCriticalExtension);
         }
     }
-    let mut signed_key = der::Reader::new(der::Reader::new(found.ok_or(CertError::MissingExtension)?).expect(der::SEQUENCE)?);
+    let mut signed_key = der::Reader::new(
+        der::Reader::new(found.ok_or(CertError::MissingExtension)?).expect(der::SEQUENCE)?,
+    );
     let host_key = signed_key.expect(der::OCTET_STRING)?;
     let host_sig = signed_key.expect(der::OCTET_STRING)?;
-    let public_key = PublicKey::from_protobuf(host_key).map_err(|_| CertError::UnsupportedHostKey)?;
+    let public_key =
+        PublicKey::from_protobuf(host_key).map_err(|_| CertError::UnsupportedHostKey)?;
     if !public_key.verify(&[SIGNING_PREFIX, spki_raw].concat(), host_sig) {
         return Err(CertError::BadHostSignature);
     }
@@ -252,7 +265,11 @@ impl Verifier {
         }
     }
 
-    fn check(&self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Result<(), rustls::Error> {
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), rustls::Error> {
         if !intermediates.is_empty() {
             return Err(tls_error(CertError::ChainNotAllowed));
         }
@@ -289,7 +306,9 @@ impl Verifier {
 }
 
 fn tls_error(e: CertError) -> rustls::Error {
-    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))))
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(e),
+    )))
 }
 
 const SCHEMES: &[SignatureScheme] = &[
@@ -317,7 +336,9 @@ impl ServerCertVerifier for Verifier {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -363,7 +384,9 @@ impl ClientCertVerifier for Verifier {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -409,7 +432,10 @@ pub fn server_config(cert: &Certificate) -> Result<rustls::ServerConfig, rustls:
 }
 
 /// rustls client config for one dial; `expected` pins the remote PeerId.
-pub fn client_config(cert: &Certificate, expected: Option<PeerId>) -> Result<rustls::ClientConfig, rustls::Error> {
+pub fn client_config(
+    cert: &Certificate,
+    expected: Option<PeerId>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = provider();
     let resolver = certified_key(&provider, cert)?;
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -434,14 +460,23 @@ mod tests {
         let v = verify(&c.cert, now_unix()).unwrap();
         assert_eq!(v.peer_id, host.peer_id());
         assert_eq!(v.scheme, SignatureScheme::ECDSA_NISTP256_SHA256);
-        assert_eq!(peer_id_of(std::slice::from_ref(&c.cert)), Some(host.peer_id()));
+        assert_eq!(
+            peer_id_of(std::slice::from_ref(&c.cert)),
+            Some(host.peer_id())
+        );
     }
 
     #[test]
     fn expired_or_future_certificates_are_refused() {
         let c = generate(&Keypair::generate()).unwrap();
-        assert_eq!(verify(&c.cert, now_unix() - 2 * BACKDATE_SECS).unwrap_err(), CertError::NotValidNow);
-        assert_eq!(verify(&c.cert, now_unix() + VALIDITY_SECS + 10).unwrap_err(), CertError::NotValidNow);
+        assert_eq!(
+            verify(&c.cert, now_unix() - 2 * BACKDATE_SECS).unwrap_err(),
+            CertError::NotValidNow
+        );
+        assert_eq!(
+            verify(&c.cert, now_unix() + VALIDITY_SECS + 10).unwrap_err(),
+            CertError::NotValidNow
+        );
     }
 
     #[test]
@@ -482,9 +517,15 @@ mod tests {
     fn verifier_pins_the_expected_peer() {
         let host = Keypair::generate();
         let c = generate(&host).unwrap();
-        assert!(Verifier::new(Some(host.peer_id())).check(&c.cert, &[]).is_ok());
+        assert!(Verifier::new(Some(host.peer_id()))
+            .check(&c.cert, &[])
+            .is_ok());
         assert!(Verifier::new(None).check(&c.cert, &[]).is_ok());
-        assert!(Verifier::new(Some(Keypair::generate().peer_id())).check(&c.cert, &[]).is_err());
-        assert!(Verifier::new(None).check(&c.cert, std::slice::from_ref(&c.cert)).is_err());
+        assert!(Verifier::new(Some(Keypair::generate().peer_id()))
+            .check(&c.cert, &[])
+            .is_err());
+        assert!(Verifier::new(None)
+            .check(&c.cert, std::slice::from_ref(&c.cert))
+            .is_err());
     }
 }

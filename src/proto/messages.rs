@@ -43,7 +43,11 @@ pub struct Fields(Map<String, Value>);
 impl Fields {
     pub fn from_value(v: Value) -> io::Result<Self> {
         match v {
-            Value::Object(m) => Ok(Fields(m.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect())),
+            Value::Object(m) => Ok(Fields(
+                m.into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect(),
+            )),
             _ => Err(invalid("expected a JSON object")),
         }
     }
@@ -71,7 +75,10 @@ impl Fields {
 }
 
 fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("bad AWL message: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad AWL message: {what}"),
+    )
 }
 
 impl StatusInfo {
@@ -100,7 +107,9 @@ impl AuthRequest {
     }
 
     pub fn from_fields(f: &Fields) -> io::Result<Self> {
-        Ok(AuthRequest { name: f.string("name")? })
+        Ok(AuthRequest {
+            name: f.string("name")?,
+        })
     }
 }
 
@@ -131,7 +140,10 @@ pub async fn read_object<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Fields> 
     loop {
         let n = r.read(&mut chunk).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stream ended before a complete JSON object"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stream ended before a complete JSON object",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_MESSAGE {
@@ -160,7 +172,10 @@ mod tests {
 
     #[test]
     fn status_encodes_like_go() {
-        let s = StatusInfo { name: "router".into(), ..Default::default() };
+        let s = StatusInfo {
+            name: "router".into(),
+            ..Default::default()
+        };
         assert_eq!(
             String::from_utf8(encode_line(&s.to_json())).unwrap(),
             "{\"AllowUsingAsExitNode\":false,\"Declined\":false,\"Name\":\"router\",\"VPNGatewayServerEnabled\":false}\n"
@@ -171,11 +186,26 @@ mod tests {
     fn reference_examples_decode() {
         // The examples of awl-protocol.md §3.2 and §3.3.
         let f = Fields::from_value(serde_json::from_str(r#"{"Name":"router","Declined":false,"AllowUsingAsExitNode":false,"VPNGatewayServerEnabled":false}"#).unwrap()).unwrap();
-        assert_eq!(StatusInfo::from_fields(&f).unwrap(), StatusInfo { name: "router".into(), ..Default::default() });
+        assert_eq!(
+            StatusInfo::from_fields(&f).unwrap(),
+            StatusInfo {
+                name: "router".into(),
+                ..Default::default()
+            }
+        );
         let f = Fields::from_value(serde_json::from_str(r#"{"Declined":true}"#).unwrap()).unwrap();
         assert!(StatusInfo::from_fields(&f).unwrap().declined);
-        let f = Fields::from_value(serde_json::from_str(r#"{"Confirmed":true,"Declined":false}"#).unwrap()).unwrap();
-        assert_eq!(AuthResponse::from_fields(&f).unwrap(), AuthResponse { confirmed: true, declined: false });
+        let f = Fields::from_value(
+            serde_json::from_str(r#"{"Confirmed":true,"Declined":false}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            AuthResponse::from_fields(&f).unwrap(),
+            AuthResponse {
+                confirmed: true,
+                declined: false
+            }
+        );
     }
 
     #[test]
@@ -192,7 +222,10 @@ mod tests {
     #[tokio::test]
     async fn object_is_read_without_waiting_for_eof() {
         let (mut a, mut b) = tokio::io::duplex(64);
-        let reader = tokio::spawn(async move { read_object(&mut b).await.map(|f| f.string("name").unwrap()) });
+        let reader =
+            tokio::spawn(
+                async move { read_object(&mut b).await.map(|f| f.string("name").unwrap()) },
+            );
         use tokio::io::AsyncWriteExt;
         a.write_all(b"{\"Na").await.unwrap();
         tokio::task::yield_now().await;
@@ -210,6 +243,9 @@ mod tests {
         let mut r: &[u8] = &big;
         assert!(read_object(&mut r).await.is_err());
         let mut r: &[u8] = b"{\"Name\":";
-        assert_eq!(read_object(&mut r).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            read_object(&mut r).await.unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }

@@ -61,7 +61,10 @@ impl RecordHeader {
         if len > MAX_RECORD {
             return Err(RecordError::TooLong(len));
         }
-        Ok(RecordHeader { dir, len: len as usize })
+        Ok(RecordHeader {
+            dir,
+            len: len as usize,
+        })
     }
 
     pub fn encode(&self) -> [u8; HEADER_LEN] {
@@ -76,7 +79,13 @@ impl RecordHeader {
 
 /// Appends one record to a write batch.
 pub fn push_record(out: &mut Vec<u8>, dir: GatewayDir, packet: &[u8]) {
-    out.extend_from_slice(&RecordHeader { dir, len: packet.len() }.encode());
+    out.extend_from_slice(
+        &RecordHeader {
+            dir,
+            len: packet.len(),
+        }
+        .encode(),
+    );
     out.extend_from_slice(packet);
 }
 
@@ -87,11 +96,20 @@ mod tests {
     #[test]
     fn headers_match_the_reference_bytes() {
         // From awl-protocol.md §3.1: an 84-byte ICMP echo, and the two gateway directions.
-        let h = RecordHeader { dir: GatewayDir::None, len: 84 };
+        let h = RecordHeader {
+            dir: GatewayDir::None,
+            len: 84,
+        };
         assert_eq!(h.encode(), [0, 0, 0, 0, 0, 0, 0, 0x54]);
-        let f = RecordHeader { dir: GatewayDir::Forward, len: 84 };
+        let f = RecordHeader {
+            dir: GatewayDir::Forward,
+            len: 84,
+        };
         assert_eq!(f.encode(), [0x80, 0, 0, 0, 0, 0, 0, 0x54]);
-        let r = RecordHeader { dir: GatewayDir::Return, len: 84 };
+        let r = RecordHeader {
+            dir: GatewayDir::Return,
+            len: 84,
+        };
         assert_eq!(r.encode(), [0x40, 0, 0, 0, 0, 0, 0, 0x54]);
         for h in [h, f, r] {
             assert_eq!(RecordHeader::parse(h.encode()).unwrap(), h);
@@ -100,7 +118,10 @@ mod tests {
 
     #[test]
     fn protocol_errors() {
-        assert_eq!(RecordHeader::parse([0xc0, 0, 0, 0, 0, 0, 0, 1]), Err(RecordError::BothFlags));
+        assert_eq!(
+            RecordHeader::parse([0xc0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(RecordError::BothFlags)
+        );
         assert_eq!(
             RecordHeader::parse((MAX_RECORD + 1).to_be_bytes()),
             Err(RecordError::TooLong(MAX_RECORD + 1))
@@ -114,6 +135,9 @@ mod tests {
         let mut out = Vec::new();
         push_record(&mut out, GatewayDir::None, &[0x45, 1]);
         push_record(&mut out, GatewayDir::Return, &[0x45]);
-        assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 2, 0x45, 1, 0x40, 0, 0, 0, 0, 0, 0, 1, 0x45]);
+        assert_eq!(
+            out,
+            [0, 0, 0, 0, 0, 0, 0, 2, 0x45, 1, 0x40, 0, 0, 0, 0, 0, 0, 1, 0x45]
+        );
     }
 }

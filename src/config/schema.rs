@@ -1,0 +1,179 @@
+//! The one table of options: parsing, validation, defaults, `awl config schema` and the
+//! docs test all read it, so they cannot drift apart.
+
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Str {
+        max_len: usize,
+    },
+    Ipv4,
+    /// IPv4 address with prefix length in range.
+    Cidr4 {
+        min_prefix: u8,
+        max_prefix: u8,
+    },
+    /// A network prefix (host bits zero), for routes.
+    Prefix4,
+    Path,
+    Multiaddr,
+    PeerId,
+    Enum(&'static [&'static str]),
+    /// Linux interface name.
+    Ifname,
+    /// DNS label for `<label>.awl`.
+    Label,
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::Int { .. } => "int",
+            Kind::Str { .. } => "string",
+            Kind::Ipv4 => "ipv4",
+            Kind::Cidr4 { .. } => "cidr4",
+            Kind::Prefix4 => "prefix4",
+            Kind::Path => "path",
+            Kind::Multiaddr => "multiaddr",
+            Kind::PeerId => "peer_id",
+            Kind::Enum(_) => "enum",
+            Kind::Ifname => "ifname",
+            Kind::Label => "label",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct OptionDesc {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub kind: Kind,
+    pub list: bool,
+    /// Textual default as written in UCI; "" = none (or computed, see `doc`).
+    pub default: &'static str,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+const fn opt(
+    section: &'static str,
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    doc: &'static str,
+) -> OptionDesc {
+    OptionDesc {
+        section,
+        name,
+        kind,
+        list: false,
+        default,
+        required: false,
+        doc,
+    }
+}
+
+const fn list(
+    section: &'static str,
+    name: &'static str,
+    kind: Kind,
+    doc: &'static str,
+) -> OptionDesc {
+    OptionDesc {
+        section,
+        name,
+        kind,
+        list: true,
+        default: "",
+        required: false,
+        doc,
+    }
+}
+
+pub const MAIN: &str = "awl";
+pub const PEER: &str = "peer";
+
+pub static OPTIONS: &[OptionDesc] = &[
+    opt(MAIN, "enabled", Kind::Bool, "1", "Start the daemon from the init script (the OpenWrt package ships '0')."),
+    opt(MAIN, "name", Kind::Str { max_len: 64 }, "", "Name shown to peers; default: the host name."),
+    opt(MAIN, "listen_port", Kind::Int { min: 0, max: 65535 }, "4363", "UDP port for QUIC; 0 = random. If 4363 is taken, a random port is used (as AWL)."),
+    list(MAIN, "listen_address", Kind::Multiaddr, "Override the listen socket, e.g. '/ip4/0.0.0.0/udp/4363/quic-v1' (first QUIC address is used)."),
+    opt(MAIN, "interface", Kind::Ifname, "awl0", "Name of the TUN interface."),
+    opt(MAIN, "address", Kind::Cidr4 { min_prefix: 8, max_prefix: 30 }, "10.66.0.1/16", "This node's mesh address and prefix (node-local, as in AWL)."),
+    opt(MAIN, "mtu", Kind::Int { min: 576, max: 9000 }, "3500", "TUN MTU. AWL uses 3500; packets above 3586 bytes are never sent to AWL peers."),
+    list(MAIN, "bootstrap", Kind::Multiaddr, "Extra bootstrap peers (multiaddrs ending in /p2p/<id>)."),
+    opt(MAIN, "use_default_bootstrap", Kind::Bool, "1", "Also use AWL's public bootstrap nodes."),
+    opt(MAIN, "log_level", Kind::Enum(&["error", "warn", "info", "debug", "trace"]), "info", "Log level (RUST_LOG overrides)."),
+    opt(MAIN, "auto_accept", Kind::Bool, "0", "Accept every incoming friend request."),
+    opt(MAIN, "data_dir", Kind::Path, "/etc/awl", "Directory of the identity and the state file."),
+    opt(MAIN, "control_socket", Kind::Path, "/var/run/awl.sock", "Unix socket of the control API (root only)."),
+    opt(MAIN, "reconnect_interval", Kind::Int { min: 5, max: 3600 }, "20", "Seconds between redials of known peers."),
+    opt(MAIN, "max_peers", Kind::Int { min: 1, max: 1024 }, "64", "Known peers at most."),
+    opt(MAIN, "packet_pool", Kind::Int { min: 64, max: 65536 }, "1024", "Packet buffers (each max(mtu, 3586) bytes), allocated at start."),
+    opt(MAIN, "peer_queue", Kind::Int { min: 16, max: 4096 }, "256", "Packets queued per peer before drops."),
+    OptionDesc { section: PEER, name: "peer_id", kind: Kind::PeerId, list: false, default: "", required: true, doc: "The peer's libp2p ID (12D3KooW…)." },
+    opt(PEER, "alias", Kind::Str { max_len: 64 }, "", "Local name of the peer; default: the section name, else 'peer-' and the ID's last 6 characters."),
+    opt(PEER, "ip", Kind::Ipv4, "", "The peer's address on this node, inside the mesh subnet; allocated when absent."),
+    opt(PEER, "allow_exit", Kind::Bool, "0", "The peer may use this node as exit node / gateway."),
+    list(PEER, "address", Kind::Multiaddr, "Addresses to dial the peer at, e.g. '/ip4/192.0.2.7/udp/4363/quic-v1'."),
+    opt(PEER, "domain", Kind::Label, "", "DNS label: <domain>.awl; default: the alias, lower-cased, spaces as '_'."),
+];
+
+pub fn find(section: &str, name: &str) -> Option<&'static OptionDesc> {
+    OPTIONS
+        .iter()
+        .find(|o| o.section == section && o.name == name)
+}
+
+/// `awl config schema`.
+pub fn schema() -> Value {
+    let describe = |section: &str| -> Vec<Value> {
+        OPTIONS
+            .iter()
+            .filter(|o| o.section == section)
+            .map(|o| {
+                let mut v = json!({
+                    "name": o.name,
+                    "type": o.kind.name(),
+                    "list": o.list,
+                    "required": o.required,
+                    "description": o.doc,
+                });
+                if !o.default.is_empty() {
+                    v["default"] = json!(o.default);
+                }
+                match o.kind {
+                    Kind::Int { min, max } => {
+                        v["min"] = json!(min);
+                        v["max"] = json!(max);
+                    }
+                    Kind::Cidr4 {
+                        min_prefix,
+                        max_prefix,
+                    } => {
+                        v["min_prefix"] = json!(min_prefix);
+                        v["max_prefix"] = json!(max_prefix);
+                    }
+                    Kind::Str { max_len } => v["max_len"] = json!(max_len),
+                    Kind::Enum(values) => v["values"] = json!(values),
+                    _ => {}
+                }
+                v
+            })
+            .collect()
+    };
+    json!({
+        "config": "awl",
+        "sections": {
+            MAIN: { "named": "main", "multiple": false, "options": describe(MAIN) },
+            PEER: { "named": null, "multiple": true, "options": describe(PEER) },
+        }
+    })
+}
