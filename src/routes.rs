@@ -156,7 +156,7 @@ impl Guard<'_> {
 }
 
 /// Longest-prefix match over a small table (a router has a handful of routes).
-pub fn lookup<'a, T>(table: &'a [(Prefix, T)], ip: Ipv4Addr) -> Option<&'a T> {
+pub fn lookup<T>(table: &[(Prefix, T)], ip: Ipv4Addr) -> Option<&T> {
     table
         .iter()
         .filter(|(p, _)| p.contains(ip))
