@@ -100,6 +100,17 @@ impl Keypair {
         self.public().to_peer_id()
     }
 
+    /// A secret derived from the host key for one purpose (`label`), stable across restarts.
+    pub fn derive_secret(&self, label: &str) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"awl-derive:");
+        ctx.update(label.as_bytes());
+        ctx.update(&self.inner.sk.seed()[..]);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         let sig = self.inner.sk.sign(msg, None);
         let mut out = [0u8; 64];

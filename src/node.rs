@@ -358,6 +358,16 @@ impl Node {
                         let n = node.clone();
                         tokio::spawn(async move { n.handshake(&peer).await });
                     }
+                    Ok(HostEvent::Disconnected { peer }) => {
+                        // Redial at once rather than at the next reconnect tick.
+                        let n = node.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            if n.relation(&peer) == Relation::Known && n.connect(&peer).await {
+                                log::info!("reconnected to {}", peer.short());
+                            }
+                        });
+                    }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(_) => return,

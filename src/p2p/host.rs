@@ -179,7 +179,34 @@ impl Host {
             .map_err(|e| Error::Protocol(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
         server.transport_config(transport.clone());
-        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        // Stateless-reset tokens from a key derived from our identity: after a crash and restart
+        // we can still reset peers' stale connections at once, instead of letting them wait
+        // for the idle timeout.
+        let reset_key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &keypair.derive_secret("quic-stateless-reset"),
+        );
+        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(reset_key));
+        // Connection IDs must validate across restarts too, or the packets that should trigger
+        // the reset are dropped as invalid first.
+        let cid_secret = keypair.derive_secret("quic-cid");
+        let cid_key = u64::from_le_bytes([
+            cid_secret[0],
+            cid_secret[1],
+            cid_secret[2],
+            cid_secret[3],
+            cid_secret[4],
+            cid_secret[5],
+            cid_secret[6],
+            cid_secret[7],
+        ]);
+        endpoint_cfg.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let socket = std::net::UdpSocket::bind(config.listen)?;
+        let runtime =
+            quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
+        let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
         let (events, _) = broadcast::channel(64);
         let peer_id = keypair.peer_id();
         let host = Host(Arc::new(Inner {
