@@ -258,8 +258,10 @@ impl Node {
             let _ = std::fs::create_dir_all(dir);
         }
         config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Only the peer list changed; node settings stay as they run (they may be defaults
+        // that the file doesn't spell out).
         if let Ok(loaded) = config::parse(&new, &path.display().to_string()) {
-            *lock(&self.cfg) = loaded.config;
+            lock(&self.cfg).peers = loaded.config.peers;
         }
         Ok(())
     }
@@ -504,6 +506,14 @@ impl Node {
                 .map(|(id, b)| json!({"peer_id": id.to_string(), "name": b.name, "since": b.since}))
                 .collect(),
         )
+    }
+
+    /// The queue of packets bound for the TUN, for a caller that delivers them elsewhere
+    /// (tests, the selftest, userspace mode). `attach_tun` takes it otherwise.
+    pub fn take_tun_queue(
+        &self,
+    ) -> Option<tokio::sync::mpsc::Receiver<dataplane::pool::PacketBuf>> {
+        lock(&self.from_mesh).take()
     }
 
     /// Attaches a TUN device: starts its reader and writer.

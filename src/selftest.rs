@@ -1,72 +1,187 @@
 //! `awl selftest`: two in-process nodes over loopback QUIC, no TUN or root needed.
 //!
-//! Meant for qemu-user runs of cross-built binaries, where endianness and atomics bugs of a
-//! target would show up as a failed handshake, a garbled frame or a hang.
+//! Runs the real code paths: libp2p handshake, identify and ping; AWL auth (invite with
+//! auto-accept), status (both sides confirmed), and the tunnel with the receive-side rewrite
+//! and checksums. Meant for qemu-user runs of cross-built binaries, where endianness and
+//! atomics bugs of a target show up as a failed handshake, a garbled frame or a hang.
 
+use crate::config::Config;
 use crate::identity::Keypair;
+use crate::node::Node;
 use crate::p2p::{Host, HostConfig};
+use crate::packet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TEST_PROTOCOL: &str = "/awl/selftest/1/";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn node(dir: &std::path::Path, name: &str, auto_accept: bool) -> Result<Arc<Node>, String> {
+    let mut cfg = Config::default();
+    cfg.main.name = name.into();
+    cfg.main.auto_accept = auto_accept;
+    cfg.main.use_default_bootstrap = false;
+    cfg.main.packet_pool = 64;
+    let host = Host::start(
+        Keypair::generate(),
+        HostConfig::new("127.0.0.1:0".parse().map_err(|_| "addr")?),
+    )
+    .await
+    .map_err(|e| format!("start {name}: {e}"))?;
+    let data = dir.join(name);
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    Ok(Node::new(host, cfg, data.join("config"), &data))
+}
+
+async fn until<F: Fn() -> bool>(what: &str, f: F) -> Result<(), String> {
+    let end = Instant::now() + WAIT;
+    while !f() {
+        if Instant::now() > end {
+            return Err(format!("timed out: {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// An ICMP echo request with a payload whose bytes encode their own position, big-endian.
+fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let payload: Vec<u8> = (0u16..200)
+        .flat_map(|i| (i.wrapping_mul(0x9e37)).to_be_bytes())
+        .collect();
+    let total = 20 + 8 + payload.len();
+    let mut p = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        packet::PROTO_ICMP,
+        0,
+        0,
+    ];
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    icmp.extend_from_slice(&payload);
+    let c = packet::fold(packet::sum16(&icmp, 0));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&icmp);
+    let h = packet::fold(packet::sum16(&p[..20], 0));
+    p[10..12].copy_from_slice(&h.to_be_bytes());
+    p
+}
 
 pub async fn run() -> Result<String, String> {
     let start = Instant::now();
-    let step = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
-    let cfg = HostConfig::new("127.0.0.1:0".parse().map_err(|e| step("addr", &e))?);
-    let a = Host::start(Keypair::generate(), cfg.clone())
-        .await
-        .map_err(|e| step("start A", &e))?;
-    let b = Host::start(Keypair::generate(), cfg)
-        .await
-        .map_err(|e| step("start B", &e))?;
-    let mut inbound = b.register(TEST_PROTOCOL, 4);
-    let addr = b
+    let dir = std::env::temp_dir().join(format!("awl-selftest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let a = node(&dir, "a", false).await?;
+    let b = node(&dir, "b", true).await?;
+    let mut b_tun = b.take_tun_queue().ok_or("no TUN queue")?;
+    let b_id = b.host.peer_id();
+    let a_id = a.host.peer_id();
+
+    // libp2p: handshake, identify, ping.
+    let b_addr = b
+        .host
         .listen_addrs()
         .first()
         .cloned()
-        .ok_or("B has no address")?
-        .with_p2p(&b.peer_id());
-    let peer = a.dial(&addr).await.map_err(|e| step("dial", &e))?;
-    if peer != b.peer_id() {
-        return Err("dial returned the wrong peer".into());
+        .ok_or("B has no address")?;
+    a.invite(&b_id, Some("b".into()), None, Some(b_addr))
+        .await?;
+    until("QUIC connection", || a.host.is_connected(&b_id)).await?;
+    let info = a
+        .host
+        .identify(&b_id)
+        .await
+        .map_err(|e| format!("identify: {e}"))?;
+    if !info
+        .protocols
+        .iter()
+        .any(|p| p == crate::proto::tunnel::PROTOCOL)
+    {
+        return Err("identify lacks the tunnel protocol".into());
     }
-    let info = a.identify(&peer).await.map_err(|e| step("identify", &e))?;
-    if !info.protocols.iter().any(|p| p == TEST_PROTOCOL) {
-        return Err("identify lacks the registered protocol".into());
-    }
-    let rtt = a.ping(&peer).await.map_err(|e| step("ping", &e))?;
+    let rtt = a.host.ping(&b_id).await.map_err(|e| format!("ping: {e}"))?;
 
-    // A multi-byte payload with big numbers catches byte-order mistakes.
-    let payload: Vec<u8> = (0u32..4096)
-        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_be_bytes())
-        .collect();
-    let mut s = a
-        .open_stream(&peer, &[TEST_PROTOCOL])
+    // AWL: auth (B auto-accepts) and status (both confirmed).
+    let confirmed = |n: &Arc<Node>, p: &crate::identity::PeerId| {
+        n.peers
+            .lock()
+            .map(|t| t.get(p).is_some_and(|k| k.confirmed))
+            .unwrap_or(false)
+    };
+    until("B accepts A's invite", || confirmed(&b, &a_id)).await?;
+    until("A sees B confirmed", || confirmed(&a, &b_id)).await?;
+    let b_name = a
+        .peers
+        .lock()
+        .map_err(|_| "lock")?
+        .get(&b_id)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    if b_name != "b" {
+        return Err(format!("status carried name '{b_name}', expected 'b'"));
+    }
+
+    // Tunnel: A sends B an ICMP echo to B's address on A; B receives it rewritten.
+    let (b_ip_at_a, a_own) = {
+        let t = a.peers.lock().map_err(|_| "lock")?;
+        (
+            t.get(&b_id).map(|p| p.ip).ok_or("B unknown on A")?,
+            t.own_ip(),
+        )
+    };
+    let sent = icmp_echo(a_own, b_ip_at_a);
+    let mut buf = a.dp.pool().get().ok_or("pool empty")?;
+    buf.space()[..sent.len()].copy_from_slice(&sent);
+    buf.set_len(sent.len());
+    a.dp.route_outbound(buf);
+    let mut got = tokio::time::timeout(WAIT, b_tun.recv())
         .await
-        .map_err(|e| step("open stream", &e))?;
-    s.send
-        .write_all(&payload)
-        .await
-        .map_err(|e| step("write", &e))?;
-    s.send.finish().map_err(|e| step("finish", &e))?;
-    let mut got = tokio::time::timeout(Duration::from_secs(10), inbound.recv())
-        .await
-        .map_err(|e| step("accept", &e))?
-        .ok_or("no inbound stream")?;
-    let data = got
-        .recv
-        .read_to_end(1 << 20)
-        .await
-        .map_err(|e| step("read", &e))?;
-    if data != payload {
+        .map_err(|_| "tunnel packet never arrived")?
+        .ok_or("tunnel closed")?;
+    let (a_ip_at_b, b_own) = {
+        let t = b.peers.lock().map_err(|_| "lock")?;
+        (
+            t.get(&a_id).map(|p| p.ip).ok_or("A unknown on B")?,
+            t.own_ip(),
+        )
+    };
+    let data = got.data_mut();
+    let ip = packet::Ipv4::new_checked(data).map_err(|e| e.to_string())?;
+    if ip.src() != a_ip_at_b || ip.dst() != b_own || !ip.header_checksum_ok() {
+        return Err(format!(
+            "rewrite wrong: {} -> {} (want {a_ip_at_b} -> {b_own})",
+            ip.src(),
+            ip.dst()
+        ));
+    }
+    if data[20..] != sent[20..] {
         return Err("payload corrupted in transit".into());
     }
-    a.shutdown();
-    b.shutdown();
+
+    a.host.shutdown();
+    b.host.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(format!(
-        "selftest OK: handshake, identify, ping ({:.1} ms), {} byte stream in {:.0} ms",
+        "selftest OK: QUIC+TLS handshake, identify, ping ({:.1} ms), auth, status, tunnel + rewrite; {:.0} ms",
         rtt.as_secs_f64() * 1e3,
-        payload.len(),
         start.elapsed().as_secs_f64() * 1e3
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn selftest_passes() {
+        let msg = super::run().await.unwrap();
+        assert!(msg.starts_with("selftest OK"), "{msg}");
+    }
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Size-optimised static musl binaries: bash cross/build.sh [--size-flags] [TARGET...]
+# Default targets: mipsel, mips (soft-float), armv7, aarch64, x86_64. Output: dist/<target>/awl,
+# and a size table (stripped bytes, gzip -9 bytes) in dist/sizes.txt.
+# --size-flags adds nightly-only size options (-Zlocation-detail=none, optimize_for_size std,
+# panic=immediate-abort) for release artefacts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_FLAGS=0
+TARGETS=()
+for a in "$@"; do
+    case $a in
+        --size-flags) SIZE_FLAGS=1 ;;
+        -*) echo "unknown option $a" >&2; exit 2 ;;
+        *) TARGETS+=("$a") ;;
+    esac
+done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(mipsel-unknown-linux-musl mips-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-musl x86_64-unknown-linux-musl)
+
+eval "$(bash cross/toolchain.sh)"
+export CARGO_TARGET_DIR=$PWD/target/cross
+mkdir -p dist
+: >dist/sizes.txt
+printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/sizes.txt
+
+for t in "${TARGETS[@]}"; do
+    t0=$SECONDS
+    args=(zigbuild --release --locked --target "$t")
+    tc=""
+    if [[ " $AWL_PREBUILT_STD " != *" $t "* ]] || [ "$SIZE_FLAGS" = 1 ]; then
+        tc=$AWL_BUILD_STD_TOOLCHAIN
+        args+=(-Zbuild-std=std,panic_abort)
+    fi
+    extra=()
+    if [ "$SIZE_FLAGS" = 1 ]; then
+        args+=(-Zbuild-std-features=optimize_for_size)
+        # Appended to the target's config rustflags (RUSTFLAGS would replace them).
+        key="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+        base=$(sed -n "/^\[target.$t\]/,/^\[/p" .cargo/config.toml | sed -n 's/^rustflags = \[\(.*\)\]/\1/p' | tr -d '",')
+        extra=(env "$key=$base -Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort")
+    fi
+    if [ -n "$tc" ]; then
+        env RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN="$tc" "${extra[@]}" cargo "${args[@]}" >&2
+    else
+        "${extra[@]}" cargo "${args[@]}" >&2
+    fi
+    mkdir -p "dist/$t"
+    cp "$CARGO_TARGET_DIR/$t/release/awl" "dist/$t/awl"
+    f=$(file -b "dist/$t/awl")
+    case $f in
+        *"statically linked"*|*"static-pie linked"*) ;;
+        *) echo "dist/$t/awl is not static: $f" >&2; exit 1 ;;
+    esac
+    size=$(stat -c %s "dist/$t/awl")
+    gz=$(gzip -9c "dist/$t/awl" | wc -c)
+    printf '%-34s %12s %12s %8s\n' "$t" "$size" "$gz" "$((SECONDS - t0))" | tee -a dist/sizes.txt
+done
