@@ -56,6 +56,29 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
     Ok(host)
 }
 
+/// Forwarding and firewall as the configuration asks (docs/GATEWAY.md).
+fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
+    use crate::config::Firewall;
+    let m = &cfg.main;
+    let gatewaying = !m.route.is_empty() || m.gateway || m.exit_node.is_some();
+    let nft = match m.firewall {
+        Firewall::Nftables => true,
+        Firewall::None => false,
+        Firewall::Auto if crate::lan::is_openwrt() => {
+            if gatewaying {
+                log::info!("OpenWrt: forwarding and masquerade come from the fw4 zone 'awl'");
+            }
+            false
+        }
+        Firewall::Auto => gatewaying,
+    };
+    let mesh = crate::routes::Prefix::new(m.address, m.prefix).unwrap_or(crate::routes::Prefix {
+        addr: m.address,
+        len: 32,
+    });
+    crate::lan::Lan::setup(tun, mesh, gatewaying || nft, nft, m.snat_lan)
+}
+
 pub async fn run(
     cfg: Config,
     config_path: PathBuf,
@@ -81,6 +104,7 @@ pub async fn run(
                 tun_cfg.mtu
             );
             node.attach_tun(dev, tun_cfg.name.clone());
+            node.attach_lan(lan_setup(&node.config(), &tun_cfg.name));
         }
         Err(e) => log::error!(
             "{e}; running without a VPN interface (needs CAP_NET_ADMIN and /dev/net/tun)"
@@ -110,6 +134,7 @@ pub async fn run(
         }
     }
     log::info!("shutting down");
+    node.teardown_lan();
     node.save_state_now();
     host.shutdown();
     let _ = std::fs::remove_file(&socket);

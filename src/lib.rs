@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod friends;
 pub mod identity;
+pub mod lan;
 pub mod multiaddr;
 pub mod node;
 pub mod p2p;

@@ -40,6 +40,9 @@ pub struct Node {
     /// Packets for the TUN; taken by `attach_tun`. Until then the bounded queue fills and
     /// further packets are dropped and counted.
     from_mesh: Mutex<Option<tokio::sync::mpsc::Receiver<dataplane::pool::PacketBuf>>>,
+    lan: Mutex<Option<crate::lan::Lan>>,
+    /// Routes already refused (logged once, not on every status).
+    refused_routes: Mutex<Vec<(PeerId, crate::routes::Prefix)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,7 +90,10 @@ impl Node {
             rtt: Mutex::new(HashMap::new()),
             tun_name: Mutex::new(None),
             from_mesh: Mutex::new(Some(from_mesh)),
+            lan: Mutex::new(None),
+            refused_routes: Mutex::new(Vec::new()),
         });
+        node.sync_routes();
         node.dp.start();
         friends::start(&node);
         node.spawn_background();
@@ -122,12 +128,22 @@ impl Node {
                 declined: true,
                 ..Default::default()
             },
-            _ => StatusInfo {
-                name: self.name(),
-                declined: false,
-                allow_using_as_exit_node: t.get(peer).is_some_and(|p| p.allow_exit),
-                vpn_gateway_server_enabled: false,
-            },
+            _ => {
+                let cfg = lock(&self.cfg);
+                let p = t.get(peer);
+                StatusInfo {
+                    name: cfg.main.name.clone(),
+                    declined: false,
+                    allow_using_as_exit_node: p.is_some_and(|p| p.allow_exit),
+                    vpn_gateway_server_enabled: cfg.main.gateway,
+                    // Our LAN routes, only to peers allowed to use them.
+                    routes: if p.is_some_and(|p| p.allow_lan) {
+                        cfg.main.route.clone()
+                    } else {
+                        Vec::new()
+                    },
+                }
+            }
         }
     }
 
@@ -135,6 +151,106 @@ impl Node {
         lock(&self.peers).apply_status(peer, info);
         if let Some(rtt) = rtt {
             lock(&self.rtt).insert(peer.clone(), rtt);
+        }
+        self.sync_routes();
+    }
+
+    /// Hands the host-side gateway (kernel routes, firewall) to the node; routes follow.
+    pub fn attach_lan(&self, lan: crate::lan::Lan) {
+        *lock(&self.lan) = Some(lan);
+        self.sync_routes();
+    }
+
+    /// Removes kernel routes, policy rules and the firewall table (at shutdown).
+    pub fn teardown_lan(&self) {
+        if let Some(mut lan) = lock(&self.lan).take() {
+            lan.teardown();
+        }
+    }
+
+    /// Recomputes routing beyond the mesh: our exported routes, peers' announced routes that
+    /// pass the safety checks, and the exit node; applies them to the data plane and kernel.
+    pub fn sync_routes(&self) {
+        use crate::routes::{Guard, Prefix};
+        let cfg = lock(&self.cfg).main.clone();
+        let mesh = Prefix::new(cfg.address, cfg.prefix).unwrap_or(Prefix {
+            addr: cfg.address,
+            len: 32,
+        });
+        let local: Vec<Ipv4Addr> = crate::p2p::ifaddrs::local_addrs()
+            .into_iter()
+            .filter_map(|ip| match ip {
+                std::net::IpAddr::V4(v4) if !mesh.contains(v4) => Some(v4),
+                _ => None,
+            })
+            .collect();
+        let underlay: Vec<Ipv4Addr> = self
+            .host
+            .connected_peers()
+            .iter()
+            .filter_map(|p| self.host.remote_addr(p)?.quic_socket_addr())
+            .filter_map(|s| match s.ip() {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                _ => None,
+            })
+            .collect();
+        let t = lock(&self.peers);
+        let mut installed: Vec<(Prefix, PeerId)> = Vec::new();
+        let mut refused = lock(&self.refused_routes);
+        let mut still_refused = Vec::new();
+        let mut peers: Vec<_> = t
+            .iter()
+            .filter(|p| p.accept_routes && p.confirmed && !p.declined)
+            .collect();
+        peers.sort_by_key(|p| p.ip);
+        for p in peers {
+            for r in &p.routes {
+                let named: Vec<(Prefix, String)> = installed
+                    .iter()
+                    .map(|(q, who)| (*q, who.to_string()))
+                    .collect();
+                let guard = Guard {
+                    mesh,
+                    own_routes: &cfg.route,
+                    local_addrs: &local,
+                    underlay: &underlay,
+                    installed: &named,
+                };
+                match guard.check(r) {
+                    Ok(()) => installed.push((*r, p.peer_id.clone())),
+                    Err(why) => {
+                        let key = (p.peer_id.clone(), *r);
+                        if !refused.contains(&key) {
+                            log::warn!(
+                                "refusing route {r} from {} ({}): {why}",
+                                p.alias,
+                                p.peer_id.short()
+                            );
+                        }
+                        still_refused.push(key);
+                    }
+                }
+            }
+        }
+        *refused = still_refused;
+        drop(refused);
+        let exit_node = cfg.exit_node.as_ref().and_then(|want| {
+            t.iter()
+                .find(|p| p.peer_id.to_string() == *want || p.alias == *want)
+                .filter(|p| p.allowed_exit && p.remote_gateway)
+                .map(|p| p.peer_id.clone())
+        });
+        drop(t);
+        self.dp.set_routing(dataplane::Routing {
+            exported: cfg.route.clone(),
+            gateway: cfg.gateway,
+            exit_node: exit_node.clone(),
+            installed: installed.clone(),
+        });
+        if let Some(lan) = lock(&self.lan).as_mut() {
+            let prefixes: Vec<Prefix> = installed.iter().map(|(p, _)| *p).collect();
+            lan.sync_routes(&prefixes);
+            lan.set_exit(exit_node.is_some());
         }
     }
 
@@ -215,6 +331,7 @@ impl Node {
     pub fn remove(self: &Arc<Self>, peer: &PeerId) -> Result<(), String> {
         lock(&self.peers).remove(peer).map_err(|e| e.to_string())?;
         self.dp.forget(peer);
+        self.sync_routes();
         self.remove_peer_section(peer)?;
         self.save_state_now();
         Ok(())
@@ -230,6 +347,7 @@ impl Node {
         lock(&self.peers).load(&loaded.config.peers, &saved);
         let n = loaded.config.peers.len();
         *lock(&self.cfg) = loaded.config;
+        self.sync_routes();
         Ok(n)
     }
 
@@ -251,6 +369,8 @@ impl Node {
             allow_exit: p.allow_exit,
             address: p.addresses.clone(),
             domain: p.domain.clone(),
+            allow_lan: p.allow_lan,
+            accept_routes: p.accept_routes,
         };
         let without = config::remove_peer_section(&text, &p.peer_id);
         let new = config::add_peer_section(&without, &pc);

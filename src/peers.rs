@@ -24,6 +24,12 @@ pub struct KnownPeer {
     /// Our grant: the peer may use us as exit node (`WeAllowUsingAsExitNode`).
     pub allow_exit: bool,
     pub addresses: Vec<String>,
+    /// The peer may reach our exported routes.
+    pub allow_lan: bool,
+    /// We install the routes the peer announces.
+    pub accept_routes: bool,
+    /// LAN routes the peer announced in its status (awl extension; AWL peers send none).
+    pub routes: Vec<crate::routes::Prefix>,
     /// Name the peer gave itself (status `Name`).
     pub name: String,
     pub confirmed: bool,
@@ -165,6 +171,9 @@ impl PeerTable {
 
     /// Loads the UCI peers, keeping what we knew about each from `saved`.
     pub fn load(&mut self, peers: &[PeerConfig], saved: &SavedState) {
+        // Routes announced by peers survive a reload (they come with status, not config).
+        let announced: HashMap<PeerId, Vec<crate::routes::Prefix>> =
+            self.peers.drain().map(|(id, p)| (id, p.routes)).collect();
         self.peers.clear();
         self.by_ip.clear();
         self.blocked = saved
@@ -203,6 +212,9 @@ impl PeerTable {
                 ip,
                 allow_exit: p.allow_exit,
                 addresses: p.address.clone(),
+                allow_lan: p.allow_lan,
+                accept_routes: p.accept_routes,
+                routes: announced.get(&p.peer_id).cloned().unwrap_or_default(),
                 name: s.name,
                 confirmed: s.confirmed,
                 declined: s.declined,
@@ -342,6 +354,9 @@ impl PeerTable {
             ip,
             allow_exit: false,
             addresses: Vec::new(),
+            allow_lan: false,
+            accept_routes: true,
+            routes: Vec::new(),
             name: pending_name,
             confirmed,
             declined: false,
@@ -544,6 +559,8 @@ mod tests {
             allow_exit: false,
             address: vec![],
             domain: alias.into(),
+            allow_lan: false,
+            accept_routes: true,
         }
     }
 

@@ -55,6 +55,19 @@ pub struct MainConfig {
     pub max_peers: u32,
     pub packet_pool: u32,
     pub peer_queue: u32,
+    pub route: Vec<crate::routes::Prefix>,
+    pub gateway: bool,
+    /// Peer ID or alias of the exit node to use.
+    pub exit_node: Option<String>,
+    pub firewall: Firewall,
+    pub snat_lan: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firewall {
+    Auto,
+    Nftables,
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +80,8 @@ pub struct PeerConfig {
     pub allow_exit: bool,
     pub address: Vec<String>,
     pub domain: String,
+    pub allow_lan: bool,
+    pub accept_routes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +164,11 @@ fn unreachable_default() -> MainConfig {
         max_peers: 64,
         packet_pool: 1024,
         peer_queue: 256,
+        route: Vec::new(),
+        gateway: false,
+        exit_node: None,
+        firewall: Firewall::Auto,
+        snat_lan: true,
     }
 }
 
@@ -354,6 +374,25 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         max_peers: get_int(v, MAIN, "max_peers") as u32,
         packet_pool: get_int(v, MAIN, "packet_pool") as u32,
         peer_queue: get_int(v, MAIN, "peer_queue") as u32,
+        route: v
+            .get("route")
+            .map(|(_, vals)| {
+                vals.iter()
+                    .filter_map(|x| match x {
+                        Val::Cidr(ip, len) => crate::routes::Prefix::new(*ip, *len),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        gateway: get_bool(v, MAIN, "gateway"),
+        exit_node: get_text(v, MAIN, "exit_node").filter(|s| !s.trim().is_empty()),
+        firewall: match get_text(v, MAIN, "firewall").as_deref() {
+            Some("nftables") => Firewall::Nftables,
+            Some("none") => Firewall::None,
+            _ => Firewall::Auto,
+        },
+        snat_lan: get_bool(v, MAIN, "snat_lan"),
     })
 }
 
@@ -475,6 +514,14 @@ pub fn parse(text: &str, file_name: &str) -> Result<Loaded, ConfigError> {
         ));
     }
 
+    let mesh = crate::routes::Prefix::new(Ipv4Addr::from(net), main.prefix);
+    for r in &main.route {
+        if mesh.is_some_and(|m| m.overlaps(r)) || r.is_default() {
+            let line = main_values.get("route").map(|(l, _)| *l);
+            return Err(err(line, format!("list 'route' = '{r}': overlaps the mesh subnet or is a default route (use 'gateway' for an exit node)")));
+        }
+    }
+
     let mut peers = Vec::new();
     let mut ids = HashSet::new();
     let mut aliases: HashMap<String, usize> = HashMap::new();
@@ -546,6 +593,8 @@ pub fn parse(text: &str, file_name: &str) -> Result<Loaded, ConfigError> {
             allow_exit: get_bool(&s.values, PEER, "allow_exit"),
             address: get_list(&s.values, "address"),
             domain,
+            allow_lan: get_bool(&s.values, PEER, "allow_lan"),
+            accept_routes: get_bool(&s.values, PEER, "accept_routes"),
         });
     }
     if peers.len() > main.max_peers as usize {
@@ -590,6 +639,12 @@ pub fn add_peer_section(text: &str, peer: &PeerConfig) -> String {
     }
     if peer.allow_exit {
         out.push_str("\toption allow_exit '1'\n");
+    }
+    if peer.allow_lan {
+        out.push_str("\toption allow_lan '1'\n");
+    }
+    if !peer.accept_routes {
+        out.push_str("\toption accept_routes '0'\n");
     }
     for a in &peer.address {
         out.push_str(&format!("\tlist address {}\n", uci::quote(a)));

@@ -145,6 +145,8 @@ fn add_and_remove_peer_keep_comments() {
         allow_exit: true,
         address: vec!["/ip4/192.0.2.7/udp/4363/quic-v1".into()],
         domain: "x".into(),
+        allow_lan: false,
+        accept_routes: true,
     };
     let with = add_peer_section(base, &p);
     assert!(with.starts_with(base.trim_end()));

@@ -16,6 +16,7 @@ use crate::p2p::{Host, Stream};
 use crate::packet;
 use crate::peers::{PeerTable, Relation};
 use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
+use crate::routes::{self, Prefix};
 use pool::{PacketBuf, PacketPool};
 use stats::Stats;
 use std::collections::HashMap;
@@ -25,6 +26,19 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub type SharedPeers = Arc<Mutex<PeerTable>>;
+
+/// Routing beyond the mesh subnet (LAN gateway, exit node), set by the node.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// LAN prefixes we export to peers with `allow_lan`.
+    pub exported: Vec<Prefix>,
+    /// We serve as exit node for peers with `allow_exit`.
+    pub gateway: bool,
+    /// The exit node we use.
+    pub exit_node: Option<PeerId>,
+    /// Routes accepted from peers (checked by `routes::Guard`).
+    pub installed: Vec<(Prefix, PeerId)>,
+}
 
 /// AWL closes an outbound tunnel stream after 30 s without packets.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
@@ -49,8 +63,9 @@ pub struct Dataplane {
     peers: SharedPeers,
     pool: PacketPool,
     cfg: DataplaneConfig,
-    senders: Mutex<HashMap<PeerId, mpsc::Sender<PacketBuf>>>,
+    senders: Mutex<HashMap<PeerId, mpsc::Sender<(PacketBuf, GatewayDir)>>>,
     to_tun: mpsc::Sender<PacketBuf>,
+    routing: Mutex<Routing>,
     pub stats: Arc<Stats>,
 }
 
@@ -70,6 +85,7 @@ impl Dataplane {
             cfg,
             senders: Mutex::new(HashMap::new()),
             to_tun,
+            routing: Mutex::new(Routing::default()),
             stats: Arc::new(Stats::default()),
         });
         (dp, from_mesh)
@@ -77,6 +93,17 @@ impl Dataplane {
 
     pub fn pool(&self) -> &PacketPool {
         &self.pool
+    }
+
+    pub fn set_routing(&self, r: Routing) {
+        *self.routing.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    pub fn routing(&self) -> Routing {
+        self.routing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Starts serving inbound tunnel streams.
@@ -90,30 +117,11 @@ impl Dataplane {
         });
     }
 
-    /// A packet read from the TUN device: send it to the peer that owns its destination.
+    /// A packet read from the TUN device: send it to the peer that owns its destination —
+    /// a mesh IP, a LAN route a peer announced (Forward), or the exit node (Forward).
     pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
         if packet::ip_version(pkt.data()) != 4 || pkt.len() < 20 {
             // AWL v0.18 peers drop IPv6; don't spend the link on it.
-            self.stats.global(|g| g.tx_unroutable += 1);
-            return;
-        }
-        let d = pkt.data();
-        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-        let (target, broadcast) = {
-            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            if dst == t.broadcast() || dst == Ipv4Addr::BROADCAST {
-                let all: Vec<PeerId> = t.iter().map(|p| p.peer_id.clone()).collect();
-                (all, true)
-            } else {
-                (
-                    t.by_ip(dst)
-                        .map(|p| vec![p.peer_id.clone()])
-                        .unwrap_or_default(),
-                    false,
-                )
-            }
-        };
-        if target.is_empty() {
             self.stats.global(|g| g.tx_unroutable += 1);
             return;
         }
@@ -122,9 +130,58 @@ impl Dataplane {
             self.stats.global(|g| g.tx_too_big += 1);
             return;
         }
+        let d = pkt.data();
+        let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let routing = self
+            .routing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (target, dir, broadcast) = {
+            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            if dst == t.broadcast() || dst == Ipv4Addr::BROADCAST {
+                (
+                    t.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
+                    GatewayDir::None,
+                    true,
+                )
+            } else if t.in_mesh(dst) {
+                match t.by_ip(dst) {
+                    Some(p) => {
+                        // Replies from our LAN or the internet to a peer that came in through
+                        // us keep their source: tag them Return.
+                        let ret = !t.in_mesh(src)
+                            && ((routing.gateway && p.allow_exit)
+                                || (p.allow_lan
+                                    && routing.exported.iter().any(|r| r.contains(src))));
+                        (
+                            vec![p.peer_id.clone()],
+                            if ret {
+                                GatewayDir::Return
+                            } else {
+                                GatewayDir::None
+                            },
+                            false,
+                        )
+                    }
+                    None => (Vec::new(), GatewayDir::None, false),
+                }
+            } else if let Some(peer) = routes::lookup(&routing.installed, dst) {
+                (vec![peer.clone()], GatewayDir::Forward, false)
+            } else if let Some(exit) = routing.exit_node.as_ref().filter(|_| forwardable(dst)) {
+                (vec![exit.clone()], GatewayDir::Forward, false)
+            } else {
+                (Vec::new(), GatewayDir::None, false)
+            }
+        };
+        if target.is_empty() {
+            self.stats.global(|g| g.tx_unroutable += 1);
+            return;
+        }
         if !broadcast {
             if let Some(peer) = target.into_iter().next() {
-                self.enqueue(&peer, pkt);
+                self.enqueue(&peer, pkt, dir);
             }
             return;
         }
@@ -136,11 +193,11 @@ impl Dataplane {
             };
             copy.space()[..pkt.len()].copy_from_slice(pkt.data());
             copy.set_len(pkt.len());
-            self.enqueue(peer, copy);
+            self.enqueue(peer, copy, GatewayDir::None);
         }
     }
 
-    fn enqueue(self: &Arc<Self>, peer: &PeerId, pkt: PacketBuf) {
+    fn enqueue(self: &Arc<Self>, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) {
         let tx = {
             let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
             match senders.get(peer) {
@@ -155,7 +212,7 @@ impl Dataplane {
                 }
             }
         };
-        if tx.try_send(pkt).is_err() {
+        if tx.try_send((pkt, dir)).is_err() {
             self.stats.peer(peer, |s| s.tx_dropped += 1);
         }
     }
@@ -169,7 +226,11 @@ impl Dataplane {
     }
 
     /// One task per peer with traffic: owns the long-lived outbound stream, batches records.
-    async fn sender(self: Arc<Self>, peer: PeerId, mut rx: mpsc::Receiver<PacketBuf>) {
+    async fn sender(
+        self: Arc<Self>,
+        peer: PeerId,
+        mut rx: mpsc::Receiver<(PacketBuf, GatewayDir)>,
+    ) {
         let mut stream: Option<quinn::SendStream> = None;
         let mut on_stream: u64 = 0;
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -188,8 +249,8 @@ impl Dataplane {
             let mut count = 0u64;
             let mut bytes = 0u64;
             let mut next = Some(first);
-            while let Some(p) = next.take() {
-                tunnel::push_record(&mut batch, GatewayDir::None, p.data());
+            while let Some((p, dir)) = next.take() {
+                tunnel::push_record(&mut batch, dir, p.data());
                 count += 1;
                 bytes += p.len() as u64;
                 if (count as usize) < tunnel::BATCH && batch.len() < BATCH_BYTES {
@@ -321,20 +382,42 @@ impl Dataplane {
             self.stats.peer(peer, |s| s.rx_dropped += 1);
             return;
         }
-        let (peer_ip, own_ip) = {
+        let (peer_ip, own_ip, allow_exit, allow_lan) = {
             let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             match t.get(peer) {
-                Some(p) => (p.ip, t.own_ip()),
+                Some(p) => (p.ip, t.own_ip(), p.allow_exit, p.allow_lan),
                 None => return,
             }
         };
+        let d = buf.data();
+        let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let allowed = {
+            let r = self.routing.lock().unwrap_or_else(|e| e.into_inner());
+            match dir {
+                GatewayDir::None => true,
+                // Client → us as exit node or into our LAN: destination kept.
+                GatewayDir::Forward => {
+                    (r.gateway && allow_exit)
+                        || (allow_lan && r.exported.iter().any(|p| p.contains(dst)))
+                }
+                // Our exit node, or a peer whose LAN we route to, answering: source kept.
+                GatewayDir::Return => {
+                    r.exit_node.as_ref() == Some(peer)
+                        || r.installed
+                            .iter()
+                            .any(|(p, who)| who == peer && p.contains(src))
+                }
+            }
+        };
+        if !allowed {
+            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            return;
+        }
         let rewritten = match dir {
             GatewayDir::None => packet::rewrite(buf.data_mut(), Some(peer_ip), Some(own_ip)),
-            // Exit-node traffic is wired in with the gateway support.
-            GatewayDir::Forward | GatewayDir::Return => {
-                self.stats.peer(peer, |s| s.rx_dropped += 1);
-                return;
-            }
+            GatewayDir::Forward => packet::rewrite(buf.data_mut(), Some(peer_ip), None),
+            GatewayDir::Return => packet::rewrite(buf.data_mut(), None, Some(own_ip)),
         };
         if rewritten.is_err() {
             self.stats.peer(peer, |s| s.rx_dropped += 1);
@@ -349,4 +432,13 @@ impl Dataplane {
             Err(_) => self.stats.peer(peer, |s| s.rx_dropped += 1),
         }
     }
+}
+
+/// Destinations an exit node may carry (not loopback, link-local, multicast or broadcast).
+fn forwardable(ip: Ipv4Addr) -> bool {
+    !(ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_unspecified())
 }

@@ -204,6 +204,7 @@ impl Host {
             Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
         });
         let socket = std::net::UdpSocket::bind(config.listen)?;
+        mark_socket(&socket);
         let runtime =
             quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
         let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
@@ -641,6 +642,26 @@ impl Host {
             }
         }
         Ok(())
+    }
+}
+
+/// Marks our QUIC socket as AWL does (`SO_MARK` 0x61776c), so policy routing for an exit node
+/// keeps our own traffic on the underlay. Needs CAP_NET_ADMIN; without it nothing is marked.
+fn mark_socket(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let mark: libc::c_int = crate::lan::FWMARK as libc::c_int;
+    // SAFETY: a valid fd and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            (&mark as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::debug!("SO_MARK not set: {}", io::Error::last_os_error());
     }
 }
 

@@ -5,7 +5,7 @@
 pub mod der;
 pub mod host;
 pub mod identify;
-mod ifaddrs;
+pub mod ifaddrs;
 pub mod multistream;
 pub mod ping;
 pub mod protobuf;

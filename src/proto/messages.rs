@@ -21,6 +21,9 @@ pub struct StatusInfo {
     pub declined: bool,
     pub allow_using_as_exit_node: bool,
     pub vpn_gateway_server_enabled: bool,
+    /// awl extension `AwlRoutes`: LAN prefixes the sender exports to this recipient. AWL
+    /// ignores unknown keys, so it is only sent when non-empty.
+    pub routes: Vec<crate::routes::Prefix>,
 }
 
 /// Auth request (inviter → invitee).
@@ -83,20 +86,34 @@ fn invalid(what: &str) -> io::Error {
 
 impl StatusInfo {
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "Name": self.name,
             "Declined": self.declined,
             "AllowUsingAsExitNode": self.allow_using_as_exit_node,
             "VPNGatewayServerEnabled": self.vpn_gateway_server_enabled,
-        })
+        });
+        if !self.routes.is_empty() {
+            v["AwlRoutes"] = self.routes.iter().map(|r| r.to_string()).collect();
+        }
+        v
     }
 
     pub fn from_fields(f: &Fields) -> io::Result<Self> {
+        // Routes we can't parse are skipped: the rest of the status still counts.
+        let routes = match f.get("awlroutes") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|r| r.as_str()?.parse().ok())
+                .take(64)
+                .collect(),
+            _ => Vec::new(),
+        };
         Ok(StatusInfo {
             name: f.string("name")?,
             declined: f.bool("declined")?,
             allow_using_as_exit_node: f.bool("allowusingasexitnode")?,
             vpn_gateway_server_enabled: f.bool("vpngatewayserverenabled")?,
+            routes,
         })
     }
 }
@@ -206,6 +223,27 @@ mod tests {
                 declined: false
             }
         );
+    }
+
+    #[test]
+    fn routes_extension_round_trips_and_is_absent_when_empty() {
+        let s = StatusInfo {
+            name: "r".into(),
+            routes: vec!["192.168.1.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let v = s.to_json();
+        assert_eq!(v["AwlRoutes"][0], "192.168.1.0/24");
+        assert_eq!(
+            StatusInfo::from_fields(&Fields::from_value(v).unwrap()).unwrap(),
+            s
+        );
+        assert!(StatusInfo::default().to_json().get("AwlRoutes").is_none());
+        let f = Fields::from_value(
+            serde_json::from_str(r#"{"AwlRoutes":["bad","10.1.0.0/16",5]}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(StatusInfo::from_fields(&f).unwrap().routes.len(), 1);
     }
 
     #[test]
