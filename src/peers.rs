@@ -447,7 +447,9 @@ impl PeerTable {
         );
         if s.declined {
             p.declined = true;
+            p.routes.clear();
         } else {
+            p.routes = s.routes.clone();
             p.last_seen = now_unix();
             p.name = s.name.clone();
             p.confirmed = true;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# LAN gateway end to end, six namespaces plus extras:
+#   hostA (192.168.1.10) — routerA ═ wan (198.51.100.0/24) ═ routerB — hostB (192.168.2.10)
+#                                          ║                    └─ inet (203.0.113.1, only B's upstream)
+#                                        routerC (announces unsafe routes)
+# Hosts run no awl, only a default route to their router. Checks: hostA ↔ hostB by LAN
+# address (ping, iperf3 both ways), routerA using routerB as exit node reaches 203.0.113.1,
+# unsafe announcements refused with a log line while traffic flows, and no nftables rules,
+# routes or policy rules left after the daemons stop.
+source "$(dirname "$0")/lib.sh"
+need_root
+find_awl || exit 1
+for c in iperf3 nft; do command -v $c >/dev/null || { echo "$c missing"; exit 1; }; done
+
+for n in hA rA wan rB hB rC inet; do netns "awl-$n"; done
+ip -n awl-wan link add br0 type bridge && ip -n awl-wan link set br0 up
+for r in A B C; do
+    ip link add wan0 netns "awl-r$r" type veth peer name "w$r" netns awl-wan
+    ip -n awl-wan link set "w$r" master br0 up
+    ip -n "awl-r$r" link set wan0 up
+done
+ip -n awl-rA addr add 198.51.100.1/24 dev wan0
+ip -n awl-rB addr add 198.51.100.2/24 dev wan0
+ip -n awl-rC addr add 198.51.100.3/24 dev wan0
+link awl-hA eth0 192.168.1.10/24 awl-rA lan0 192.168.1.1/24
+link awl-hB eth0 192.168.2.10/24 awl-rB lan0 192.168.2.1/24
+link awl-inet eth0 203.0.113.1/24 awl-rB up0 203.0.113.2/24
+ip -n awl-hA route add default via 192.168.1.1
+ip -n awl-hB route add default via 192.168.2.1
+for r in rA rB rC; do ip netns exec "awl-$r" sysctl -qw net.ipv4.ip_forward=0; done
+
+mkdir -p "$WORK/ra" "$WORK/rb" "$WORK/rc"
+write_config "$WORK/ra.uci" ra; write_config "$WORK/rb.uci" rb; write_config "$WORK/rc.uci" rc
+A=$(peer_id ra); B=$(peer_id rb); C=$(peer_id rc)
+quic() { echo "/ip4/$1/udp/4363/quic-v1"; }
+cat >>"$WORK/ra.uci" <<EOF
+	list route '192.168.1.0/24'
+	option exit_node 'rb'
+	option firewall 'nftables'
+config peer 'rb'
+	option peer_id '$B'
+	option allow_lan '1'
+	list address '$(quic 198.51.100.2)'
+config peer 'rc'
+	option peer_id '$C'
+	list address '$(quic 198.51.100.3)'
+EOF
+cat >>"$WORK/rb.uci" <<EOF
+	list route '192.168.2.0/24'
+	option gateway '1'
+config peer 'ra'
+	option peer_id '$A'
+	option allow_lan '1'
+	option allow_exit '1'
+	list address '$(quic 198.51.100.1)'
+EOF
+# C uses another mesh subnet, so it may legally announce A's mesh range; the other two
+# announcements overlap A's LAN and contain C's own underlay address.
+sed -i "s|option address '10.66.0.1/16'|option address '10.77.0.1/16'|" "$WORK/rc.uci"
+cat >>"$WORK/rc.uci" <<EOF
+	list route '10.66.0.0/24'
+	list route '192.168.1.0/24'
+	list route '198.51.100.0/24'
+config peer 'ra'
+	option peer_id '$A'
+	option allow_lan '1'
+	list address '$(quic 198.51.100.1)'
+EOF
+
+check "router A starts" start_node awl-rA ra
+check "router B starts" start_node awl-rB rb
+check "router C starts" start_node awl-rC rc
+T0=$SECONDS
+check "A installs B's LAN route" wait_for 30 sh -c "ip -n awl-rA route show 192.168.2.0/24 | grep -q awl0"
+check "B installs A's LAN route" wait_for 30 sh -c "ip -n awl-rB route show 192.168.1.0/24 | grep -q awl0"
+echo "routes exchanged in $((SECONDS - T0)) s"
+check "IPv4 forwarding enabled on B (said in the log)" grep -q "enabled IPv4 forwarding" "$WORK/rb.log"
+
+check "hostA pings hostB by LAN address" ip netns exec awl-hA ping -c 3 -W 2 192.168.2.10
+check "hostB pings hostA by LAN address" ip netns exec awl-hB ping -c 3 -W 2 192.168.1.10
+
+iperf() { # CLIENT_NS SERVER_IP [extra]
+    ip netns exec "$1" iperf3 -c "$2" -t 3 -J "${@:3}" >"$WORK/iperf.json" 2>&1 || { tail -3 "$WORK/iperf.json"; return 1; }
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); b=d['end']['sum_received']['bits_per_second']; print(f'    {b/1e6:.1f} Mbit/s'); sys.exit(0 if b>0 else 1)" "$WORK/iperf.json"
+}
+ip netns exec awl-hB iperf3 -s -D -B 192.168.2.10 --pidfile "$WORK/iperf-hb.pid"
+ip netns exec awl-hA iperf3 -s -D -B 192.168.1.10 --pidfile "$WORK/iperf-ha.pid"
+sleep 0.5; PIDS+=("$(cat "$WORK/iperf-hb.pid")" "$(cat "$WORK/iperf-ha.pid")")
+echo "iperf3 hostA -> hostB:"; check "iperf3 hostA -> hostB" iperf awl-hA 192.168.2.10
+echo "iperf3 hostB -> hostA:"; check "iperf3 hostB -> hostA" iperf awl-hB 192.168.1.10
+
+# Exit node: 203.0.113.1 exists only behind router B.
+check "A enables B as exit node" wait_for 30 grep -q "exit node: default route" "$WORK/ra.log"
+check "A reaches B's upstream through the exit node" ip netns exec awl-rA ping -c 3 -W 2 203.0.113.1
+check "without awl, A has no route to 203.0.113.1" sh -c "! ip -n awl-rA route get 203.0.113.1 table main 2>/dev/null | grep -q wan0"
+
+# Route safety.
+check "C's route overlapping the mesh is refused" wait_for 20 grep -q "refusing route 10.66.0.0/24 .*mesh" "$WORK/ra.log"
+check "C's route overlapping A's LAN is refused" grep -q "refusing route 192.168.1.0/24 .*own exported" "$WORK/ra.log"
+check "C's route over its underlay address is refused" grep -q "refusing route 198.51.100.0/24 .*198.51.100.3" "$WORK/ra.log"
+check "no refused route reached the kernel" sh -c "! ip -n awl-rA route | grep -q '10.66.0.0/24\|198.51.100.0/24 dev awl0'"
+check "traffic still flows after the refusals" ip netns exec awl-hA ping -c 2 -W 2 192.168.2.10
+
+# Clean stop.
+kill -TERM "$PID_ra" "$PID_rb"; sleep 2
+check "no awl nftables table left on A" sh -c "! ip netns exec awl-rA nft list tables | grep -q awl"
+check "no awl nftables table left on B" sh -c "! ip netns exec awl-rB nft list tables | grep -q awl"
+check "no routes via awl0 left on A" sh -c "! ip -n awl-rA route | grep -q awl0"
+check "no policy rules left on A" sh -c "! ip -n awl-rA rule | grep -q '^52[0-2]0:'"
+
+summary
