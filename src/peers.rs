@@ -655,14 +655,23 @@ mod tests {
         let p = t.get(&stranger).unwrap();
         assert!(p.confirmed && p.allowed_exit && p.last_seen > 0);
         assert_eq!(p.name, "laptop2");
-        t.apply_status(
-            &stranger,
-            &StatusInfo {
-                declined: true,
-                ..Default::default()
-            },
-        );
+        let with_routes = StatusInfo {
+            name: "l".into(),
+            routes: vec!["192.168.7.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        t.apply_status(&stranger, &with_routes);
+        assert_eq!(t.get(&stranger).unwrap().routes.len(), 1);
+        let declined = StatusInfo {
+            declined: true,
+            ..Default::default()
+        };
+        t.apply_status(&stranger, &declined);
         assert!(t.get(&stranger).unwrap().declined);
+        assert!(
+            t.get(&stranger).unwrap().routes.is_empty(),
+            "a declining peer's routes are dropped"
+        );
         t.remove(&stranger).unwrap();
         assert_eq!(t.relation(&stranger), Relation::Blocked);
         // Adding again (explicit invite) unblocks.
