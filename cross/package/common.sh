@@ -1,0 +1,34 @@
+# shellcheck shell=bash disable=SC2034
+# Shared by the package scripts: version, architecture names, deterministic tar.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+RELEASE=${RELEASE:-1}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
+
+# OpenWrt package architecture for a Rust target.
+openwrt_arch() {
+    case $1 in
+        mipsel-unknown-linux-musl) echo mipsel_24kc ;;
+        mips-unknown-linux-musl) echo mips_24kc ;;
+        armv7-unknown-linux-musleabihf) echo arm_cortex-a7_neon-vfpv4 ;;
+        aarch64-unknown-linux-musl) echo aarch64_cortex-a53 ;;
+        x86_64-unknown-linux-musl) echo x86_64 ;;
+        *) return 1 ;;
+    esac
+}
+
+# Debian architecture for a Rust target.
+deb_arch() {
+    case $1 in
+        aarch64-unknown-linux-musl) echo arm64 ;;
+        armv7-unknown-linux-musleabihf) echo armhf ;;
+        x86_64-unknown-linux-musl) echo amd64 ;;
+        *) return 1 ;;
+    esac
+}
+
+# det_tar OUT.tar.gz DIR: gzip'd tar of DIR's contents, root-owned, sorted, fixed mtime.
+det_tar() {
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+        --format=gnu -C "$2" -cf - . | gzip -9n >"$1"
+}
