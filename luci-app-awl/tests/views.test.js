@@ -1,0 +1,141 @@
+'use strict';
+// View tests in node:vm with LuCI stand-ins: declared options and datatypes, the rpc calls
+// buttons make, and that error replies are shown.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { sandbox } = require('./harness');
+
+const PEER = '12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7';
+const STATUS = {
+	ok: true,
+	result: {
+		peer_id: PEER, name: 'router', mesh_ip: '10.66.0.1', prefix: 16, interface: 'awl0',
+		listen_addrs: ['/ip4/192.0.2.1/udp/4363/quic-v1'], uptime_secs: 90, peers_known: 1,
+		peers_connected: 1, traffic: { rx_bytes: 2048, tx_bytes: 1024 }
+	}
+};
+const PEERS = { ok: true, result: [{ peer_id: PEER, alias: 'office', ip: '10.66.0.2', connected: true, confirmed: true, path: 'direct', rtt_ms: 1.5, traffic: { rx_bytes: 1, tx_bytes: 2 }, last_seen: 0 }] };
+const REQUESTS = { ok: true, result: [{ peer_id: PEER, name: 'laptop', received_at: 0 }] };
+const tick = () => new Promise((r) => setImmediate(r));
+
+function options(rec, kind) {
+	const out = {};
+	for (const m of rec.maps)
+		for (const s of m.sections)
+			if (!kind || s.kind === kind)
+				for (const o of s.options) out[o.name] = o;
+	return out;
+}
+
+test('settings declares the main options with the daemon\'s datatypes', () => {
+	const { rec, load } = sandbox();
+	const v = load('view/awl/settings.js');
+	v.render();
+	const s = rec.maps[0].sections[0];
+	assert.equal(rec.maps[0].config, 'awl');
+	assert.equal(s.kind, 'NamedSection');
+	assert.equal(s.type, 'main');
+	assert.deepEqual(s.tabs, ['general', 'network', 'advanced']);
+	const o = options(rec);
+	assert.equal(o.enabled.kind, 'Flag');
+	assert.equal(o.mtu.datatype, 'range(576,9000)');
+	assert.equal(o.listen_port.datatype, 'range(0,65535)');
+	assert.equal(o.address.datatype, 'cidr4');
+	assert.equal(o.route.kind, 'DynamicList');
+	assert.equal(o.route.datatype, 'cidr4');
+	assert.deepEqual(o.log_level.choices, ['error', 'warn', 'info', 'debug', 'trace']);
+	for (const name of ['name', 'interface', 'bootstrap', 'use_default_bootstrap', 'auto_accept', 'gateway', 'exit_node'])
+		assert.ok(o[name], `settings lacks ${name}`);
+	assert.equal(o.name.tab, 'general');
+	assert.equal(o.bootstrap.tab, 'advanced');
+});
+
+test('peers grid lists peer options and validates peer IDs', () => {
+	const { rec, load } = sandbox();
+	load('view/awl/peers.js').render();
+	const s = rec.maps[0].sections[0];
+	assert.equal(s.kind, 'GridSection');
+	assert.equal(s.type, 'peer');
+	const o = options(rec);
+	assert.equal(o.allow_exit.kind, 'Flag');
+	assert.equal(o.ip.datatype, 'ip4addr("nomask")');
+	assert.equal(o.peer_id.validate('x', PEER), true);
+	assert.notEqual(o.peer_id.validate('x', '12D3KooWbad'), true);
+});
+
+test('invite validates the peer ID, calls invite, and shows errors', async () => {
+	let reply = { ok: true, result: { peer_id: PEER, alias: 'office', ip: '10.66.0.2' } };
+	const { rec, load } = sandbox({ invite: () => reply });
+	load('view/awl/peers.js').render();
+	const s = rec.maps[0].sections[0];
+
+	s.handleAdd();
+	let modal = rec.modals.at(-1).node;
+	modal.byId('awl-invite-id').value = 'not-a-peer';
+	await modal.byId('awl-invite-send').click();
+	assert.equal(rec.rpcCalls.length, 0, 'invalid ID must not reach the daemon');
+
+	modal.byId('awl-invite-id').value = PEER;
+	modal.byId('awl-invite-alias').value = 'office';
+	modal.byId('awl-invite-address').value = '/ip4/192.0.2.7/udp/4363/quic-v1';
+	await modal.byId('awl-invite-send').click();
+	await tick();
+	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'invite', params: { peer_id: PEER, alias: 'office', ip: '', address: '/ip4/192.0.2.7/udp/4363/quic-v1' } });
+	assert.ok(rec.notifications.some((n) => n.text.includes('Invited office')));
+
+	reply = { ok: false, error: 'peer table is full (max_peers)' };
+	s.handleAdd();
+	modal = rec.modals.at(-1).node;
+	modal.byId('awl-invite-id').value = PEER;
+	await modal.byId('awl-invite-send').click();
+	await tick();
+	assert.ok(rec.notifications.some((n) => n.kind === 'error' && n.text.includes('peer table is full')), JSON.stringify(rec.notifications));
+});
+
+test('remove asks first and goes through the daemon', async () => {
+	const { rec, load } = sandbox({ remove: { ok: true, result: {} } });
+	load('view/awl/peers.js').render();
+	rec.uci.cfg1 = { peer_id: PEER, alias: 'office' };
+	const s = rec.maps[0].sections[0];
+	rec.confirm = false;
+	await s.handleRemove('cfg1');
+	assert.equal(rec.rpcCalls.length, 0);
+	rec.confirm = true;
+	await s.handleRemove('cfg1');
+	await tick();
+	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'remove', params: { peer_id: PEER } });
+	assert.ok(rec.reloads > 0, 'the grid reloads after removal');
+});
+
+test('status shows node, peers and requests; accept and decline call the daemon', async () => {
+	let acceptReply = { ok: true, result: { peer_id: PEER, alias: 'laptop', ip: '10.66.0.3' } };
+	const { rec, load } = sandbox({ status: STATUS, peers: PEERS, requests: REQUESTS, accept: () => acceptReply, decline: { ok: false, error: 'no pending request' } });
+	const v = load('view/awl/status.js');
+	const data = await v.load();
+	const page = v.render(data);
+	assert.ok(page.textContent.includes(PEER), 'peer ID shown');
+	assert.ok(page.textContent.includes('10.66.0.1/16'));
+	assert.ok(page.textContent.includes('office') && page.textContent.includes('direct') && page.textContent.includes('1.5 ms'));
+	assert.equal(rec.polls.length, 1, 'live refresh registered');
+	assert.ok(page.button('Copy'), 'copy button');
+
+	await page.button('Accept').click();
+	await tick();
+	assert.deepEqual(rec.rpcCalls.find((c) => c.method === 'accept').params, { peer_id: PEER, alias: 'laptop' });
+
+	await page.button('Decline').click();
+	await tick();
+	assert.ok(rec.notifications.some((n) => n.kind === 'error' && n.text.includes('no pending request')), 'decline error shown');
+
+	acceptReply = { ok: false, error: 'no free address left in the mesh subnet' };
+	await page.button('Accept').click();
+	await tick();
+	assert.ok(rec.notifications.some((n) => n.text.includes('no free address')), 'accept error shown');
+});
+
+test('status says so when the daemon is down', async () => {
+	const { load } = sandbox({ status: { ok: false, error: 'cannot reach the daemon' }, peers: { ok: false }, requests: { ok: false } });
+	const v = load('view/awl/status.js');
+	const page = v.render(await v.load());
+	assert.ok(page.textContent.includes('not answering: cannot reach the daemon'));
+});
