@@ -7,10 +7,11 @@
 set -euo pipefail
 log() { echo "toolchain: $*" >&2; }
 
-if ! command -v qemu-mipsel-static >/dev/null || ! command -v file >/dev/null; then
-    log "installing qemu-user-static, file"
+# binutils-multiarch: an objcopy that edits MIPS/ARM ELF files too.
+if ! command -v qemu-mipsel-static >/dev/null || ! command -v file >/dev/null || ! dpkg -s binutils-multiarch >/dev/null 2>&1; then
+    log "installing qemu-user-static, file, binutils-multiarch"
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static file >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static file binutils-multiarch >&2
 fi
 if [ ! -x /opt/awl-zig/bin/cargo-zigbuild ]; then
     log "installing zig and cargo-zigbuild (PyPI)"

@@ -35,28 +35,31 @@ async fn read_json(s: &mut Stream) -> Result<messages::Fields, String> {
 
 /// Serves inbound auth and status streams.
 pub fn start(node: &Arc<Node>) {
-    let mut auth = node.host.register(messages::AUTH_PROTOCOL, 16);
-    let n = node.clone();
-    tokio::spawn(async move {
-        while let Some(s) = auth.recv().await {
-            let n = n.clone();
-            tokio::spawn(async move {
-                let peer = s.peer.clone();
-                if let Err(e) = serve_auth(&n, s).await {
-                    log::debug!("auth from {}: {e}", peer.short());
-                }
-            });
-        }
+    serve(node, messages::AUTH_PROTOCOL, |n, s| {
+        Box::pin(async move { serve_auth(&n, s).await })
     });
-    let mut status = node.host.register(messages::STATUS_PROTOCOL, 16);
-    let n = node.clone();
+    serve(node, messages::STATUS_PROTOCOL, |n, s| {
+        Box::pin(async move { serve_status(&n, s).await })
+    });
+}
+
+type Handler =
+    fn(
+        Arc<Node>,
+        Stream,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// One task per inbound stream of `protocol`, at most 16 waiting (more are reset by the host).
+fn serve(node: &Arc<Node>, protocol: &'static str, handler: Handler) {
+    let mut inbound = node.host.register(protocol, 16);
+    let node = node.clone();
     tokio::spawn(async move {
-        while let Some(s) = status.recv().await {
-            let n = n.clone();
+        while let Some(s) = inbound.recv().await {
+            let n = node.clone();
             tokio::spawn(async move {
                 let peer = s.peer.clone();
-                if let Err(e) = serve_status(&n, s).await {
-                    log::debug!("status from {}: {e}", peer.short());
+                if let Err(e) = handler(n, s).await {
+                    log::debug!("{protocol} from {}: {e}", peer.short());
                 }
             });
         }
