@@ -26,9 +26,7 @@ const SIGNING_PREFIX: &[u8] = b"libp2p-tls-handshake:";
 const OID_LIBP2P_EXT: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xa2, 0x5a, 0x01, 0x01];
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
-const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 /// go-libp2p makes its certificates valid for 100 years, starting an hour ago (clock skew).
@@ -55,7 +53,21 @@ impl std::fmt::Display for CertError {
             CertError::WrongPeerId { expected, got } => {
                 write!(f, "peer presented {got}, expected {expected}")
             }
-            other => write!(f, "libp2p certificate: {other:?}"),
+            // Spelled out rather than Debug: release builds may compile Debug formatting out.
+            other => f.write_str(match other {
+                CertError::BadDer => "malformed certificate",
+                CertError::NotValidNow => "certificate not valid now",
+                CertError::UnsupportedAlgorithm => {
+                    "unsupported certificate key or signature algorithm"
+                }
+                CertError::BadSelfSignature => "bad certificate self-signature",
+                CertError::MissingExtension => "no libp2p public key extension",
+                CertError::UnknownCriticalExtension => "unknown critical extension",
+                CertError::BadHostSignature => "host key signature does not verify",
+                CertError::UnsupportedHostKey => "host key is not Ed25519",
+                CertError::ChainNotAllowed => "more than one certificate",
+                CertError::WrongPeerId { .. } => "wrong peer ID",
+            }),
         }
     }
 }
@@ -194,10 +206,6 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
                 SignatureScheme::ECDSA_NISTP256_SHA256,
                 &sig::ECDSA_P256_SHA256_ASN1,
             ),
-            (OID_EC_PUBLIC_KEY, Some(OID_P384), OID_ECDSA_SHA384) => (
-                SignatureScheme::ECDSA_NISTP384_SHA384,
-                &sig::ECDSA_P384_SHA384_ASN1,
-            ),
             (OID_ED25519, None, OID_ED25519) => (SignatureScheme::ED25519, &sig::ED25519),
             _ => return Err(CertError::UnsupportedAlgorithm),
         };
@@ -261,7 +269,7 @@ impl Verifier {
     pub fn new(expected: Option<PeerId>) -> Self {
         Verifier {
             expected,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            algorithms: ALGORITHMS,
         }
     }
 
@@ -313,7 +321,6 @@ fn tls_error(e: CertError) -> rustls::Error {
 
 const SCHEMES: &[SignatureScheme] = &[
     SignatureScheme::ECDSA_NISTP256_SHA256,
-    SignatureScheme::ECDSA_NISTP384_SHA384,
     SignatureScheme::ED25519,
 ];
 
@@ -403,8 +410,57 @@ impl ClientCertVerifier for Verifier {
     }
 }
 
+/// Only what libp2p over QUIC needs, so the rest of ring and rustls (RSA, P-384, AES-256,
+/// TLS 1.2) stays out of the binary: AES-128-GCM (QUIC's mandatory suite) and ChaCha20-Poly1305;
+/// X25519 and P-256 key exchange; ECDSA P-256 and Ed25519 certificates (go-libp2p and
+/// rust-libp2p use P-256).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
+        signature_verification_algorithms: ALGORITHMS,
+        secure_random: &RingRandom,
+        key_provider: &EcdsaKeys,
+    })
+}
+
+static ALGORITHMS: rustls::crypto::WebPkiSupportedAlgorithms =
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[webpki::ring::ECDSA_P256_SHA256, webpki::ring::ED25519],
+        mapping: &[
+            (
+                SignatureScheme::ECDSA_NISTP256_SHA256,
+                &[webpki::ring::ECDSA_P256_SHA256],
+            ),
+            (SignatureScheme::ED25519, &[webpki::ring::ED25519]),
+        ],
+    };
+
+#[derive(Debug)]
+struct RingRandom;
+
+impl rustls::crypto::SecureRandom for RingRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// Our certificate key is always ECDSA P-256.
+#[derive(Debug)]
+struct EcdsaKeys;
+
+impl rustls::crypto::KeyProvider for EcdsaKeys {
+    fn load_private_key(
+        &self,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        rustls::crypto::ring::sign::any_ecdsa_type(&key)
+    }
 }
 
 /// Our certificate with its key. `with_single_cert` would run webpki over the certificate, and
