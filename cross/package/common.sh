@@ -27,8 +27,16 @@ deb_arch() {
     esac
 }
 
+# gz FILE OUT: gzip-compatible compression; zopfli when installed (about 4% smaller than
+# gzip -9, which is what keeps the mipsel .ipk under 800 kB), else gzip -9.
+gz() {
+    if command -v zopfli >/dev/null; then zopfli -c --i15 "$1" >"$2"; else gzip -9nc "$1" >"$2"; fi
+}
+
 # det_tar OUT.tar.gz DIR: gzip'd tar of DIR's contents, root-owned, sorted, fixed mtime.
 det_tar() {
     tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-        --format=gnu -C "$2" -cf - . | gzip -9n >"$1"
+        --format=gnu -C "$2" -cf "$1.tar" .
+    gz "$1.tar" "$1"
+    rm -f "$1.tar"
 }
