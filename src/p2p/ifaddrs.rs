@@ -1,51 +1,108 @@
 //! Local interface addresses, to advertise when we listen on 0.0.0.0 / ::.
+//!
+//! Read from /proc (`/proc/net/fib_trie` for IPv4, `/proc/net/if_inet6` for IPv6) rather than
+//! with getifaddrs(3): musl implements that over netlink, which hung under qemu-user for
+//! big-endian MIPS, and /proc text is the same on every architecture (and per namespace).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Addresses of interfaces that are up, link-local ones excluded.
+/// Addresses of this host (network namespace), link-local ones excluded.
 pub fn local_addrs() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut cur = head;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            cur = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || ifa.ifa_flags & libc::IFF_UP as u32 == 0 {
-                continue;
-            }
-            match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                        sin.sin_addr.s_addr,
-                    ))));
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                    if ip.segments()[0] & 0xffc0 != 0xfe80 {
-                        out.push(IpAddr::V6(ip));
-                    }
-                }
-                _ => {}
-            }
-        }
-        libc::freeifaddrs(head);
+    let mut out: Vec<IpAddr> = Vec::new();
+    if let Ok(t) = std::fs::read_to_string("/proc/net/fib_trie") {
+        out.extend(parse_fib_trie(&t).into_iter().map(IpAddr::V4));
+    }
+    if let Ok(t) = std::fs::read_to_string("/proc/net/if_inet6") {
+        out.extend(parse_if_inet6(&t).into_iter().map(IpAddr::V6));
     }
     out.sort();
     out.dedup();
     out
 }
 
+/// The addresses the kernel marks `/32 host LOCAL` (our own IPv4 addresses).
+pub fn parse_fib_trie(text: &str) -> Vec<Ipv4Addr> {
+    let mut last: Option<Ipv4Addr> = None;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(ip) = l.strip_prefix("|-- ") {
+            last = ip.trim().parse().ok();
+        } else if l.starts_with("/32 host LOCAL") {
+            if let Some(ip) = last.filter(|ip| !ip.is_link_local()) {
+                out.push(ip);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `/proc/net/if_inet6`: 32 hex digits of address, then index, prefix, scope, flags, name.
+pub fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let hex = l.split_whitespace().next()?;
+            if hex.len() != 32 {
+                return None;
+            }
+            let v = u128::from_str_radix(hex, 16).ok()?;
+            let ip = Ipv6Addr::from(v);
+            (ip.segments()[0] & 0xffc0 != 0xfe80).then_some(ip)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const FIB: &str = "Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 192.168.1.0/24 2 0 2
+        |-- 192.168.1.0
+           /24 link UNICAST
+        |-- 192.168.1.1
+           /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 5
+           |-- 127.0.0.1
+              /32 host LOCAL
+";
+
+    #[test]
+    fn local_ipv4_from_fib_trie() {
+        assert_eq!(
+            parse_fib_trie(FIB),
+            vec![Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(192, 168, 1, 1)]
+        );
+    }
+
+    #[test]
+    fn ipv6_without_link_local() {
+        let t = "00000000000000000000000000000001 01 80 10 80       lo\nfe800000000000000000000000000001 02 40 20 80     eth0\n20010db8000000000000000000000007 02 40 00 00     eth0\n";
+        assert_eq!(
+            parse_if_inet6(t),
+            vec![
+                "::1".parse::<Ipv6Addr>().unwrap(),
+                "2001:db8::7".parse().unwrap()
+            ]
+        );
+    }
+
     #[test]
     fn loopback_is_listed() {
-        assert!(super::local_addrs().contains(&"127.0.0.1".parse().unwrap()));
+        assert!(local_addrs().contains(&"127.0.0.1".parse().unwrap()));
     }
 }
