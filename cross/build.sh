@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Size-optimised static musl binaries: bash cross/build.sh [--size-flags] [TARGET...]
+# Size-optimised static musl binaries:
+#   bash cross/build.sh [--size-flags] [--no-default-features|--features=…] [TARGET...]
 # Default targets: mipsel, mips (soft-float), armv7, aarch64, x86_64. Output: dist/<target>/awl,
 # and a size table (stripped bytes, gzip -9 bytes) in dist/sizes.txt.
 # --size-flags adds nightly-only size options (-Zlocation-detail=none, optimize_for_size std,
@@ -9,9 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_FLAGS=0
 TARGETS=()
+CARGO_FEATURES=()
 for a in "$@"; do
     case $a in
         --size-flags) SIZE_FLAGS=1 ;;
+        # Feature trimming, e.g. --no-default-features (no LAN gateway), --features=…
+        --no-default-features|--features=*) CARGO_FEATURES+=("$a") ;;
         -*) echo "unknown option $a" >&2; exit 2 ;;
         *) TARGETS+=("$a") ;;
     esac
@@ -26,10 +30,11 @@ printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/size
 
 for t in "${TARGETS[@]}"; do
     t0=$SECONDS
-    args=(zigbuild --release --locked --target "$t")
+    args=(zigbuild --release --locked --target "$t" "${CARGO_FEATURES[@]}")
     tc=""
     if [[ " $AWL_PREBUILT_STD " != *" $t "* ]] || [ "$SIZE_FLAGS" = 1 ]; then
         tc=$AWL_BUILD_STD_TOOLCHAIN
+        # shellcheck disable=SC2054 # the comma belongs to the flag
         args+=(-Zbuild-std=std,panic_abort)
     fi
     extra=()

@@ -8,6 +8,11 @@ pub mod daemon;
 pub mod dataplane;
 pub mod friends;
 pub mod identity;
+#[cfg(feature = "gateway")]
+pub mod lan;
+/// Without the `gateway` feature: the same API, doing nothing.
+#[cfg(not(feature = "gateway"))]
+#[path = "lan_disabled.rs"]
 pub mod lan;
 pub mod multiaddr;
 pub mod node;

@@ -1,0 +1,46 @@
+//! Stand-in for `lan.rs` in builds without the `gateway` feature (a router that only needs
+//! mesh access for itself): same API, installs nothing, and says so when asked to.
+
+use crate::routes::Prefix;
+
+pub const FWMARK: u32 = 0x0061_776c;
+pub const EXIT_TABLE: u32 = 0x0061_776c;
+pub const NFT_TABLE: &str = "awl";
+
+pub fn is_openwrt() -> bool {
+    std::path::Path::new("/etc/openwrt_release").exists()
+}
+
+pub struct Lan;
+
+impl Lan {
+    pub fn setup(
+        _tun: &str,
+        _mesh: Prefix,
+        gatewaying: bool,
+        nftables: bool,
+        _snat_lan: bool,
+    ) -> Lan {
+        if gatewaying || nftables {
+            log::warn!("built without the 'gateway' feature: no forwarding, firewall table, LAN routes or exit node");
+        }
+        Lan
+    }
+
+    pub fn sync_routes(&mut self, wanted: &[Prefix]) {
+        if !wanted.is_empty() {
+            log::warn!(
+                "built without the 'gateway' feature: {} peer route(s) not installed",
+                wanted.len()
+            );
+        }
+    }
+
+    pub fn set_exit(&mut self, on: bool) {
+        if on {
+            log::warn!("built without the 'gateway' feature: exit node not used");
+        }
+    }
+
+    pub fn teardown(&mut self) {}
+}
