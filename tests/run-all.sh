@@ -4,7 +4,7 @@
 # Usage: bash tests/run-all.sh [--quick]   (--quick skips interop and namespace tests)
 # Prints one line per step and ends with "N passed, M failed"; exits 1 if anything failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 QUICK=0
 [ "${1:-}" = "--quick" ] && QUICK=1
@@ -23,6 +23,7 @@ step() {
     fi
 }
 
+bash tests/deps.sh || echo "(continuing without some test dependencies)"
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test" cargo test
