@@ -6,6 +6,7 @@ pub mod der;
 pub mod host;
 pub mod identify;
 pub mod ifaddrs;
+pub mod kad;
 pub mod multistream;
 pub mod ping;
 pub mod protobuf;
