@@ -111,6 +111,11 @@ pub async fn run(
         ),
     }
     control::serve(node.clone(), &socket)?;
+    if node.config().main.lan_discovery {
+        if let Ok(local) = host.local_addr() {
+            crate::lan_discovery::start(node.clone(), local.port());
+        }
+    }
     log::info!(
         "awl {} started: peer {} name '{}', {} known peer(s), control socket {}",
         env!("CARGO_PKG_VERSION"),

@@ -14,6 +14,7 @@ pub mod lan;
 #[cfg(not(feature = "gateway"))]
 #[path = "lan_disabled.rs"]
 pub mod lan;
+pub mod lan_discovery;
 pub mod multiaddr;
 pub mod node;
 pub mod p2p;

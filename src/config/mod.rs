@@ -49,6 +49,7 @@ pub struct MainConfig {
     pub use_default_bootstrap: bool,
     pub log_level: log::LevelFilter,
     pub auto_accept: bool,
+    pub lan_discovery: bool,
     pub data_dir: PathBuf,
     pub control_socket: PathBuf,
     pub reconnect_interval: u32,
@@ -158,6 +159,7 @@ fn unreachable_default() -> MainConfig {
         use_default_bootstrap: true,
         log_level: log::LevelFilter::Info,
         auto_accept: false,
+        lan_discovery: true,
         data_dir: "/etc/awl".into(),
         control_socket: "/var/run/awl.sock".into(),
         reconnect_interval: 20,
@@ -366,6 +368,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         use_default_bootstrap: get_bool(v, MAIN, "use_default_bootstrap"),
         log_level: level,
         auto_accept: get_bool(v, MAIN, "auto_accept"),
+        lan_discovery: get_bool(v, MAIN, "lan_discovery"),
         data_dir: PathBuf::from(get_text(v, MAIN, "data_dir").unwrap_or_else(|| "/etc/awl".into())),
         control_socket: PathBuf::from(
             get_text(v, MAIN, "control_socket").unwrap_or_else(|| "/var/run/awl.sock".into()),

@@ -112,6 +112,7 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "use_default_bootstrap", Kind::Bool, "1", "Also use AWL's public bootstrap nodes."),
     opt(MAIN, "log_level", Kind::Enum(&["error", "warn", "info", "debug", "trace"]), "info", "Log level (RUST_LOG overrides)."),
     opt(MAIN, "auto_accept", Kind::Bool, "0", "Accept every incoming friend request."),
+    opt(MAIN, "lan_discovery", Kind::Bool, "1", "Announce this node on the LAN (multicast 239.255.66.66:4364) and dial known peers heard there."),
     opt(MAIN, "data_dir", Kind::Path, "/etc/awl", "Directory of the identity and the state file."),
     opt(MAIN, "control_socket", Kind::Path, "/var/run/awl.sock", "Unix socket of the control API (root only)."),
     opt(MAIN, "reconnect_interval", Kind::Int { min: 5, max: 3600 }, "20", "Seconds between redials of known peers."),
