@@ -61,6 +61,9 @@ return view.extend({
 		o = s.taboption('advanced', form.Flag, 'use_default_bootstrap', _('Use AWL\'s public bootstrap nodes'));
 		o.default = '1';
 
+		o = s.taboption('network', form.Flag, 'lan_discovery', _('LAN discovery'), _('Find known peers on the local network without bootstrap nodes'));
+		o.default = '1';
+
 		o = s.taboption('advanced', form.Flag, 'auto_accept', _('Accept every friend request'));
 		o.default = '0';
 
