@@ -152,6 +152,10 @@ impl Lan {
         let table = EXIT_TABLE.to_string();
         let mark = format!("0x{FWMARK:x}");
         let prefs: Vec<String> = (0..3).map(|i| (RULE_PREF + 10 * i).to_string()).collect();
+        // Rules left by a killed predecessor would stack up (ip rule allows duplicates).
+        for p in &prefs {
+            while run("ip", &["rule", "del", "pref", p], None).is_ok() {}
+        }
         if on {
             let steps: [Vec<&str>; 4] = [
                 vec![
@@ -182,9 +186,6 @@ impl Lan {
                 self.tun
             );
         } else {
-            for p in &prefs {
-                let _ = run("ip", &["rule", "del", "pref", p], None);
-            }
             let _ = run("ip", &["route", "flush", "table", &table], None);
             log::info!("exit node: default route restored");
         }
