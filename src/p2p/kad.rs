@@ -240,6 +240,69 @@ impl Lookup {
     }
 }
 
+/// Sends one FIND_NODE for `target` to a connected peer and returns the peers it names.
+pub async fn query(
+    host: &super::Host,
+    peer: &PeerId,
+    target: &PeerId,
+) -> Result<Vec<KadPeer>, super::Error> {
+    use super::Error;
+    let mut s = host.open_stream(peer, &[PROTOCOL]).await?;
+    let msg = super::identify::frame(&FindNode::request(target).encode());
+    s.send.write_all(&msg).await.map_err(std::io::Error::from)?;
+    let body = super::identify::read_framed(&mut s.recv, MAX_MESSAGE).await?;
+    let _ = s.send.finish();
+    let resp = FindNode::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+    Ok(resp.closer)
+}
+
+/// Iterative FIND_NODE for `target` starting at `seeds` (dialled as needed), within `deadline`.
+/// Returns the target's entry with addresses, or `None` when the lookup ran out of peers.
+pub async fn find_peer(
+    host: &super::Host,
+    target: &PeerId,
+    seeds: Vec<KadPeer>,
+    deadline: std::time::Duration,
+) -> Result<Option<KadPeer>, super::Error> {
+    let run = async {
+        let mut lookup = Lookup::new(target.clone(), seeds);
+        let mut inflight = tokio::task::JoinSet::new();
+        loop {
+            for p in lookup.next_queries() {
+                let host = host.clone();
+                let target = target.clone();
+                inflight.spawn(async move {
+                    if !host.is_connected(&p.id) {
+                        let mut ok = false;
+                        for a in p.addrs.iter().filter(|a| a.quic_socket_addr().is_some()) {
+                            if host.dial(&a.without_p2p().with_p2p(&p.id)).await.is_ok() {
+                                ok = true;
+                                break;
+                            }
+                        }
+                        if !ok {
+                            return (p.id, None);
+                        }
+                    }
+                    let r = query(&host, &p.id, &target).await.ok();
+                    (p.id, r)
+                });
+            }
+            if lookup.is_done() || inflight.is_empty() {
+                return Ok(lookup.found().cloned());
+            }
+            match inflight.join_next().await {
+                Some(Ok((from, Some(closer)))) => lookup.on_response(&from, closer),
+                Some(Ok((from, None))) => lookup.on_failure(&from),
+                Some(Err(_)) | None => {}
+            }
+        }
+    };
+    tokio::time::timeout(deadline, run)
+        .await
+        .map_err(|_| super::Error::Timeout("peer lookup"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

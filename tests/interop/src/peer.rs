@@ -155,3 +155,55 @@ impl Libp2pPeer {
         }
     }
 }
+
+#[derive(NetworkBehaviour)]
+struct KadBehaviour {
+    identify: identify::Behaviour,
+    kad: libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>,
+}
+
+/// A rust-libp2p Kademlia server on AWL's protocol `/awl/kad/1.0.0` whose routing table holds
+/// `entries`; it answers FIND_NODE from it. Returns its PeerId and listen address.
+pub async fn spawn_kad_server(entries: Vec<(PeerId, Multiaddr)>) -> (PeerId, Multiaddr) {
+    let mut swarm = SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519())
+        .with_tokio()
+        .with_quic()
+        .with_behaviour(|key| {
+            let id = key.public().to_peer_id();
+            let cfg = libp2p::kad::Config::new(libp2p::StreamProtocol::new("/awl/kad/1.0.0"));
+            let mut kad = libp2p::kad::Behaviour::with_config(
+                id,
+                libp2p::kad::store::MemoryStore::new(id),
+                cfg,
+            );
+            kad.set_mode(Some(libp2p::kad::Mode::Server));
+            for (p, a) in &entries {
+                kad.add_address(p, a.clone());
+            }
+            KadBehaviour {
+                identify: identify::Behaviour::new(
+                    identify::Config::new(PROTOCOL_VERSION.into(), key.public())
+                        .with_agent_version(AGENT.into()),
+                ),
+                kad,
+            }
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"))
+        .expect("listen");
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address;
+        }
+    };
+    let id = *swarm.local_peer_id();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (id, addr)
+}

@@ -238,3 +238,64 @@ async fn awl_to_awl() {
     a.ping(&peer).await.unwrap();
     b.ping(&a.peer_id()).await.unwrap();
 }
+
+/// awl's Kademlia client asks a rust-libp2p Kademlia server (on /awl/kad/1.0.0) for a peer it
+/// has never seen and gets the address the server knows for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awl_finds_a_peer_through_rust_libp2p_kademlia() {
+    let target = identity::Keypair::generate_ed25519().public().to_peer_id();
+    let target_addr: Multiaddr = "/ip4/192.0.2.99/udp/4444/quic-v1".parse().unwrap();
+    let others: Vec<(PeerId, Multiaddr)> = (0..5)
+        .map(|i| {
+            (
+                identity::Keypair::generate_ed25519().public().to_peer_id(),
+                format!("/ip4/192.0.2.{}/udp/4363/quic-v1", 10 + i)
+                    .parse()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut entries = others.clone();
+    entries.push((target, target_addr.clone()));
+    let (server, server_addr) = awl_interop::peer::spawn_kad_server(entries).await;
+
+    let host = awl_host().await;
+    let seed = awl::p2p::kad::KadPeer {
+        id: awl_peer_of(&server),
+        addrs: vec![to_awl(&server_addr)],
+        connection: awl::p2p::kad::Connection::NotConnected,
+    };
+    // One direct query first: the codec against rust-libp2p's.
+    host.dial(&to_awl(&server_addr).with_p2p(&awl_peer_of(&server)))
+        .await
+        .expect("dial kad server");
+    let closer = awl::p2p::kad::query(&host, &awl_peer_of(&server), &awl_peer_of(&target))
+        .await
+        .expect("FIND_NODE answered");
+    assert!(
+        closer.iter().any(|p| p.id == awl_peer_of(&target)),
+        "target not among {} closer peers",
+        closer.len()
+    );
+    assert!(
+        closer.len() >= 5,
+        "rust-libp2p returned {} peers",
+        closer.len()
+    );
+
+    let found = awl::p2p::kad::find_peer(
+        &host,
+        &awl_peer_of(&target),
+        vec![seed],
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("lookup runs")
+    .expect("target found");
+    // rust-libp2p appends /p2p/<id> to the addresses it hands out.
+    assert_eq!(found.addrs.len(), 1);
+    assert_eq!(found.addrs[0].without_p2p(), to_awl(&target_addr));
+    assert!(found.addrs[0]
+        .peer_id()
+        .is_none_or(|p| p == awl_peer_of(&target)));
+}
