@@ -40,8 +40,9 @@ need_root() {
     fi
 }
 
-# netns NAME: a namespace with loopback up.
+# netns NAME: a namespace with loopback up (one left by an interrupted run is replaced).
 netns() {
+    ip netns del "$1" 2>/dev/null
     ip netns add "$1" && NETNS+=("$1") && ip -n "$1" link set lo up
 }
 
