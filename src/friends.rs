@@ -10,13 +10,14 @@ use crate::peers::Relation;
 use crate::proto::messages::{self, AuthRequest, AuthResponse, StatusInfo};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 
 /// AWL waits this long for the other side's JSON.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn reset(s: &mut Stream) {
-    let _ = s.recv.stop(0u32.into());
-    let _ = s.send.reset(0u32.into());
+    s.recv.stop();
+    s.send.reset();
 }
 
 async fn write_json(s: &mut Stream, v: &serde_json::Value) -> Result<(), String> {
@@ -84,7 +85,7 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
         .to_json(),
     )
     .await?;
-    let _ = s.send.finish();
+    s.send.finish().await;
     if known {
         return Ok(());
     }
@@ -117,7 +118,7 @@ async fn serve_status(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     let info = StatusInfo::from_fields(&read_json(&mut s).await?).map_err(|e| e.to_string())?;
     let ours = node.status_for(&s.peer);
     write_json(&mut s, &ours.to_json()).await?;
-    let _ = s.send.finish();
+    s.send.finish().await;
     if relation == Relation::Known {
         node.apply_status(&s.peer, &info, None);
     }
@@ -135,7 +136,7 @@ pub async fn exchange_status(node: &Arc<Node>, peer: &PeerId) -> Result<(), Stri
     write_json(&mut s, &node.status_for(peer).to_json()).await?;
     let reply = read_json(&mut s).await?;
     let rtt = start.elapsed();
-    let _ = s.send.finish();
+    s.send.finish().await;
     let info = StatusInfo::from_fields(&reply).map_err(|e| e.to_string())?;
     node.apply_status(peer, &info, Some(rtt));
     Ok(())
@@ -150,7 +151,7 @@ pub async fn send_auth(node: &Arc<Node>, peer: &PeerId) -> Result<AuthResponse, 
         .map_err(|e| e.to_string())?;
     write_json(&mut s, &AuthRequest { name: node.name() }.to_json()).await?;
     let reply = AuthResponse::from_fields(&read_json(&mut s).await?).map_err(|e| e.to_string())?;
-    let _ = s.send.finish();
+    s.send.finish().await;
     if reply.declined {
         node.apply_status(
             peer,

@@ -12,7 +12,9 @@ pub mod stats;
 pub mod tun;
 
 use crate::identity::PeerId;
+use crate::p2p::stream::{read_exact_or_eof, SendStream};
 use crate::p2p::{Host, Stream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::packet;
 use crate::peers::{PeerTable, Relation};
 use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
@@ -231,14 +233,14 @@ impl Dataplane {
         peer: PeerId,
         mut rx: mpsc::Receiver<(PacketBuf, GatewayDir)>,
     ) {
-        let mut stream: Option<quinn::SendStream> = None;
+        let mut stream: Option<SendStream> = None;
         let mut on_stream: u64 = 0;
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
         loop {
             let first = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
                 Err(_) => {
                     if let Some(mut s) = stream.take() {
-                        let _ = s.finish();
+                        s.finish().await;
                     }
                     continue;
                 }
@@ -299,7 +301,7 @@ impl Dataplane {
                     };
                     if on_stream >= limit {
                         if let Some(mut s) = stream.take() {
-                            let _ = s.finish();
+                            s.finish().await;
                         }
                     }
                 }
@@ -311,7 +313,7 @@ impl Dataplane {
             }
         }
         if let Some(mut s) = stream {
-            let _ = s.finish();
+            s.finish().await;
         }
     }
 
@@ -324,8 +326,8 @@ impl Dataplane {
         if relation != Relation::Known {
             // AWL closes without reading; so do we, and count it.
             self.stats.global(|g| g.rx_unknown_peer_streams += 1);
-            let _ = stream.recv.stop(0u32.into());
-            let _ = stream.send.reset(0u32.into());
+            stream.recv.stop();
+            stream.send.reset();
             return;
         }
         tokio::spawn(async move {
@@ -333,7 +335,7 @@ impl Dataplane {
             if let Err(e) = self.read_stream(&mut stream).await {
                 log::debug!("tunnel stream from {}: {e}", peer.short());
                 self.stats.peer(&peer, |s| s.rx_errors += 1);
-                let _ = stream.recv.stop(1u32.into());
+                stream.recv.stop();
             }
         });
     }
@@ -343,9 +345,9 @@ impl Dataplane {
         let mut scratch = Vec::new();
         loop {
             let mut hdr = [0u8; tunnel::HEADER_LEN];
-            match stream.recv.read_exact(&mut hdr).await {
-                Ok(()) => {}
-                Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(()),
+            match read_exact_or_eof(&mut stream.recv, &mut hdr).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
                 Err(e) => return Err(e.to_string()),
             }
             let h = RecordHeader::parse(hdr).map_err(|e| e.to_string())?;

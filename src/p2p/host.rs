@@ -1,12 +1,18 @@
 //! The libp2p host: one QUIC endpoint (one UDP socket) that listens and dials, the table of
 //! live connections per peer, and the dispatch of inbound streams to protocol handlers.
 //!
-//! Every stream starts with multistream-select. Identify and ping are served here; other
-//! protocols (`register`) get their negotiated streams through a bounded channel, so a slow
-//! handler makes new streams fail instead of queueing without limit.
+//! A peer's connection is either direct (QUIC) or relayed (a circuit through a relay, secured
+//! with TLS and multiplexed with yamux, see `secure`). New streams prefer a direct connection.
+//!
+//! Every stream starts with multistream-select. Identify (and push), ping and the relay stop
+//! protocol are served here; other protocols (`register`) get their negotiated streams through
+//! a bounded channel, so a slow handler makes new streams fail instead of queueing without
+//! limit.
 
 use super::identify::{self, IdentifyInfo};
-use super::{ifaddrs, multistream, ping, tls};
+use super::relay::{self, HopMessage, HopType, Status, StopMessage};
+use super::stream::{split_muxed, RecvStream, SendStream};
+use super::{ifaddrs, multistream, muxer, ping, secure, tls};
 use crate::identity::{Keypair, PeerId};
 use crate::multiaddr::Multiaddr;
 use std::collections::HashMap;
@@ -15,6 +21,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc, Notify};
 
 /// Time allowed for a QUIC + TLS handshake.
@@ -23,6 +30,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `identify()` waits for the exchange that runs on every new connection.
 const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
+/// How long a relayed connection stays open once a direct one exists (streams on it finish).
+const RELAY_GRACE: Duration = Duration::from_secs(10);
+/// Observed addresses of ours kept (from identify), newest first.
+const MAX_OBSERVED: usize = 8;
 
 #[derive(Debug)]
 pub enum Error {
@@ -84,6 +95,8 @@ pub struct HostConfig {
     pub max_connections: usize,
     /// Concurrent streams a peer may open on one connection (QUIC flow control enforces it).
     pub max_streams: u32,
+    /// Relayed connections (in and out) before new ones are refused.
+    pub max_relayed: usize,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
 }
@@ -96,6 +109,7 @@ impl HostConfig {
             protocol_version: "ipfs/0.1.0".into(),
             max_connections: 256,
             max_streams: 256,
+            max_relayed: 32,
             // go-libp2p's QUIC keep-alive is 15 s; idle must be longer than that.
             keep_alive: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(30),
@@ -107,8 +121,8 @@ impl HostConfig {
 pub struct Stream {
     pub peer: PeerId,
     pub protocol: String,
-    pub send: quinn::SendStream,
-    pub recv: quinn::RecvStream,
+    pub send: SendStream,
+    pub recv: RecvStream,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +131,7 @@ pub enum HostEvent {
         peer: PeerId,
         remote: Multiaddr,
         outbound: bool,
+        relayed: bool,
     },
     Disconnected {
         peer: PeerId,
@@ -127,10 +142,60 @@ pub enum HostEvent {
 }
 
 #[derive(Clone)]
+enum Link {
+    Quic(quinn::Connection),
+    Relayed(muxer::Handle),
+}
+
+impl Link {
+    async fn open(&self) -> Result<(SendStream, RecvStream), Error> {
+        match self {
+            Link::Quic(c) => {
+                let (s, r) = c.open_bi().await.map_err(|e| Error::Connect(e.to_string()))?;
+                Ok((SendStream::Quic(s), RecvStream::Quic(r)))
+            }
+            Link::Relayed(h) => Ok(split_muxed(h.open().await.map_err(Error::Connect)?)),
+        }
+    }
+
+    fn close(&self, why: &'static [u8]) {
+        match self {
+            Link::Quic(c) => c.close(0u32.into(), why),
+            Link::Relayed(h) => h.close(),
+        }
+    }
+
+    async fn closed(&self) -> String {
+        match self {
+            Link::Quic(c) => c.closed().await.to_string(),
+            Link::Relayed(h) => {
+                h.closed().await;
+                "relayed connection ended".into()
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Conn {
     id: u64,
-    connection: quinn::Connection,
+    link: Link,
     remote: Multiaddr,
+}
+
+impl Conn {
+    fn relayed(&self) -> bool {
+        matches!(self.link, Link::Relayed(_))
+    }
+}
+
+/// The connection new streams to a peer use: the newest direct one, else the newest relayed.
+fn best(conns: &[Conn]) -> Option<&Conn> {
+    conns
+        .iter()
+        .rev()
+        .find(|c| !c.relayed())
+        .or_else(|| conns.last())
 }
 
 #[derive(Default)]
@@ -138,6 +203,10 @@ struct State {
     conns: HashMap<PeerId, Vec<Conn>>,
     identified: HashMap<PeerId, IdentifyInfo>,
     handlers: HashMap<String, mpsc::Sender<Stream>>,
+    /// Our addresses as peers see them (identify), newest first.
+    observed: Vec<Multiaddr>,
+    /// Our `/p2p-circuit` addresses through relays holding a reservation for us.
+    circuit_addrs: Vec<Multiaddr>,
     next_id: u64,
 }
 
@@ -147,6 +216,8 @@ struct Inner {
     cert: tls::Certificate,
     config: HostConfig,
     endpoint: quinn::Endpoint,
+    /// The endpoint's UDP socket, shared for hole-punching datagrams.
+    punch_socket: std::net::UdpSocket,
     transport: Arc<quinn::TransportConfig>,
     state: Mutex<State>,
     identified: Notify,
@@ -205,6 +276,7 @@ impl Host {
         });
         let socket = std::net::UdpSocket::bind(config.listen)?;
         mark_socket(&socket);
+        let punch_socket = socket.try_clone()?;
         let runtime =
             quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
         let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
@@ -216,6 +288,7 @@ impl Host {
             cert,
             config,
             endpoint,
+            punch_socket,
             transport,
             state: Mutex::new(State::default()),
             identified: Notify::new(),
@@ -265,12 +338,44 @@ impl Host {
         self.0.events.subscribe()
     }
 
+    /// What we advertise in identify: listen addresses and relay circuit addresses.
+    pub fn advertised_addrs(&self) -> Vec<Multiaddr> {
+        let mut v = self.listen_addrs();
+        v.extend(self.state().circuit_addrs.iter().cloned());
+        v
+    }
+
+    /// Our addresses as other peers observed them (identify), newest first.
+    pub fn observed_addrs(&self) -> Vec<Multiaddr> {
+        self.state().observed.clone()
+    }
+
+    /// Sets our relay circuit addresses and tells connected peers (identify push).
+    pub fn set_circuit_addrs(&self, addrs: Vec<Multiaddr>) {
+        {
+            let mut st = self.state();
+            if st.circuit_addrs == addrs {
+                return;
+            }
+            st.circuit_addrs = addrs;
+        }
+        for peer in self.connected_peers() {
+            let host = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = host.push_identify(&peer).await {
+                    log::debug!("identify push to {}: {e}", peer.short());
+                }
+            });
+        }
+    }
+
     /// Protocols we answer, as listed in identify.
     pub fn protocols(&self) -> Vec<String> {
         let mut p = vec![
             identify::PROTOCOL.to_string(),
             identify::PUSH_PROTOCOL.to_string(),
             ping::PROTOCOL.to_string(),
+            relay::STOP_PROTOCOL.to_string(),
         ];
         p.extend(self.state().handlers.keys().cloned());
         p
@@ -297,22 +402,162 @@ impl Host {
             .collect()
     }
 
-    /// The remote address of our newest connection to `peer`.
+    /// The remote address of the connection new streams to `peer` use.
     pub fn remote_addr(&self, peer: &PeerId) -> Option<Multiaddr> {
         self.state()
             .conns
             .get(peer)
-            .and_then(|c| c.last())
+            .and_then(|c| best(c))
             .map(|c| c.remote.clone())
     }
 
-    /// Whether our newest connection to `peer` goes through a relay (circuit limits apply).
+    /// Whether new streams to `peer` go through a relay (circuit limits apply).
     pub fn is_relayed(&self, peer: &PeerId) -> bool {
         self.state()
             .conns
             .get(peer)
-            .and_then(|c| c.last())
-            .is_some_and(|c| c.remote.is_relayed())
+            .and_then(|c| best(c))
+            .is_some_and(Conn::relayed)
+    }
+
+    /// Whether we have a direct (not relayed) connection to `peer`.
+    pub fn has_direct(&self, peer: &PeerId) -> bool {
+        self.state()
+            .conns
+            .get(peer)
+            .is_some_and(|c| c.iter().any(|c| !c.relayed()))
+    }
+
+    fn relayed_count(&self) -> usize {
+        self.state()
+            .conns
+            .values()
+            .flatten()
+            .filter(|c| c.relayed())
+            .count()
+    }
+
+    /// Sends one datagram of random bytes from our QUIC socket to `to`: it opens our NAT's
+    /// mapping towards a peer that is about to dial us (DCUtR over QUIC).
+    pub fn punch(&self, to: SocketAddr) {
+        let mut junk = [0u8; 64];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut junk);
+        // A QUIC long-header bit pattern would make the peer's endpoint try to parse it; a
+        // short header with an unknown connection ID is dropped quietly.
+        junk[0] = (junk[0] & 0x3f) | 0x40;
+        if let Err(e) = self.0.punch_socket.send_to(&junk, to) {
+            log::debug!("punch to {to}: {e}");
+        }
+    }
+
+    /// Asks `relay` (connected) for a reservation: it will then accept circuits to us.
+    pub async fn reserve(
+        &self,
+        relay: &PeerId,
+    ) -> Result<(relay::Reservation, Option<relay::Limit>), Error> {
+        let mut s = self.open_stream(relay, &[relay::HOP_PROTOCOL]).await?;
+        let reply = tokio::time::timeout(NEGOTIATION_TIMEOUT, async {
+            relay::write_msg(&mut s.send, &HopMessage::new(HopType::Reserve).encode()).await?;
+            relay::read_hop(&mut s.recv).await
+        })
+        .await
+        .map_err(|_| Error::Timeout("relay reservation"))??;
+        s.send.finish().await;
+        match (reply.kind, reply.status, reply.reservation) {
+            (HopType::Status, Some(Status::Ok), Some(r)) => Ok((r, reply.limit)),
+            (_, status, _) => Err(Error::Protocol(format!(
+                "reservation refused: {status:?}"
+            ))),
+        }
+    }
+
+    /// Connects to `target` through a relay (`relay_addr` ends in `/p2p/<relay>`), dialling
+    /// the relay first if needed. The circuit is secured end to end with TLS.
+    pub async fn dial_relayed(
+        &self,
+        relay_addr: &Multiaddr,
+        target: &PeerId,
+    ) -> Result<PeerId, Error> {
+        let relay_id = relay_addr
+            .peer_id()
+            .ok_or_else(|| Error::UnsupportedAddress(relay_addr.clone()))?;
+        if *target == self.0.peer_id || *target == relay_id {
+            return Err(Error::Connect("bad relay target".into()));
+        }
+        if self.relayed_count() >= self.0.config.max_relayed {
+            return Err(Error::Connect("too many relayed connections".into()));
+        }
+        if !self.is_connected(&relay_id) {
+            self.dial(relay_addr).await?;
+        }
+        let mut s = self.open_stream(&relay_id, &[relay::HOP_PROTOCOL]).await?;
+        let mut connect = HopMessage::new(HopType::Connect);
+        connect.peer = Some(target.clone());
+        let reply = tokio::time::timeout(NEGOTIATION_TIMEOUT, async {
+            relay::write_msg(&mut s.send, &connect.encode()).await?;
+            relay::read_hop(&mut s.recv).await
+        })
+        .await
+        .map_err(|_| Error::Timeout("relay connect"))??;
+        if reply.kind != HopType::Status || reply.status != Some(Status::Ok) {
+            return Err(Error::Connect(format!(
+                "relay {} refused the circuit: {:?}",
+                relay_id.short(),
+                reply.status
+            )));
+        }
+        let io = tokio::io::join(s.recv, s.send);
+        let up = secure::upgrade(io, true, &self.0.cert, Some(target.clone()))
+            .await
+            .map_err(Error::Connect)?;
+        let remote = relay::circuit_addr(relay_addr, &relay_id);
+        self.add_relayed(up, remote, true);
+        Ok(target.clone())
+    }
+
+    /// The relay opened a circuit to us (stop protocol): accept it and secure it.
+    async fn accept_stop(
+        &self,
+        relay_id: PeerId,
+        mut send: SendStream,
+        mut recv: RecvStream,
+    ) -> Result<(), Error> {
+        let msg = tokio::time::timeout(NEGOTIATION_TIMEOUT, relay::read_stop(&mut recv))
+            .await
+            .map_err(|_| Error::Timeout("relay stop"))??;
+        let Some(from) = msg.peer.filter(|_| msg.kind == relay::StopType::Connect) else {
+            let reply = StopMessage::status(Status::UnexpectedMessage).encode();
+            relay::write_msg(&mut send, &reply).await?;
+            return Err(Error::Protocol("stop: not a CONNECT".into()));
+        };
+        if self.relayed_count() >= self.0.config.max_relayed {
+            let reply = StopMessage::status(Status::ConnectionFailed).encode();
+            relay::write_msg(&mut send, &reply).await?;
+            return Err(Error::Connect("too many relayed connections".into()));
+        }
+        relay::write_msg(&mut send, &StopMessage::status(Status::Ok).encode()).await?;
+        let io = tokio::io::join(recv, send);
+        let up = secure::upgrade(io, false, &self.0.cert, None)
+            .await
+            .map_err(Error::Connect)?;
+        if up.peer != from {
+            up.handle.close();
+            return Err(Error::Connect(format!(
+                "circuit announced {} but {} answered",
+                from.short(),
+                up.peer.short()
+            )));
+        }
+        let relay_addr = self
+            .state()
+            .conns
+            .get(&relay_id)
+            .and_then(|c| best(c))
+            .map(|c| c.remote.clone())
+            .unwrap_or_default();
+        let remote = relay::circuit_addr(&relay_addr, &relay_id);
+        self.add_relayed(up, remote, false);
+        Ok(())
     }
 
     /// What `peer` told us in identify, if the exchange completed.
@@ -390,23 +635,20 @@ impl Host {
         let rtt = tokio::time::timeout(NEGOTIATION_TIMEOUT, ping::ping(&mut s.recv, &mut s.send))
             .await
             .map_err(|_| Error::Timeout("ping"))??;
-        let _ = s.send.finish();
+        s.send.finish().await;
         Ok(rtt)
     }
 
-    /// Opens a stream on the newest connection to `peer` and negotiates one of `protocols`.
+    /// Opens a stream to `peer` (on a direct connection if there is one) and negotiates one
+    /// of `protocols`.
     pub async fn open_stream(&self, peer: &PeerId, protocols: &[&str]) -> Result<Stream, Error> {
         let conn = self
             .state()
             .conns
             .get(peer)
-            .and_then(|c| c.last().cloned())
+            .and_then(|c| best(c).cloned())
             .ok_or_else(|| Error::NotConnected(peer.clone()))?;
-        let (mut send, mut recv) = conn
-            .connection
-            .open_bi()
-            .await
-            .map_err(|e| Error::Connect(e.to_string()))?;
+        let (mut send, mut recv) = conn.link.open().await?;
         let protocol = tokio::time::timeout(
             NEGOTIATION_TIMEOUT,
             multistream::dialer_select(&mut recv, &mut send, protocols),
@@ -467,32 +709,92 @@ impl Host {
 
     fn add_connection(&self, peer: PeerId, connection: quinn::Connection, outbound: bool) {
         let remote = Multiaddr::quic(canonical(connection.remote_address()));
-        let id = {
-            let mut st = self.state();
-            st.next_id += 1;
-            let id = st.next_id;
-            st.conns.entry(peer.clone()).or_default().push(Conn {
-                id,
-                connection: connection.clone(),
-                remote: remote.clone(),
+        let observed = Some(connection.remote_address());
+        let link = Link::Quic(connection.clone());
+        let id = self.insert_conn(&peer, link.clone(), remote.clone());
+        let host = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            while let Ok((send, recv)) = connection.accept_bi().await {
+                host.spawn_serve(
+                    p.clone(),
+                    SendStream::Quic(send),
+                    RecvStream::Quic(recv),
+                    observed,
+                );
+            }
+        });
+        self.connection_added(peer.clone(), id, link, remote, outbound, false);
+        // A direct connection supersedes relayed ones: new streams use it at once; the
+        // circuits close after a grace period so streams on them can finish.
+        let relayed: Vec<Conn> = self
+            .state()
+            .conns
+            .get(&peer)
+            .map(|c| c.iter().filter(|c| c.relayed()).cloned().collect())
+            .unwrap_or_default();
+        if !relayed.is_empty() {
+            tokio::spawn(async move {
+                tokio::time::sleep(RELAY_GRACE).await;
+                for c in relayed {
+                    c.link.close(b"direct connection established");
+                }
             });
-            id
-        };
+        }
+    }
+
+    fn add_relayed(&self, up: secure::Upgraded, remote: Multiaddr, outbound: bool) {
+        let secure::Upgraded {
+            peer,
+            handle,
+            mut inbound,
+        } = up;
+        let link = Link::Relayed(handle);
+        let id = self.insert_conn(&peer, link.clone(), remote.clone());
+        let host = self.clone();
+        let p = peer.clone();
+        tokio::spawn(async move {
+            while let Some(s) = inbound.recv().await {
+                let (send, recv) = split_muxed(s);
+                host.spawn_serve(p.clone(), send, recv, None);
+            }
+        });
+        self.connection_added(peer, id, link, remote, outbound, true);
+    }
+
+    fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr) -> u64 {
+        let mut st = self.state();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.conns
+            .entry(peer.clone())
+            .or_default()
+            .push(Conn { id, link, remote });
+        id
+    }
+
+    /// Announces a new connection, starts identify on it and watches for its end.
+    fn connection_added(
+        &self,
+        peer: PeerId,
+        id: u64,
+        link: Link,
+        remote: Multiaddr,
+        outbound: bool,
+        relayed: bool,
+    ) {
         log::debug!(
-            "connected to {} at {remote} ({})",
+            "connected to {} at {remote} ({}{})",
             peer.short(),
-            if outbound { "out" } else { "in" }
+            if outbound { "out" } else { "in" },
+            if relayed { ", relayed" } else { "" }
         );
         let _ = self.0.events.send(HostEvent::Connected {
             peer: peer.clone(),
             remote,
             outbound,
+            relayed,
         });
-
-        let host = self.clone();
-        let p = peer.clone();
-        let c = connection.clone();
-        tokio::spawn(async move { host.accept_streams(p, c).await });
 
         let host = self.clone();
         let p = peer.clone();
@@ -504,7 +806,7 @@ impl Host {
 
         let host = self.clone();
         tokio::spawn(async move {
-            let reason = connection.closed().await;
+            let reason = link.closed().await;
             log::debug!("connection to {} closed: {reason}", peer.short());
             let gone = {
                 let mut st = host.state();
@@ -529,6 +831,7 @@ impl Host {
     }
 
     async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
+        let relayed = self.is_relayed(peer);
         let mut s = self.open_stream(peer, &[identify::PROTOCOL]).await?;
         let body = tokio::time::timeout(
             NEGOTIATION_TIMEOUT,
@@ -547,7 +850,16 @@ impl Host {
             ));
         }
         log::debug!("identified {}: {}", peer.short(), info.agent_version);
-        self.state().identified.insert(peer.clone(), info);
+        {
+            let mut st = self.state();
+            // What a peer saw over a circuit is the relay's view, not our address.
+            if let Some(obs) = info.observed_addr.clone().filter(|a| !relayed && !a.is_relayed()) {
+                st.observed.retain(|a| *a != obs);
+                st.observed.insert(0, obs);
+                st.observed.truncate(MAX_OBSERVED);
+            }
+            st.identified.insert(peer.clone(), info);
+        }
         self.0.identified.notify_waiters();
         let _ = self
             .0
@@ -556,40 +868,50 @@ impl Host {
         Ok(())
     }
 
-    fn our_identify(&self, observed: SocketAddr) -> IdentifyInfo {
+    async fn push_identify(&self, peer: &PeerId) -> Result<(), Error> {
+        let mut s = self.open_stream(peer, &[identify::PUSH_PROTOCOL]).await?;
+        let mut info = self.our_identify(None);
+        info.public_key = None;
+        let msg = identify::frame(&info.encode());
+        tokio::time::timeout(NEGOTIATION_TIMEOUT, s.send.write_all(&msg))
+            .await
+            .map_err(|_| Error::Timeout("identify push"))??;
+        s.send.finish().await;
+        Ok(())
+    }
+
+    fn our_identify(&self, observed: Option<SocketAddr>) -> IdentifyInfo {
         IdentifyInfo {
             public_key: Some(self.0.keypair.public()),
             protocol_version: self.0.config.protocol_version.clone(),
             agent_version: self.0.config.agent_version.clone(),
-            listen_addrs: self.listen_addrs(),
+            listen_addrs: self.advertised_addrs(),
             protocols: self.protocols(),
-            observed_addr: Some(Multiaddr::quic(canonical(observed))),
+            observed_addr: observed.map(|o| Multiaddr::quic(canonical(o))),
         }
     }
 
-    async fn accept_streams(self, peer: PeerId, connection: quinn::Connection) {
-        loop {
-            let (send, recv) = match connection.accept_bi().await {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-            let host = self.clone();
-            let peer = peer.clone();
-            let observed = connection.remote_address();
-            tokio::spawn(async move {
-                if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
-                    log::debug!("inbound stream from {}: {e}", peer.short());
-                }
-            });
-        }
+    fn spawn_serve(
+        &self,
+        peer: PeerId,
+        send: SendStream,
+        recv: RecvStream,
+        observed: Option<SocketAddr>,
+    ) {
+        let host = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
+                log::debug!("inbound stream from {}: {e}", peer.short());
+            }
+        });
     }
 
     async fn serve_stream(
         &self,
         peer: PeerId,
-        mut send: quinn::SendStream,
-        mut recv: quinn::RecvStream,
-        observed: SocketAddr,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        observed: Option<SocketAddr>,
     ) -> Result<(), Error> {
         let supported = self.protocols();
         let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
@@ -602,8 +924,8 @@ impl Host {
         match protocol.as_str() {
             identify::PROTOCOL => {
                 let msg = identify::frame(&self.our_identify(observed).encode());
-                send.write_all(&msg).await.map_err(io::Error::from)?;
-                let _ = send.finish();
+                send.write_all(&msg).await?;
+                send.finish().await;
             }
             identify::PUSH_PROTOCOL => {
                 let body = tokio::time::timeout(
@@ -619,11 +941,13 @@ impl Host {
                 entry.merge_push(update);
                 drop(st);
                 self.0.identified.notify_waiters();
+                let _ = self.0.events.send(HostEvent::Identified { peer });
             }
             ping::PROTOCOL => {
                 ping::serve(&mut recv, &mut send).await?;
-                let _ = send.finish();
+                send.finish().await;
             }
+            relay::STOP_PROTOCOL => self.accept_stop(peer, send, recv).await?,
             other => {
                 let tx = self.state().handlers.get(other).cloned();
                 let Some(tx) = tx else {
@@ -636,7 +960,7 @@ impl Host {
                     recv,
                 };
                 if let Err(mpsc::error::TrySendError::Full(mut s)) = tx.try_send(stream) {
-                    let _ = s.send.reset(0u32.into());
+                    s.send.reset();
                     return Err(Error::Protocol("handler busy".into()));
                 }
             }
@@ -745,10 +1069,12 @@ mod tests {
             .unwrap();
         assert_eq!(s.protocol, "/awl/test/");
         s.send.write_all(b"hi").await.unwrap();
-        s.send.finish().unwrap();
+        s.send.finish().await;
         let mut inbound = rx.recv().await.unwrap();
         assert_eq!(inbound.peer, a.peer_id());
-        let got = inbound.recv.read_to_end(16).await.unwrap();
+        let got = crate::p2p::stream::read_to_end(&mut inbound.recv, 16)
+            .await
+            .unwrap();
         assert_eq!(got, b"hi");
     }
 

@@ -8,6 +8,7 @@ use super::protobuf::{self, DecodeError};
 use crate::identity::PeerId;
 use crate::multiaddr::Multiaddr;
 use std::collections::BTreeMap;
+use tokio::io::AsyncWriteExt;
 
 pub const PROTOCOL: &str = "/awl/kad/1.0.0";
 /// Closest peers a response carries and a lookup keeps (the spec's k).
@@ -251,7 +252,7 @@ pub async fn query(
     let msg = super::identify::frame(&FindNode::request(target).encode());
     s.send.write_all(&msg).await.map_err(std::io::Error::from)?;
     let body = super::identify::read_framed(&mut s.recv, MAX_MESSAGE).await?;
-    let _ = s.send.finish();
+    s.send.finish().await;
     let resp = FindNode::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
     Ok(resp.closer)
 }

@@ -1,15 +1,21 @@
-//! The trimmed libp2p stack: QUIC v1 + libp2p TLS, multistream-select, identify, ping.
+//! The trimmed libp2p stack: QUIC v1 + libp2p TLS, multistream-select, identify, ping,
+//! Kademlia, circuit relay v2 (over TLS + yamux circuits) and DCUtR.
 //!
-//! Codecs (`varint`, `protobuf`, `der`, `multistream`, `identify`, `ping`, `tls`) are pure or
-//! generic over tokio's I/O traits so tests drive them with bytes; `host` owns the sockets.
+//! Codecs (`varint`, `protobuf`, `der`, `multistream`, `identify`, `ping`, `tls`, `relay`,
+//! `kad`) are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
+//! owns the sockets and the connection table.
 pub mod der;
 pub mod host;
 pub mod identify;
 pub mod ifaddrs;
 pub mod kad;
 pub mod multistream;
+pub mod muxer;
 pub mod ping;
 pub mod protobuf;
+pub mod relay;
+pub mod secure;
+pub mod stream;
 pub mod tls;
 pub mod varint;
 

@@ -1,0 +1,144 @@
+//! Upgrades a raw byte stream (a relay circuit) to a libp2p connection, as go-libp2p does for
+//! TCP and circuits: multistream-select `/tls/1.0.0`, a TLS 1.3 handshake with libp2p
+//! certificates, multistream-select `/yamux/1.0.0`, then yamux.
+//!
+//! The dialer of the circuit is the TLS client and the yamux client. Noise is not offered:
+//! go-libp2p lists TLS first and accepts it, and rust-libp2p peers are not our counterpart here.
+
+use super::{multistream, muxer, tls};
+use crate::identity::PeerId;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+pub const TLS_PROTOCOL: &str = "/tls/1.0.0";
+pub const YAMUX_PROTOCOL: &str = "/yamux/1.0.0";
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Upgraded {
+    pub peer: PeerId,
+    pub handle: muxer::Handle,
+    pub inbound: mpsc::Receiver<yamux::Stream>,
+}
+
+async fn select<T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    dialer: bool,
+    protocol: &str,
+) -> std::io::Result<T> {
+    let (mut r, mut w) = tokio::io::split(io);
+    if dialer {
+        multistream::dialer_select(&mut r, &mut w, &[protocol]).await?;
+    } else {
+        multistream::listener_select(&mut r, &mut w, &[protocol]).await?;
+    }
+    Ok(r.unsplit(w))
+}
+
+/// Runs the whole upgrade; `expected` (dialer only) is the peer the circuit should reach.
+pub async fn upgrade<T>(
+    io: T,
+    dialer: bool,
+    cert: &tls::Certificate,
+    expected: Option<PeerId>,
+) -> Result<Upgraded, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::time::timeout(UPGRADE_TIMEOUT, upgrade_inner(io, dialer, cert, expected))
+        .await
+        .map_err(|_| "timed out upgrading the relayed connection".to_string())?
+}
+
+async fn upgrade_inner<T>(
+    io: T,
+    dialer: bool,
+    cert: &tls::Certificate,
+    expected: Option<PeerId>,
+) -> Result<Upgraded, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = select(io, dialer, TLS_PROTOCOL)
+        .await
+        .map_err(|e| format!("security negotiation: {e}"))?;
+    let (tls_io, peer): (tokio_rustls::TlsStream<T>, PeerId) = if dialer {
+        let cfg = tls::client_config(cert, expected.clone()).map_err(|e| e.to_string())?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let name = rustls::pki_types::ServerName::try_from("libp2p")
+            .map_err(|e| e.to_string())?
+            .to_owned();
+        let s = connector
+            .connect(name, io)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let peer = s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(tls::peer_id_of)
+            .ok_or("no verified certificate")?;
+        (s.into(), peer)
+    } else {
+        let cfg = tls::server_config(cert).map_err(|e| e.to_string())?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let s = acceptor.accept(io).await.map_err(|e| format!("TLS: {e}"))?;
+        let peer = s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(tls::peer_id_of)
+            .ok_or("no verified certificate")?;
+        (s.into(), peer)
+    };
+    if expected.as_ref().is_some_and(|e| *e != peer) {
+        return Err("wrong peer id".into());
+    }
+    let tls_io = select(tls_io, dialer, YAMUX_PROTOCOL)
+        .await
+        .map_err(|e| format!("muxer negotiation: {e}"))?;
+    let (handle, inbound) = muxer::start(tls_io, dialer);
+    Ok(Upgraded {
+        peer,
+        handle,
+        inbound,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn both_ends_upgrade_and_see_each_other() {
+        let (ka, kb) = (Keypair::generate(), Keypair::generate());
+        let (ca, cb) = (tls::generate(&ka).unwrap(), tls::generate(&kb).unwrap());
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let expect_b = kb.peer_id();
+        let dial = tokio::spawn(async move { upgrade(a, true, &ca, Some(expect_b)).await });
+        let mut listen = upgrade(b, false, &cb, None).await.unwrap();
+        let dialed = dial.await.unwrap().unwrap();
+        assert_eq!(dialed.peer, kb.peer_id());
+        assert_eq!(listen.peer, ka.peer_id());
+        let s = dialed.handle.open().await.unwrap();
+        let (mut w, _r) = crate::p2p::stream::split_muxed(s);
+        w.write_all(b"over tls").await.unwrap();
+        let (_w2, mut r2) = crate::p2p::stream::split_muxed(listen.inbound.recv().await.unwrap());
+        let mut buf = [0u8; 8];
+        r2.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"over tls");
+    }
+
+    #[tokio::test]
+    async fn wrong_peer_is_refused() {
+        let (ka, kb) = (Keypair::generate(), Keypair::generate());
+        let (ca, cb) = (tls::generate(&ka).unwrap(), tls::generate(&kb).unwrap());
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let other = Keypair::generate().peer_id();
+        tokio::spawn(async move { upgrade(b, false, &cb, None).await });
+        assert!(upgrade(a, true, &ca, Some(other)).await.is_err());
+    }
+}
