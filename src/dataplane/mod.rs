@@ -14,7 +14,6 @@ pub mod tun;
 use crate::identity::PeerId;
 use crate::p2p::stream::{read_exact_or_eof, SendStream};
 use crate::p2p::{Host, Stream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::packet;
 use crate::peers::{PeerTable, Relation};
 use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
@@ -25,6 +24,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 pub type SharedPeers = Arc<Mutex<PeerTable>>;

@@ -151,7 +151,10 @@ impl Link {
     async fn open(&self) -> Result<(SendStream, RecvStream), Error> {
         match self {
             Link::Quic(c) => {
-                let (s, r) = c.open_bi().await.map_err(|e| Error::Connect(e.to_string()))?;
+                let (s, r) = c
+                    .open_bi()
+                    .await
+                    .map_err(|e| Error::Connect(e.to_string()))?;
                 Ok((SendStream::Quic(s), RecvStream::Quic(r)))
             }
             Link::Relayed(h) => Ok(split_muxed(h.open().await.map_err(Error::Connect)?)),
@@ -465,9 +468,7 @@ impl Host {
         s.send.finish().await;
         match (reply.kind, reply.status, reply.reservation) {
             (HopType::Status, Some(Status::Ok), Some(r)) => Ok((r, reply.limit)),
-            (_, status, _) => Err(Error::Protocol(format!(
-                "reservation refused: {status:?}"
-            ))),
+            (_, status, _) => Err(Error::Protocol(format!("reservation refused: {status:?}"))),
         }
     }
 
@@ -573,7 +574,8 @@ impl Host {
             .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
         let expected = addr.peer_id();
         if let Some(p) = &expected {
-            if self.is_connected(p) {
+            // A relayed connection does not count: this may be the upgrade to direct.
+            if self.has_direct(p) {
                 return Ok(p.clone());
             }
             if *p == self.0.peer_id {
@@ -853,7 +855,11 @@ impl Host {
         {
             let mut st = self.state();
             // What a peer saw over a circuit is the relay's view, not our address.
-            if let Some(obs) = info.observed_addr.clone().filter(|a| !relayed && !a.is_relayed()) {
+            if let Some(obs) = info
+                .observed_addr
+                .clone()
+                .filter(|a| !relayed && !a.is_relayed())
+            {
                 st.observed.retain(|a| *a != obs);
                 st.observed.insert(0, obs);
                 st.observed.truncate(MAX_OBSERVED);

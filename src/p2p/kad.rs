@@ -250,7 +250,7 @@ pub async fn query(
     use super::Error;
     let mut s = host.open_stream(peer, &[PROTOCOL]).await?;
     let msg = super::identify::frame(&FindNode::request(target).encode());
-    s.send.write_all(&msg).await.map_err(std::io::Error::from)?;
+    s.send.write_all(&msg).await?;
     let body = super::identify::read_framed(&mut s.recv, MAX_MESSAGE).await?;
     s.send.finish().await;
     let resp = FindNode::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
@@ -302,6 +302,76 @@ pub async fn find_peer(
     tokio::time::timeout(deadline, run)
         .await
         .map_err(|_| super::Error::Timeout("peer lookup"))?
+}
+
+/// Server mode: answers FIND_NODE from what connected peers told us in identify. The target
+/// comes first when connected, even if it is a DHT client (as go-libp2p-kad-dht does), so a
+/// node behind NAT is found through the relay addresses it advertises; then the closest
+/// connected peers that serve the DHT themselves.
+pub fn serve(host: &super::Host) {
+    let mut rx = host.register(PROTOCOL, 32);
+    let host = host.clone();
+    tokio::spawn(async move {
+        while let Some(mut s) = rx.recv().await {
+            let host = host.clone();
+            tokio::spawn(async move {
+                // A stream carries requests until the client closes it.
+                for _ in 0..64 {
+                    let body = match tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        super::identify::read_framed(&mut s.recv, MAX_MESSAGE),
+                    )
+                    .await
+                    {
+                        Ok(Ok(b)) => b,
+                        _ => break,
+                    };
+                    let Ok(req) = FindNode::decode(&body) else {
+                        break;
+                    };
+                    let resp = FindNode {
+                        closer: answer(&host, &req.key),
+                        key: req.key,
+                    };
+                    let msg = super::identify::frame(&resp.encode());
+                    if s.send.write_all(&msg).await.is_err() {
+                        break;
+                    }
+                }
+                s.send.finish().await;
+            });
+        }
+    });
+}
+
+fn answer(host: &super::Host, key: &[u8]) -> Vec<KadPeer> {
+    let mut out = Vec::new();
+    let entry = |p: &PeerId| {
+        host.identify_info(p).map(|info| KadPeer {
+            id: p.clone(),
+            addrs: info.listen_addrs.into_iter().take(MAX_ADDRS).collect(),
+            connection: Connection::Connected,
+        })
+    };
+    let target = PeerId::from_bytes(key).ok();
+    if let Some(t) = target.as_ref().filter(|t| host.is_connected(t)) {
+        if let Some(e) = entry(t).filter(|e| !e.addrs.is_empty()) {
+            out.push(e);
+        }
+    }
+    let mut servers: Vec<KadPeer> = host
+        .connected_peers()
+        .iter()
+        .filter(|p| Some(*p) != target.as_ref())
+        .filter(|p| {
+            host.identify_info(p)
+                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
+        })
+        .filter_map(entry)
+        .collect();
+    servers.sort_by_key(|p| distance(p.id.as_bytes(), key));
+    out.extend(servers.into_iter().take(K - out.len()));
+    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Codecs (`varint`, `protobuf`, `der`, `multistream`, `identify`, `ping`, `tls`, `relay`,
 //! `kad`) are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
 //! owns the sockets and the connection table.
+pub mod dcutr;
 pub mod der;
 pub mod host;
 pub mod identify;
@@ -14,6 +15,7 @@ pub mod muxer;
 pub mod ping;
 pub mod protobuf;
 pub mod relay;
+pub mod relay_service;
 pub mod secure;
 pub mod stream;
 pub mod tls;

@@ -55,7 +55,10 @@ impl RecvStream {
 
 /// Fills `buf`, or returns `Ok(false)` on a clean EOF before its first byte (the peer
 /// finished between two records). EOF inside the record is an error.
-pub async fn read_exact_or_eof<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> io::Result<bool> {
+pub async fn read_exact_or_eof<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
         let n = r.read(&mut buf[got..]).await?;

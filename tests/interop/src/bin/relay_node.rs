@@ -12,7 +12,7 @@ use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    dcutr, identify, identity, kad, ping, relay, Multiaddr, PeerId, StreamProtocol, SwarmBuilder,
+    dcutr, identify, identity, kad, ping, relay, Multiaddr, StreamProtocol, SwarmBuilder,
 };
 use std::io::Write;
 use std::net::Ipv4Addr;

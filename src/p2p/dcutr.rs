@@ -1,0 +1,337 @@
+//! DCUtR (libp2p specs `relay/DCUtR.md`): turn a relayed connection into a direct one by
+//! synchronised hole punching over QUIC.
+//!
+//! The peer that accepted the relayed connection (B) opens `/libp2p/dcutr`, sends CONNECT
+//! with its addresses, measures the RTT from the answer, sends SYNC and after RTT/2 sends
+//! punch datagrams to the other side's addresses while waiting for its QUIC dial. The
+//! dialler of the circuit (A) dials at once on SYNC. Three rounds on one stream at most.
+//!
+//! Punching creates one conntrack entry per (our socket, their address) on every NAT on the
+//! way, so addresses, datagrams and rounds are capped, and `Backoff` spaces out attempts
+//! per peer.
+
+use super::protobuf::{self, DecodeError};
+use super::relay::write_msg;
+use super::Host;
+use crate::identity::PeerId;
+use crate::multiaddr::Multiaddr;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub const PROTOCOL: &str = "/libp2p/dcutr";
+const MAX_MESSAGE: usize = 4096;
+const TYPE_CONNECT: u64 = 100;
+const TYPE_SYNC: u64 = 300;
+/// Addresses we offer or try, at most.
+pub const MAX_ADDRS: usize = 8;
+/// Rounds on one stream (the spec: 3 attempts).
+pub const ROUNDS: usize = 3;
+/// Punch datagrams per address per round, and the gap between them.
+const PUNCHES: usize = 8;
+const PUNCH_GAP: Duration = Duration::from_millis(100);
+/// How long a round waits for the direct connection.
+const ROUND_WAIT: Duration = Duration::from_secs(5);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolePunch {
+    pub sync: bool,
+    pub addrs: Vec<Multiaddr>,
+}
+
+impl HolePunch {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = protobuf::Writer::default();
+        w.uint(1, if self.sync { TYPE_SYNC } else { TYPE_CONNECT });
+        for a in &self.addrs {
+            w.bytes(2, &a.to_bytes());
+        }
+        w.buf
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let mut kind = None;
+        let mut addrs = Vec::new();
+        for f in protobuf::Reader::new(buf) {
+            let (n, v) = f?;
+            match n {
+                1 => kind = Some(v.as_uint()?),
+                2 if addrs.len() < MAX_ADDRS => {
+                    if let Ok(a) = Multiaddr::from_bytes(v.as_bytes()?) {
+                        addrs.push(a);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match kind {
+            Some(TYPE_CONNECT) => Ok(HolePunch { sync: false, addrs }),
+            Some(TYPE_SYNC) => Ok(HolePunch { sync: true, addrs }),
+            _ => Err(DecodeError),
+        }
+    }
+}
+
+async fn read<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<HolePunch, String> {
+    let body = tokio::time::timeout(IO_TIMEOUT, super::identify::read_framed(r, MAX_MESSAGE))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    HolePunch::decode(&body).map_err(|e| e.to_string())
+}
+
+/// The addresses we offer: what peers observed first (the NAT's public side), then our own.
+fn our_addrs(host: &Host) -> Vec<Multiaddr> {
+    let mut v: Vec<Multiaddr> = host.observed_addrs();
+    v.extend(host.listen_addrs());
+    let lo = on_loopback(host);
+    v.retain(|a| a.quic_socket_addr().is_some_and(|s| usable(&s, lo)));
+    v.dedup();
+    v.truncate(MAX_ADDRS);
+    v
+}
+
+/// Loopback addresses only make sense between nodes bound to loopback (tests).
+fn on_loopback(host: &Host) -> bool {
+    host.local_addr().is_ok_and(|a| a.ip().is_loopback())
+}
+
+fn usable(s: &SocketAddr, loopback_ok: bool) -> bool {
+    (loopback_ok || !s.ip().is_loopback())
+        && !s.ip().is_unspecified()
+        && !s.ip().is_multicast()
+        && s.port() != 0
+}
+
+/// Their addresses worth trying (direct QUIC, not ours).
+fn their_sockets(host: &Host, addrs: &[Multiaddr]) -> Vec<SocketAddr> {
+    let mine: Vec<SocketAddr> = host
+        .listen_addrs()
+        .iter()
+        .filter_map(Multiaddr::quic_socket_addr)
+        .collect();
+    let mut v: Vec<SocketAddr> = addrs
+        .iter()
+        .filter_map(Multiaddr::quic_socket_addr)
+        .filter(|s| usable(s, on_loopback(host)) && !mine.contains(s))
+        .collect();
+    v.dedup();
+    v.truncate(MAX_ADDRS);
+    v
+}
+
+/// Side B: we accepted a relayed connection from `peer`; try to punch through. Returns the
+/// time it took when a direct connection exists at the end.
+pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut s = host
+        .open_stream(peer, &[PROTOCOL])
+        .await
+        .map_err(|e| e.to_string())?;
+    for round in 1..=ROUNDS {
+        if host.has_direct(peer) {
+            break;
+        }
+        let offer = HolePunch {
+            sync: false,
+            addrs: our_addrs(host),
+        };
+        let t0 = Instant::now();
+        write_msg(&mut s.send, &offer.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = read(&mut s.recv).await?;
+        if answer.sync {
+            return Err("expected CONNECT, got SYNC".into());
+        }
+        let rtt = t0.elapsed();
+        let targets = their_sockets(host, &answer.addrs);
+        if targets.is_empty() {
+            return Err("peer offered no address to punch".into());
+        }
+        let sync = HolePunch {
+            sync: true,
+            addrs: Vec::new(),
+        };
+        write_msg(&mut s.send, &sync.encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::time::sleep(rtt / 2).await;
+        log::debug!(
+            "dcutr with {} round {round}: rtt {:?}, punching {:?}",
+            peer.short(),
+            rtt,
+            targets
+        );
+        let deadline = Instant::now() + ROUND_WAIT;
+        let mut sent = 0;
+        while Instant::now() < deadline && !host.has_direct(peer) {
+            if sent < PUNCHES {
+                for t in &targets {
+                    host.punch(*t);
+                }
+                sent += 1;
+            }
+            tokio::time::sleep(PUNCH_GAP).await;
+        }
+    }
+    s.send.finish().await;
+    if host.has_direct(peer) {
+        Ok(started.elapsed())
+    } else {
+        Err(format!("no direct connection after {ROUNDS} rounds"))
+    }
+}
+
+/// Side A: answers `/libp2p/dcutr` on relayed connections and dials on SYNC.
+pub fn serve(host: &Host) {
+    let mut rx = host.register(PROTOCOL, 8);
+    let host = host.clone();
+    tokio::spawn(async move {
+        while let Some(mut s) = rx.recv().await {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let peer = s.peer.clone();
+                for _ in 0..ROUNDS {
+                    let Ok(connect) = read(&mut s.recv).await else {
+                        break;
+                    };
+                    if connect.sync {
+                        break;
+                    }
+                    let reply = HolePunch {
+                        sync: false,
+                        addrs: our_addrs(&host),
+                    };
+                    if write_msg(&mut s.send, &reply.encode()).await.is_err() {
+                        break;
+                    }
+                    match read(&mut s.recv).await {
+                        Ok(m) if m.sync => {}
+                        _ => break,
+                    }
+                    let targets = their_sockets(&host, &connect.addrs);
+                    if dial_any(&host, &peer, &targets).await {
+                        log::debug!("dcutr: direct connection to {}", peer.short());
+                        break;
+                    }
+                }
+                s.send.finish().await;
+            });
+        }
+    });
+}
+
+/// Dials all `targets` at once; true when one reaches `peer`.
+async fn dial_any(host: &Host, peer: &PeerId, targets: &[SocketAddr]) -> bool {
+    let mut set = tokio::task::JoinSet::new();
+    for t in targets {
+        let host = host.clone();
+        let addr = Multiaddr::quic(*t).with_p2p(peer);
+        set.spawn(async move { host.dial(&addr).await.is_ok() });
+    }
+    while let Some(r) = set.join_next().await {
+        if matches!(r, Ok(true)) {
+            set.abort_all();
+            return true;
+        }
+    }
+    host.has_direct(peer)
+}
+
+/// Per-peer spacing of hole-punch attempts: after a failure wait `base`, doubling up to
+/// `max`; a success resets it. Holds at most `cap` peers (the oldest is forgotten).
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    cap: usize,
+    peers: HashMap<PeerId, (Instant, Duration)>,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration, cap: usize) -> Self {
+        Backoff {
+            base,
+            max,
+            cap,
+            peers: HashMap::new(),
+        }
+    }
+
+    /// Whether an attempt may start now.
+    pub fn ready(&self, peer: &PeerId, now: Instant) -> bool {
+        self.peers.get(peer).is_none_or(|(next, _)| now >= *next)
+    }
+
+    pub fn failed(&mut self, peer: &PeerId, now: Instant) {
+        let wait = self
+            .peers
+            .get(peer)
+            .map(|(_, w)| (*w * 2).min(self.max))
+            .unwrap_or(self.base);
+        if self.peers.len() >= self.cap && !self.peers.contains_key(peer) {
+            if let Some(oldest) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, (next, _))| *next)
+                .map(|(p, _)| p.clone())
+            {
+                self.peers.remove(&oldest);
+            }
+        }
+        self.peers.insert(peer.clone(), (now + wait, wait));
+    }
+
+    pub fn succeeded(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn messages_round_trip() {
+        let a: Multiaddr = "/ip4/198.51.100.7/udp/4363/quic-v1".parse().unwrap();
+        let c = HolePunch {
+            sync: false,
+            addrs: vec![a],
+        };
+        assert_eq!(HolePunch::decode(&c.encode()).unwrap(), c);
+        let s = HolePunch {
+            sync: true,
+            addrs: vec![],
+        };
+        assert_eq!(HolePunch::decode(&s.encode()).unwrap(), s);
+        // No type, or an unknown one, is malformed.
+        assert!(HolePunch::decode(&[]).is_err());
+        assert!(HolePunch::decode(&[0x08, 0x05]).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let p = Keypair::generate().peer_id();
+        let mut b = Backoff::new(Duration::from_secs(10), Duration::from_secs(25), 2);
+        let t = Instant::now();
+        assert!(b.ready(&p, t));
+        b.failed(&p, t);
+        assert!(!b.ready(&p, t + Duration::from_secs(9)));
+        assert!(b.ready(&p, t + Duration::from_secs(10)));
+        b.failed(&p, t);
+        assert!(!b.ready(&p, t + Duration::from_secs(19)));
+        b.failed(&p, t);
+        b.failed(&p, t);
+        assert!(b.ready(&p, t + Duration::from_secs(25)), "capped at max");
+        b.succeeded(&p);
+        assert!(b.ready(&p, t));
+        // Bounded: a third peer evicts one entry.
+        let (q, r) = (Keypair::generate().peer_id(), Keypair::generate().peer_id());
+        b.failed(&p, t);
+        b.failed(&q, t);
+        b.failed(&r, t);
+        assert_eq!(b.peers.len(), 2);
+    }
+}
