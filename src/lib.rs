@@ -6,6 +6,8 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod discovery;
+pub mod dnsaddr;
 pub mod friends;
 pub mod identity;
 #[cfg(feature = "gateway")]

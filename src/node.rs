@@ -30,6 +30,7 @@ pub struct Node {
     pub host: Host,
     pub peers: SharedPeers,
     pub dp: Arc<Dataplane>,
+    pub discovery: Arc<crate::discovery::Discovery>,
     cfg: Mutex<Config>,
     /// The UCI file peers are written to (created from the defaults if missing).
     config_path: PathBuf,
@@ -79,10 +80,35 @@ impl Node {
                 tun_queue: cfg.main.peer_queue as usize * 2,
             },
         );
+        let discovery = crate::discovery::Discovery::new(host.clone(), &cfg);
+        if cfg.main.serve {
+            let m = &cfg.main;
+            crate::p2p::kad::serve(&host);
+            let limits = crate::p2p::relay_service::Limits {
+                max_reservations: m.relay_max_reservations as usize,
+                max_circuits: m.relay_max_circuits as usize,
+                circuit: crate::p2p::relay::Limit {
+                    duration_secs: m.relay_circuit_duration,
+                    data_bytes: u64::from(m.relay_circuit_data) << 20,
+                },
+                ..Default::default()
+            };
+            let policy = crate::discovery::relay_policy(&cfg, peers.clone());
+            crate::p2p::relay_service::start(&host, limits, policy);
+            log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
+        }
+        let known_peers = peers.clone();
+        discovery.start(Arc::new(move |p: &PeerId| {
+            known_peers
+                .lock()
+                .map(|t| t.relation(p) == Relation::Known)
+                .unwrap_or(false)
+        }));
         let node = Arc::new(Node {
             host,
             peers,
             dp,
+            discovery,
             cfg: Mutex::new(cfg),
             config_path,
             state_path,
@@ -412,7 +438,8 @@ impl Node {
         }
     }
 
-    /// Dials a known peer at its configured addresses (if not connected).
+    /// Dials a known peer: its configured addresses, else whatever the DHT knows (direct or
+    /// through a relay).
     pub async fn connect(&self, peer: &PeerId) -> bool {
         if self.host.is_connected(peer) {
             return true;
@@ -430,7 +457,7 @@ impl Node {
                 Err(e) => log::debug!("dial {} at {a}: {e}", peer.short()),
             }
         }
-        false
+        self.discovery.find_and_connect(peer).await
     }
 
     /// On a new connection: unanswered invite → auth; then status; then pings.
@@ -562,6 +589,11 @@ impl Node {
             "prefix": t.prefix(),
             "interface": lock(&self.tun_name).clone(),
             "listen_addrs": self.host.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "observed_addrs": self.host.observed_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "circuit_addrs": self.host.advertised_addrs().iter().filter(|a| a.is_relayed()).map(|a| a.to_string()).collect::<Vec<_>>(),
+            "bootstrap_connected": self.discovery.connected_bootstrap().len(),
+            "relays": self.discovery.reservations().iter().map(|(p, exp)| json!({"peer_id": p.to_string(), "expires": exp})).collect::<Vec<_>>(),
+            "serving": cfg.main.serve,
             "uptime_secs": self.uptime().as_secs(),
             "peers_known": t.len(),
             "peers_connected": t.iter().filter(|p| self.host.is_connected(&p.peer_id)).count(),

@@ -62,6 +62,24 @@ pub struct MainConfig {
     pub exit_node: Option<String>,
     pub firewall: Firewall,
     pub snat_lan: bool,
+    /// Hold relay reservations on bootstrap peers, so peers can reach us behind NAT.
+    pub use_relays: bool,
+    pub hole_punching: bool,
+    /// Serve as bootstrap (Kademlia server) and relay.
+    pub serve: bool,
+    pub relay_for: RelayFor,
+    pub relay_max_reservations: u32,
+    pub relay_max_circuits: u32,
+    pub relay_circuit_duration: u32,
+    pub relay_circuit_data: u32,
+}
+
+/// Who a serving node relays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayFor {
+    /// Known peers (friends) only.
+    Friends,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +189,14 @@ fn unreachable_default() -> MainConfig {
         exit_node: None,
         firewall: Firewall::Auto,
         snat_lan: true,
+        use_relays: true,
+        hole_punching: true,
+        serve: false,
+        relay_for: RelayFor::Friends,
+        relay_max_reservations: 128,
+        relay_max_circuits: 16,
+        relay_circuit_duration: 120,
+        relay_circuit_data: 21,
     }
 }
 
@@ -369,6 +395,17 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         log_level: level,
         auto_accept: get_bool(v, MAIN, "auto_accept"),
         lan_discovery: get_bool(v, MAIN, "lan_discovery"),
+        use_relays: get_bool(v, MAIN, "use_relays"),
+        hole_punching: get_bool(v, MAIN, "hole_punching"),
+        serve: get_bool(v, MAIN, "serve"),
+        relay_for: match get_text(v, MAIN, "relay_for").as_deref() {
+            Some("all") => RelayFor::All,
+            _ => RelayFor::Friends,
+        },
+        relay_max_reservations: get_int(v, MAIN, "relay_max_reservations") as u32,
+        relay_max_circuits: get_int(v, MAIN, "relay_max_circuits") as u32,
+        relay_circuit_duration: get_int(v, MAIN, "relay_circuit_duration") as u32,
+        relay_circuit_data: get_int(v, MAIN, "relay_circuit_data") as u32,
         data_dir: PathBuf::from(get_text(v, MAIN, "data_dir").unwrap_or_else(|| "/etc/awl".into())),
         control_socket: PathBuf::from(
             get_text(v, MAIN, "control_socket").unwrap_or_else(|| "/var/run/awl.sock".into()),

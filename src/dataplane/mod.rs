@@ -235,6 +235,9 @@ impl Dataplane {
     ) {
         let mut stream: Option<SendStream> = None;
         let mut on_stream: u64 = 0;
+        // Whether `stream` rides a relay: once a direct connection appears (hole punching),
+        // the next batch goes on a new stream over it.
+        let mut stream_relayed = false;
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
         loop {
             let first = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
@@ -259,6 +262,12 @@ impl Dataplane {
                     next = rx.try_recv().ok();
                 }
             }
+            if stream_relayed && self.host.has_direct(&peer) {
+                if let Some(mut s) = stream.take() {
+                    s.finish().await;
+                }
+                stream_relayed = false;
+            }
             if stream.is_none() {
                 if !self.host.is_connected(&peer) {
                     // Connecting is the reconnect loop's job; AWL drops here too.
@@ -273,6 +282,7 @@ impl Dataplane {
                 {
                     Ok(Ok(s)) => {
                         stream = Some(s.send);
+                        stream_relayed = self.host.is_relayed(&peer);
                         on_stream = 0;
                     }
                     Ok(Err(e)) => {

@@ -22,7 +22,8 @@ use tokio::signal::unix::{signal, SignalKind};
 const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
 const AGENT: &str = "rust-libp2p-relay/1.0";
 const KAD_PROTOCOL: &str = "/awl/kad/1.0.0";
-const USAGE: &str = "usage: relay_node --listen <ip4> --port <udp port> --seed <64 hex chars> [--verbose]";
+const USAGE: &str =
+    "usage: relay_node --listen <ip4> --port <udp port> --seed <64 hex chars> [--verbose]";
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -62,9 +63,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--listen" => {
-                let ip: Ipv4Addr = value()?
-                    .parse()
-                    .map_err(|e| format!("--listen: {e}"))?;
+                let ip: Ipv4Addr = value()?.parse().map_err(|e| format!("--listen: {e}"))?;
                 if ip.is_unspecified() {
                     // The listen address is also announced as the relay's external address.
                     return Err("--listen must be a concrete IPv4 address, not 0.0.0.0".into());
@@ -213,7 +212,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 send_back_addr,
                 error,
                 ..
-            } => log(format!("incoming connection from {send_back_addr} failed: {error}")),
+            } => log(format!(
+                "incoming connection from {send_back_addr} failed: {error}"
+            )),
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 log(format!("dial {peer_id:?} failed: {error}"))
             }
@@ -223,7 +224,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 ..
             })) => {
                 for addr in &info.listen_addrs {
-                    swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                    swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
                 }
                 log(format!(
                     "identify {peer_id} agent={} listen=[{}] protocols=[{}]",
