@@ -103,6 +103,7 @@ pub async fn run(
                 tun_cfg.prefix,
                 tun_cfg.mtu
             );
+            host.hide_addr(tun_cfg.address.into());
             node.attach_tun(dev, tun_cfg.name.clone());
             node.attach_lan(lan_setup(&node.config(), &tun_cfg.name));
         }

@@ -54,6 +54,8 @@ pub struct Discovery {
     use_relays: bool,
     hole_punching: bool,
     kick: Notify,
+    /// Signalled when a bootstrap connection comes up: lookups can start.
+    pub bootstrap_up: Notify,
 }
 
 impl Discovery {
@@ -82,6 +84,7 @@ impl Discovery {
             use_relays: cfg.main.use_relays,
             hole_punching: cfg.main.hole_punching,
             kick: Notify::new(),
+            bootstrap_up: Notify::new(),
         })
     }
 
@@ -212,6 +215,7 @@ impl Discovery {
             .map(|(p, a)| (p.clone(), a.clone()))
             .collect();
         let mut set = tokio::task::JoinSet::new();
+        let any = !todo.is_empty();
         for (peer, addrs) in todo {
             let host = self.host.clone();
             set.spawn(async move {
@@ -227,6 +231,9 @@ impl Discovery {
             });
         }
         while set.join_next().await.is_some() {}
+        if any && !self.connected_bootstrap().is_empty() {
+            self.bootstrap_up.notify_waiters();
+        }
     }
 
     /// Keeps reservations on up to `RELAYS` connected bootstrap peers that offer relaying,
@@ -264,7 +271,7 @@ impl Discovery {
                     let mut addrs: Vec<Multiaddr> = r
                         .addrs
                         .iter()
-                        .filter(|a| a.quic_socket_addr().is_some())
+                        .filter(|a| a.quic_socket_addr().is_some_and(|s| !s.ip().is_unspecified()))
                         .map(|a| relay::circuit_addr(a, &relay_id))
                         .collect();
                     if addrs.is_empty() {

@@ -537,7 +537,8 @@ impl Node {
                         log::info!("connected to {}", id.short());
                     }
                 }
-                tokio::time::sleep(wait).await;
+                // A new bootstrap connection makes DHT lookups possible: retry at once.
+                let _ = tokio::time::timeout(wait, node.discovery.bootstrap_up.notified()).await;
                 wait =
                     Duration::from_secs(u64::from(lock(&node.cfg).main.reconnect_interval.max(1)));
             }

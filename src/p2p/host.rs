@@ -210,6 +210,8 @@ struct State {
     observed: Vec<Multiaddr>,
     /// Our `/p2p-circuit` addresses through relays holding a reservation for us.
     circuit_addrs: Vec<Multiaddr>,
+    /// Local addresses never advertised (the mesh address of our own TUN).
+    hidden: Vec<IpAddr>,
     next_id: u64,
 }
 
@@ -330,11 +332,22 @@ impl Host {
         if !local.ip().is_unspecified() {
             return vec![Multiaddr::quic(local)];
         }
+        let hidden = self.state().hidden.clone();
         ifaddrs::local_addrs()
             .into_iter()
             .filter(|ip| ip.is_ipv4() == local.is_ipv4() || local.is_ipv6())
+            .filter(|ip| !ip.is_loopback() && !hidden.contains(ip))
             .map(|ip| Multiaddr::quic(SocketAddr::new(ip, local.port())))
             .collect()
+    }
+
+    /// Keeps a local address out of what we advertise (e.g. the TUN's mesh address: peers
+    /// would otherwise try to reach us through the mesh itself).
+    pub fn hide_addr(&self, ip: IpAddr) {
+        let mut st = self.state();
+        if !st.hidden.contains(&ip) {
+            st.hidden.push(ip);
+        }
     }
 
     pub fn events(&self) -> broadcast::Receiver<HostEvent> {
