@@ -271,7 +271,10 @@ impl Discovery {
                     let mut addrs: Vec<Multiaddr> = r
                         .addrs
                         .iter()
-                        .filter(|a| a.quic_socket_addr().is_some_and(|s| !s.ip().is_unspecified()))
+                        .filter(|a| {
+                            a.quic_socket_addr()
+                                .is_some_and(|s| !s.ip().is_unspecified())
+                        })
                         .map(|a| relay::circuit_addr(a, &relay_id))
                         .collect();
                     if addrs.is_empty() {
@@ -364,7 +367,7 @@ impl Discovery {
         let host = &self.host;
         let direct_fut = async {
             let mut set = tokio::task::JoinSet::new();
-            for a in direct.iter().cloned() {
+            for a in direct.clone() {
                 let host = host.clone();
                 set.spawn(async move { host.dial(&a).await.is_ok() });
             }

@@ -195,7 +195,11 @@ mod tests {
         let ns = nameserver_from("# x\nsearch lan\nnameserver 192.0.2.53\nnameserver ::1\n");
         assert_eq!(ns, Some("192.0.2.53:53".parse().unwrap()));
         assert_eq!(nameserver_from("search lan\n"), None);
-        let m = answer(7, "_dnsaddr.example.com", &["dnsaddr=/ip4/192.0.2.1/udp/1/quic-v1"]);
+        let m = answer(
+            7,
+            "_dnsaddr.example.com",
+            &["dnsaddr=/ip4/192.0.2.1/udp/1/quic-v1"],
+        );
         assert_eq!(
             parse_txt(&m, 7).unwrap(),
             vec!["dnsaddr=/ip4/192.0.2.1/udp/1/quic-v1".to_string()]
@@ -207,8 +211,12 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_through_a_local_dns_server_and_filters_by_peer() {
-        let want = crate::identity::Keypair::from_seed([1; 32]).unwrap().peer_id();
-        let other = crate::identity::Keypair::from_seed([2; 32]).unwrap().peer_id();
+        let want = crate::identity::Keypair::from_seed([1; 32])
+            .unwrap()
+            .peer_id();
+        let other = crate::identity::Keypair::from_seed([2; 32])
+            .unwrap()
+            .peer_id();
         let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let ns = server.local_addr().unwrap();
         let (a, b) = (

@@ -4,8 +4,10 @@
 # other: A finds B by peer ID through the DHT, connects through the relay, and the connection
 # is upgraded to direct by DCUtR hole punching. ping and iperf3 run through the tunnel.
 #
-# Run twice: the bootstrap/relay is an independent rust-libp2p node (tests/interop relay_node:
-# Kademlia server on /awl/kad/1.0.0, relay v2, dcutr), then an awl node in serving mode.
+# Run three times: the bootstrap/relay is an independent rust-libp2p node (tests/interop
+# relay_node: Kademlia server on /awl/kad/1.0.0, relay v2, dcutr), then an awl node in serving
+# mode; then again with awl, but nat-a maps every flow to a random port (a "symmetric" NAT):
+# punching must fail once, and the peers stay connected through the relay.
 #
 #   pub:     a bridge (the internet), relay 198.51.100.1
 #   nat-a:   wan 198.51.100.2, lan 10.1.0.1/24, masquerade     router-a: 10.1.0.2 (awl A)
@@ -15,7 +17,7 @@ need_root
 find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl"}
+SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric"}
 
 netns awl-pub; netns awl-nat-a; netns awl-nat-b; netns awl-rt-a; netns awl-rt-b
 ip -n awl-pub link add br0 type bridge && ip -n awl-pub link set br0 up
@@ -67,6 +69,11 @@ run_scenario() {
     local kind=$1 relay_id relay_pid t0 t_conn t_direct saw_relayed=0 p
     echo "=== scenario: bootstrap/relay = $kind ==="
     rm -rf "$WORK/a" "$WORK/b" "$WORK/r"; mkdir -p "$WORK/a" "$WORK/b" "$WORK/r"
+    if [ "$kind" = symmetric ]; then
+        ip netns exec awl-nat-a conntrack -F >/dev/null 2>&1
+        ip netns exec awl-nat-a nft flush chain ip nat post
+        ip netns exec awl-nat-a nft add rule ip nat post oifname wan masquerade random
+    fi
     if [ "$kind" = libp2p ]; then
         local bin="$ROOT/tests/interop/target/debug/relay_node"
         cargo build --quiet --manifest-path "$ROOT/tests/interop/Cargo.toml" --bin relay_node || { fail "build relay_node"; return; }
@@ -110,6 +117,8 @@ run_scenario() {
             [ -z "$t_conn" ] && t_conn=$(( $(now_ms) - t0 ))
             t_direct=$(( $(now_ms) - t0 )); break
         fi
+        # Behind the symmetric NAT the answer is the failed punch, not a direct path.
+        [ "$kind" = symmetric ] && [ -n "$t_conn" ] && grep -q "hole punching with" "$WORK/b.log" && break
         sleep 0.1
     done
     echo "    a connected to b after ${t_conn:-never} ms, direct after ${t_direct:-never} ms"
@@ -117,11 +126,19 @@ run_scenario() {
         grep -q "connected to …${B: -6} through relay" "$WORK/a.log"
     check "[$kind] the relayed path was seen before the direct one" \
         sh -c "[ $saw_relayed = 1 ] || grep -q 'relayed' '$WORK/a.log'"
-    check "[$kind] b hole-punched to a direct connection" \
-        grep -q "direct connection to …${A: -6} by hole punching" "$WORK/b.log"
-    check "[$kind] a's path to b is direct" test "$(path_of a "$B")" = direct
-    check "[$kind] b's path to a is direct" test "$(path_of b "$A")" = direct
-    grep -h "found …${B: -6}\|by hole punching" "$WORK/a.log" "$WORK/b.log" | sed 's/^/    log: /'
+    if [ "$kind" = symmetric ]; then
+        check "[$kind] hole punching fails and is reported" wait_for 30 \
+            grep -q "hole punching with …${A: -6} failed" "$WORK/b.log"
+        check "[$kind] a's path to b stays relayed" test "$(path_of a "$B")" = relayed
+        check "[$kind] one attempt only (then backoff)" \
+            test "$(grep -c "hole punching with …${A: -6}" "$WORK/b.log")" = 1
+    else
+        check "[$kind] b hole-punched to a direct connection" \
+            grep -q "direct connection to …${A: -6} by hole punching" "$WORK/b.log"
+        check "[$kind] a's path to b is direct" test "$(path_of a "$B")" = direct
+        check "[$kind] b's path to a is direct" test "$(path_of b "$A")" = direct
+    fi
+    grep -h "found …${B: -6}\|hole punching" "$WORK/a.log" "$WORK/b.log" | sed 's/^/    log: /'
 
     local ipb ipa
     ipb=$(ctl a peers --json | json "[p['ip'] for p in d if p['peer_id']=='$B'][0]")
@@ -130,6 +147,9 @@ run_scenario() {
         "'$AWL_BIN' -c '$WORK/a.uci' peers --json | grep -q '\"confirmed\":true'"
     check "[$kind] ping a -> b through the tunnel" ip netns exec awl-rt-a ping -c 3 -W 2 "$ipb"
     check "[$kind] ping b -> a through the tunnel" ip netns exec awl-rt-b ping -c 3 -W 2 "$ipa"
+    if [ "$kind" = symmetric ]; then
+        finish_scenario; return
+    fi
     ip netns exec awl-rt-b iperf3 -s -D -1 -B 10.66.0.1 --pidfile "$WORK/iperf.pid"
     sleep 0.5
     PIDS+=("$(cat "$WORK/iperf.pid" 2>/dev/null)")
@@ -146,11 +166,15 @@ run_scenario() {
     echo "    conntrack entries: nat-a $ct_a, nat-b $ct_b"
     check "[$kind] conntrack tables stay small (< 64 entries)" test "$ct_a" -lt 64 -a "$ct_b" -lt 64
 
+    finish_scenario
+}
+
+finish_scenario() {
     kill "$PID_a" "$PID_b" "$relay_pid" 2>/dev/null
     sleep 1
     for f in a b r; do cp "$WORK/$f.log" "$WORK/$kind-$f.log" 2>/dev/null; : >"$WORK/$f.log"; done
-    ip netns exec awl-nat-a conntrack -F 2>/dev/null
-    ip netns exec awl-nat-b conntrack -F 2>/dev/null
+    ip netns exec awl-nat-a conntrack -F >/dev/null 2>&1
+    ip netns exec awl-nat-b conntrack -F >/dev/null 2>&1
 }
 
 for s in $SCENARIOS; do run_scenario "$s"; done

@@ -65,6 +65,7 @@ function makeForm(rec) {
 			Object.assign(this, { kind, section, name, title, description, choices: [] });
 		}
 		value(v, label) { this.choices.push(v); }
+		depends(field, v) { (this.deps = this.deps || []).push([field, v]); }
 	}
 	const option = (kind) => kind;
 	const form = {

@@ -11,7 +11,9 @@ const STATUS = {
 	result: {
 		peer_id: PEER, name: 'router', mesh_ip: '10.66.0.1', prefix: 16, interface: 'awl0',
 		listen_addrs: ['/ip4/192.0.2.1/udp/4363/quic-v1'], uptime_secs: 90, peers_known: 1,
-		peers_connected: 1, traffic: { rx_bytes: 2048, tx_bytes: 1024 }
+		peers_connected: 1, traffic: { rx_bytes: 2048, tx_bytes: 1024 },
+		bootstrap_connected: 2, circuit_addrs: ['/ip4/198.51.100.1/udp/6150/quic-v1/p2p/' + PEER + '/p2p-circuit'],
+		relays: [{ peer_id: PEER, expires: 0 }], serving: false
 	}
 };
 const PEERS = { ok: true, result: [{ peer_id: PEER, alias: 'office', ip: '10.66.0.2', connected: true, confirmed: true, path: 'direct', rtt_ms: 1.5, traffic: { rx_bytes: 1, tx_bytes: 2 }, last_seen: 0 }] };
@@ -48,6 +50,10 @@ test('settings declares the main options with the daemon\'s datatypes', () => {
 		assert.ok(o[name], `settings lacks ${name}`);
 	assert.equal(o.name.tab, 'general');
 	assert.equal(o.bootstrap.tab, 'advanced');
+	for (const name of ['use_relays', 'hole_punching', 'serve'])
+		assert.equal(o[name].kind, 'Flag', `${name} is a switch`);
+	assert.deepEqual(o.relay_for.choices, ['friends', 'all']);
+	assert.deepEqual(o.relay_for.deps, [['serve', '1']], 'relay options only when serving');
 });
 
 test('peers grid lists peer options and validates peer IDs', () => {
@@ -116,6 +122,7 @@ test('status shows node, peers and requests; accept and decline call the daemon'
 	assert.ok(page.textContent.includes(PEER), 'peer ID shown');
 	assert.ok(page.textContent.includes('10.66.0.1/16'));
 	assert.ok(page.textContent.includes('office') && page.textContent.includes('direct') && page.textContent.includes('1.5 ms'));
+	assert.ok(page.textContent.includes('2 bootstrap peer(s) connected') && page.textContent.includes('reachable through 1 relay(s)'), 'reachability shown');
 	assert.equal(rec.polls.length, 1, 'live refresh registered');
 	assert.ok(page.button('Copy'), 'copy button');
 

@@ -64,6 +64,26 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'lan_discovery', _('LAN discovery'), _('Find known peers on the local network without bootstrap nodes'));
 		o.default = '1';
 
+		o = s.taboption('network', form.Flag, 'use_relays', _('Use relays'), _('Hold relay reservations on bootstrap peers so peers reach this router behind NAT'));
+		o.default = '1';
+
+		o = s.taboption('network', form.Flag, 'hole_punching', _('Hole punching'), _('Upgrade relayed connections to direct ones'));
+		o.default = '1';
+
+		o = s.taboption('advanced', form.Flag, 'serve', _('Serve as bootstrap and relay'), _('For a router with a public address: other nodes find peers and relay through it'));
+		o.default = '0';
+
+		o = s.taboption('advanced', form.ListValue, 'relay_for', _('Relay for'));
+		o.value('friends', _('Known peers only'));
+		o.value('all', _('Anyone'));
+		o.default = 'friends';
+		o.depends('serve', '1');
+
+		o = s.taboption('advanced', form.Value, 'relay_max_circuits', _('Relayed circuits at most'));
+		o.datatype = 'range(1,1024)';
+		o.placeholder = '16';
+		o.depends('serve', '1');
+
 		o = s.taboption('advanced', form.Flag, 'auto_accept', _('Accept every friend request'));
 		o.default = '0';
 

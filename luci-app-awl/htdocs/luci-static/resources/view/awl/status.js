@@ -45,6 +45,12 @@ return view.extend({
 			row(_('Listening on'), (st.listen_addrs || []).map(function(a) { return E('div', {}, E('code', {}, a)); })),
 			row(_('Uptime'), '%t'.format(st.uptime_secs || 0)),
 			row(_('Peers'), _('%d known, %d connected').format(st.peers_known, st.peers_connected)),
+			row(_('Reachability'), [
+				_('%d bootstrap peer(s) connected').format(st.bootstrap_connected || 0),
+				E('br'),
+				(st.circuit_addrs || []).length ? _('reachable through %d relay(s)').format((st.relays || []).length) : _('no relay reservation'),
+				st.serving ? [ E('br'), _('serving as bootstrap and relay') ] : ''
+			]),
 			row(_('Traffic'), _('%s received, %s sent').format(awl.bytes(st.traffic && st.traffic.rx_bytes), awl.bytes(st.traffic && st.traffic.tx_bytes)))
 		]);
 	},
