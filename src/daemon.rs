@@ -10,8 +10,10 @@ use crate::identity;
 use crate::multiaddr::Multiaddr;
 use crate::node::Node;
 use crate::p2p::{Host, HostConfig};
+use crate::services;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The UDP socket to listen on: the first QUIC `listen_address`, else all IPv4 on `listen_port`.
@@ -56,6 +58,65 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
     Ok(host)
 }
 
+/// What the service stack answers on, if it is on.
+fn service_config(cfg: &Config) -> Option<services::ServiceConfig> {
+    let m = &cfg.main;
+    if !m.services {
+        return None;
+    }
+    let mesh = crate::routes::Prefix::new(m.address, m.prefix)?;
+    let default = services::default_address(m.address, m.prefix);
+    let addr = match m.service_address {
+        Some(a) if mesh.contains(a) && a != m.address => a,
+        Some(a) => {
+            log::error!(
+                "service_address {a} is not a free address of the mesh subnet; using {default}"
+            );
+            default
+        }
+        None => default,
+    };
+    let upstream = m
+        .dns_upstream
+        .map(|ip| SocketAddr::new(ip.into(), 53))
+        .or_else(|| Some(crate::dnsaddr::system_nameserver()))
+        .filter(|u| u.ip() != std::net::IpAddr::V4(addr));
+    Some(services::ServiceConfig {
+        addrs: vec![addr],
+        upstream,
+        http: m.http_status,
+    })
+}
+
+/// The SOCKS5 exit for peers, and the local proxy through a peer.
+async fn start_socks5(node: &Arc<Node>) {
+    let m = node.config().main;
+    if m.socks5_server {
+        let peers = node.peers.clone();
+        crate::socks5::serve(
+            &node.host,
+            Arc::new(move |p| {
+                peers
+                    .lock()
+                    .map(|t| t.get(p).is_some_and(|k| k.allow_exit))
+                    .unwrap_or(false)
+            }),
+        );
+    }
+    if m.socks5 {
+        let addr = SocketAddr::new(m.socks5_address.into(), m.socks5_port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                log::info!("SOCKS5 proxy on {addr}");
+                let n = node.clone();
+                let exit = Arc::new(move || n.socks5_exit());
+                tokio::spawn(crate::socks5::run_client(node.host.clone(), l, exit));
+            }
+            Err(e) => log::error!("SOCKS5 proxy on {addr}: {e}"),
+        }
+    }
+}
+
 /// Forwarding and firewall as the configuration asks (docs/GATEWAY.md).
 fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
     use crate::config::Firewall;
@@ -94,6 +155,15 @@ pub async fn run(
     };
     let name = cfg.main.name.clone();
     let node = Node::new(host.clone(), cfg, config_path, &data_dir);
+    let svc_cfg = service_config(&node.config());
+    if let Some(sc) = &svc_cfg {
+        if let Some(ip) = sc.addrs.first() {
+            node.peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reserve(*ip);
+        }
+    }
     match tun::open(&tun_cfg) {
         Ok(dev) => {
             log::info!(
@@ -106,11 +176,37 @@ pub async fn run(
             host.hide_addr(tun_cfg.address.into());
             node.attach_tun(dev, tun_cfg.name.clone());
             node.attach_lan(lan_setup(&node.config(), &tun_cfg.name));
+            if let Some(sc) = svc_cfg {
+                let (tx, rx) = tokio::sync::mpsc::channel(services::INPUT_QUEUE);
+                node.dp.set_services(sc.addrs.clone(), tx);
+                let out = services::Output::Tun(node.dp.tun_sender());
+                if let Err(e) = services::start(node.clone(), sc, rx, out) {
+                    log::error!("services not started: {e}");
+                }
+            }
         }
-        Err(e) => log::error!(
-            "{e}; running without a VPN interface (needs CAP_NET_ADMIN and /dev/net/tun)"
-        ),
+        Err(e) => {
+            // Userspace mode: mesh traffic to our own address ends in the service stack, and
+            // the SOCKS5 proxy reaches into the mesh.
+            log::warn!(
+                "{e}; userspace mode: no VPN interface (needs CAP_NET_ADMIN and /dev/net/tun); \
+                 this node answers ping, DNS and status on {} and the SOCKS5 proxy reaches peers",
+                tun_cfg.address
+            );
+            if let Some(rx) = node.take_tun_queue() {
+                let sc = services::ServiceConfig {
+                    addrs: vec![tun_cfg.address],
+                    upstream: svc_cfg.as_ref().and_then(|s| s.upstream),
+                    http: node.config().main.http_status,
+                };
+                let out = services::Output::Mesh(node.dp.clone());
+                if let Err(e) = services::start(node.clone(), sc, rx, out) {
+                    log::error!("services not started: {e}");
+                }
+            }
+        }
     }
+    start_socks5(&node).await;
     control::serve(node.clone(), &socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {

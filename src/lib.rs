@@ -25,3 +25,5 @@ pub mod peers;
 pub mod proto;
 pub mod routes;
 pub mod selftest;
+pub mod services;
+pub mod socks5;

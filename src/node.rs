@@ -576,6 +576,62 @@ impl Node {
         self.started.elapsed()
     }
 
+    /// The peer the local SOCKS5 proxy goes through (`socks5_exit`: peer ID or alias).
+    pub fn socks5_exit(&self) -> Option<PeerId> {
+        let want = self.config().main.socks5_exit?;
+        lock(&self.peers)
+            .iter()
+            .find(|p| p.peer_id.to_string() == want || p.alias == want)
+            .map(|p| p.peer_id.clone())
+    }
+
+    // ---- names for the .awl DNS zone ----
+
+    /// The mesh IP for a `.awl` label: a peer's domain, alias or peer ID, or our own name.
+    pub fn dns_lookup(&self, label: &str) -> Option<Ipv4Addr> {
+        use crate::services::dns::label_of;
+        let t = lock(&self.peers);
+        if label_of(&self.name()) == label {
+            return Some(t.own_ip());
+        }
+        let found = t
+            .iter()
+            .find(|p| {
+                (!p.domain.is_empty() && label_of(&p.domain) == label)
+                    || (!p.alias.is_empty() && label_of(&p.alias) == label)
+                    || p.peer_id.to_string().to_lowercase() == label
+            })
+            .map(|p| p.ip);
+        found
+    }
+
+    /// The `.awl` label of a mesh IP (PTR).
+    pub fn dns_reverse(&self, ip: Ipv4Addr) -> Option<String> {
+        use crate::services::dns::label_of;
+        let t = lock(&self.peers);
+        if ip == t.own_ip() {
+            return Some(label_of(&self.name()));
+        }
+        t.by_ip(ip).map(|p| {
+            if !p.domain.is_empty() {
+                label_of(&p.domain)
+            } else if !p.alias.is_empty() {
+                label_of(&p.alias)
+            } else {
+                p.peer_id.to_string().to_lowercase()
+            }
+        })
+    }
+
+    pub fn in_mesh(&self, ip: Ipv4Addr) -> bool {
+        lock(&self.peers).in_mesh(ip)
+    }
+
+    /// The HTTP status document: the node and its peers.
+    pub fn http_status_json(&self) -> String {
+        json!({ "node": self.status_json(), "peers": self.peers_json() }).to_string()
+    }
+
     // ---- JSON views for the control API ----
 
     pub fn status_json(&self) -> Value {

@@ -117,6 +117,8 @@ pub struct PeerTable {
     by_ip: HashMap<Ipv4Addr, PeerId>,
     blocked: BTreeMap<PeerId, SavedBlocked>,
     pending: Vec<(PeerId, PendingRequest)>,
+    /// Addresses never given to a peer (the service address).
+    reserved: Vec<Ipv4Addr>,
     /// Set when something worth saving changed.
     pub dirty: bool,
 }
@@ -147,6 +149,7 @@ impl PeerTable {
             by_ip: HashMap::new(),
             blocked: BTreeMap::new(),
             pending: Vec::new(),
+            reserved: Vec::new(),
             dirty: false,
         }
     }
@@ -231,7 +234,17 @@ impl PeerTable {
     }
 
     fn ip_free(&self, ip: Ipv4Addr) -> bool {
-        ip != self.own_ip && self.in_mesh(ip) && !self.by_ip.contains_key(&ip)
+        ip != self.own_ip
+            && self.in_mesh(ip)
+            && !self.by_ip.contains_key(&ip)
+            && !self.reserved.contains(&ip)
+    }
+
+    /// Keeps `ip` from being allocated to peers.
+    pub fn reserve(&mut self, ip: Ipv4Addr) {
+        if !self.reserved.contains(&ip) {
+            self.reserved.push(ip);
+        }
     }
 
     /// AWL's rule: one above the highest of our own IP and every in-subnet peer IP; if that

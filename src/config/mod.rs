@@ -72,6 +72,20 @@ pub struct MainConfig {
     pub relay_max_circuits: u32,
     pub relay_circuit_duration: u32,
     pub relay_circuit_data: u32,
+    /// DNS, HTTP status and ICMP on the service address (smoltcp).
+    pub services: bool,
+    /// None: the last host address of the mesh subnet.
+    pub service_address: Option<Ipv4Addr>,
+    /// None: the first nameserver of /etc/resolv.conf.
+    pub dns_upstream: Option<Ipv4Addr>,
+    pub http_status: bool,
+    /// Answer SOCKS5 streams from peers with `allow_exit`.
+    pub socks5_server: bool,
+    /// Local SOCKS5 listener sending connections through `socks5_exit`.
+    pub socks5: bool,
+    pub socks5_address: Ipv4Addr,
+    pub socks5_port: u16,
+    pub socks5_exit: Option<String>,
 }
 
 /// Who a serving node relays for.
@@ -197,6 +211,15 @@ fn unreachable_default() -> MainConfig {
         relay_max_circuits: 16,
         relay_circuit_duration: 120,
         relay_circuit_data: 21,
+        services: true,
+        service_address: None,
+        dns_upstream: None,
+        http_status: true,
+        socks5_server: true,
+        socks5: false,
+        socks5_address: Ipv4Addr::LOCALHOST,
+        socks5_port: 1080,
+        socks5_exit: None,
     }
 }
 
@@ -350,6 +373,16 @@ fn get_text(v: &SectionValues, section: &str, name: &str) -> Option<String> {
     }
 }
 
+fn get_ip(v: &SectionValues, section: &str, name: &str) -> Option<Ipv4Addr> {
+    match single(v, name)
+        .cloned()
+        .or_else(|| default_of(section, name))
+    {
+        Some(Val::Ip(ip)) => Some(ip),
+        _ => None,
+    }
+}
+
 fn get_list(v: &SectionValues, name: &str) -> Vec<String> {
     v.get(name)
         .map(|(_, vals)| {
@@ -406,6 +439,15 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         relay_max_circuits: get_int(v, MAIN, "relay_max_circuits") as u32,
         relay_circuit_duration: get_int(v, MAIN, "relay_circuit_duration") as u32,
         relay_circuit_data: get_int(v, MAIN, "relay_circuit_data") as u32,
+        services: get_bool(v, MAIN, "services"),
+        service_address: get_ip(v, MAIN, "service_address"),
+        dns_upstream: get_ip(v, MAIN, "dns_upstream"),
+        http_status: get_bool(v, MAIN, "http_status"),
+        socks5_server: get_bool(v, MAIN, "socks5_server"),
+        socks5: get_bool(v, MAIN, "socks5"),
+        socks5_address: get_ip(v, MAIN, "socks5_address").unwrap_or(Ipv4Addr::LOCALHOST),
+        socks5_port: get_int(v, MAIN, "socks5_port") as u16,
+        socks5_exit: get_text(v, MAIN, "socks5_exit").filter(|s| !s.trim().is_empty()),
         data_dir: PathBuf::from(get_text(v, MAIN, "data_dir").unwrap_or_else(|| "/etc/awl".into())),
         control_socket: PathBuf::from(
             get_text(v, MAIN, "control_socket").unwrap_or_else(|| "/var/run/awl.sock".into()),

@@ -68,6 +68,8 @@ pub struct Dataplane {
     senders: Mutex<HashMap<PeerId, mpsc::Sender<(PacketBuf, GatewayDir)>>>,
     to_tun: mpsc::Sender<PacketBuf>,
     routing: Mutex<Routing>,
+    /// Addresses answered by the service stack, and its input queue.
+    services: Mutex<Option<(Vec<Ipv4Addr>, mpsc::Sender<PacketBuf>)>>,
     pub stats: Arc<Stats>,
 }
 
@@ -88,9 +90,20 @@ impl Dataplane {
             senders: Mutex::new(HashMap::new()),
             to_tun,
             routing: Mutex::new(Routing::default()),
+            services: Mutex::new(None),
             stats: Arc::new(Stats::default()),
         });
         (dp, from_mesh)
+    }
+
+    /// Packets from the TUN to these addresses go to the service stack instead of peers.
+    pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
+        *self.services.lock().unwrap_or_else(|e| e.into_inner()) = Some((addrs, tx));
+    }
+
+    /// The queue of packets written to the TUN.
+    pub fn tun_sender(&self) -> mpsc::Sender<PacketBuf> {
+        self.to_tun.clone()
     }
 
     pub fn pool(&self) -> &PacketPool {
@@ -135,6 +148,19 @@ impl Dataplane {
         let d = pkt.data();
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let svc = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(addrs, _)| addrs.contains(&dst))
+            .map(|(_, tx)| tx.clone());
+        if let Some(tx) = svc {
+            if tx.try_send(pkt).is_err() {
+                self.stats.global(|g| g.tx_unroutable += 1);
+            }
+            return;
+        }
         let routing = self
             .routing
             .lock()

@@ -103,7 +103,11 @@ def apply(cmd, rest):
     else:
         sys.exit(f"unsupported: {cmd}")
 if args[0] == "get":
-    sys.exit(0 if args[1] in state else 1)
+    if args[1] not in state:
+        sys.exit(1)
+    v = state[args[1]]
+    print(" ".join(v) if isinstance(v, list) else v)
+    sys.exit(0)
 if args[0] == "batch":
     for line in sys.stdin:
         parts = line.strip().split(None, 1)
@@ -115,13 +119,15 @@ json.dump(state, open(db, "w"), sort_keys=True, indent=1)
 EOF
 chmod +x "$WORK/bin/uci"
 export UCI_DB=$WORK/uci.json
+echo '{"dhcp.@dnsmasq[0]": "dnsmasq"}' >"$UCI_DB"
 PATH="$WORK/bin:$PATH" sh openwrt/awl/files/awl.uci-defaults
 cp "$UCI_DB" "$WORK/first.json"
-check "uci-defaults creates interface, zone and forwardings" python3 -c "
+check "uci-defaults creates interface, zone, forwardings and the dnsmasq forward for .awl" python3 -c "
 import json,sys; s=json.load(open(sys.argv[1]))
 assert s['network.awl']=='interface' and s['network.awl.device']=='awl0'
 assert s['firewall.awl']=='zone' and s['firewall.awl.masq']=='1' and s['firewall.awl.mtu_fix']=='1'
-assert s['firewall.awl_lan_fwd.src']=='lan' and s['firewall.awl_lan_back.dest']=='lan'" "$UCI_DB"
+assert s['firewall.awl_lan_fwd.src']=='lan' and s['firewall.awl_lan_back.dest']=='lan'
+assert s['dhcp.@dnsmasq[0].server']==['/awl/10.66.255.254'] and s['dhcp.@dnsmasq[0].rebind_domain']==['awl']" "$UCI_DB"
 PATH="$WORK/bin:$PATH" sh openwrt/awl/files/awl.uci-defaults
 check "uci-defaults run twice changes nothing" cmp -s "$UCI_DB" "$WORK/first.json"
 PATH="$WORK/bin:$PATH" uci set firewall.awl.input='REJECT'
