@@ -50,7 +50,7 @@
 	class Section {
 		constructor(map, kind, type, name) { Object.assign(this, { map: map, kind: kind, type: type, name: name, options: [], tabs: [] }); }
 		tab(n, title) { this.tabs.push({ n: n, title: title }); }
-		option(kind, name, title, description) { const o = { kind: kind, name: name, title: title, description: description, choices: [], value(v) { this.choices.push(v); } }; this.options.push(o); return o; }
+		option(kind, name, title, description) { const o = { kind: kind, name: name, title: title, description: description, choices: [], value(v) { this.choices.push(v); }, depends(f, v) { (this.deps = this.deps || []).push([f, v]); } }; this.options.push(o); return o; }
 		taboption(tab, kind, name, title, description) { const o = this.option(kind, name, title, description); o.tab = tab; return o; }
 		renderSectionAdd() { return E('div'); }
 		render() {
