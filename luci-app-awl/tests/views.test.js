@@ -54,6 +54,9 @@ test('settings declares the main options with the daemon\'s datatypes', () => {
 		assert.equal(o[name].kind, 'Flag', `${name} is a switch`);
 	assert.deepEqual(o.relay_for.choices, ['friends', 'all']);
 	assert.deepEqual(o.relay_for.deps, [['serve', '1']], 'relay options only when serving');
+	assert.equal(o.service_address.datatype, 'ip4addr');
+	assert.equal(o.socks5_port.datatype, 'range(1,65535)');
+	assert.deepEqual(o.socks5_exit.deps, [['socks5', '1']]);
 });
 
 test('peers grid lists peer options and validates peer IDs', () => {

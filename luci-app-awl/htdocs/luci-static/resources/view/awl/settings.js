@@ -70,6 +70,39 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'hole_punching', _('Hole punching'), _('Upgrade relayed connections to direct ones'));
 		o.default = '1';
 
+		o = s.taboption('network', form.Flag, 'services', _('Local services'), _('Ping, DNS for <peer>.awl names and a status page on the service address'));
+		o.default = '1';
+
+		o = s.taboption('network', form.Value, 'service_address', _('Service address'), _('Inside the mesh subnet; empty: its last address (10.66.255.254)'));
+		o.datatype = 'ip4addr';
+		o.placeholder = '10.66.255.254';
+		o.depends('services', '1');
+
+		o = s.taboption('network', form.Value, 'dns_upstream', _('DNS upstream'), _('Resolver for other names; empty: the system resolver'));
+		o.datatype = 'ip4addr';
+		o.placeholder = '127.0.0.1';
+		o.depends('services', '1');
+
+		o = s.taboption('network', form.Flag, 'socks5_server', _('SOCKS5 exit for peers'), _('Peers allowed to use this node as exit may open connections from it'));
+		o.default = '1';
+
+		o = s.taboption('network', form.Flag, 'socks5', _('SOCKS5 proxy'), _('A local proxy whose connections leave through a peer'));
+		o.default = '0';
+
+		o = s.taboption('network', form.Value, 'socks5_address', _('SOCKS5 proxy address'));
+		o.datatype = 'ip4addr';
+		o.placeholder = '127.0.0.1';
+		o.depends('socks5', '1');
+
+		o = s.taboption('network', form.Value, 'socks5_port', _('SOCKS5 proxy port'));
+		o.datatype = 'range(1,65535)';
+		o.placeholder = '1080';
+		o.depends('socks5', '1');
+
+		o = s.taboption('network', form.Value, 'socks5_exit', _('SOCKS5 exit peer'), _('Peer ID or alias'));
+		o.datatype = 'maxlength(64)';
+		o.depends('socks5', '1');
+
 		o = s.taboption('advanced', form.Flag, 'serve', _('Serve as bootstrap and relay'), _('For a router with a public address: other nodes find peers and relay through it'));
 		o.default = '0';
 
