@@ -22,6 +22,9 @@ Commands:
   decline <PEER>         Decline a friend request (blocks the peer)
   remove <PEER>          Remove a known peer (blocks it, as AWL does)
   reload                 Re-read the config file (as SIGHUP)
+  health                 Health checks; exit 1 when one fails
+  metrics                Prometheus metrics (also at http://<service address>/metrics)
+  logs [N]               The daemon's last N log lines (default 100, at most 500)
   ctl <JSON>             Send one raw control request; print the daemon's raw reply
   ping <MULTIADDR>       Dial a libp2p peer, identify it and ping it
   selftest               Run two in-process nodes over loopback QUIC and check them
@@ -111,7 +114,12 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
         ["config", "schema"] => Command::ConfigSchema,
         ["ping", addr] => Command::Ping(addr.to_string()),
         ["selftest"] => Command::SelfTest,
-        [cmd @ ("status" | "peers" | "requests" | "blocked" | "reload")] => {
+        ["logs"] => Command::Control(serde_json::json!({ "cmd": "logs", "lines": 100 })),
+        ["logs", n] => Command::Control(serde_json::json!({
+            "cmd": "logs",
+            "lines": n.parse::<u64>().map_err(|_| format!("'{n}' is not a line count"))?,
+        })),
+        [cmd @ ("status" | "peers" | "requests" | "blocked" | "reload" | "health" | "metrics")] => {
             Command::Control(serde_json::json!({ "cmd": cmd }))
         }
         [cmd @ ("invite" | "accept"), peer, rest @ ..] if rest.len() <= 1 => {

@@ -21,6 +21,7 @@ const MAX_CLIENTS: usize = 16;
 
 pub const COMMANDS: &[&str] = &[
     "status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload",
+    "health", "metrics", "logs",
 ];
 
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
@@ -132,6 +133,16 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         "decline" => node.decline(&peer_arg(req)?).await.map(|_| json!({})),
         "remove" => node.remove(&peer_arg(req)?).map(|_| json!({})),
         "reload" => node.reload().map(|n| json!({"peers": n})),
+        "health" => Ok(node.health_json()),
+        "metrics" => Ok(Value::String(crate::metrics::render(node))),
+        "logs" => {
+            let n = req
+                .get("lines")
+                .and_then(Value::as_u64)
+                .unwrap_or(100)
+                .min(crate::logring::LINES as u64) as usize;
+            Ok(json!(crate::logring::recent(n)))
+        }
         other => Err(format!(
             "unknown command '{other}' (known: {})",
             COMMANDS.join(", ")

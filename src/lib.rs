@@ -17,6 +17,8 @@ pub mod lan;
 #[path = "lan_disabled.rs"]
 pub mod lan;
 pub mod lan_discovery;
+pub mod logring;
+pub mod metrics;
 pub mod multiaddr;
 pub mod node;
 pub mod p2p;

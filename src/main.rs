@@ -111,17 +111,7 @@ fn socket_for(args: &cli::Args, r: &Resolved) -> PathBuf {
 }
 
 fn init_logging(level: log::LevelFilter) {
-    let mut b = env_logger::Builder::new();
-    b.filter_level(level);
-    // Quiet the QUIC internals unless asked for.
-    b.filter_module("quinn", log::LevelFilter::Warn.min(level));
-    b.filter_module("quinn_proto", log::LevelFilter::Warn.min(level));
-    b.filter_module("rustls", log::LevelFilter::Warn.min(level));
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        b.parse_filters(&filter);
-    }
-    b.format_timestamp(None);
-    let _ = b.try_init();
+    awl::logring::init(level);
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -205,6 +195,9 @@ fn run(args: cli::Args) -> Result<(), String> {
                 println!("{result}");
             } else {
                 print_human(req["cmd"].as_str().unwrap_or(""), &result);
+            }
+            if req["cmd"] == "health" && result["ok"] != true {
+                return Err("unhealthy".into());
             }
             Ok(())
         }
@@ -294,6 +287,18 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
                     kb(&p["traffic"]["tx_bytes"]),
                     s(&p["peer_id"])
                 );
+            }
+        }
+        "metrics" => print!("{}", v.as_str().unwrap_or("")),
+        "logs" => {
+            for l in v.as_array().into_iter().flatten() {
+                println!("{}", s(l));
+            }
+        }
+        "health" => {
+            for c in v["checks"].as_array().into_iter().flatten() {
+                let mark = if c["ok"] == true { "ok  " } else { "FAIL" };
+                println!("{mark} {:<12} {}", s(&c["check"]), s(&c["detail"]));
             }
         }
         "requests" | "blocked" => {

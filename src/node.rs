@@ -576,6 +576,63 @@ impl Node {
         self.started.elapsed()
     }
 
+    pub fn rtt(&self, peer: &PeerId) -> Option<Duration> {
+        lock(&self.rtt).get(peer).copied()
+    }
+
+    /// Health checks for `awl health`: each with a verdict and a reason.
+    pub fn health_json(&self) -> Value {
+        let cfg = self.config();
+        let warm = self.uptime() > Duration::from_secs(30);
+        let mut checks = Vec::new();
+        let mut check = |name: &str, ok: bool, detail: String| {
+            checks.push(json!({"check": name, "ok": ok, "detail": detail}));
+        };
+        let tun = lock(&self.tun_name).clone();
+        check(
+            "interface",
+            true,
+            match &tun {
+                Some(t) => format!("{t} up"),
+                None => "userspace mode (no TUN)".into(),
+            },
+        );
+        let boot = self.discovery.connected_bootstrap().len();
+        let want_boot = !cfg.bootstrap_peers().is_empty();
+        check(
+            "bootstrap",
+            !want_boot || !warm || boot > 0,
+            if want_boot {
+                format!("{boot} bootstrap peer(s) connected")
+            } else {
+                "none configured".into()
+            },
+        );
+        let (confirmed, online) = {
+            let t = lock(&self.peers);
+            let c: Vec<PeerId> = t
+                .iter()
+                .filter(|p| p.confirmed)
+                .map(|p| p.peer_id.clone())
+                .collect();
+            let on = c.iter().filter(|p| self.host.is_connected(p)).count();
+            (c.len(), on)
+        };
+        check(
+            "peers",
+            confirmed == 0 || !warm || online > 0,
+            format!("{online} of {confirmed} confirmed peer(s) connected"),
+        );
+        let pool = self.dp.pool();
+        check(
+            "packet pool",
+            pool.available() > 0,
+            format!("{} of {} buffers free", pool.available(), pool.capacity()),
+        );
+        let ok = checks.iter().all(|c| c["ok"] == true);
+        json!({"ok": ok, "checks": checks})
+    }
+
     /// The peer the local SOCKS5 proxy goes through (`socks5_exit`: peer ID or alias).
     pub fn socks5_exit(&self) -> Option<PeerId> {
         let want = self.config().main.socks5_exit?;

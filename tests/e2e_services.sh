@@ -121,6 +121,17 @@ assert d['node']['peer_id'] == '$A', d['node']
 assert any(p['peer_id'] == '$B' and p['path'] == 'direct' for p in d['peers']), d['peers']
 "
 
+# Observability: health, Prometheus metrics (control API and HTTP), the log ring.
+check "awl health passes with b connected" ctl a health
+check "a pings b through the tunnel" ip netns exec awl-ra ping -c 2 -W 2 "$IP_B"
+ctl a metrics >"$WORK/metrics.txt"
+check "metrics show b connected on a direct path" sh -c \
+    "grep -q 'awl_peer_connected{peer=\"$B\",alias=\"office\"} 1' '$WORK/metrics.txt' && grep -q 'awl_peer_relayed{peer=\"$B\",alias=\"office\"} 0' '$WORK/metrics.txt'"
+check "metrics count b's traffic" sh -c "grep -E '^awl_peer_rx_packets_total\{peer=\"$B\".*\} [1-9]' '$WORK/metrics.txt' >/dev/null"
+check "/metrics on the service address" sh -c \
+    "ip netns exec awl-ha curl -s -m 5 http://$SVC/metrics | grep -q '^awl_pool_buffers_free '"
+check "awl logs returns the daemon's recent lines" sh -c "'$AWL_BIN' -c '$WORK/a.uci' logs 20 | grep -q 'services on'"
+
 # SOCKS5 through B (once the web servers listen: python starts slowly on a busy machine).
 wait_for 20 sh -c "ip netns exec awl-hb ss -ltn | grep -q 192.168.2.10:8000"
 wait_for 20 sh -c "ip netns exec awl-rb ss -ltn | grep -q 127.0.0.1:8000"

@@ -227,6 +227,19 @@ struct Inner {
     state: Mutex<State>,
     identified: Notify,
     events: broadcast::Sender<HostEvent>,
+    counters: Counters,
+}
+
+/// Totals for metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub handshake_failures: std::sync::atomic::AtomicU64,
+    pub refused_connections: std::sync::atomic::AtomicU64,
+    pub busy_streams: std::sync::atomic::AtomicU64,
+}
+
+fn bump(c: &std::sync::atomic::AtomicU64) {
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Cheap to clone; all clones drive the same endpoint.
@@ -298,6 +311,7 @@ impl Host {
             state: Mutex::new(State::default()),
             identified: Notify::new(),
             events,
+            counters: Counters::default(),
         }));
         let h = host.clone();
         tokio::spawn(async move { h.accept_loop().await });
@@ -348,6 +362,18 @@ impl Host {
         if !st.hidden.contains(&ip) {
             st.hidden.push(ip);
         }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.0.counters
+    }
+
+    /// Open connections: (direct, relayed).
+    pub fn connection_counts(&self) -> (usize, usize) {
+        let st = self.state();
+        let all: Vec<&Conn> = st.conns.values().flatten().collect();
+        let relayed = all.iter().filter(|c| c.relayed()).count();
+        (all.len() - relayed, relayed)
     }
 
     pub fn events(&self) -> broadcast::Receiver<HostEvent> {
@@ -700,6 +726,7 @@ impl Host {
                     incoming.remote_address(),
                     self.0.config.max_connections
                 );
+                bump(&self.0.counters.refused_connections);
                 incoming.refuse();
                 continue;
             }
@@ -715,8 +742,14 @@ impl Host {
                         Some(peer) => host.add_connection(peer, conn, false),
                         None => conn.close(0u32.into(), b"no certificate"),
                     },
-                    Ok(Err(e)) => log::debug!("handshake with {remote} failed: {e}"),
-                    Err(_) => log::debug!("handshake with {remote} timed out"),
+                    Ok(Err(e)) => {
+                        bump(&host.0.counters.handshake_failures);
+                        log::debug!("handshake with {remote} failed: {e}")
+                    }
+                    Err(_) => {
+                        bump(&host.0.counters.handshake_failures);
+                        log::debug!("handshake with {remote} timed out")
+                    }
                 }
             });
         }
@@ -979,6 +1012,7 @@ impl Host {
                     recv,
                 };
                 if let Err(mpsc::error::TrySendError::Full(mut s)) = tx.try_send(stream) {
+                    bump(&self.0.counters.busy_streams);
                     s.send.reset();
                     return Err(Error::Protocol("handler busy".into()));
                 }

@@ -42,9 +42,14 @@ pub fn response(code: u16, ctype: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The response for `path`; `status` renders the JSON document.
-pub fn route(path: &str, status: impl FnOnce() -> String) -> Vec<u8> {
+/// The response for `path`; `status` renders the JSON document, `metrics` the Prometheus text.
+pub fn route(
+    path: &str,
+    status: impl FnOnce() -> String,
+    metrics: impl FnOnce() -> String,
+) -> Vec<u8> {
     match path.split('?').next().unwrap_or("") {
+        "/metrics" => response(200, "text/plain; version=0.0.4", metrics().as_bytes()),
         "/" | "/status" | "/status.json" => {
             let mut body = status().into_bytes();
             body.push(b'\n');
@@ -71,19 +76,23 @@ mod tests {
                 path: "/status?x=1".into()
             }
         );
-        let ok = route("/status?x=1", || "{\"a\":1}".into());
+        let ok = route("/status?x=1", || "{\"a\":1}".into(), || unreachable!());
         let text = String::from_utf8(ok).unwrap();
         assert!(text.starts_with("HTTP/1.0 200 OK\r\n"));
         assert!(text.contains("Content-Length: 8\r\n"));
         assert!(text.ends_with("{\"a\":1}\n"));
-        assert!(String::from_utf8(route("/nope", || unreachable!()))
-            .unwrap()
-            .starts_with("HTTP/1.0 404"));
+        assert!(
+            String::from_utf8(route("/nope", || unreachable!(), || unreachable!()))
+                .unwrap()
+                .starts_with("HTTP/1.0 404")
+        );
         let Parsed::Request { path } = parse_request(b"POST / HTTP/1.1\r\n\r\n") else {
             panic!()
         };
-        assert!(String::from_utf8(route(&path, || unreachable!()))
-            .unwrap()
-            .starts_with("HTTP/1.0 400"));
+        assert!(
+            String::from_utf8(route(&path, || unreachable!(), || unreachable!()))
+                .unwrap()
+                .starts_with("HTTP/1.0 400")
+        );
     }
 }

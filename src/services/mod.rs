@@ -468,7 +468,11 @@ impl Stack {
                     continue
                 }
                 http::Parsed::Incomplete => http::response(400, "text/plain", b"bad request\n"),
-                http::Parsed::Request { path } => http::route(&path, || node.http_status_json()),
+                http::Parsed::Request { path } => http::route(
+                    &path,
+                    || node.http_status_json(),
+                    || crate::metrics::render(&node),
+                ),
             };
             let _ = s.send_slice(&resp);
             s.close();
