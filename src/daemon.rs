@@ -39,7 +39,13 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
         log::info!("created a new identity in {}", data_dir.display());
     }
     let listen = listen_socket(cfg);
-    let host = match Host::start(keypair.clone(), HostConfig::new(listen)).await {
+    let host_cfg = |addr: SocketAddr| {
+        let mut h = HostConfig::new(addr);
+        h.max_connections = cfg.main.max_connections as usize;
+        h.stream_rate = cfg.main.stream_rate;
+        h
+    };
+    let host = match Host::start(keypair.clone(), host_cfg(listen)).await {
         Ok(h) => h,
         // As AWL does: if the default port is taken, listen on a random one.
         Err(crate::p2p::Error::Io(e))
@@ -49,7 +55,7 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
                 "port {} is in use; listening on a random port",
                 listen.port()
             );
-            Host::start(keypair, HostConfig::new(SocketAddr::new(listen.ip(), 0)))
+            Host::start(keypair, host_cfg(SocketAddr::new(listen.ip(), 0)))
                 .await
                 .map_err(|e| e.to_string())?
         }

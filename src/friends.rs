@@ -67,11 +67,27 @@ fn serve(node: &Arc<Node>, protocol: &'static str, handler: Handler) {
     });
 }
 
+/// Friend requests a stranger may send: 3 at once, then one per 10 s.
+fn auth_allowed(peer: &crate::identity::PeerId) -> bool {
+    use crate::ratelimit::RateLimiter;
+    use std::sync::{Mutex, OnceLock};
+    static LIMIT: OnceLock<Mutex<RateLimiter<crate::identity::PeerId>>> = OnceLock::new();
+    LIMIT
+        .get_or_init(|| Mutex::new(RateLimiter::new(0.1, 3.0, 256)))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allow(peer, Instant::now())
+}
+
 async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     let relation = node.relation(&s.peer);
     if relation == Relation::Blocked {
         reset(&mut s);
         return Ok(());
+    }
+    if relation != Relation::Known && !auth_allowed(&s.peer) {
+        reset(&mut s);
+        return Err("friend requests rate-limited".into());
     }
     let req = AuthRequest::from_fields(&read_json(&mut s).await?).map_err(|e| e.to_string())?;
     let known = relation == Relation::Known;

@@ -25,6 +25,7 @@ pub mod p2p;
 pub mod packet;
 pub mod peers;
 pub mod proto;
+pub mod ratelimit;
 pub mod routes;
 pub mod selftest;
 pub mod services;

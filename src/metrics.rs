@@ -60,6 +60,12 @@ pub fn render(node: &Node) -> String {
         c.refused_connections.load(Ordering::Relaxed),
     );
     o.one(
+        "rate_limited_streams_total",
+        "counter",
+        "Inbound streams reset by the per-peer rate limit.",
+        c.rate_limited_streams.load(Ordering::Relaxed),
+    );
+    o.one(
         "busy_streams_total",
         "counter",
         "Inbound streams reset because their handler queue was full.",

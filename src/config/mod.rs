@@ -86,6 +86,8 @@ pub struct MainConfig {
     pub socks5_address: Ipv4Addr,
     pub socks5_port: u16,
     pub socks5_exit: Option<String>,
+    pub max_connections: u32,
+    pub stream_rate: u32,
 }
 
 /// Who a serving node relays for.
@@ -220,6 +222,8 @@ fn unreachable_default() -> MainConfig {
         socks5_address: Ipv4Addr::LOCALHOST,
         socks5_port: 1080,
         socks5_exit: None,
+        max_connections: 128,
+        stream_rate: 100,
     }
 }
 
@@ -448,6 +452,8 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         socks5_address: get_ip(v, MAIN, "socks5_address").unwrap_or(Ipv4Addr::LOCALHOST),
         socks5_port: get_int(v, MAIN, "socks5_port") as u16,
         socks5_exit: get_text(v, MAIN, "socks5_exit").filter(|s| !s.trim().is_empty()),
+        max_connections: get_int(v, MAIN, "max_connections") as u32,
+        stream_rate: get_int(v, MAIN, "stream_rate") as u32,
         data_dir: PathBuf::from(get_text(v, MAIN, "data_dir").unwrap_or_else(|| "/etc/awl".into())),
         control_socket: PathBuf::from(
             get_text(v, MAIN, "control_socket").unwrap_or_else(|| "/var/run/awl.sock".into()),

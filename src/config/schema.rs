@@ -130,6 +130,8 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "socks5_address", Kind::Ipv4, "127.0.0.1", "Address of the local SOCKS5 proxy."),
     opt(MAIN, "socks5_port", Kind::Int { min: 1, max: 65535 }, "1080", "Port of the local SOCKS5 proxy."),
     opt(MAIN, "socks5_exit", Kind::Str { max_len: 64 }, "", "Peer (ID or alias) the local SOCKS5 proxy connects through."),
+    opt(MAIN, "max_connections", Kind::Int { min: 8, max: 4096 }, "128", "Inbound libp2p connections at most; more are refused."),
+    opt(MAIN, "stream_rate", Kind::Int { min: 1, max: 10000 }, "100", "Streams a peer may open per second (burst: twice that); more are reset."),
     opt(MAIN, "data_dir", Kind::Path, "/etc/awl", "Directory of the identity and the state file."),
     opt(MAIN, "control_socket", Kind::Path, "/var/run/awl.sock", "Unix socket of the control API (root only)."),
     opt(MAIN, "reconnect_interval", Kind::Int { min: 5, max: 3600 }, "20", "Seconds between redials of known peers."),

@@ -97,6 +97,9 @@ pub struct HostConfig {
     pub max_streams: u32,
     /// Relayed connections (in and out) before new ones are refused.
     pub max_relayed: usize,
+    /// Inbound streams a peer may open per second (token bucket, burst of twice that);
+    /// more are reset before any negotiation.
+    pub stream_rate: u32,
     pub keep_alive: Duration,
     pub idle_timeout: Duration,
 }
@@ -110,6 +113,7 @@ impl HostConfig {
             max_connections: 256,
             max_streams: 256,
             max_relayed: 32,
+            stream_rate: 100,
             // go-libp2p's QUIC keep-alive is 15 s; idle must be longer than that.
             keep_alive: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(30),
@@ -228,6 +232,7 @@ struct Inner {
     identified: Notify,
     events: broadcast::Sender<HostEvent>,
     counters: Counters,
+    stream_limit: Mutex<crate::ratelimit::RateLimiter<PeerId>>,
 }
 
 /// Totals for metrics.
@@ -236,6 +241,7 @@ pub struct Counters {
     pub handshake_failures: std::sync::atomic::AtomicU64,
     pub refused_connections: std::sync::atomic::AtomicU64,
     pub busy_streams: std::sync::atomic::AtomicU64,
+    pub rate_limited_streams: std::sync::atomic::AtomicU64,
 }
 
 fn bump(c: &std::sync::atomic::AtomicU64) {
@@ -300,6 +306,11 @@ impl Host {
         let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
         let (events, _) = broadcast::channel(64);
         let peer_id = keypair.peer_id();
+        let stream_limit = crate::ratelimit::RateLimiter::new(
+            f64::from(config.stream_rate),
+            f64::from(config.stream_rate) * 2.0,
+            config.max_connections,
+        );
         let host = Host(Arc::new(Inner {
             keypair,
             peer_id,
@@ -312,6 +323,7 @@ impl Host {
             identified: Notify::new(),
             events,
             counters: Counters::default(),
+            stream_limit: Mutex::new(stream_limit),
         }));
         let h = host.clone();
         tokio::spawn(async move { h.accept_loop().await });
@@ -946,10 +958,22 @@ impl Host {
     fn spawn_serve(
         &self,
         peer: PeerId,
-        send: SendStream,
-        recv: RecvStream,
+        mut send: SendStream,
+        mut recv: RecvStream,
         observed: Option<SocketAddr>,
     ) {
+        let allowed = self
+            .0
+            .stream_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(&peer, std::time::Instant::now());
+        if !allowed {
+            bump(&self.0.counters.rate_limited_streams);
+            send.reset();
+            recv.stop();
+            return;
+        }
         let host = self.clone();
         tokio::spawn(async move {
             if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
