@@ -366,5 +366,7 @@ async fn ping(addr: awl::multiaddr::Multiaddr, json: bool) -> Result<(), String>
                 .join(", ")
         );
     }
+    // Say goodbye (CONNECTION_CLOSE) instead of leaving the peer to time the connection out.
+    host.close().await;
     Ok(())
 }

@@ -721,6 +721,12 @@ impl Host {
         self.0.endpoint.close(0u32.into(), b"shutdown");
     }
 
+    /// Closes every connection and waits (briefly) until the peers were told.
+    pub async fn close(&self) {
+        self.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.0.endpoint.wait_idle()).await;
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug elsewhere; the map itself stays valid.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
