@@ -359,11 +359,13 @@ impl Discovery {
             .filter(|a| a.quic_socket_addr().is_some() && !mine.contains(&a.without_p2p()))
             .map(|a| a.without_p2p().with_p2p(peer))
             .collect();
-        let circuits: Vec<Multiaddr> = addrs
+        let mut circuits: Vec<Multiaddr> = addrs
             .iter()
             .filter_map(relay::parse_circuit)
             .map(|(relay_addr, _)| relay_addr)
             .collect();
+        // Relays we are connected to first: a dead relay costs a handshake timeout.
+        circuits.sort_by_key(|a| !a.peer_id().is_some_and(|r| self.host.is_connected(&r)));
         let host = &self.host;
         let direct_fut = async {
             let mut set = tokio::task::JoinSet::new();

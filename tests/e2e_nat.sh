@@ -7,7 +7,9 @@
 # Run three times: the bootstrap/relay is an independent rust-libp2p node (tests/interop
 # relay_node: Kademlia server on /awl/kad/1.0.0, relay v2, dcutr), then an awl node in serving
 # mode; then again with awl, but nat-a maps every flow to a random port (a "symmetric" NAT):
-# punching must fail once, and the peers stay connected through the relay.
+# punching must fail once, and the peers stay connected through the relay. Last, with hole
+# punching off and two awl relays: the relay carrying the path is killed and traffic resumes
+# through the other one.
 #
 #   pub:     a bridge (the internet), relay 198.51.100.1
 #   nat-a:   wan 198.51.100.2, lan 10.1.0.1/24, masquerade     router-a: 10.1.0.2 (awl A)
@@ -17,7 +19,7 @@ need_root
 find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric"}
+SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover"}
 
 netns awl-pub; netns awl-nat-a; netns awl-nat-b; netns awl-rt-a; netns awl-rt-b
 ip -n awl-pub link add br0 type bridge && ip -n awl-pub link set br0 up
@@ -90,12 +92,23 @@ run_scenario() {
         relay_pid=$PID_r
         relay_id=$(peer_id r)
     fi
+    local extra_a=() extra_b=() relay2_id=""
+    if [ "$kind" = failover ]; then
+        mkdir -p "$WORK/r2"
+        write_config "$WORK/r2.uci" r2 "	option listen_port '6151'" "	option serve '1'" \
+            "	option relay_for 'all'" "	option lan_discovery '0'" "	option use_relays '0'" \
+            "	option interface 'awl1'"
+        start_node awl-pub r2
+        relay2_id=$(peer_id r2)
+        extra_a=("	option hole_punching '0'" "	list bootstrap '/ip4/198.51.100.1/udp/6151/quic-v1/p2p/$relay2_id'")
+        extra_b=("${extra_a[@]}")
+    fi
     check "[$kind] relay is up ($relay_id)" test -n "$relay_id"
 
     write_config "$WORK/a.uci" a "	option lan_discovery '0'" \
-        "	list bootstrap '/ip4/198.51.100.1/udp/6150/quic-v1/p2p/$relay_id'"
+        "	list bootstrap '/ip4/198.51.100.1/udp/6150/quic-v1/p2p/$relay_id'" "${extra_a[@]}"
     write_config "$WORK/b.uci" b "	option lan_discovery '0'" \
-        "	list bootstrap '/ip4/198.51.100.1/udp/6150/quic-v1/p2p/$relay_id'"
+        "	list bootstrap '/ip4/198.51.100.1/udp/6150/quic-v1/p2p/$relay_id'" "${extra_b[@]}"
     local A B
     A=$(peer_id a); B=$(peer_id b)
     # Friends by peer ID alone: no address anywhere.
@@ -119,6 +132,7 @@ run_scenario() {
         fi
         # Behind the symmetric NAT the answer is the failed punch, not a direct path.
         [ "$kind" = symmetric ] && [ -n "$t_conn" ] && grep -q "hole punching with" "$WORK/b.log" && break
+        [ "$kind" = failover ] && [ -n "$t_conn" ] && break
         sleep 0.1
     done
     echo "    a connected to b after ${t_conn:-never} ms, direct after ${t_direct:-never} ms"
@@ -126,6 +140,26 @@ run_scenario() {
         grep -q "connected to …${B: -6} through relay" "$WORK/a.log"
     check "[$kind] the relayed path was seen before the direct one" \
         sh -c "[ $saw_relayed = 1 ] || grep -q 'relayed' '$WORK/a.log'"
+    if [ "$kind" = failover ]; then
+        two_relays() { [ "$(ctl b status --json | json "len(d['relays'])")" = 2 ]; }
+        check "[$kind] b holds reservations on both relays" wait_for 30 two_relays
+        check "[$kind] a's path to b is relayed" test "$(path_of a "$B")" = relayed
+        local via ipb0 t_kill
+        via=$(ctl a peers --json | json "[p['remote_addr'] for p in d if p['peer_id']=='$B'][0]")
+        echo "    path goes through $via"
+        ipb0=$(ctl a peers --json | json "[p['ip'] for p in d if p['peer_id']=='$B'][0]")
+        check "[$kind] ping a -> b through the relay" ip netns exec awl-rt-a ping -c 2 -W 2 "$ipb0"
+        # Kill the relay that carries the path.
+        if [[ "$via" == *"$relay2_id"* ]]; then kill -9 "$PID_r2"; else kill -9 "$relay_pid"; fi
+        t_kill=$(now_ms)
+        check "[$kind] traffic resumes through the other relay within 25 s" wait_for 25 \
+            ip netns exec awl-rt-a ping -c 1 -W 1 "$ipb0"
+        echo "    traffic resumed $(( $(now_ms) - t_kill )) ms after the relay was killed"
+        check "[$kind] the new path is relayed too, through the surviving relay" sh -c \
+            "'$AWL_BIN' -c '$WORK/a.uci' peers --json | grep -q p2p-circuit"
+        kill "$PID_r2" 2>/dev/null
+        finish_scenario; return
+    fi
     if [ "$kind" = symmetric ]; then
         check "[$kind] hole punching fails and is reported" wait_for 30 \
             grep -q "hole punching with …${A: -6} failed" "$WORK/b.log"

@@ -30,6 +30,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `identify()` waits for the exchange that runs on every new connection.
 const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
+/// A relayed connection is probed (ping over the circuit) this often; two misses close it.
+const CIRCUIT_PROBE: Duration = Duration::from_secs(3);
+const CIRCUIT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a relayed connection stays open once a direct one exists (streams on it finish).
 const RELAY_GRACE: Duration = Duration::from_secs(10);
 /// Observed addresses of ours kept (from identify), newest first.
@@ -716,6 +719,14 @@ impl Host {
         })
     }
 
+    /// Closes every connection to `peer`.
+    pub fn disconnect(&self, peer: &PeerId) {
+        let conns: Vec<Conn> = self.state().conns.get(peer).cloned().unwrap_or_default();
+        for c in conns {
+            c.link.close(b"disconnect");
+        }
+    }
+
     /// Closes every connection and the endpoint.
     pub fn shutdown(&self) {
         self.0.endpoint.close(0u32.into(), b"shutdown");
@@ -823,6 +834,47 @@ impl Host {
             while let Some(s) = inbound.recv().await {
                 let (send, recv) = split_muxed(s);
                 host.spawn_serve(p.clone(), send, recv, None);
+            }
+        });
+        // A relay that dies silently leaves the circuit looking open until the QUIC idle
+        // timeout to the relay (30 s); probing the circuit itself notices within ~10 s.
+        let probe = link.clone();
+        let host = self.clone();
+        let relay_id = relay::parse_circuit(&remote).map(|(_, r)| r);
+        tokio::spawn(async move {
+            let mut misses = 0;
+            loop {
+                // After a miss, check again soon.
+                let wait = if misses > 0 { Duration::from_secs(1) } else { CIRCUIT_PROBE };
+                tokio::time::sleep(wait).await;
+                if let Link::Relayed(h) = &probe {
+                    if h.is_closed() {
+                        return;
+                    }
+                }
+                let alive = tokio::time::timeout(CIRCUIT_PROBE_TIMEOUT, async {
+                    let (mut send, mut recv) = probe.open().await?;
+                    multistream::dialer_select(&mut recv, &mut send, &[ping::PROTOCOL]).await?;
+                    ping::ping(&mut recv, &mut send).await?;
+                    send.finish().await;
+                    Ok::<(), Error>(())
+                })
+                .await;
+                misses = if matches!(alive, Ok(Ok(()))) { 0 } else { misses + 1 };
+                if misses >= 2 {
+                    log::debug!("relayed connection not answering; closing it");
+                    // Likely the relay itself is gone: if it does not answer either, drop our
+                    // connection to it too, so the redial does not try it first.
+                    if let Some(r) = &relay_id {
+                        let ok = tokio::time::timeout(CIRCUIT_PROBE_TIMEOUT, host.ping(r)).await;
+                        if !matches!(ok, Ok(Ok(_))) {
+                            log::info!("relay {} not answering; dropping it", r.short());
+                            host.disconnect(r);
+                        }
+                    }
+                    probe.close(b"circuit dead");
+                    return;
+                }
             }
         });
         self.connection_added(peer, id, link, remote, outbound, true);
