@@ -179,9 +179,86 @@ pub async fn run() -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
     #[tokio::test]
     async fn selftest_passes() {
         let msg = super::run().await.unwrap();
         assert!(msg.starts_with("selftest OK"), "{msg}");
+    }
+
+    /// Garbage on every protocol a known peer can reach: each bad stream is closed (no hang),
+    /// it is counted where there is a counter, and the node keeps serving everything else.
+    #[tokio::test]
+    async fn malformed_input_closes_only_that_stream() {
+        let dir = std::env::temp_dir().join(format!("awl-badinput-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = node(&dir, "a", false).await.unwrap();
+        let b = node(&dir, "b", true).await.unwrap();
+        let mut b_tun = b.take_tun_queue().unwrap();
+        let (a_id, b_id) = (a.host.peer_id(), b.host.peer_id());
+        let b_addr = b.host.listen_addrs()[0].clone();
+        a.invite(&b_id, Some("b".into()), None, Some(b_addr))
+            .await
+            .unwrap();
+        let confirmed = |n: &Arc<Node>, p: &crate::identity::PeerId| {
+            n.peers
+                .lock()
+                .map(|t| t.get(p).is_some_and(|k| k.confirmed))
+                .unwrap_or(false)
+        };
+        until("confirmed", || confirmed(&b, &a_id) && confirmed(&a, &b_id))
+            .await
+            .unwrap();
+        let b_ip_at_a = a.peers.lock().unwrap().get(&b_id).unwrap().ip;
+        let a_own = a.peers.lock().unwrap().own_ip();
+
+        let mut oversized = Vec::new();
+        oversized.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        oversized.extend_from_slice(&[0u8; 64]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (crate::proto::tunnel::PROTOCOL, oversized),
+            (crate::proto::tunnel::PROTOCOL, vec![0xff; 8]),
+            (
+                crate::proto::messages::STATUS_PROTOCOL,
+                b"{not json at all\n".to_vec(),
+            ),
+            (crate::proto::messages::AUTH_PROTOCOL, vec![b'{'; 200_000]),
+            (
+                crate::p2p::identify::PUSH_PROTOCOL,
+                vec![0x85, 0x01, 0xff, 0xff],
+            ),
+            (crate::p2p::dcutr::PROTOCOL, vec![0x03, 0x08, 0x07, 0x00]),
+            (crate::p2p::ping::PROTOCOL, vec![1, 2, 3]),
+        ];
+        for (proto, junk) in cases {
+            let mut s = a.host.open_stream(&b_id, &[proto]).await.unwrap();
+            let _ = s.send.write_all(&junk).await;
+            s.send.finish().await;
+            let end = tokio::time::timeout(
+                Duration::from_secs(10),
+                crate::p2p::stream::read_to_end(&mut s.recv, 1 << 16),
+            )
+            .await;
+            assert!(end.is_ok(), "{proto}: the bad stream was left hanging");
+            // Everything else still works: ping and a tunnel packet.
+            a.host.ping(&b_id).await.unwrap();
+            let pkt = icmp_echo(a_own, b_ip_at_a);
+            let mut buf = a.dp.pool().get().unwrap();
+            buf.space()[..pkt.len()].copy_from_slice(&pkt);
+            buf.set_len(pkt.len());
+            a.dp.route_outbound(buf);
+            tokio::time::timeout(WAIT, b_tun.recv())
+                .await
+                .unwrap_or_else(|_| panic!("tunnel dead after bad {proto} input"))
+                .unwrap();
+        }
+        let errors = b.dp.stats.peer_snapshot(&a_id).rx_errors;
+        assert!(errors >= 2, "malformed tunnel streams counted: {errors}");
+        assert!(confirmed(&b, &a_id), "still friends");
+        a.host.shutdown();
+        b.host.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -845,7 +845,11 @@ impl Host {
             let mut misses = 0;
             loop {
                 // After a miss, check again soon.
-                let wait = if misses > 0 { Duration::from_secs(1) } else { CIRCUIT_PROBE };
+                let wait = if misses > 0 {
+                    Duration::from_secs(1)
+                } else {
+                    CIRCUIT_PROBE
+                };
                 tokio::time::sleep(wait).await;
                 if let Link::Relayed(h) = &probe {
                     if h.is_closed() {
@@ -860,7 +864,11 @@ impl Host {
                     Ok::<(), Error>(())
                 })
                 .await;
-                misses = if matches!(alive, Ok(Ok(()))) { 0 } else { misses + 1 };
+                misses = if matches!(alive, Ok(Ok(()))) {
+                    0
+                } else {
+                    misses + 1
+                };
                 if misses >= 2 {
                     log::debug!("relayed connection not answering; closing it");
                     // Likely the relay itself is gone: if it does not answer either, drop our
