@@ -241,13 +241,13 @@ struct Inner {
 /// Totals for metrics.
 #[derive(Default)]
 pub struct Counters {
-    pub handshake_failures: std::sync::atomic::AtomicU64,
-    pub refused_connections: std::sync::atomic::AtomicU64,
-    pub busy_streams: std::sync::atomic::AtomicU64,
-    pub rate_limited_streams: std::sync::atomic::AtomicU64,
+    pub handshake_failures: std::sync::atomic::AtomicUsize,
+    pub refused_connections: std::sync::atomic::AtomicUsize,
+    pub busy_streams: std::sync::atomic::AtomicUsize,
+    pub rate_limited_streams: std::sync::atomic::AtomicUsize,
 }
 
-fn bump(c: &std::sync::atomic::AtomicU64) {
+fn bump(c: &std::sync::atomic::AtomicUsize) {
     c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
