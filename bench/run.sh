@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# awl against userspace WireGuard (boringtun) on the same topology, in the same run.
+#
+#   bash bench/run.sh            # as root; builds awl --release, installs boringtun-cli if missing
+#   BENCH_SECONDS=5 bash bench/run.sh
+#
+# Two namespaces joined by a veth pair (the "wire"). Each daemon is pinned to CPU 0 (taskset),
+# like a single-core router; iperf3 runs on CPU 1. For each VPN: iperf3 TCP with 1 and 4 flows,
+# UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
+# (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1
+# and 20 configured peers. Prints a Markdown report (also written to bench/last-run.md).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${BENCH_SECONDS:-10}
+UDP_RATE=${BENCH_UDP_RATE:-500M}
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (namespaces, TUN)"; exit 1; }
+for t in iperf3 taskset ping ip; do command -v $t >/dev/null || { echo "bench: $t missing"; exit 1; }; done
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v boringtun-cli >/dev/null; then
+    echo "bench: installing boringtun-cli (cargo install, a few minutes)" >&2
+    cargo install boringtun-cli --locked >/dev/null 2>&1 || { echo "bench: cannot install boringtun-cli"; exit 1; }
+fi
+command -v wg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wireguard-tools >/dev/null 2>&1
+command -v wg >/dev/null || { echo "bench: wg (wireguard-tools) missing"; exit 1; }
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin awl || exit 1
+AWL=$ROOT/target/release/awl
+WORK=$(mktemp -d /tmp/awl-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    ip netns del bn-a 2>/dev/null; ip netns del bn-b 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+NPROC=$(nproc)
+IPERF_CPU=$(( NPROC > 1 ? 1 : 0 ))
+
+for n in a b; do ip netns del "bn-$n" 2>/dev/null; ip netns add "bn-$n"; ip -n "bn-$n" link set lo up; done
+ip link add eth0 netns bn-a type veth peer name eth0 netns bn-b
+ip -n bn-a addr add 192.0.2.1/24 dev eth0 && ip -n bn-a link set eth0 up
+ip -n bn-b addr add 192.0.2.2/24 dev eth0 && ip -n bn-b link set eth0 up
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+TCK=$(getconf CLK_TCK)
+
+# iperf3 against DST from bn-a; prints "Mbit/s bytes".
+tcp() {
+    ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -t "$SECS" -P "$2" -J >"$WORK/i.json" 2>/dev/null || { echo "0 0"; return; }
+    python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum_received']; print(round(e['bits_per_second']/1e6,1), e['bytes'])" "$WORK/i.json"
+}
+udp() {
+    ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -u -b "$UDP_RATE" -l 1200 -t "$SECS" -J >"$WORK/u.json" 2>/dev/null || { echo "0 100"; return; }
+    python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(round(e['bits_per_second']/1e6,1), round(e.get('lost_percent',0),2))" "$WORK/u.json"
+}
+rtt() { # avg ms of 50 pings
+    ip netns exec bn-a ping -q -c 50 -i 0.02 "$1" 2>/dev/null | awk -F/ '/rtt|round-trip/ {print $5}'
+}
+loaded_rtt() { # avg ms while one TCP flow saturates the path
+    ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -t $((SECS + 2)) >/dev/null 2>&1 &
+    local ip=$!
+    sleep 1.5
+    rtt "$1"
+    wait $ip
+}
+
+# run_vpn NAME DST BIND PID_A PID_B: the measurements for one VPN (DST as A sees B, BIND
+# B's own address on the VPN).
+declare -A R
+run_vpn() {
+    local name=$1 dst=$2 bind=$3 pa=$4 pb=$5 c0 c1 out bytes
+    ip netns exec bn-b taskset -c "$IPERF_CPU" iperf3 -s -D -B "$bind" --pidfile "$WORK/srv-$name.pid"
+    sleep 0.5
+    PIDS+=("$(cat "$WORK/srv-$name.pid")")
+    R[$name.rtt]=$(rtt "$dst")
+    c0=$(( $(cpu_ticks "$pa") + $(cpu_ticks "$pb") ))
+    out=$(tcp "$dst" 1); R[$name.tcp1]=${out% *}; bytes=${out#* }
+    out=$(tcp "$dst" 4); R[$name.tcp4]=${out% *}; bytes=$(( bytes + ${out#* } ))
+    c1=$(( $(cpu_ticks "$pa") + $(cpu_ticks "$pb") ))
+    R[$name.cpu_gb]=$(python3 -c "print(round(($c1-$c0)/$TCK/max($bytes,1)*1e9, 2))")
+    out=$(udp "$dst"); R[$name.udp]=${out% *}; R[$name.udp_loss]=${out#* }
+    R[$name.rtt_loaded]=$(loaded_rtt "$dst")
+    R[$name.rss]=$(( $(hwm_kb "$pa") > $(hwm_kb "$pb") ? $(hwm_kb "$pa") : $(hwm_kb "$pb") ))
+    kill "$(cat "$WORK/srv-$name.pid")" 2>/dev/null
+}
+
+R[raw.rtt]=$(rtt 192.0.2.2)
+
+# --- awl ---
+write_awl() { # NAME PEER_ID PEER_ADDR
+    cat >"$WORK/$1.uci" <<EOF
+config awl 'main'
+	option name '$1'
+	option interface 'awl0'
+	option address '10.66.0.1/16'
+	option use_default_bootstrap '0'
+	option lan_discovery '0'
+	option services '0'
+	option log_level 'warn'
+	option data_dir '$WORK/$1'
+	option control_socket '$WORK/$1/awl.sock'
+EOF
+    [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
+}
+mkdir -p "$WORK/a" "$WORK/b"
+write_awl a; write_awl b
+A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
+write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
+write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
+ip netns exec bn-a taskset -c 0 "$AWL" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
+ip netns exec bn-b taskset -c 0 "$AWL" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
+for _ in $(seq 100); do
+    "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | grep -q '"confirmed":true' && break
+    sleep 0.2
+done
+AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['ip'])")
+run_vpn awl "$AWL_DST" 10.66.0.1 "$PA" "$PB"
+kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
+
+# --- boringtun (userspace WireGuard) ---
+wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
+wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
+for n in a b; do
+    ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wg0 \
+        >"$WORK/bt-$n.log" 2>&1 &
+    eval "BT_$n=$!"; PIDS+=($!)
+done
+sleep 1
+ip netns exec bn-a wg set wg0 private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
+ip netns exec bn-b wg set wg0 private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
+ip -n bn-a addr add 10.99.0.1/24 dev wg0 && ip -n bn-a link set wg0 mtu 1420 up
+ip -n bn-b addr add 10.99.0.2/24 dev wg0 && ip -n bn-b link set wg0 mtu 1420 up
+ip netns exec bn-a ping -c 3 -W 1 10.99.0.2 >/dev/null 2>&1
+# shellcheck disable=SC2154
+run_vpn boringtun 10.99.0.2 10.99.0.2 "$BT_a" "$BT_b"
+
+# --- awl idle RSS with 1 and 20 peers ---
+idle_rss() { # N peers -> kB after 5 s
+    local n=$1 f="$WORK/idle.uci" pid
+    rm -rf "$WORK/idle"; mkdir -p "$WORK/idle"
+    cat >"$f" <<EOF
+config awl 'main'
+	option name 'idle'
+	option interface 'awl9'
+	option address '10.77.0.1/16'
+	option use_default_bootstrap '0'
+	option lan_discovery '0'
+	option listen_port '4399'
+	option log_level 'warn'
+	option data_dir '$WORK/idle'
+	option control_socket '$WORK/idle/awl.sock'
+EOF
+    for i in $(seq "$n"); do
+        id=$(AWL_DATA_DIR="$WORK/idk$i" "$AWL" -d "$WORK/idk$i" id)
+        printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "$id" >>"$f"
+    done
+    ip netns exec bn-a "$AWL" -c "$f" run 2>/dev/null & pid=$!
+    sleep 5
+    rss_kb "$pid"
+    kill "$pid"; wait "$pid" 2>/dev/null
+}
+R[idle1]=$(idle_rss 1)
+R[idle20]=$(idle_rss 20)
+
+ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(round(a/b,2) if b else '-')"; }
+{
+echo "## Run $(date -u +%Y-%m-%dT%H:%MZ) ($(nproc) CPUs, daemons pinned to CPU 0, ${SECS} s per test)"
+echo
+echo "Command: \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, UDP offered $UDP_RATE)"
+echo
+echo "| metric | awl | boringtun | awl / boringtun |"
+echo "|---|---:|---:|---:|"
+echo "| TCP 1 flow, Mbit/s | ${R[awl.tcp1]} | ${R[boringtun.tcp1]} | $(ratio "${R[awl.tcp1]}" "${R[boringtun.tcp1]}") |"
+echo "| TCP 4 flows, Mbit/s | ${R[awl.tcp4]} | ${R[boringtun.tcp4]} | $(ratio "${R[awl.tcp4]}" "${R[boringtun.tcp4]}") |"
+echo "| UDP at $UDP_RATE offered, Mbit/s received (loss %) | ${R[awl.udp]} (${R[awl.udp_loss]}) | ${R[boringtun.udp]} (${R[boringtun.udp_loss]}) | $(ratio "${R[awl.udp]}" "${R[boringtun.udp]}") |"
+echo "| CPU seconds per GB (both daemons, TCP runs) | ${R[awl.cpu_gb]} | ${R[boringtun.cpu_gb]} | $(ratio "${R[awl.cpu_gb]}" "${R[boringtun.cpu_gb]}") |"
+echo "| ping RTT idle, ms (raw veth: ${R[raw.rtt]}) | ${R[awl.rtt]} | ${R[boringtun.rtt]} | |"
+echo "| ping RTT under a saturating TCP flow, ms | ${R[awl.rtt_loaded]} | ${R[boringtun.rtt_loaded]} | |"
+echo "| peak RSS of a daemon, kB | ${R[awl.rss]} | ${R[boringtun.rss]} | $(ratio "${R[awl.rss]}" "${R[boringtun.rss]}") |"
+echo
+echo "awl idle RSS: ${R[idle1]} kB with 1 configured peer, ${R[idle20]} kB with 20."
+} | tee "$ROOT/bench/last-run.md"
