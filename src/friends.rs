@@ -108,7 +108,7 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     if auto {
         log::info!(
             "auto-accepting friend request from {} ('{}')",
-            s.peer,
+            s.peer.short(),
             req.name
         );
         node.add_request(s.peer.clone(), req.name);
@@ -116,7 +116,7 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     } else {
         log::info!(
             "friend request from {} ('{}'): accept with 'awl accept {}'",
-            s.peer,
+            s.peer.short(),
             req.name,
             s.peer
         );

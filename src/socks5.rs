@@ -395,12 +395,12 @@ pub fn serve_with(host: &Host, policy: Policy, allow_loopback: bool) {
         tokio::spawn(async move {
             while let Some(mut s) = inbound.recv().await {
                 if !policy(&s.peer) {
-                    log::info!("socks5: peer {} may not use us as exit", s.peer);
+                    log::info!("socks5: peer {} may not use us as exit", s.peer.short());
                     abandon(&mut s);
                     continue;
                 }
                 let Ok(permit) = sessions.clone().try_acquire_owned() else {
-                    log::debug!("socks5: too many sessions, refusing {}", s.peer);
+                    log::debug!("socks5: too many sessions, refusing {}", s.peer.short());
                     abandon(&mut s);
                     continue;
                 };
@@ -464,7 +464,7 @@ async fn refuse(s: &mut Stream, refusal: Refusal) {
             s.recv.stop();
         }
         Refusal::Abort(why) => {
-            log::debug!("socks5: session from {} aborted: {why}", s.peer);
+            log::debug!("socks5: session from {} aborted: {why}", s.peer.short());
             abandon(s);
         }
     }
@@ -483,7 +483,11 @@ async fn server_session(mut s: Stream, allow_loopback: bool) {
         Err(_) => return refuse(&mut s, Refusal::Abort("handshake timed out".into())).await,
     };
     if request.command != CMD_CONNECT {
-        log::debug!("socks5: {} asked for command {}", s.peer, request.command);
+        log::debug!(
+            "socks5: {} asked for command {}",
+            s.peer.short(),
+            request.command
+        );
         return refuse(&mut s, Refusal::Reply(Reply::CommandNotSupported)).await;
     }
     let tcp = match connect(&request.dst, allow_loopback).await {
@@ -491,7 +495,7 @@ async fn server_session(mut s: Stream, allow_loopback: bool) {
         Err(reply) => {
             log::debug!(
                 "socks5: {} → {}: refused with {reply:?}",
-                s.peer,
+                s.peer.short(),
                 request.dst
             );
             return refuse(&mut s, Refusal::Reply(reply)).await;
@@ -504,15 +508,15 @@ async fn server_session(mut s: Stream, allow_loopback: bool) {
     {
         return abandon(&mut s);
     }
-    log::debug!("socks5: {} → {} connected", s.peer, request.dst);
+    log::debug!("socks5: {} → {} connected", s.peer.short(), request.dst);
     match splice(tcp, &mut s.send, &mut s.recv).await {
         Ok((up, down)) => log::debug!(
             "socks5: {} → {} done ({down} bytes out, {up} back)",
-            s.peer,
+            s.peer.short(),
             request.dst
         ),
         Err(e) => {
-            log::debug!("socks5: {} → {} ended: {e}", s.peer, request.dst);
+            log::debug!("socks5: {} → {} ended: {e}", s.peer.short(), request.dst);
             abandon(&mut s);
         }
     }
@@ -641,7 +645,7 @@ async fn local_handshake(local: &mut TcpStream) -> Result<Option<Vec<u8>>, ReadE
 async fn remote_handshake(s: &mut Stream, request: &[u8]) -> Result<Vec<u8>, Reply> {
     // A stream that fails before the reply: the exit refused us (reset).
     let refused = |e: io::Error| {
-        log::debug!("socks5: exit {} refused: {e}", s.peer);
+        log::debug!("socks5: exit {} refused: {e}", s.peer.short());
         Reply::NotAllowed
     };
     if s.protocol == PROTOCOL_LEGACY {
@@ -660,7 +664,7 @@ async fn remote_handshake(s: &mut Stream, request: &[u8]) -> Result<Vec<u8>, Rep
         Ok(reply) => Ok(reply),
         Err(ReadError::Io(e)) => Err(refused(e)),
         Err(ReadError::Parse(e)) => {
-            log::debug!("socks5: bad reply from exit {}: {e}", s.peer);
+            log::debug!("socks5: bad reply from exit {}: {e}", s.peer.short());
             Err(Reply::GeneralFailure)
         }
     }
@@ -700,11 +704,14 @@ async fn client_session(host: Host, mut local: TcpStream, exit: ExitPeer) {
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            log::debug!("socks5: no stream to exit {peer}: {e}");
+            log::debug!("socks5: no stream to exit {}: {e}", peer.short());
             return reply_locally(&mut local, reply_for_open_error(&e)).await;
         }
         Err(_) => {
-            log::debug!("socks5: opening a stream to exit {peer} timed out");
+            log::debug!(
+                "socks5: opening a stream to exit {} timed out",
+                peer.short()
+            );
             return reply_locally(&mut local, Reply::GeneralFailure).await;
         }
     };
@@ -715,7 +722,7 @@ async fn client_session(host: Host, mut local: TcpStream, exit: ExitPeer) {
             return reply_locally(&mut local, reply).await;
         }
         Err(_) => {
-            log::debug!("socks5: exit {peer} did not reply in time");
+            log::debug!("socks5: exit {} did not reply in time", peer.short());
             abandon(&mut s);
             return reply_locally(&mut local, Reply::GeneralFailure).await;
         }
@@ -730,7 +737,7 @@ async fn client_session(host: Host, mut local: TcpStream, exit: ExitPeer) {
         return;
     }
     if let Err(e) = splice(local, &mut s.send, &mut s.recv).await {
-        log::debug!("socks5: session through {peer} ended: {e}");
+        log::debug!("socks5: session through {} ended: {e}", peer.short());
         abandon(&mut s);
     }
 }

@@ -410,6 +410,9 @@ impl ClientCertVerifier for Verifier {
     }
 }
 
+/// Targets whose CPUs (as routers and boards ship them) have AES instructions.
+const HW_AES: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
 /// Only what libp2p over QUIC needs, so the rest of ring and rustls (RSA, P-384, AES-256,
 /// TLS 1.2) stays out of the binary: AES-128-GCM (QUIC's mandatory suite) and ChaCha20-Poly1305;
 /// X25519 and P-256 key exchange; ECDSA P-256 and Ed25519 certificates (go-libp2p and
@@ -417,10 +420,20 @@ impl ClientCertVerifier for Verifier {
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     use rustls::crypto::ring::{cipher_suite, kx_group};
     Arc::new(rustls::crypto::CryptoProvider {
-        cipher_suites: vec![
-            cipher_suite::TLS13_AES_128_GCM_SHA256,
-            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ],
+        // Our preference decides when we are the server: AES-GCM where the CPU has AES
+        // instructions, ChaCha20-Poly1305 elsewhere (MIPS and most ARM routers) — several
+        // times faster in software. QUIC's Initial packets use AES-128-GCM regardless.
+        cipher_suites: if HW_AES {
+            vec![
+                cipher_suite::TLS13_AES_128_GCM_SHA256,
+                cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+            ]
+        } else {
+            vec![
+                cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+                cipher_suite::TLS13_AES_128_GCM_SHA256,
+            ]
+        },
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1],
         signature_verification_algorithms: ALGORITHMS,
         secure_random: &RingRandom,
