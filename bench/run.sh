@@ -96,6 +96,7 @@ config awl 'main'
 	option name '$1'
 	option interface 'awl0'
 	option address '10.66.0.1/16'
+	option mtu '${MTU:-3500}'
 	option use_default_bootstrap '0'
 	option lan_discovery '0'
 	option services '0'
@@ -108,31 +109,35 @@ EOF
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
-write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
-write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
-ip netns exec bn-a taskset -c 0 "$AWL" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
-ip netns exec bn-b taskset -c 0 "$AWL" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
-for _ in $(seq 100); do
-    "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | grep -q '"confirmed":true' && break
-    sleep 0.2
+# AWL's default MTU (3500), and WireGuard's (1420) for a like-for-like packet size.
+for MTU in 3500 1420; do
+    write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
+    write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
+    ip netns exec bn-a taskset -c 0 "$AWL" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
+    ip netns exec bn-b taskset -c 0 "$AWL" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
+    for _ in $(seq 100); do
+        "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | grep -q '"confirmed":true' && break
+        sleep 0.2
+    done
+    AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['ip'])")
+    run_vpn "awl$MTU" "$AWL_DST" 10.66.0.1 "$PA" "$PB"
+    kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 done
-AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['ip'])")
-run_vpn awl "$AWL_DST" 10.66.0.1 "$PA" "$PB"
-kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 
 # --- boringtun (userspace WireGuard) ---
 wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
 wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
 for n in a b; do
-    ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wg0 \
+    # One UAPI socket per interface name in /var/run/wireguard: the names must differ.
+    ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges "wg$n" \
         >"$WORK/bt-$n.log" 2>&1 &
     eval "BT_$n=$!"; PIDS+=($!)
 done
 sleep 1
-ip netns exec bn-a wg set wg0 private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-ip netns exec bn-b wg set wg0 private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-ip -n bn-a addr add 10.99.0.1/24 dev wg0 && ip -n bn-a link set wg0 mtu 1420 up
-ip -n bn-b addr add 10.99.0.2/24 dev wg0 && ip -n bn-b link set wg0 mtu 1420 up
+ip netns exec bn-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
+ip netns exec bn-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
+ip -n bn-a addr add 10.99.0.1/24 dev wga && ip -n bn-a link set wga mtu 1420 up
+ip -n bn-b addr add 10.99.0.2/24 dev wgb && ip -n bn-b link set wgb mtu 1420 up
 ip netns exec bn-a ping -c 3 -W 1 10.99.0.2 >/dev/null 2>&1
 # shellcheck disable=SC2154
 run_vpn boringtun 10.99.0.2 10.99.0.2 "$BT_a" "$BT_b"
@@ -154,7 +159,7 @@ config awl 'main'
 	option control_socket '$WORK/idle/awl.sock'
 EOF
     for i in $(seq "$n"); do
-        id=$(AWL_DATA_DIR="$WORK/idk$i" "$AWL" -d "$WORK/idk$i" id)
+        id=$(AWL_DATA_DIR="$WORK/idk$i" "$AWL" -d "$WORK/idk$i" id 2>/dev/null)
         printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "$id" >>"$f"
     done
     ip netns exec bn-a "$AWL" -c "$f" run 2>/dev/null & pid=$!
@@ -171,15 +176,19 @@ echo "## Run $(date -u +%Y-%m-%dT%H:%MZ) ($(nproc) CPUs, daemons pinned to CPU 0
 echo
 echo "Command: \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, UDP offered $UDP_RATE)"
 echo
-echo "| metric | awl | boringtun | awl / boringtun |"
-echo "|---|---:|---:|---:|"
-echo "| TCP 1 flow, Mbit/s | ${R[awl.tcp1]} | ${R[boringtun.tcp1]} | $(ratio "${R[awl.tcp1]}" "${R[boringtun.tcp1]}") |"
-echo "| TCP 4 flows, Mbit/s | ${R[awl.tcp4]} | ${R[boringtun.tcp4]} | $(ratio "${R[awl.tcp4]}" "${R[boringtun.tcp4]}") |"
-echo "| UDP at $UDP_RATE offered, Mbit/s received (loss %) | ${R[awl.udp]} (${R[awl.udp_loss]}) | ${R[boringtun.udp]} (${R[boringtun.udp_loss]}) | $(ratio "${R[awl.udp]}" "${R[boringtun.udp]}") |"
-echo "| CPU seconds per GB (both daemons, TCP runs) | ${R[awl.cpu_gb]} | ${R[boringtun.cpu_gb]} | $(ratio "${R[awl.cpu_gb]}" "${R[boringtun.cpu_gb]}") |"
-echo "| ping RTT idle, ms (raw veth: ${R[raw.rtt]}) | ${R[awl.rtt]} | ${R[boringtun.rtt]} | |"
-echo "| ping RTT under a saturating TCP flow, ms | ${R[awl.rtt_loaded]} | ${R[boringtun.rtt_loaded]} | |"
-echo "| peak RSS of a daemon, kB | ${R[awl.rss]} | ${R[boringtun.rss]} | $(ratio "${R[awl.rss]}" "${R[boringtun.rss]}") |"
+echo "| metric | awl (mtu 3500, default) | awl (mtu 1420) | boringtun (mtu 1420) | awl 1420 / boringtun |"
+echo "|---|---:|---:|---:|---:|"
+row() { # LABEL KEY
+    echo "| $1 | ${R[awl3500.$2]:-} | ${R[awl1420.$2]:-} | ${R[boringtun.$2]:-} | $(ratio "${R[awl1420.$2]:-}" "${R[boringtun.$2]:-}") |"
+}
+row "TCP 1 flow, Mbit/s" tcp1
+row "TCP 4 flows, Mbit/s" tcp4
+row "UDP received at $UDP_RATE offered, Mbit/s" udp
+row "UDP loss, %" udp_loss
+row "CPU seconds per GB (both daemons, TCP runs)" cpu_gb
+row "ping RTT idle, ms (raw veth: ${R[raw.rtt]:-})" rtt
+row "ping RTT under a saturating TCP flow, ms" rtt_loaded
+row "peak RSS of a daemon, kB" rss
 echo
-echo "awl idle RSS: ${R[idle1]} kB with 1 configured peer, ${R[idle20]} kB with 20."
+echo "awl idle RSS: ${R[idle1]:-} kB with 1 configured peer, ${R[idle20]:-} kB with 20."
 } | tee "$ROOT/bench/last-run.md"
