@@ -2,9 +2,11 @@
 //! synchronised hole punching over QUIC.
 //!
 //! The peer that accepted the relayed connection (B) opens `/libp2p/dcutr`, sends CONNECT
-//! with its addresses, measures the RTT from the answer, sends SYNC and after RTT/2 sends
-//! punch datagrams to the other side's addresses while waiting for its QUIC dial. The
-//! dialler of the circuit (A) dials at once on SYNC. Three rounds on one stream at most.
+//! with its addresses, measures the RTT from the answer, sends SYNC and after RTT/2 dials the
+//! other side's addresses (QUIC client). The dialler of the circuit (A), on SYNC, sends punch
+//! datagrams to B's addresses from its QUIC socket and waits for B's connection. These are
+//! go-libp2p's and rust-libp2p's roles for QUIC (the responder "dials" by punching), so an
+//! AWL peer on either side meets us. Three rounds on one stream at most.
 //!
 //! Punching creates one conntrack entry per (our socket, their address) on every NAT on the
 //! way, so addresses, datagrams and rounds are capped, and `Backoff` spaces out attempts
@@ -159,22 +161,12 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
             .map_err(|e| e.to_string())?;
         tokio::time::sleep(rtt / 2).await;
         log::debug!(
-            "dcutr with {} round {round}: rtt {:?}, punching {:?}",
+            "dcutr with {} round {round}: rtt {:?}, dialling {:?}",
             peer.short(),
             rtt,
             targets
         );
-        let deadline = Instant::now() + ROUND_WAIT;
-        let mut sent = 0;
-        while Instant::now() < deadline && !host.has_direct(peer) {
-            if sent < PUNCHES {
-                for t in &targets {
-                    host.punch(*t);
-                }
-                sent += 1;
-            }
-            tokio::time::sleep(PUNCH_GAP).await;
-        }
+        let _ = tokio::time::timeout(ROUND_WAIT, dial_any(host, peer, &targets)).await;
     }
     s.send.finish().await;
     if host.has_direct(peer) {
@@ -212,7 +204,7 @@ pub fn serve(host: &Host) {
                         _ => break,
                     }
                     let targets = their_sockets(&host, &connect.addrs);
-                    if dial_any(&host, &peer, &targets).await {
+                    if punch_and_wait(&host, &peer, &targets).await {
                         log::debug!("dcutr: direct connection to {}", peer.short());
                         break;
                     }
@@ -221,6 +213,26 @@ pub fn serve(host: &Host) {
             });
         }
     });
+}
+
+/// Sends punch datagrams to `targets` (a few, spaced) until `peer` connects to us directly,
+/// for at most a round.
+async fn punch_and_wait(host: &Host, peer: &PeerId, targets: &[SocketAddr]) -> bool {
+    let deadline = Instant::now() + ROUND_WAIT;
+    let mut sent = 0;
+    while Instant::now() < deadline {
+        if host.has_direct(peer) {
+            return true;
+        }
+        if sent < PUNCHES {
+            for t in targets {
+                host.punch(*t);
+            }
+            sent += 1;
+        }
+        tokio::time::sleep(PUNCH_GAP).await;
+    }
+    host.has_direct(peer)
 }
 
 /// Dials all `targets` at once; true when one reaches `peer`.

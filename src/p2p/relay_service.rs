@@ -364,6 +364,13 @@ mod tests {
         let took = dcutr::upgrade(&b, &a.peer_id()).await.unwrap();
         assert!(took < Duration::from_secs(10));
         assert!(b.has_direct(&a.peer_id()));
+        // A learns of B's dial when its side of the handshake completes.
+        for _ in 0..50 {
+            if a.has_direct(&b.peer_id()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(!a.is_relayed(&b.peer_id()));
         assert!(!b.is_relayed(&a.peer_id()));
         a.ping(&b.peer_id()).await.unwrap();
