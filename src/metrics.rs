@@ -91,6 +91,12 @@ pub fn render(node: &Node) -> String {
         pool.capacity(),
     );
     o.one(
+        "pool_buffers_created",
+        "gauge",
+        "Packet buffers allocated so far (created on demand, kept).",
+        pool.created(),
+    );
+    o.one(
         "pool_buffers_free",
         "gauge",
         "Packet buffers free.",

@@ -136,7 +136,7 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "control_socket", Kind::Path, "/var/run/awl.sock", "Unix socket of the control API (root only)."),
     opt(MAIN, "reconnect_interval", Kind::Int { min: 5, max: 3600 }, "20", "Seconds between redials of known peers."),
     opt(MAIN, "max_peers", Kind::Int { min: 1, max: 1024 }, "64", "Known peers at most."),
-    opt(MAIN, "packet_pool", Kind::Int { min: 64, max: 65536 }, "1024", "Packet buffers (each max(mtu, 3586) bytes), allocated at start."),
+    opt(MAIN, "packet_pool", Kind::Int { min: 64, max: 65536 }, "1024", "Packet buffers at most (each max(mtu, 3586) bytes), created on demand and kept."),
     opt(MAIN, "peer_queue", Kind::Int { min: 16, max: 4096 }, "256", "Packets queued per peer before drops."),
     list(MAIN, "route", Kind::Prefix4, "LAN prefixes this node exports to peers allowed to use them (allow_lan), e.g. '192.168.1.0/24'."),
     opt(MAIN, "gateway", Kind::Bool, "0", "Serve as exit node (AWL's VPN gateway) for peers with allow_exit."),

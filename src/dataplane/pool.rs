@@ -1,13 +1,17 @@
-//! A fixed pool of fixed-size packet buffers, allocated once at start.
+//! A bounded pool of fixed-size packet buffers.
 //!
-//! Memory for packets is `count × size`, set by configuration, whatever the traffic: when the
-//! pool is empty the packet is dropped and counted, never allocated.
+//! Memory for packets is at most `count × size`, set by configuration, whatever the traffic:
+//! when all buffers are in use the packet is dropped and counted, never allocated. Buffers are
+//! created on first need and then kept, so an idle node does not hold the whole pool (an idle
+//! router keeps a few dozen; a loaded one reaches its working set and stays there).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 struct Inner {
     free: Mutex<Vec<Box<[u8]>>>,
+    /// Buffers created so far (in use or free); never above `capacity`.
+    created: AtomicUsize,
     size: usize,
     capacity: usize,
     exhausted: AtomicUsize,
@@ -18,11 +22,9 @@ pub struct PacketPool(Arc<Inner>);
 
 impl PacketPool {
     pub fn new(count: usize, size: usize) -> Self {
-        let free = (0..count)
-            .map(|_| vec![0u8; size].into_boxed_slice())
-            .collect();
         PacketPool(Arc::new(Inner {
-            free: Mutex::new(free),
+            free: Mutex::new(Vec::with_capacity(count)),
+            created: AtomicUsize::new(0),
             size,
             capacity: count,
             exhausted: AtomicUsize::new(0),
@@ -31,7 +33,19 @@ impl PacketPool {
 
     /// A buffer, or `None` (counted) when all are in use.
     pub fn get(&self) -> Option<PacketBuf> {
-        let buf = self.0.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut buf = self.0.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if buf.is_none() {
+            let grew = self
+                .0
+                .created
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.0.capacity).then_some(n + 1)
+                })
+                .is_ok();
+            if grew {
+                buf = Some(vec![0u8; self.0.size].into_boxed_slice());
+            }
+        }
         match buf {
             Some(buf) => Some(PacketBuf {
                 buf: Some(buf),
@@ -53,8 +67,15 @@ impl PacketPool {
         self.0.capacity
     }
 
+    /// Buffers a packet could get now (free ones plus those not created yet).
     pub fn available(&self) -> usize {
-        self.0.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.0.free.lock().unwrap_or_else(|e| e.into_inner()).len() + self.0.capacity
+            - self.0.created.load(Ordering::Acquire)
+    }
+
+    /// Buffers created so far (the pool's memory is this × the buffer size).
+    pub fn created(&self) -> usize {
+        self.0.created.load(Ordering::Acquire)
     }
 
     /// Times a packet was dropped because the pool was empty.
@@ -129,5 +150,24 @@ mod tests {
         drop(a);
         assert_eq!(pool.available(), 1);
         assert!(pool.get().is_some());
+    }
+
+    #[test]
+    fn buffers_are_created_on_demand_up_to_the_cap() {
+        let pool = PacketPool::new(3, 64);
+        assert_eq!(
+            (pool.created(), pool.available()),
+            (0, 3),
+            "nothing allocated idle"
+        );
+        let a = pool.get().unwrap();
+        drop(a);
+        let _b = pool.get().unwrap();
+        assert_eq!(pool.created(), 1, "a returned buffer is reused");
+        let held: Vec<_> = (0..2).map(|_| pool.get().unwrap()).collect();
+        assert_eq!(pool.created(), 3);
+        assert!(pool.get().is_none(), "never more than the cap");
+        drop(held);
+        assert_eq!((pool.created(), pool.available()), (3, 2));
     }
 }
