@@ -29,4 +29,5 @@ pub mod ratelimit;
 pub mod routes;
 pub mod selftest;
 pub mod services;
+pub mod sockmark;
 pub mod socks5;

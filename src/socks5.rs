@@ -581,19 +581,8 @@ async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     } else {
         TcpSocket::new_v6()?
     };
-    let mark: libc::c_int = crate::lan::FWMARK as libc::c_int;
-    // SAFETY: a valid fd and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&mark as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::debug!("socks5: SO_MARK not set: {}", io::Error::last_os_error());
+    if let Err(e) = crate::sockmark::set(socket.as_raw_fd()) {
+        log::debug!("socks5: SO_MARK not set: {e}");
     }
     socket.connect(addr).await
 }
@@ -746,18 +735,12 @@ async fn client_session(host: Host, mut local: TcpStream, exit: ExitPeer) {
 mod tests {
     use super::*;
     use crate::identity::Keypair;
-    use crate::p2p::HostConfig;
 
     const T: Duration = Duration::from_secs(20);
     const SUCCESS: [u8; 10] = [5, 0, 0, 1, 0, 0, 0, 0, 4, 0x38];
 
     async fn host() -> Host {
-        Host::start(
-            Keypair::generate(),
-            HostConfig::new("127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap()
+        Host::loopback().await
     }
 
     /// A (client side) connected to B (exit side).

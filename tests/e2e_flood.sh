@@ -13,12 +13,7 @@ RSS_BOUND_KB=${AWL_FLOOD_RSS_KB:-32768}
 MIN_SHARE=${AWL_FLOOD_MIN_SHARE:-25}
 
 netns awl-sw; netns awl-a; netns awl-b; netns awl-x
-ip -n awl-sw link add br0 type bridge && ip -n awl-sw link set br0 up
-for n in a b x; do
-    ip link add eth0 netns "awl-$n" type veth peer name "v$n" netns awl-sw
-    ip -n awl-sw link set "v$n" master br0 up
-    ip -n "awl-$n" link set eth0 up
-done
+switch_hosts awl-sw awl-a awl-b awl-x
 ip -n awl-a addr add 192.0.2.1/24 dev eth0
 ip -n awl-b addr add 192.0.2.2/24 dev eth0
 ip -n awl-x addr add 192.0.2.3/24 dev eth0

@@ -16,14 +16,7 @@ for t in dig curl setpriv python3; do
 done
 
 netns awl-sw; netns awl-ra; netns awl-rb; netns awl-ha; netns awl-hb; netns awl-dns; netns awl-u
-ip -n awl-sw link add br0 type bridge && ip -n awl-sw link set br0 up
-i=0
-for n in ra rb dns u; do
-    i=$((i + 1))
-    ip link add eth0 netns "awl-$n" type veth peer name "v$n" netns awl-sw
-    ip -n awl-sw link set "v$n" master br0 up
-    ip -n "awl-$n" link set eth0 up
-done
+switch_hosts awl-sw awl-ra awl-rb awl-dns awl-u
 ip -n awl-ra addr add 192.0.2.1/24 dev eth0
 ip -n awl-rb addr add 192.0.2.2/24 dev eth0
 ip -n awl-dns addr add 192.0.2.53/24 dev eth0

@@ -9,12 +9,7 @@ find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 
 netns awl-sw; netns awl-a; netns awl-b; netns awl-c
-ip -n awl-sw link add br0 type bridge && ip -n awl-sw link set br0 up
-for n in a b c; do
-    ip link add eth0 netns "awl-$n" type veth peer name "v$n" netns awl-sw
-    ip -n awl-sw link set "v$n" master br0 up
-    ip -n "awl-$n" link set eth0 up
-done
+switch_hosts awl-sw awl-a awl-b awl-c
 ip -n awl-a addr add 192.0.2.1/24 dev eth0
 ip -n awl-b addr add 192.0.2.2/24 dev eth0
 ip -n awl-c addr add 192.0.2.3/24 dev eth0

@@ -108,3 +108,15 @@ summary() {
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" = 0 ]
 }
+
+# switch_hosts SWITCH NS...: a bridge in namespace SWITCH with each NS attached by its eth0
+# (addresses are the caller's).
+switch_hosts() {
+    local sw=$1 n; shift
+    ip -n "$sw" link add br0 type bridge && ip -n "$sw" link set br0 up
+    for n in "$@"; do
+        ip link add eth0 netns "$n" type veth peer name "v${n#awl-}" netns "$sw"
+        ip -n "$sw" link set "v${n#awl-}" master br0 up
+        ip -n "$n" link set eth0 up
+    done
+}

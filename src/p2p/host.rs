@@ -1112,23 +1112,25 @@ impl Host {
     }
 }
 
+#[cfg(test)]
+impl Host {
+    /// A host on 127.0.0.1 with a fresh identity, for tests.
+    pub(crate) async fn loopback() -> Host {
+        Host::start(
+            Keypair::generate(),
+            HostConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .await
+        .expect("loopback host")
+    }
+}
+
 /// Marks our QUIC socket as AWL does (`SO_MARK` 0x61776c), so policy routing for an exit node
 /// keeps our own traffic on the underlay. Needs CAP_NET_ADMIN; without it nothing is marked.
 fn mark_socket(socket: &std::net::UdpSocket) {
     use std::os::fd::AsRawFd;
-    let mark: libc::c_int = crate::lan::FWMARK as libc::c_int;
-    // SAFETY: a valid fd and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&mark as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::debug!("SO_MARK not set: {}", io::Error::last_os_error());
+    if let Err(e) = crate::sockmark::set(socket.as_raw_fd()) {
+        log::debug!("SO_MARK not set: {e}");
     }
 }
 
@@ -1154,12 +1156,7 @@ mod tests {
     use super::*;
 
     async fn host() -> Host {
-        Host::start(
-            Keypair::generate(),
-            HostConfig::new("127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap()
+        Host::loopback().await
     }
 
     #[tokio::test]

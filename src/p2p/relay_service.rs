@@ -312,16 +312,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
-    use crate::p2p::{dcutr, HostConfig};
+    use crate::p2p::dcutr;
 
     async fn host() -> Host {
-        Host::start(
-            Keypair::generate(),
-            HostConfig::new("127.0.0.1:0".parse().unwrap()),
-        )
-        .await
-        .unwrap()
+        Host::loopback().await
     }
 
     #[tokio::test]
