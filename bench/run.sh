@@ -7,8 +7,9 @@
 # Two namespaces joined by a veth pair (the "wire"). Each daemon is pinned to CPU 0 (taskset),
 # like a single-core router; iperf3 runs on CPU 1. For each VPN: iperf3 TCP with 1 and 4 flows,
 # UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
-# (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1
-# and 20 configured peers. Prints a Markdown report (also written to bench/last-run.md).
+# (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1,
+# 10 and 100 configured peers, and the binary sizes of the last cross build if there is one.
+# Prints a Markdown report (also written to bench/last-run.md).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${BENCH_SECONDS:-10}
@@ -154,6 +155,7 @@ config awl 'main'
 	option use_default_bootstrap '0'
 	option lan_discovery '0'
 	option listen_port '4399'
+	option max_peers '1024'
 	option log_level 'warn'
 	option data_dir '$WORK/idle'
 	option control_socket '$WORK/idle/awl.sock'
@@ -168,7 +170,8 @@ EOF
     kill "$pid"; wait "$pid" 2>/dev/null
 }
 R[idle1]=$(idle_rss 1)
-R[idle20]=$(idle_rss 20)
+R[idle10]=$(idle_rss 10)
+R[idle100]=$(idle_rss 100)
 
 ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(round(a/b,2) if b else '-')"; }
 {
@@ -190,5 +193,13 @@ row "ping RTT idle, ms (raw veth: ${R[raw.rtt]:-})" rtt
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB" rss
 echo
-echo "awl idle RSS: ${R[idle1]:-} kB with 1 configured peer, ${R[idle20]:-} kB with 20."
+echo "awl idle RSS: ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
+if [ -s "$ROOT/dist/sizes.txt" ]; then
+    echo
+    echo "Binary sizes (dist/sizes.txt from the last cross build):"
+    echo
+    echo '```'
+    cat "$ROOT/dist/sizes.txt"
+    echo '```'
+fi
 } | tee "$ROOT/bench/last-run.md"
