@@ -69,7 +69,8 @@ pub struct Dataplane {
     to_tun: mpsc::Sender<PacketBuf>,
     routing: Mutex<Routing>,
     /// Addresses answered by the service stack, and its input queue.
-    services: Mutex<Option<(Vec<Ipv4Addr>, mpsc::Sender<PacketBuf>)>>,
+    /// Set once at start; read per packet without a lock.
+    services: std::sync::OnceLock<(Vec<Ipv4Addr>, mpsc::Sender<PacketBuf>)>,
     pub stats: Arc<Stats>,
 }
 
@@ -90,15 +91,16 @@ impl Dataplane {
             senders: Mutex::new(HashMap::new()),
             to_tun,
             routing: Mutex::new(Routing::default()),
-            services: Mutex::new(None),
+            services: std::sync::OnceLock::new(),
             stats: Arc::new(Stats::default()),
         });
         (dp, from_mesh)
     }
 
     /// Packets from the TUN to these addresses go to the service stack instead of peers.
+    /// Set once; a second call is ignored.
     pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
-        *self.services.lock().unwrap_or_else(|e| e.into_inner()) = Some((addrs, tx));
+        let _ = self.services.set((addrs, tx));
     }
 
     /// The queue of packets written to the TUN.
@@ -148,14 +150,7 @@ impl Dataplane {
         let d = pkt.data();
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-        let svc = self
-            .services
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|(addrs, _)| addrs.contains(&dst))
-            .map(|(_, tx)| tx.clone());
-        if let Some(tx) = svc {
+        if let Some((_, tx)) = self.services.get().filter(|(a, _)| a.contains(&dst)) {
             if tx.try_send(pkt).is_err() {
                 self.stats.global(|g| g.tx_unroutable += 1);
             }
