@@ -9,7 +9,7 @@
 pub mod dns;
 pub mod http;
 
-use crate::dataplane::pool::PacketBuf;
+use crate::dataplane::pool::{PacketBuf, PacketPool};
 use crate::dataplane::Dataplane;
 use crate::node::Node;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -52,27 +52,42 @@ pub enum Output {
     Mesh(Arc<Dataplane>),
 }
 
-/// A smoltcp device over two queues.
+/// A smoltcp device over two queues of pooled packet buffers: packets go in and out without
+/// being copied or allocated again.
 struct Queues {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
+    pool: PacketPool,
+    rx: VecDeque<PacketBuf>,
+    tx: Vec<PacketBuf>,
 }
 
-struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+struct Rx(PacketBuf);
+struct Tx<'a> {
+    pool: &'a PacketPool,
+    out: &'a mut Vec<PacketBuf>,
+}
 
 impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
+        f(self.0.data())
     }
 }
 
 impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        self.0.push(buf);
-        r
+        let buf = (len <= self.pool.buffer_size())
+            .then(|| self.pool.get())
+            .flatten();
+        match buf {
+            Some(mut buf) => {
+                let r = f(&mut buf.space()[..len]);
+                buf.set_len(len);
+                self.out.push(buf);
+                r
+            }
+            // No buffer: smoltcp still builds the packet, which is then dropped (counted by
+            // the pool), as a full queue would.
+            None => f(&mut vec![0u8; len]),
+        }
     }
 }
 
@@ -82,11 +97,20 @@ impl Device for Queues {
 
     fn receive(&mut self, _t: SmolInstant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let p = self.rx.pop_front()?;
-        Some((Rx(p), Tx(&mut self.tx)))
+        Some((
+            Rx(p),
+            Tx {
+                pool: &self.pool,
+                out: &mut self.tx,
+            },
+        ))
     }
 
     fn transmit(&mut self, _t: SmolInstant) -> Option<Self::TxToken<'_>> {
-        Some(Tx(&mut self.tx))
+        Some(Tx {
+            pool: &self.pool,
+            out: &mut self.tx,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -150,6 +174,7 @@ pub fn start(
         return Err("no service address".into());
     };
     let mut dev = Queues {
+        pool: node.dp.pool().clone(),
         rx: VecDeque::new(),
         tx: Vec::new(),
     };
@@ -267,10 +292,10 @@ impl Stack {
             tokio::select! {
                 p = input.recv() => match p {
                     Some(p) => {
-                        self.push(p.data());
+                        self.push(p);
                         // Take what else is queued in one go.
                         while let Ok(p) = input.try_recv() {
-                            self.push(p.data());
+                            self.push(p);
                         }
                     }
                     None => return,
@@ -293,22 +318,14 @@ impl Stack {
         }
     }
 
-    fn push(&mut self, pkt: &[u8]) {
+    fn push(&mut self, pkt: PacketBuf) {
         if self.dev.rx.len() < INPUT_QUEUE {
-            self.dev.rx.push_back(pkt.to_vec());
+            self.dev.rx.push_back(pkt);
         }
     }
 
     fn flush(&mut self, output: &Output) {
-        for p in self.dev.tx.drain(..) {
-            let Some(mut buf) = self.node.dp.pool().get() else {
-                continue;
-            };
-            if p.len() > buf.space().len() {
-                continue;
-            }
-            buf.space()[..p.len()].copy_from_slice(&p);
-            buf.set_len(p.len());
+        for buf in self.dev.tx.drain(..) {
             match output {
                 Output::Tun(tx) => {
                     let _ = tx.try_send(buf);
