@@ -367,19 +367,7 @@ impl Discovery {
         // Relays we are connected to first: a dead relay costs a handshake timeout.
         circuits.sort_by_key(|a| !a.peer_id().is_some_and(|r| self.host.is_connected(&r)));
         let host = &self.host;
-        let direct_fut = async {
-            let mut set = tokio::task::JoinSet::new();
-            for a in direct.clone() {
-                let host = host.clone();
-                set.spawn(async move { host.dial(&a).await.is_ok() });
-            }
-            while let Some(r) = set.join_next().await {
-                if matches!(r, Ok(true)) {
-                    return true;
-                }
-            }
-            false
-        };
+        let direct_fut = host.dial_first(&direct);
         let relayed_fut = async {
             if !direct.is_empty() {
                 tokio::time::sleep(RELAY_DIAL_DELAY).await;

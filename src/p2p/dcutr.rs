@@ -237,19 +237,11 @@ async fn punch_and_wait(host: &Host, peer: &PeerId, targets: &[SocketAddr]) -> b
 
 /// Dials all `targets` at once; true when one reaches `peer`.
 async fn dial_any(host: &Host, peer: &PeerId, targets: &[SocketAddr]) -> bool {
-    let mut set = tokio::task::JoinSet::new();
-    for t in targets {
-        let host = host.clone();
-        let addr = Multiaddr::quic(*t).with_p2p(peer);
-        set.spawn(async move { host.dial(&addr).await.is_ok() });
-    }
-    while let Some(r) = set.join_next().await {
-        if matches!(r, Ok(true)) {
-            set.abort_all();
-            return true;
-        }
-    }
-    host.has_direct(peer)
+    let addrs: Vec<Multiaddr> = targets
+        .iter()
+        .map(|t| Multiaddr::quic(*t).with_p2p(peer))
+        .collect();
+    host.dial_first(&addrs).await || host.has_direct(peer)
 }
 
 /// Per-peer spacing of hole-punch attempts: after a failure wait `base`, doubling up to

@@ -664,6 +664,21 @@ impl Host {
         Ok(peer)
     }
 
+    /// Dials all `addrs` at once; true as soon as one succeeds (the others are dropped).
+    pub async fn dial_first(&self, addrs: &[Multiaddr]) -> bool {
+        let mut set = tokio::task::JoinSet::new();
+        for a in addrs.iter().cloned() {
+            let host = self.clone();
+            set.spawn(async move { host.dial(&a).await.is_ok() });
+        }
+        while let Some(r) = set.join_next().await {
+            if matches!(r, Ok(true)) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Identify information of a connected peer, waiting for the exchange to finish.
     pub async fn identify(&self, peer: &PeerId) -> Result<IdentifyInfo, Error> {
         let wait = async {
