@@ -667,8 +667,8 @@ impl Host {
     /// Dials all `addrs` at once; true as soon as one succeeds (the others are dropped).
     pub async fn dial_first(&self, addrs: &[Multiaddr]) -> bool {
         let mut set = tokio::task::JoinSet::new();
-        for a in addrs.iter().cloned() {
-            let host = self.clone();
+        for a in addrs {
+            let (host, a) = (self.clone(), a.clone());
             set.spawn(async move { host.dial(&a).await.is_ok() });
         }
         while let Some(r) = set.join_next().await {

@@ -46,53 +46,52 @@ pub async fn upgrade<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::time::timeout(UPGRADE_TIMEOUT, upgrade_inner(io, dialer, cert, expected))
+    let run = async {
+        let io = select(io, dialer, TLS_PROTOCOL)
+            .await
+            .map_err(|e| format!("security negotiation: {e}"))?;
+        let tls_io: tokio_rustls::TlsStream<T> = if dialer {
+            let cfg = tls::client_config(cert, expected.clone()).map_err(|e| e.to_string())?;
+            let name = rustls::pki_types::ServerName::try_from("libp2p")
+                .map_err(|e| e.to_string())?
+                .to_owned();
+            tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                .connect(name, io)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?
+                .into()
+        } else {
+            let cfg = tls::server_config(cert).map_err(|e| e.to_string())?;
+            tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+                .accept(io)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?
+                .into()
+        };
+        let peer = tls_io
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(tls::peer_id_of)
+            .ok_or("no verified certificate")?;
+        start_muxer(tls_io, peer, dialer, expected.as_ref()).await
+    };
+    tokio::time::timeout(UPGRADE_TIMEOUT, run)
         .await
         .map_err(|_| "timed out upgrading the relayed connection".to_string())?
 }
 
-async fn upgrade_inner<T>(
-    io: T,
+/// Checks the peer, negotiates yamux and starts the session.
+async fn start_muxer<T>(
+    tls_io: tokio_rustls::TlsStream<T>,
+    peer: PeerId,
     dialer: bool,
-    cert: &tls::Certificate,
-    expected: Option<PeerId>,
+    expected: Option<&PeerId>,
 ) -> Result<Upgraded, String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = select(io, dialer, TLS_PROTOCOL)
-        .await
-        .map_err(|e| format!("security negotiation: {e}"))?;
-    let (tls_io, peer): (tokio_rustls::TlsStream<T>, PeerId) = if dialer {
-        let cfg = tls::client_config(cert, expected.clone()).map_err(|e| e.to_string())?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let name = rustls::pki_types::ServerName::try_from("libp2p")
-            .map_err(|e| e.to_string())?
-            .to_owned();
-        let s = connector
-            .connect(name, io)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        let peer = s
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(tls::peer_id_of)
-            .ok_or("no verified certificate")?;
-        (s.into(), peer)
-    } else {
-        let cfg = tls::server_config(cert).map_err(|e| e.to_string())?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let s = acceptor.accept(io).await.map_err(|e| format!("TLS: {e}"))?;
-        let peer = s
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(tls::peer_id_of)
-            .ok_or("no verified certificate")?;
-        (s.into(), peer)
-    };
-    if expected.as_ref().is_some_and(|e| *e != peer) {
+    if expected.is_some_and(|e| *e != peer) {
         return Err("wrong peer id".into());
     }
     let tls_io = select(tls_io, dialer, YAMUX_PROTOCOL)
