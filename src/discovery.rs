@@ -170,9 +170,9 @@ impl Discovery {
     async fn maintain(self: Arc<Self>) {
         let mut resolved_at: Option<Instant> = None;
         loop {
-            if resolved_at.is_none_or(|t| t.elapsed() > RESOLVE_INTERVAL)
-                || lock(&self.bootstrap).is_empty()
-            {
+            let stale = resolved_at.is_none_or(|t| t.elapsed() > RESOLVE_INTERVAL)
+                || lock(&self.bootstrap).is_empty();
+            if stale && !lock(&self.configured).is_empty() {
                 self.resolve().await;
                 resolved_at = Some(Instant::now());
             }

@@ -113,10 +113,11 @@ fn their_sockets(host: &Host, addrs: &[Multiaddr]) -> Vec<SocketAddr> {
         .iter()
         .filter_map(Multiaddr::quic_socket_addr)
         .collect();
+    let lo = on_loopback(host);
     let mut v: Vec<SocketAddr> = addrs
         .iter()
         .filter_map(Multiaddr::quic_socket_addr)
-        .filter(|s| usable(s, on_loopback(host)) && !mine.contains(s))
+        .filter(|s| usable(s, lo) && !mine.contains(s))
         .collect();
     v.dedup();
     v.truncate(MAX_ADDRS);

@@ -457,7 +457,8 @@ impl Stack {
 
     async fn serve_tcp(&mut self, upstream: Option<&tokio::net::UdpSocket>) {
         let node = self.node.clone();
-        for h in self.http.clone() {
+        for i in 0..self.http.len() {
+            let h = self.http[i];
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             if !s.is_active() {
                 continue;
@@ -495,7 +496,8 @@ impl Stack {
             s.close();
             c.answered = true;
         }
-        for h in self.dns_tcp.clone() {
+        for i in 0..self.dns_tcp.len() {
+            let h = self.dns_tcp[i];
             let (msg, expired) = {
                 let s = self.sockets.get_mut::<tcp::Socket>(h);
                 if !s.is_active() {
