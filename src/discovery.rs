@@ -110,7 +110,7 @@ impl Discovery {
 
     /// Starts the background work. `known` tells whether a peer is a friend (hole punching
     /// is only attempted with friends).
-    pub fn start(self: &Arc<Self>, known: Arc<dyn Fn(&PeerId) -> bool + Send + Sync>) {
+    pub fn start(self: &Arc<Self>, known: crate::p2p::relay_service::Policy) {
         if self.hole_punching {
             dcutr::serve(&self.host);
         }
@@ -411,11 +411,16 @@ pub fn relay_policy(
 ) -> crate::p2p::relay_service::Policy {
     match cfg.main.relay_for {
         crate::config::RelayFor::All => Arc::new(|_| true),
-        crate::config::RelayFor::Friends => Arc::new(move |p| {
-            peers
-                .lock()
-                .map(|t| t.relation(p) == Relation::Known)
-                .unwrap_or(false)
-        }),
+        crate::config::RelayFor::Friends => known_peers(peers),
     }
+}
+
+/// "Is this peer a friend?" over the shared peer table.
+pub fn known_peers(peers: crate::dataplane::SharedPeers) -> crate::p2p::relay_service::Policy {
+    Arc::new(move |p| {
+        peers
+            .lock()
+            .map(|t| t.relation(p) == Relation::Known)
+            .unwrap_or(false)
+    })
 }

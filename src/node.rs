@@ -97,13 +97,7 @@ impl Node {
             crate::p2p::relay_service::start(&host, limits, policy);
             log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
         }
-        let known_peers = peers.clone();
-        discovery.start(Arc::new(move |p: &PeerId| {
-            known_peers
-                .lock()
-                .map(|t| t.relation(p) == Relation::Known)
-                .unwrap_or(false)
-        }));
+        discovery.start(crate::discovery::known_peers(peers.clone()));
         let node = Arc::new(Node {
             host,
             peers,
