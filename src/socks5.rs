@@ -908,45 +908,36 @@ mod tests {
     async fn noauth_stream_unsupported_command_and_address_type() {
         let (a, b) = pair().await;
         serve_with(&b, allow_all(), true);
+        // The exit's whole answer to one raw request on a noauth stream.
+        let answer = |req: &'static [u8]| {
+            let (a, b) = (a.clone(), b.clone());
+            async move {
+                let mut s = a
+                    .open_stream(&b.peer_id(), &[PROTOCOL_NOAUTH])
+                    .await
+                    .unwrap();
+                s.send.write_all(req).await.unwrap();
+                timeout(T, crate::p2p::stream::read_to_end(&mut s.recv, 64))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
         // BIND (2): command not supported.
-        let mut s = a
-            .open_stream(&b.peer_id(), &[PROTOCOL_NOAUTH])
-            .await
-            .unwrap();
-        s.send
-            .write_all(&[5, 2, 0, 1, 127, 0, 0, 1, 0, 80])
-            .await
-            .unwrap();
-        let got = timeout(T, crate::p2p::stream::read_to_end(&mut s.recv, 64))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got, encode_reply(Reply::CommandNotSupported));
+        assert_eq!(
+            answer(&[5, 2, 0, 1, 127, 0, 0, 1, 0, 80]).await,
+            encode_reply(Reply::CommandNotSupported)
+        );
         // ATYP 9: address type not supported.
-        let mut s = a
-            .open_stream(&b.peer_id(), &[PROTOCOL_NOAUTH])
-            .await
-            .unwrap();
-        s.send
-            .write_all(&[5, 1, 0, 9, 1, 2, 3, 4, 0, 80])
-            .await
-            .unwrap();
-        let got = timeout(T, crate::p2p::stream::read_to_end(&mut s.recv, 64))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got, encode_reply(Reply::AddressTypeNotSupported));
+        assert_eq!(
+            answer(&[5, 1, 0, 9, 1, 2, 3, 4, 0, 80]).await,
+            encode_reply(Reply::AddressTypeNotSupported)
+        );
         // An empty domain name: general failure.
-        let mut s = a
-            .open_stream(&b.peer_id(), &[PROTOCOL_NOAUTH])
-            .await
-            .unwrap();
-        s.send.write_all(&[5, 1, 0, 3, 0, 0, 80]).await.unwrap();
-        let got = timeout(T, crate::p2p::stream::read_to_end(&mut s.recv, 64))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got, encode_reply(Reply::GeneralFailure));
+        assert_eq!(
+            answer(&[5, 1, 0, 3, 0, 0, 80]).await,
+            encode_reply(Reply::GeneralFailure)
+        );
     }
 
     #[test]
