@@ -98,6 +98,7 @@ config awl 'main'
 	option interface 'awl0'
 	option address '10.66.0.1/16'
 	option mtu '${MTU:-3500}'
+	option datagrams '${DGRAM:-1}'
 	option use_default_bootstrap '0'
 	option lan_discovery '0'
 	option services '0'
@@ -106,22 +107,40 @@ config awl 'main'
 	option control_socket '$WORK/$1/awl.sock'
 EOF
     [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
+    # Nine more configured peers that never answer: "10 peers under load".
+    for i in $(seq "$EXTRA_PEERS"); do
+        printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "${FAKE_IDS[$i]}" >>"$WORK/$1.uci"
+    done
 }
+EXTRA_PEERS=${BENCH_EXTRA_PEERS:-9}
+FAKE_IDS=()
+for i in $(seq "$EXTRA_PEERS"); do FAKE_IDS[$i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
-# AWL's default MTU (3500), and WireGuard's (1420) for a like-for-like packet size.
-for MTU in 3500 1420; do
+# AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
+# stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
+for V in 3500:1 1420:0 1420:1; do
+    MTU=${V%:*}; DGRAM=${V#*:}
+    NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
     write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
     write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
     ip netns exec bn-a taskset -c 0 "$AWL" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
     ip netns exec bn-b taskset -c 0 "$AWL" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
     for _ in $(seq 100); do
-        "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | grep -q '"confirmed":true' && break
+        "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" && break
         sleep 0.2
     done
-    AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['ip'])")
-    run_vpn "awl$MTU" "$AWL_DST" 10.66.0.1 "$PA" "$PB"
+    AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print([p['ip'] for p in json.load(sys.stdin) if p['peer_id'] == sys.argv[1]][0])" "$B")
+    if [ -z "$AWL_DST" ]; then
+        echo "bench: awl ($NAME) did not connect; its log:" >&2
+        tail -5 "$WORK/a.log" >&2
+        cat "$WORK/a.uci" >&2
+    fi
+    run_vpn "$NAME" "$AWL_DST" 10.66.0.1 "$PA" "$PB"
+    # Which tunnel carried the packets: datagrams (awl peers) or the stream.
+    R[$NAME.dgram]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_datagrams_total/ {s += $2} END {print s + 0}')
+    R[$NAME.pkts]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_packets_total/ {s += $2} END {print s + 0}')
     kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 done
 
@@ -179,10 +198,10 @@ echo "## Run $(date -u +%Y-%m-%dT%H:%MZ) ($(nproc) CPUs, daemons pinned to CPU 0
 echo
 echo "Command: \`bash bench/run.sh\` (BENCH_SECONDS=$SECS, UDP offered $UDP_RATE)"
 echo
-echo "| metric | awl (mtu 3500, default) | awl (mtu 1420) | boringtun (mtu 1420) | awl 1420 / boringtun |"
-echo "|---|---:|---:|---:|---:|"
+echo "| metric | awl (mtu 3500, default) | awl (mtu 1420, stream) | awl (mtu 1420, datagrams) | boringtun (mtu 1420) | awl datagrams / boringtun |"
+echo "|---|---:|---:|---:|---:|---:|"
 row() { # LABEL KEY
-    echo "| $1 | ${R[awl3500.$2]:-} | ${R[awl1420.$2]:-} | ${R[boringtun.$2]:-} | $(ratio "${R[awl1420.$2]:-}" "${R[boringtun.$2]:-}") |"
+    echo "| $1 | ${R[awl3500.$2]:-} | ${R[awl1420s.$2]:-} | ${R[awl1420d.$2]:-} | ${R[boringtun.$2]:-} | $(ratio "${R[awl1420d.$2]:-}" "${R[boringtun.$2]:-}") |"
 }
 row "TCP 1 flow, Mbit/s" tcp1
 row "TCP 4 flows, Mbit/s" tcp4
@@ -191,7 +210,9 @@ row "UDP loss, %" udp_loss
 row "CPU seconds per GB (both daemons, TCP runs)" cpu_gb
 row "ping RTT idle, ms (raw veth: ${R[raw.rtt]:-})" rtt
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
-row "peak RSS of a daemon, kB" rss
+row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
+echo
+echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-} / ${R[awl3500.pkts]:-}; mtu 1420 stream: ${R[awl1420s.dgram]:-} / ${R[awl1420s.pkts]:-}; mtu 1420 datagrams: ${R[awl1420d.dgram]:-} / ${R[awl1420d.pkts]:-}."
 echo
 echo "awl idle RSS: ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
 if [ -s "$ROOT/dist/sizes.txt" ]; then

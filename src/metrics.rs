@@ -127,6 +127,12 @@ pub fn render(node: &Node) -> String {
         "Tunnel streams from unknown peers, closed unread.",
         g.rx_unknown_peer_streams,
     );
+    o.one(
+        "rx_unknown_peer_packets_total",
+        "counter",
+        "Tunnel datagrams from unknown peers, dropped.",
+        g.rx_unknown_peer_packets,
+    );
 
     struct Row {
         labels: String,
@@ -171,7 +177,7 @@ pub fn render(node: &Node) -> String {
         }
     }
     type Field = (&'static str, &'static str, fn(&PeerStats) -> u64);
-    let fields: [Field; 7] = [
+    let fields: [Field; 10] = [
         ("peer_tx_packets_total", "Packets sent to the peer.", |s| {
             s.tx_packets
         }),
@@ -202,6 +208,21 @@ pub fn render(node: &Node) -> String {
             "peer_rx_errors_total",
             "Malformed tunnel streams from the peer.",
             |s| s.rx_errors,
+        ),
+        (
+            "peer_tx_datagrams_total",
+            "Packets sent to the peer in QUIC datagrams (awl peers) instead of a stream.",
+            |s| s.tx_datagrams,
+        ),
+        (
+            "peer_rx_datagrams_total",
+            "Packets received from the peer in QUIC datagrams.",
+            |s| s.rx_datagrams,
+        ),
+        (
+            "peer_tx_delay_dropped_total",
+            "Bulk packets for the peer dropped by CoDel (queue delay stayed above 5 ms).",
+            |s| s.tx_delay_dropped,
         ),
     ];
     for (name, help, get) in fields {

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const STATUS_INTERVAL: Duration = Duration::from_secs(300);
 /// The state file is written at most this often (flash wear), and at shutdown.
 const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+/// Known peers dialled at once by the reconnect loop.
+const PARALLEL_DIALS: usize = 16;
 /// Pings per reconnect cycle, as AWL.
 const PINGS: usize = 5;
 
@@ -78,6 +80,7 @@ impl Node {
             DataplaneConfig {
                 peer_queue: cfg.main.peer_queue as usize,
                 tun_queue: cfg.main.peer_queue as usize * 2,
+                datagrams: cfg.main.datagrams,
             },
         );
         let discovery = crate::discovery::Discovery::new(host.clone(), &cfg);
@@ -526,11 +529,21 @@ impl Node {
                     .iter()
                     .map(|p| p.peer_id.clone())
                     .collect();
-                for id in ids {
-                    if !node.host.is_connected(&id) && node.connect(&id).await {
-                        log::info!("connected to {}", id.short());
+                // In parallel (bounded): a dead peer's 10 s handshake timeout must not hold up
+                // the others.
+                let mut dials = tokio::task::JoinSet::new();
+                for id in ids.into_iter().filter(|id| !node.host.is_connected(id)) {
+                    if dials.len() >= PARALLEL_DIALS {
+                        dials.join_next().await;
                     }
+                    let node = node.clone();
+                    dials.spawn(async move {
+                        if node.connect(&id).await {
+                            log::info!("connected to {}", id.short());
+                        }
+                    });
                 }
+                while dials.join_next().await.is_some() {}
                 // A new bootstrap connection makes DHT lookups possible: retry at once.
                 let _ = tokio::time::timeout(wait, node.discovery.bootstrap_up.notified()).await;
                 wait =

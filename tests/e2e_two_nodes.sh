@@ -38,6 +38,9 @@ IP_A_AT_B=$(ctl b peers --json | json "[p['ip'] for p in d if p['peer_id']=='$A'
 echo "a reaches b at $IP_B_AT_A, b reaches a at $IP_A_AT_B"
 check "ping a -> b through the mesh" ip netns exec awl-a ping -c 3 -W 2 "$IP_B_AT_A"
 check "ping b -> a through the mesh" ip netns exec awl-b ping -c 3 -W 2 "$IP_A_AT_B"
+FAST=$(ip netns exec awl-a ping -q -c 50 -i 0.02 -W 1 "$IP_B_AT_A" 2>&1 | grep -o '[0-9]* received' | cut -d' ' -f1)
+echo "50 pings 20 ms apart: ${FAST:-0} answered"
+check "a quick ping train gets through" test "${FAST:-0}" -ge 48
 
 iperf() { # NS_CLIENT TARGET [extra]
     ip netns exec "$1" iperf3 -c "$2" -t 3 -J "${@:3}" >"$WORK/iperf.json" 2>&1 || return 1
@@ -55,6 +58,11 @@ sleep 0.5
 PIDS+=("$(cat "$WORK/iperf-b.pid")" "$(cat "$WORK/iperf-a.pid")")
 echo "iperf3 TCP a -> b (3 s):"; check "iperf3 a -> b" iperf awl-a "$IP_B_AT_A"
 echo "iperf3 TCP b -> a (3 s):"; check "iperf3 b -> a" iperf awl-b "$IP_A_AT_B"
+# Both are awl nodes: the packets ride QUIC datagrams, not the stream tunnel.
+metric() { ctl "$1" metrics | awk -v m="awl_$2" '$1 ~ "^"m"([{]|$)" {s += $2} END {print s + 0}'; }
+DG=$(metric a peer_tx_datagrams_total); TX=$(metric a peer_tx_packets_total)
+echo "a sent $DG of $TX packets to b in QUIC datagrams"
+check "awl nodes use the datagram tunnel for most packets" test "$DG" -gt $((TX / 2))
 
 # The stranger.
 rx_b() { ip netns exec awl-b cat /sys/class/net/awl0/statistics/rx_packets; }
@@ -64,10 +72,10 @@ wait_for 10 sh -c "'$AWL_BIN' -c '$WORK/c.uci' peers --json | grep -q '\"connect
 BEFORE=$(rx_b)
 ip netns exec awl-c ping -c 5 -i 0.2 -W 1 "$IP_B_AT_C" >/dev/null 2>&1
 AFTER=$(rx_b)
-REFUSED=$(ctl b status --json | json "d['dropped']['rx_unknown_peer_streams']")
-echo "b's TUN rx packets before/after c's pings: $BEFORE/$AFTER; unknown-peer streams refused: $REFUSED"
+REFUSED=$(ctl b status --json | json "d['dropped']['rx_unknown_peer_streams'] + d['dropped']['rx_unknown_peer_packets']")
+echo "b's TUN rx packets before/after c's pings: $BEFORE/$AFTER; unknown-peer streams + datagrams refused: $REFUSED"
 check "stranger's packets never reach b's TUN" test "$BEFORE" = "$AFTER"
-check "stranger's tunnel streams are counted as refused" test "$REFUSED" -gt 0
+check "stranger's tunnel streams and datagrams are counted as refused" test "$REFUSED" -gt 0
 
 # kill -9 and restart.
 kill -9 "$PID_b"; sleep 0.5

@@ -50,7 +50,7 @@ test('settings declares the main options with the daemon\'s datatypes', () => {
 		assert.ok(o[name], `settings lacks ${name}`);
 	assert.equal(o.name.tab, 'general');
 	assert.equal(o.bootstrap.tab, 'advanced');
-	for (const name of ['use_relays', 'hole_punching', 'serve'])
+	for (const name of ['use_relays', 'hole_punching', 'datagrams', 'serve'])
 		assert.equal(o[name].kind, 'Flag', `${name} is a switch`);
 	assert.deepEqual(o.relay_for.choices, ['friends', 'all']);
 	assert.deepEqual(o.relay_for.deps, [['serve', '1']], 'relay options only when serving');

@@ -65,6 +65,7 @@ pub struct MainConfig {
     /// Hold relay reservations on bootstrap peers, so peers can reach us behind NAT.
     pub use_relays: bool,
     pub hole_punching: bool,
+    pub datagrams: bool,
     /// Serve as bootstrap (Kademlia server) and relay.
     pub serve: bool,
     pub relay_for: RelayFor,
@@ -207,6 +208,7 @@ fn unreachable_default() -> MainConfig {
         snat_lan: true,
         use_relays: true,
         hole_punching: true,
+        datagrams: true,
         serve: false,
         relay_for: RelayFor::Friends,
         relay_max_reservations: 128,
@@ -434,6 +436,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         lan_discovery: get_bool(v, MAIN, "lan_discovery"),
         use_relays: get_bool(v, MAIN, "use_relays"),
         hole_punching: get_bool(v, MAIN, "hole_punching"),
+        datagrams: get_bool(v, MAIN, "datagrams"),
         serve: get_bool(v, MAIN, "serve"),
         relay_for: match get_text(v, MAIN, "relay_for").as_deref() {
             Some("all") => RelayFor::All,

@@ -1,13 +1,15 @@
 //! The VPN data plane: IP packets between the TUN device and `/awl/0.3.0/tunnel/` streams.
 //!
 //! ```text
-//! TUN ──read──▶ route_outbound ──▶ per-peer bounded queue ──▶ sender task ──▶ tunnel stream
-//! TUN ◀─write── to_tun queue ◀── rewrite ◀── reader task per inbound stream ◀── tunnel stream
+//! TUN ──read──▶ route_outbound ──▶ per-peer queues ──▶ sender task ─┬▶ tunnel stream (AWL peers)
+//!                                 (interactive, bulk+CoDel)          └▶ QUIC datagrams (awl peers)
+//! TUN ◀─write── to_tun queue ◀── rewrite ◀── reader task per inbound stream / datagram handler
 //! ```
 //! Every packet lives in a pooled buffer; every queue is bounded; a full queue or an empty
 //! pool drops the packet and counts it. Nothing here blocks the TUN reader.
 
 pub mod pool;
+pub mod qos;
 pub mod stats;
 pub mod tun;
 
@@ -19,6 +21,7 @@ use crate::peers::{PeerTable, Relation};
 use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
 use crate::routes::{self, Prefix};
 use pool::{PacketBuf, PacketPool};
+use qos::{QueueRx, QueueTx};
 use stats::Stats;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -58,6 +61,8 @@ pub struct DataplaneConfig {
     pub peer_queue: usize,
     /// Packets waiting for the TUN device.
     pub tun_queue: usize,
+    /// Carry packets in QUIC datagrams to peers that take them (awl nodes).
+    pub datagrams: bool,
 }
 
 pub struct Dataplane {
@@ -65,7 +70,7 @@ pub struct Dataplane {
     peers: SharedPeers,
     pool: PacketPool,
     cfg: DataplaneConfig,
-    senders: Mutex<HashMap<PeerId, mpsc::Sender<(PacketBuf, GatewayDir)>>>,
+    senders: Mutex<HashMap<PeerId, QueueTx>>,
     to_tun: mpsc::Sender<PacketBuf>,
     routing: Mutex<Routing>,
     /// Addresses answered by the service stack, and its input queue.
@@ -125,6 +130,17 @@ impl Dataplane {
 
     /// Starts serving inbound tunnel streams.
     pub fn start(self: &Arc<Self>) {
+        if self.cfg.datagrams {
+            let dp = Arc::downgrade(self);
+            self.host.set_datagram_handler(
+                tunnel::DATAGRAM_PROTOCOL,
+                Arc::new(move |peer, d| {
+                    if let Some(dp) = dp.upgrade() {
+                        dp.receive_datagram(peer, &d);
+                    }
+                }),
+            );
+        }
         let mut inbound = self.host.register(tunnel::PROTOCOL, 64);
         let dp = self.clone();
         tokio::spawn(async move {
@@ -226,7 +242,7 @@ impl Dataplane {
             match senders.get(peer) {
                 Some(tx) if !tx.is_closed() => tx.clone(),
                 _ => {
-                    let (tx, rx) = mpsc::channel(self.cfg.peer_queue.max(1));
+                    let (tx, rx) = qos::peer_queue(self.cfg.peer_queue);
                     senders.insert(peer.clone(), tx.clone());
                     let dp = self.clone();
                     let p = peer.clone();
@@ -235,7 +251,7 @@ impl Dataplane {
                 }
             }
         };
-        if tx.try_send((pkt, dir)).is_err() {
+        if tx.push(pkt, dir).is_err() {
             self.stats.peer(peer, |s| s.tx_dropped += 1);
         }
     }
@@ -248,12 +264,9 @@ impl Dataplane {
             .remove(peer);
     }
 
-    /// One task per peer with traffic: owns the long-lived outbound stream, batches records.
-    async fn sender(
-        self: Arc<Self>,
-        peer: PeerId,
-        mut rx: mpsc::Receiver<(PacketBuf, GatewayDir)>,
-    ) {
+    /// One task per peer with traffic: sends packets as QUIC datagrams when the peer takes them
+    /// and they fit, else batches them as records on the long-lived outbound stream.
+    async fn sender(self: Arc<Self>, peer: PeerId, mut rx: QueueRx) {
         let mut stream: Option<SendStream> = None;
         let mut on_stream: u64 = 0;
         // Whether `stream` rides a relay: once a direct connection appears (hole punching),
@@ -271,17 +284,48 @@ impl Dataplane {
                 Ok(None) => break,
                 Ok(Some(p)) => p,
             };
+            // Looked up once per batch: the path can change between batches (hole punching).
+            let dgram = if self.cfg.datagrams {
+                self.host
+                    .datagram_path(&peer, tunnel::DATAGRAM_PROTOCOL)
+                    .and_then(|c| c.max_datagram_size().map(|m| (c, m)))
+            } else {
+                None
+            };
             batch.clear();
-            let mut count = 0u64;
-            let mut bytes = 0u64;
+            let mut taken = 0usize;
+            let (mut count, mut bytes) = (0u64, 0u64);
+            let mut dg = DatagramTally::default();
             let mut next = Some(first);
-            while let Some((p, dir)) = next.take() {
-                tunnel::push_record(&mut batch, dir, p.data());
-                count += 1;
-                bytes += p.len() as u64;
-                if (count as usize) < tunnel::BATCH && batch.len() < BATCH_BYTES {
-                    next = rx.try_recv().ok();
+            while let Some(q) = next.take() {
+                taken += 1;
+                match &dgram {
+                    // The trailer byte must fit as well.
+                    Some((conn, max)) if q.pkt.len() < *max => {
+                        dg.send(conn, q.pkt, q.dir).await;
+                    }
+                    _ => {
+                        tunnel::push_record(&mut batch, q.dir, q.pkt.data());
+                        count += 1;
+                        bytes += q.pkt.len() as u64;
+                    }
                 }
+                if taken < tunnel::BATCH && batch.len() < BATCH_BYTES {
+                    next = rx.try_recv();
+                }
+            }
+            let delay_dropped = rx.take_dropped();
+            if dg.any() || delay_dropped > 0 {
+                self.stats.peer(&peer, |s| {
+                    s.tx_packets += dg.sent;
+                    s.tx_bytes += dg.bytes;
+                    s.tx_datagrams += dg.sent;
+                    s.tx_dropped += dg.failed + delay_dropped;
+                    s.tx_delay_dropped += delay_dropped;
+                });
+            }
+            if count == 0 {
+                continue;
             }
             if stream_relayed && self.host.has_direct(&peer) {
                 if let Some(mut s) = stream.take() {
@@ -405,12 +449,31 @@ impl Dataplane {
                 .await
                 .map_err(|e| e.to_string())?;
             buf.set_len(h.len);
-            self.deliver(&peer, h.dir, buf);
+            self.deliver(&peer, h.dir, buf, false);
         }
     }
 
+    /// A QUIC datagram from `peer`: one packet with its direction trailer.
+    fn receive_datagram(&self, peer: &PeerId, d: &[u8]) {
+        let Ok((dir, pkt)) = tunnel::parse_datagram(d) else {
+            self.stats.peer(peer, |s| s.rx_errors += 1);
+            return;
+        };
+        if pkt.len() > self.pool.buffer_size() {
+            self.stats.peer(peer, |s| s.rx_errors += 1);
+            return;
+        }
+        let Some(mut buf) = self.pool.get() else {
+            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            return;
+        };
+        buf.space()[..pkt.len()].copy_from_slice(pkt);
+        buf.set_len(pkt.len());
+        self.deliver(peer, dir, buf, true);
+    }
+
     /// The receive-side rewrite and hand-off to the TUN writer.
-    fn deliver(&self, peer: &PeerId, dir: GatewayDir, mut buf: PacketBuf) {
+    fn deliver(&self, peer: &PeerId, dir: GatewayDir, mut buf: PacketBuf, datagram: bool) {
         if packet::ip_version(buf.data()) != 4 {
             self.stats.peer(peer, |s| s.rx_dropped += 1);
             return;
@@ -419,7 +482,11 @@ impl Dataplane {
             let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             match t.get(peer) {
                 Some(p) => (p.ip, t.own_ip(), p.allow_exit, p.allow_lan),
-                None => return,
+                None => {
+                    // Streams from strangers are refused earlier; datagrams end here.
+                    self.stats.global(|g| g.rx_unknown_peer_packets += 1);
+                    return;
+                }
             }
         };
         let d = buf.data();
@@ -461,9 +528,46 @@ impl Dataplane {
             Ok(()) => self.stats.peer(peer, |s| {
                 s.rx_packets += 1;
                 s.rx_bytes += len;
+                s.rx_datagrams += u64::from(datagram);
             }),
             Err(_) => self.stats.peer(peer, |s| s.rx_dropped += 1),
         }
+    }
+}
+
+/// Datagrams sent in one batch, counted once per batch (one stats lock).
+#[derive(Default)]
+struct DatagramTally {
+    sent: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+impl DatagramTally {
+    /// Sends one packet with its direction trailer; the pooled buffer itself goes to quinn.
+    /// Waits while quinn's small datagram buffer is full (backpressure to the peer queue).
+    async fn send(&mut self, conn: &quinn::Connection, mut pkt: PacketBuf, dir: GatewayDir) {
+        let len = pkt.len();
+        if len >= pkt.space().len() {
+            self.failed += 1;
+            return;
+        }
+        pkt.space()[len] = tunnel::dir_byte(dir);
+        pkt.set_len(len + 1);
+        match conn.send_datagram_wait(bytes::Bytes::from_owner(pkt)).await {
+            Ok(()) => {
+                self.sent += 1;
+                self.bytes += len as u64;
+            }
+            Err(e) => {
+                log::debug!("tunnel datagram: {e}");
+                self.failed += 1;
+            }
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.sent + self.failed > 0
     }
 }
 
@@ -475,3 +579,6 @@ fn forwardable(ip: Ipv4Addr) -> bool {
         || ip.is_broadcast()
         || ip.is_unspecified())
 }
+
+#[cfg(test)]
+mod tests;

@@ -119,6 +119,14 @@ impl PacketBuf {
     }
 }
 
+/// Lets a packet become `bytes::Bytes` (`Bytes::from_owner`) without a copy: the buffer goes
+/// back to the pool when the last `Bytes` is dropped.
+impl AsRef<[u8]> for PacketBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
 impl Drop for PacketBuf {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {

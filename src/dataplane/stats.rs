@@ -15,6 +15,11 @@ pub struct PeerStats {
     pub rx_bytes: u64,
     pub rx_dropped: u64,
     pub rx_errors: u64,
+    /// Of `tx_packets`/`rx_packets`: carried in QUIC datagrams (awl peers), not on a stream.
+    pub tx_datagrams: u64,
+    pub rx_datagrams: u64,
+    /// Of `tx_dropped`: dropped by CoDel because the queue's delay stayed too long.
+    pub tx_delay_dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub struct GlobalStats {
     pub tx_too_big: u64,
     /// Tunnel streams from peers we don't know, closed unread.
     pub rx_unknown_peer_streams: u64,
+    /// Tunnel datagrams (or packets) from peers we don't know, dropped.
+    pub rx_unknown_peer_packets: u64,
 }
 
 #[derive(Default)]
@@ -70,6 +77,9 @@ impl Stats {
             t.rx_bytes += s.rx_bytes;
             t.rx_dropped += s.rx_dropped;
             t.rx_errors += s.rx_errors;
+            t.tx_datagrams += s.tx_datagrams;
+            t.rx_datagrams += s.rx_datagrams;
+            t.tx_delay_dropped += s.tx_delay_dropped;
             t
         })
     }

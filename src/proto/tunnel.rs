@@ -77,6 +77,39 @@ impl RecordHeader {
     }
 }
 
+/// Between awl nodes only (both list it in identify): one packet per QUIC DATAGRAM frame
+/// (RFC 9221) instead of a record on a stream, so TCP inside does not run over a reliable,
+/// ordered stream. AWL peers never see it and keep the stream tunnel.
+pub const DATAGRAM_PROTOCOL: &str = "/awl-rs/tunnel-datagram/1.0.0";
+
+/// A datagram is the IP packet followed by one byte of gateway direction (a trailer, so the
+/// pooled packet buffer is sent as it is, without a copy).
+pub fn dir_byte(dir: GatewayDir) -> u8 {
+    match dir {
+        GatewayDir::None => 0,
+        GatewayDir::Forward => 1,
+        GatewayDir::Return => 2,
+    }
+}
+
+/// The packet and direction of a tunnel datagram.
+pub fn parse_datagram(d: &[u8]) -> Result<(GatewayDir, &[u8]), DatagramError> {
+    let Some((&dir, pkt)) = d.split_last() else {
+        return Err(DatagramError);
+    };
+    let dir = match dir {
+        0 => GatewayDir::None,
+        1 => GatewayDir::Forward,
+        2 => GatewayDir::Return,
+        _ => return Err(DatagramError),
+    };
+    Ok((dir, pkt))
+}
+
+/// An empty datagram or an unknown direction byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramError;
+
 /// Appends one record to a write batch.
 pub fn push_record(out: &mut Vec<u8>, dir: GatewayDir, packet: &[u8]) {
     out.extend_from_slice(
@@ -92,6 +125,16 @@ pub fn push_record(out: &mut Vec<u8>, dir: GatewayDir, packet: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagram_trailer_round_trips_and_rejects_garbage() {
+        for dir in [GatewayDir::None, GatewayDir::Forward, GatewayDir::Return] {
+            let d = [0x45, 0, 0, 20, dir_byte(dir)];
+            assert_eq!(parse_datagram(&d), Ok((dir, &d[..4])));
+        }
+        assert_eq!(parse_datagram(&[]), Err(DatagramError));
+        assert_eq!(parse_datagram(&[0x45, 3]), Err(DatagramError));
+    }
 
     #[test]
     fn headers_match_the_reference_bytes() {

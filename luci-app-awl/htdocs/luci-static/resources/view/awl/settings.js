@@ -70,6 +70,9 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'hole_punching', _('Hole punching'), _('Upgrade relayed connections to direct ones'));
 		o.default = '1';
 
+		o = s.taboption('network', form.Flag, 'datagrams', _('Datagram tunnel'), _('Carry packets to other awl routers in QUIC datagrams (AWL peers keep the stream tunnel)'));
+		o.default = '1';
+
 		o = s.taboption('network', form.Flag, 'services', _('Local services'), _('Ping, DNS for <peer>.awl names and a status page on the service address'));
 		o.default = '1';
 

@@ -1,0 +1,176 @@
+//! Two data planes on loopback QUIC hosts: which path packets take between awl nodes.
+
+use super::*;
+use crate::identity::Keypair;
+use crate::packet::tests::build;
+use crate::peers::PeerTable;
+
+const T: Duration = Duration::from_secs(10);
+const OWN: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);
+
+struct Node {
+    host: Host,
+    dp: Arc<Dataplane>,
+    to_tun: mpsc::Receiver<PacketBuf>,
+    peers: SharedPeers,
+}
+
+async fn node(datagrams: bool) -> Node {
+    let host = Host::loopback().await;
+    let peers = Arc::new(Mutex::new(PeerTable::new(host.peer_id(), OWN, 16, 8)));
+    let cfg = DataplaneConfig {
+        peer_queue: 64,
+        tun_queue: 64,
+        datagrams,
+    };
+    let (dp, to_tun) = Dataplane::new(host.clone(), peers.clone(), PacketPool::new(64, 3586), cfg);
+    dp.start();
+    Node {
+        host,
+        dp,
+        to_tun,
+        peers,
+    }
+}
+
+/// Makes `a` and `b` friends (b is 10.66.0.2 on a, a is 10.66.0.3 on b), connected and
+/// identified both ways.
+async fn befriend(a: &Node, b: &Node) {
+    let (ia, ib) = (a.host.peer_id(), b.host.peer_id());
+    a.peers
+        .lock()
+        .unwrap()
+        .add(ib.clone(), None, Some(Ipv4Addr::new(10, 66, 0, 2)), true)
+        .unwrap();
+    b.peers
+        .lock()
+        .unwrap()
+        .add(ia.clone(), None, Some(Ipv4Addr::new(10, 66, 0, 3)), true)
+        .unwrap();
+    a.host.dial(&b.host.listen_addrs()[0]).await.unwrap();
+    a.host.identify(&ib).await.unwrap();
+    b.host.identify(&ia).await.unwrap();
+}
+
+fn packet(pool: &PacketPool, proto: u8, payload: usize) -> PacketBuf {
+    let l4 = vec![7u8; payload];
+    let p = build(proto, [10, 66, 0, 1], [10, 66, 0, 2], &l4);
+    let mut b = pool.get().unwrap();
+    b.space()[..p.len()].copy_from_slice(&p);
+    b.set_len(p.len());
+    b
+}
+
+/// Sends a bulk (UDP) and an interactive (ICMP) packet from a to b; returns what b's TUN got.
+async fn exchange(a: &Node, b: &mut Node) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for proto in [17, 1] {
+        a.dp.route_outbound(packet(a.dp.pool(), proto, 900));
+        let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+        got.push(p.data().to_vec());
+    }
+    got
+}
+
+use tokio::time::timeout;
+
+#[tokio::test]
+async fn awl_nodes_carry_packets_in_datagrams() {
+    let a = node(true).await;
+    let mut b = node(true).await;
+    befriend(&a, &b).await;
+    let got = exchange(&a, &mut b).await;
+    for p in &got {
+        // Rewritten on receipt: from a's address on b, to b's own address.
+        assert_eq!(&p[12..16], &[10, 66, 0, 3]);
+        assert_eq!(&p[16..20], &[10, 66, 0, 1]);
+        assert_eq!(p.len(), 920);
+    }
+    assert_eq!(got[0][9], 17);
+    assert_eq!(got[1][9], 1);
+    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
+    let recv = b.dp.stats.peer_snapshot(&a.host.peer_id());
+    assert_eq!((sent.tx_packets, sent.tx_datagrams), (2, 2));
+    assert_eq!((recv.rx_packets, recv.rx_datagrams), (2, 2));
+}
+
+#[tokio::test]
+async fn a_peer_without_datagrams_gets_the_stream_tunnel() {
+    // b stands for an AWL (Go) node: it does not list the datagram protocol.
+    let a = node(true).await;
+    let mut b = node(false).await;
+    befriend(&a, &b).await;
+    assert!(!a
+        .host
+        .identify_info(&b.host.peer_id())
+        .unwrap()
+        .protocols
+        .iter()
+        .any(|p| p == tunnel::DATAGRAM_PROTOCOL));
+    let got = exchange(&a, &mut b).await;
+    assert_eq!(got.len(), 2);
+    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
+    let recv = b.dp.stats.peer_snapshot(&a.host.peer_id());
+    assert_eq!((sent.tx_packets, sent.tx_datagrams), (2, 0));
+    assert_eq!((recv.rx_packets, recv.rx_datagrams), (2, 0));
+}
+
+#[tokio::test]
+async fn packets_too_big_for_a_datagram_take_the_stream() {
+    let a = node(true).await;
+    let mut b = node(true).await;
+    befriend(&a, &b).await;
+    a.dp.route_outbound(packet(a.dp.pool(), 17, 3000));
+    let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(p.len(), 3020);
+    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
+    assert_eq!((sent.tx_packets, sent.tx_datagrams), (1, 0));
+}
+
+#[tokio::test]
+async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
+    let a = node(true).await;
+    let mut b = node(true).await;
+    befriend(&a, &b).await;
+    // A stranger with its own identity: b lists the protocol to it too, but drops its packets.
+    let c = Host::start(
+        Keypair::generate(),
+        crate::p2p::HostConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+    )
+    .await
+    .unwrap();
+    c.dial(&b.host.listen_addrs()[0]).await.unwrap();
+    c.identify(&b.host.peer_id()).await.unwrap();
+    let conn = c
+        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .expect("b takes datagrams");
+    let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
+    d.push(0);
+    conn.send_datagram(bytes::Bytes::from(d.clone())).unwrap();
+    // From a friend: a bad trailer, then a good one (which must still arrive).
+    let conn = a
+        .host
+        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .unwrap();
+    let mut bad = d.clone();
+    *bad.last_mut().unwrap() = 9;
+    conn.send_datagram(bytes::Bytes::from(bad)).unwrap();
+    conn.send_datagram(bytes::Bytes::from(d)).unwrap();
+    let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        &p.data()[12..16],
+        &[10, 66, 0, 3],
+        "only the friend's packet"
+    );
+    // The stranger's datagram may arrive after the friend's: wait for its count.
+    let deadline = tokio::time::Instant::now() + T;
+    while b.dp.stats.global_snapshot().rx_unknown_peer_packets == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stranger not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_errors, 1);
+    assert!(b.to_tun.try_recv().is_err());
+}
