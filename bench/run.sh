@@ -25,6 +25,11 @@ command -v wg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 command -v wg >/dev/null || { echo "bench: wg (wireguard-tools) missing"; exit 1; }
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin awl || exit 1
 AWL=$ROOT/target/release/awl
+# The binary that ships (static musl, size flags) when `bash cross/build.sh --size-flags
+# x86_64-unknown-linux-musl` made one: measured as well, for memory above all (the host build
+# maps glibc, ~1.3 MB of its RSS).
+SHIP=${BENCH_SHIP:-$ROOT/dist/x86_64-unknown-linux-musl/awl}
+[ -x "$SHIP" ] || SHIP=
 WORK=$(mktemp -d /tmp/awl-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -120,13 +125,18 @@ write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
 # AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
 # stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
-for V in 3500:1 1420:0 1420:1; do
-    MTU=${V%:*}; DGRAM=${V#*:}
-    NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
+for V in 3500:1 1420:0 1420:1 ${SHIP:+ship}; do
+    BIN=$AWL
+    if [ "$V" = ship ]; then
+        BIN=$SHIP; MTU=1420; DGRAM=1; NAME=awlship
+    else
+        MTU=${V%:*}; DGRAM=${V#*:}
+        NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
+    fi
     write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
     write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
-    ip netns exec bn-a taskset -c 0 "$AWL" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
-    ip netns exec bn-b taskset -c 0 "$AWL" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
+    ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
+    ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
     for _ in $(seq 100); do
         "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" && break
         sleep 0.2
@@ -163,8 +173,8 @@ ip netns exec bn-a ping -c 3 -W 1 10.99.0.2 >/dev/null 2>&1
 run_vpn boringtun 10.99.0.2 10.99.0.2 "$BT_a" "$BT_b"
 
 # --- awl idle RSS with 1 and 20 peers ---
-idle_rss() { # N peers -> kB after 5 s
-    local n=$1 f="$WORK/idle.uci" pid
+idle_rss() { # N peers [BINARY] -> kB after 5 s
+    local n=$1 bin=${2:-$AWL} f="$WORK/idle.uci" pid
     rm -rf "$WORK/idle"; mkdir -p "$WORK/idle"
     cat >"$f" <<EOF
 config awl 'main'
@@ -183,7 +193,7 @@ EOF
         id=$(AWL_DATA_DIR="$WORK/idk$i" "$AWL" -d "$WORK/idk$i" id 2>/dev/null)
         printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "$id" >>"$f"
     done
-    ip netns exec bn-a "$AWL" -c "$f" run 2>/dev/null & pid=$!
+    ip netns exec bn-a "$bin" -c "$f" run 2>/dev/null & pid=$!
     sleep 5
     rss_kb "$pid"
     kill "$pid"; wait "$pid" 2>/dev/null
@@ -191,6 +201,9 @@ EOF
 R[idle1]=$(idle_rss 1)
 R[idle10]=$(idle_rss 10)
 R[idle100]=$(idle_rss 100)
+if [ -n "$SHIP" ]; then
+    R[ship1]=$(idle_rss 1 "$SHIP"); R[ship10]=$(idle_rss 10 "$SHIP"); R[ship100]=$(idle_rss 100 "$SHIP")
+fi
 
 ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(round(a/b,2) if b else '-')"; }
 {
@@ -214,7 +227,13 @@ row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
 echo
 echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-} / ${R[awl3500.pkts]:-}; mtu 1420 stream: ${R[awl1420s.dgram]:-} / ${R[awl1420s.pkts]:-}; mtu 1420 datagrams: ${R[awl1420d.dgram]:-} / ${R[awl1420d.pkts]:-}."
 echo
-echo "awl idle RSS: ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
+echo "awl idle RSS (host build, glibc): ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
+if [ -n "$SHIP" ]; then
+    echo
+    echo "The shipped build (static musl, size flags: $SHIP):"
+    echo "idle RSS ${R[ship1]:-} kB with 1 configured peer, ${R[ship10]:-} kB with 10, ${R[ship100]:-} kB with 100 ($(python3 -c "print(round((${R[ship100]:-0}-${R[ship1]:-0})/99,1))") kB per idle peer);"
+    echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms, under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
+fi
 if [ -s "$ROOT/dist/sizes.txt" ]; then
     echo
     echo "Binary sizes (dist/sizes.txt from the last cross build):"

@@ -196,7 +196,11 @@ impl<'a> Ipv4<'a> {
             acc = acc.wrapping_add(u32::from(!u16::from_be_bytes([c[0], c[1]])));
         }
         acc = sum16(&self.buf[12..20], acc);
-        let c = fold(acc);
+        let mut c = fold(acc);
+        if self.protocol() == PROTO_UDP && c == 0 {
+            // 0 means "no checksum" in UDP; the same sum is sent as all ones.
+            c = 0xffff;
+        }
         self.buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
     }
 }
@@ -209,6 +213,26 @@ pub fn rewrite(
     src: Option<Ipv4Addr>,
     dst: Option<Ipv4Addr>,
 ) -> Result<(), PacketError> {
+    rewrite_with(pkt, src, dst, true)
+}
+
+/// The rewrite with an incremental L4 checksum update (RFC 1624) instead of summing the whole
+/// segment: for packets from awl nodes, which send only complete checksums (their TUN has no
+/// offloads). An AWL sender's packets keep the full recompute AWL's receivers do.
+pub fn rewrite_incremental(
+    pkt: &mut [u8],
+    src: Option<Ipv4Addr>,
+    dst: Option<Ipv4Addr>,
+) -> Result<(), PacketError> {
+    rewrite_with(pkt, src, dst, false)
+}
+
+fn rewrite_with(
+    pkt: &mut [u8],
+    src: Option<Ipv4Addr>,
+    dst: Option<Ipv4Addr>,
+    full: bool,
+) -> Result<(), PacketError> {
     let mut ip = Ipv4::new_checked(pkt)?;
     let mut old = [0u8; 8];
     old.copy_from_slice(&ip.buf[12..20]);
@@ -220,7 +244,7 @@ pub fn rewrite(
     }
     ip.fill_header_checksum();
     match ip.fragment() {
-        (0, false) => ip.fill_l4_checksum(),
+        (0, false) if full => ip.fill_l4_checksum(),
         _ => ip.adjust_l4_checksum(old),
     }
     Ok(())
@@ -321,6 +345,28 @@ pub mod tests {
             .unwrap();
             let want = build(proto, [10, 66, 0, 3], [10, 66, 0, 1], &l4);
             assert_eq!(got, want, "proto {proto}");
+        }
+    }
+
+    #[test]
+    fn incremental_rewrite_gives_the_same_bytes_as_the_full_one() {
+        for (proto, l4) in [
+            (PROTO_TCP, tcp(b"odd-length!")),
+            (PROTO_TCP, tcp(&[0xffu8; 1380])),
+            (PROTO_UDP, udp(b"dns?")),
+            (PROTO_UDP, udp(&[0u8; 3])),
+            (PROTO_ICMP, vec![8, 0, 0xf7, 0xff, 0, 0, 0, 0]),
+        ] {
+            for (src, dst) in [
+                ([10, 66, 0, 3], [10, 66, 0, 1]),
+                ([255, 255, 255, 255], [0, 0, 0, 0]),
+                ([0, 0, 0, 0], [255, 255, 255, 254]),
+            ] {
+                let mut got = build(proto, [10, 66, 0, 1], [10, 66, 0, 9], &l4);
+                rewrite_incremental(&mut got, Some(src.into()), Some(dst.into())).unwrap();
+                let want = build(proto, src, dst, &l4);
+                assert_eq!(got, want, "proto {proto} {src:?} {dst:?}");
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 # same switch makes 1000 QUIC+TLS handshakes to B (each identifies and pings, as anyone on the
 # internet may), and a stranger that believes it is B's friend keeps sending it tunnel
 # streams. B's peak RSS stays under a stated bound, the legitimate flow keeps a stated share of
-# its rate, the strangers' streams are refused and counted, and B still answers afterwards.
+# its rate, the strangers' streams and datagrams are refused and counted, and B still answers afterwards.
 source "$(dirname "$0")/lib.sh"
 need_root
 find_awl || exit 1
@@ -65,9 +65,10 @@ check "the flood's handshakes completed (b kept answering)" test "$OK_PINGS" -ge
 SHARE=$(( BASE > 0 ? UNDER * 100 / BASE : 0 ))
 echo "    the legitimate flow kept $SHARE % of its rate (bound $MIN_SHARE %)"
 check "the legitimate flow keeps >= $MIN_SHARE % of its rate" test "$SHARE" -ge "$MIN_SHARE"
-REFUSED=$(ctl b status --json | json "d['dropped']['rx_unknown_peer_streams']")
-echo "    stranger's tunnel streams refused: $REFUSED"
-check "the stranger's tunnel streams were refused and counted" test "$REFUSED" -gt 0
+# An awl stranger sends QUIC datagrams (b lists them in identify to anyone); an AWL one, streams.
+REFUSED=$(ctl b status --json | json "d['dropped']['rx_unknown_peer_streams'] + d['dropped']['rx_unknown_peer_packets']")
+echo "    stranger's tunnel streams and datagrams refused: $REFUSED"
+check "the stranger's tunnel traffic was refused and counted" test "$REFUSED" -gt 0
 check "b still answers a after the flood" ip netns exec awl-a ping -c 2 -W 2 "$IP_B"
 check "b's connection count is back to a handful" sh -c \
     "[ \$('$AWL_BIN' -c '$WORK/b.uci' metrics | awk '/^awl_connections\\{path=\"direct\"\\}/ {print \$2}') -le 5 ]"

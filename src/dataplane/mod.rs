@@ -72,7 +72,8 @@ pub struct Dataplane {
     cfg: DataplaneConfig,
     senders: Mutex<HashMap<PeerId, QueueTx>>,
     to_tun: mpsc::Sender<PacketBuf>,
-    routing: Mutex<Routing>,
+    /// Swapped whole on change; a packet takes a reference, not a copy.
+    routing: Mutex<Arc<Routing>>,
     /// Addresses answered by the service stack, and its input queue.
     /// Set once at start; read per packet without a lock.
     services: std::sync::OnceLock<(Vec<Ipv4Addr>, mpsc::Sender<PacketBuf>)>,
@@ -95,7 +96,7 @@ impl Dataplane {
             cfg,
             senders: Mutex::new(HashMap::new()),
             to_tun,
-            routing: Mutex::new(Routing::default()),
+            routing: Mutex::new(Arc::new(Routing::default())),
             services: std::sync::OnceLock::new(),
             stats: Arc::new(Stats::default()),
         });
@@ -118,14 +119,11 @@ impl Dataplane {
     }
 
     pub fn set_routing(&self, r: Routing) {
-        *self.routing.lock().unwrap_or_else(|e| e.into_inner()) = r;
+        *self.routing.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
     }
 
     pub fn routing(&self) -> Routing {
-        self.routing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        Routing::clone(&self.routing.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Starts serving inbound tunnel streams.
@@ -514,10 +512,17 @@ impl Dataplane {
             self.stats.peer(peer, |s| s.rx_dropped += 1);
             return;
         }
-        let rewritten = match dir {
-            GatewayDir::None => packet::rewrite(buf.data_mut(), Some(peer_ip), Some(own_ip)),
-            GatewayDir::Forward => packet::rewrite(buf.data_mut(), Some(peer_ip), None),
-            GatewayDir::Return => packet::rewrite(buf.data_mut(), None, Some(own_ip)),
+        let (src, dst) = match dir {
+            GatewayDir::None => (Some(peer_ip), Some(own_ip)),
+            GatewayDir::Forward => (Some(peer_ip), None),
+            GatewayDir::Return => (None, Some(own_ip)),
+        };
+        // Datagrams come only from awl nodes: their checksums are complete, so an incremental
+        // update is enough; stream packets may come from AWL and get its full recompute.
+        let rewritten = if datagram {
+            packet::rewrite_incremental(buf.data_mut(), src, dst)
+        } else {
+            packet::rewrite(buf.data_mut(), src, dst)
         };
         if rewritten.is_err() {
             self.stats.peer(peer, |s| s.rx_dropped += 1);
