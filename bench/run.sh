@@ -138,7 +138,7 @@ for V in 3500:1 1420:0 1420:1 ${SHIP:+ship}; do
     ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
     ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
     for _ in $(seq 100); do
-        "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" && break
+        "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" 2>/dev/null && break
         sleep 0.2
     done
     AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print([p['ip'] for p in json.load(sys.stdin) if p['peer_id'] == sys.argv[1]][0])" "$B")

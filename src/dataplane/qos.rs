@@ -248,38 +248,20 @@ mod tests {
 
     #[test]
     fn interactive_traffic_is_recognised() {
-        assert_eq!(classify(&ipv4(1400, 6, 0, 40000, 5201)), Class::Bulk);
-        assert_eq!(classify(&ipv4(1400, 17, 0, 40000, 443)), Class::Bulk);
-        assert_eq!(
-            classify(&ipv4(1400, 17, 46, 40000, 443)),
-            Class::Interactive,
-            "EF"
-        );
-        assert_eq!(
-            classify(&ipv4(1400, 6, 48, 179, 40000)),
-            Class::Interactive,
-            "CS6"
-        );
-        assert_eq!(
-            classify(&ipv4(1400, 1, 0, 0, 0)),
-            Class::Interactive,
-            "ICMP"
-        );
-        assert_eq!(
-            classify(&ipv4(600, 17, 0, 40000, 53)),
-            Class::Interactive,
-            "DNS"
-        );
-        assert_eq!(
-            classify(&ipv4(600, 6, 0, 53, 40000)),
-            Class::Interactive,
-            "DNS/TCP"
-        );
-        assert_eq!(
-            classify(&ipv4(52, 6, 0, 40000, 5201)),
-            Class::Interactive,
-            "ACK"
-        );
+        use Class::{Bulk, Interactive};
+        let cases = [
+            ("TCP bulk", ipv4(1400, 6, 0, 40000, 5201), Bulk),
+            ("QUIC bulk", ipv4(1400, 17, 0, 40000, 443), Bulk),
+            ("EF", ipv4(1400, 17, 46, 40000, 443), Interactive),
+            ("CS6", ipv4(1400, 6, 48, 179, 40000), Interactive),
+            ("ICMP", ipv4(1400, 1, 0, 0, 0), Interactive),
+            ("DNS", ipv4(600, 17, 0, 40000, 53), Interactive),
+            ("DNS/TCP", ipv4(600, 6, 0, 53, 40000), Interactive),
+            ("ACK", ipv4(52, 6, 0, 40000, 5201), Interactive),
+        ];
+        for (what, pkt, class) in cases {
+            assert_eq!(classify(&pkt), class, "{what}");
+        }
         assert_eq!(classify(&[0x45, 0, 0]), Class::Interactive, "runt");
         // A later fragment has no ports: bytes 20..24 are payload.
         let mut frag = ipv4(600, 17, 0, 40000, 53);

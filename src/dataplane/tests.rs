@@ -74,6 +74,16 @@ async fn exchange(a: &Node, b: &mut Node) -> Vec<Vec<u8>> {
 
 use tokio::time::timeout;
 
+/// (packets, of them datagrams) a sent to b, and b received from a.
+fn counts(a: &Node, b: &Node) -> ((u64, u64), (u64, u64)) {
+    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
+    let recv = b.dp.stats.peer_snapshot(&a.host.peer_id());
+    (
+        (sent.tx_packets, sent.tx_datagrams),
+        (recv.rx_packets, recv.rx_datagrams),
+    )
+}
+
 #[tokio::test]
 async fn awl_nodes_carry_packets_in_datagrams() {
     let a = node(true).await;
@@ -88,10 +98,7 @@ async fn awl_nodes_carry_packets_in_datagrams() {
     }
     assert_eq!(got[0][9], 17);
     assert_eq!(got[1][9], 1);
-    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
-    let recv = b.dp.stats.peer_snapshot(&a.host.peer_id());
-    assert_eq!((sent.tx_packets, sent.tx_datagrams), (2, 2));
-    assert_eq!((recv.rx_packets, recv.rx_datagrams), (2, 2));
+    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
 }
 
 #[tokio::test]
@@ -109,10 +116,7 @@ async fn a_peer_without_datagrams_gets_the_stream_tunnel() {
         .any(|p| p == tunnel::DATAGRAM_PROTOCOL));
     let got = exchange(&a, &mut b).await;
     assert_eq!(got.len(), 2);
-    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
-    let recv = b.dp.stats.peer_snapshot(&a.host.peer_id());
-    assert_eq!((sent.tx_packets, sent.tx_datagrams), (2, 0));
-    assert_eq!((recv.rx_packets, recv.rx_datagrams), (2, 0));
+    assert_eq!(counts(&a, &b), ((2, 0), (2, 0)));
 }
 
 #[tokio::test]
@@ -123,8 +127,7 @@ async fn packets_too_big_for_a_datagram_take_the_stream() {
     a.dp.route_outbound(packet(a.dp.pool(), 17, 3000));
     let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(p.len(), 3020);
-    let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
-    assert_eq!((sent.tx_packets, sent.tx_datagrams), (1, 0));
+    assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));
 }
 
 #[tokio::test]
