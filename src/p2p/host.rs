@@ -331,7 +331,9 @@ impl Host {
         let punch_socket = socket.try_clone()?;
         let runtime =
             quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
-        let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
+        let socket = super::udp::wrap(socket, runtime.as_ref())?;
+        let endpoint =
+            quinn::Endpoint::new_with_abstract_socket(endpoint_cfg, Some(server), socket, runtime)?;
         let (events, _) = broadcast::channel(64);
         let peer_id = keypair.peer_id();
         let stream_limit = crate::ratelimit::RateLimiter::new(

@@ -19,6 +19,7 @@ pub mod relay_service;
 pub mod secure;
 pub mod stream;
 pub mod tls;
+pub mod udp;
 pub mod varint;
 
 pub use host::{Error, Host, HostConfig, HostEvent, Stream};
