@@ -112,23 +112,26 @@ config awl 'main'
 	option control_socket '$WORK/$1/awl.sock'
 EOF
     [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
-    # Nine more configured peers that never answer: "10 peers under load".
-    for i in $(seq "$EXTRA_PEERS"); do
+    # More configured peers that never answer: "10 peers under load" (or 100).
+    for i in $(seq "${EXTRA:-$EXTRA_PEERS}"); do
         printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "${FAKE_IDS[$i]}" >>"$WORK/$1.uci"
     done
 }
 EXTRA_PEERS=${BENCH_EXTRA_PEERS:-9}
 FAKE_IDS=()
-for i in $(seq "$EXTRA_PEERS"); do FAKE_IDS[$i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
+for i in $(seq 99); do FAKE_IDS[$i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
 # AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
 # stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
-for V in 3500:1 1420:0 1420:1 ${SHIP:+ship}; do
-    BIN=$AWL
+for V in 3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}; do
+    BIN=$AWL; EXTRA=
     if [ "$V" = ship ]; then
         BIN=$SHIP; MTU=1420; DGRAM=1; NAME=awlship
+    elif [ "$V" = peers100 ]; then
+        # Per-packet cost with 100 configured peers (99 idle).
+        MTU=1420; DGRAM=1; NAME=awl100; EXTRA=99
     else
         MTU=${V%:*}; DGRAM=${V#*:}
         NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
@@ -228,6 +231,8 @@ echo
 echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-} / ${R[awl3500.pkts]:-}; mtu 1420 stream: ${R[awl1420s.dgram]:-} / ${R[awl1420s.pkts]:-}; mtu 1420 datagrams: ${R[awl1420d.dgram]:-} / ${R[awl1420d.pkts]:-}."
 echo
 echo "awl idle RSS (host build, glibc): ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
+echo
+echo "With 100 configured peers (99 never answer), mtu 1420 with datagrams: TCP 1 flow ${R[awl100.tcp1]:-} Mbit/s, 4 flows ${R[awl100.tcp4]:-}, CPU ${R[awl100.cpu_gb]:-} s/GB, peak RSS ${R[awl100.rss]:-} kB."
 if [ -n "$SHIP" ]; then
     echo
     echo "The shipped build (static musl, size flags: $SHIP):"

@@ -158,6 +158,7 @@ pub async fn run(
         address: cfg.main.address,
         prefix: cfg.main.prefix,
         mtu: cfg.main.mtu,
+        offload: cfg.main.tun_offload,
     };
     let name = cfg.main.name.clone();
     let node = Node::new(host.clone(), cfg, config_path, &data_dir);

@@ -133,6 +133,12 @@ pub fn render(node: &Node) -> String {
         "Tunnel datagrams from unknown peers, dropped.",
         g.rx_unknown_peer_packets,
     );
+    o.one(
+        "tun_super_packets_total",
+        "counter",
+        "TCP super-packets read from the TUN (TSO offload) and cut into segments.",
+        g.tun_super_packets,
+    );
 
     struct Row {
         labels: String,

@@ -790,11 +790,12 @@ impl Node {
     }
 
     /// Attaches a TUN device: starts its reader and writer.
-    pub fn attach_tun(self: &Arc<Self>, dev: Arc<::tun::AsyncDevice>, name: String) {
+    pub fn attach_tun(self: &Arc<Self>, tun: dataplane::tun::Tun, name: String) {
         *lock(&self.tun_name) = Some(name);
-        tokio::spawn(dataplane::tun::reader(dev.clone(), self.dp.clone()));
+        let tun = Arc::new(tun);
+        tokio::spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
         if let Some(rx) = lock(&self.from_mesh).take() {
-            tokio::spawn(dataplane::tun::writer(dev, rx));
+            tokio::spawn(dataplane::tun::writer(tun, rx));
         }
     }
 }

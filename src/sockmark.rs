@@ -6,14 +6,28 @@ use std::io;
 use std::os::fd::RawFd;
 
 pub fn set(fd: RawFd) -> io::Result<()> {
-    let mark: libc::c_int = crate::lan::FWMARK as libc::c_int;
+    setsockopt_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_MARK,
+        crate::lan::FWMARK as libc::c_int,
+    )
+}
+
+/// `setsockopt` with an `int` value.
+pub fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid fd and a c_int option value of the right size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&mark as *const libc::c_int).cast(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

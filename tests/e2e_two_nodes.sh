@@ -63,6 +63,11 @@ metric() { ctl "$1" metrics | awk -v m="awl_$2" '$1 ~ "^"m"([{]|$)" {s += $2} EN
 DG=$(metric a peer_tx_datagrams_total); TX=$(metric a peer_tx_packets_total)
 echo "a sent $DG of $TX packets to b in QUIC datagrams"
 check "awl nodes use the datagram tunnel for most packets" test "$DG" -gt $((TX / 2))
+# TSO on the TUN: the kernel hands a's TCP to awl in super-packets, cut into segments here
+# (iperf3 would not have worked if the segments were wrong).
+SUPER=$(metric a tun_super_packets_total)
+echo "a read $SUPER TCP super-packets from its TUN"
+check "the TUN offload (TSO) is in use" test "$SUPER" -gt 0
 
 # The stranger.
 rx_b() { ip netns exec awl-b cat /sys/class/net/awl0/statistics/rx_packets; }

@@ -66,6 +66,7 @@ pub struct MainConfig {
     pub use_relays: bool,
     pub hole_punching: bool,
     pub datagrams: bool,
+    pub tun_offload: bool,
     /// Serve as bootstrap (Kademlia server) and relay.
     pub serve: bool,
     pub relay_for: RelayFor,
@@ -209,6 +210,7 @@ fn unreachable_default() -> MainConfig {
         use_relays: true,
         hole_punching: true,
         datagrams: true,
+        tun_offload: true,
         serve: false,
         relay_for: RelayFor::Friends,
         relay_max_reservations: 128,
@@ -437,6 +439,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
         use_relays: get_bool(v, MAIN, "use_relays"),
         hole_punching: get_bool(v, MAIN, "hole_punching"),
         datagrams: get_bool(v, MAIN, "datagrams"),
+        tun_offload: get_bool(v, MAIN, "tun_offload"),
         serve: get_bool(v, MAIN, "serve"),
         relay_for: match get_text(v, MAIN, "relay_for").as_deref() {
             Some("all") => RelayFor::All,

@@ -116,6 +116,7 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "use_relays", Kind::Bool, "1", "Hold relay reservations on up to 2 bootstrap peers, so peers reach this node behind NAT."),
     opt(MAIN, "hole_punching", Kind::Bool, "1", "Upgrade relayed connections to direct ones (DCUtR hole punching)."),
     opt(MAIN, "datagrams", Kind::Bool, "1", "Carry tunnel packets to other awl nodes in QUIC datagrams (no TCP over a reliable stream); AWL peers always use the stream tunnel."),
+    opt(MAIN, "tun_offload", Kind::Bool, "1", "Let the kernel hand TCP to the TUN in 64 KB super-packets (TSO), cut into segments by awl: fewer reads, less CPU."),
     opt(MAIN, "serve", Kind::Bool, "0", "Serve as bootstrap (Kademlia server) and relay for other nodes; needs a public address."),
     opt(MAIN, "relay_for", Kind::Enum(&["friends", "all"]), "friends", "Who may use this node as relay when serving."),
     opt(MAIN, "relay_max_reservations", Kind::Int { min: 1, max: 4096 }, "128", "Relay reservations held at most."),

@@ -8,6 +8,7 @@
 //! Every packet lives in a pooled buffer; every queue is bounded; a full queue or an empty
 //! pool drops the packet and counts it. Nothing here blocks the TUN reader.
 
+pub mod offload;
 pub mod pool;
 pub mod qos;
 pub mod stats;

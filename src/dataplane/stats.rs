@@ -32,6 +32,8 @@ pub struct GlobalStats {
     pub rx_unknown_peer_streams: u64,
     /// Tunnel datagrams (or packets) from peers we don't know, dropped.
     pub rx_unknown_peer_packets: u64,
+    /// TCP super-packets read from the TUN (offloads on) and cut into segments here.
+    pub tun_super_packets: u64,
 }
 
 #[derive(Default)]

@@ -1,9 +1,12 @@
 //! The TUN device: opened with the `tun` crate, read and written by two tasks that connect it
 //! to the data plane's queues.
 
+use super::offload::{self, Gso};
 use super::pool::PacketBuf;
 use super::Dataplane;
+use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -12,9 +15,18 @@ pub struct TunConfig {
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub mtu: u16,
+    /// Ask for TSO/checksum offloads (virtio-net header on every read and write).
+    pub offload: bool,
 }
 
-pub fn open(cfg: &TunConfig) -> Result<Arc<::tun::AsyncDevice>, String> {
+/// An open TUN device.
+pub struct Tun {
+    pub dev: Arc<::tun::AsyncDevice>,
+    /// Reads and writes carry a virtio-net header: the kernel may hand us TCP super-packets.
+    pub vnet: bool,
+}
+
+pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
     let mut c = ::tun::Configuration::default();
     let netmask = Ipv4Addr::from(if cfg.prefix == 0 {
         0
@@ -26,13 +38,44 @@ pub fn open(cfg: &TunConfig) -> Result<Arc<::tun::AsyncDevice>, String> {
         .netmask(netmask)
         .mtu(cfg.mtu)
         .up();
+    if cfg.offload {
+        c.platform_config(|p| {
+            p.vnet_hdr(true);
+        });
+    }
     let dev = ::tun::create_as_async(&c)
         .map_err(|e| format!("cannot create TUN device {}: {e}", cfg.name))?;
-    Ok(Arc::new(dev))
+    if cfg.offload {
+        if let Err(e) = set_offload(dev.as_raw_fd()) {
+            // Still correct: every read is then one ordinary packet behind a header.
+            log::info!("TUN offloads not available: {e}");
+        }
+    }
+    Ok(Tun {
+        dev: Arc::new(dev),
+        vnet: cfg.offload,
+    })
+}
+
+/// Checksum offload and TSO for IPv4 (with ECN): the kernel skips segmenting TCP for us.
+/// Not IPv6 (the mesh drops it) and not UDP (AWL peers could not take a UDP super-packet).
+fn set_offload(fd: RawFd) -> io::Result<()> {
+    let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO_ECN;
+    // SAFETY: TUNSETOFFLOAD takes an unsigned int by value on a TUN fd we own.
+    let rc = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD as _, flags as libc::c_ulong) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Reads packets from the device into pooled buffers and routes them.
-pub async fn reader(dev: Arc<::tun::AsyncDevice>, dp: Arc<Dataplane>) {
+pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
+    if tun.vnet {
+        return reader_vnet(&tun.dev, &dp).await;
+    }
+    let dev = &tun.dev;
     let mut scratch = vec![0u8; dp.pool().buffer_size()];
     loop {
         match dp.pool().get() {
@@ -56,11 +99,107 @@ pub async fn reader(dev: Arc<::tun::AsyncDevice>, dp: Arc<Dataplane>) {
     }
 }
 
+/// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
+async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
+    // One fixed buffer for the largest read (64 KB super-packet and its header).
+    let mut big = vec![0u8; offload::HDR_LEN + 65535];
+    loop {
+        let n = match dev.recv(&mut big).await {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("TUN read failed: {e}");
+                return;
+            }
+        };
+        let Ok((hdr, pkt)) = offload::parse(&big[..n]) else {
+            dp.stats.global(|g| g.tx_unroutable += 1);
+            continue;
+        };
+        match hdr.gso {
+            Gso::None => {
+                let Some(mut buf) = dp.pool().get() else {
+                    continue;
+                };
+                let Some(space) = buf.space().get_mut(..pkt.len()) else {
+                    dp.stats.global(|g| g.tx_too_big += 1);
+                    continue;
+                };
+                space.copy_from_slice(pkt);
+                buf.set_len(pkt.len());
+                if hdr.needs_csum {
+                    offload::complete_checksum(buf.data_mut());
+                }
+                dp.route_outbound(buf);
+            }
+            Gso::TcpV4 { mss } => {
+                let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
+                    dp.stats.global(|g| g.tx_unroutable += 1);
+                    continue;
+                };
+                dp.stats.global(|g| g.tun_super_packets += 1);
+                for i in 0..segs.count() {
+                    let Some(mut buf) = dp.pool().get() else {
+                        break;
+                    };
+                    match segs.write(i, buf.space()) {
+                        Some(len) => {
+                            buf.set_len(len);
+                            dp.route_outbound(buf);
+                        }
+                        None => {
+                            dp.stats.global(|g| g.tx_too_big += 1);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Writes packets from the mesh to the device.
-pub async fn writer(dev: Arc<::tun::AsyncDevice>, mut rx: mpsc::Receiver<PacketBuf>) {
+pub async fn writer(tun: Arc<Tun>, mut rx: mpsc::Receiver<PacketBuf>) {
+    let dev = &tun.dev;
+    // Used only if a direct write would block: header and packet in one buffer.
+    let mut joined = Vec::new();
     while let Some(p) = rx.recv().await {
-        if let Err(e) = dev.send(p.data()).await {
+        let res = if tun.vnet {
+            match write_vnet(dev.as_raw_fd(), p.data()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    joined.clear();
+                    joined.extend_from_slice(&[0u8; offload::HDR_LEN]);
+                    joined.extend_from_slice(p.data());
+                    dev.send(&joined).await
+                }
+                r => r,
+            }
+        } else {
+            dev.send(p.data()).await
+        };
+        if let Err(e) = res {
             log::debug!("TUN write failed: {e}");
         }
+    }
+}
+
+/// One packet behind an all-zero virtio-net header (no offload asked), without copying it.
+fn write_vnet(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
+    let hdr = [0u8; offload::HDR_LEN];
+    let iov = [
+        libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        },
+        libc::iovec {
+            iov_base: pkt.as_ptr() as *mut libc::c_void,
+            iov_len: pkt.len(),
+        },
+    ];
+    // SAFETY: both iovecs point at live buffers of the given lengths; writev only reads them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }

@@ -5,6 +5,7 @@
 //! daemon's memory. Without it the buffer is 47 KB, and `recvmmsg` still takes 32 datagrams per
 //! call. Sending keeps GSO.
 
+use crate::sockmark::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Runtime, UdpPoller};
 use std::io::{self, IoSliceMut};
@@ -59,6 +60,7 @@ pub fn wrap(
     runtime: &dyn Runtime,
 ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
     let fd = socket.as_raw_fd();
+    grow_receive_buffer(fd);
     let inner = runtime.wrap_udp_socket(socket)?;
     if inner.max_receive_segments() == 1 {
         return Ok(inner);
@@ -72,21 +74,18 @@ pub fn wrap(
     }
 }
 
-fn disable_gro(fd: RawFd) -> io::Result<()> {
-    let off: libc::c_int = 0;
-    // SAFETY: a valid fd and a c_int option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            (&off as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+/// Kernel memory for datagrams waiting to be read: the default (~208 KB) overflows when a
+/// busy single core falls behind a fast sender for a moment, and every overflow is a loss the
+/// tunnelled TCP pays for. Only used while packets wait; not our RSS.
+const RECEIVE_BUFFER: libc::c_int = 2 * 1024 * 1024;
+
+fn grow_receive_buffer(fd: RawFd) {
+    // FORCE passes net.core.rmem_max (needs CAP_NET_ADMIN, which the daemon has for its TUN).
+    if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECEIVE_BUFFER).is_err() {
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RECEIVE_BUFFER);
     }
+}
+
+fn disable_gro(fd: RawFd) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 0)
 }
