@@ -4,7 +4,7 @@
 //! them into MSS-sized segments here (what the peer's TUN expects) and complete the checksums
 //! the kernel left partial. Pure functions; `tun.rs` does the I/O.
 
-use crate::packet::Ipv4;
+use crate::packet::{fold, sum16, Ipv4};
 
 /// The legacy virtio-net header: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
 pub const HDR_LEN: usize = 10;
@@ -155,6 +155,157 @@ impl<'a> TcpSegments<'a> {
     }
 }
 
+/// Write-side coalescing (GRO in userspace): consecutive TCP/IPv4 segments of one flow, as they
+/// arrive from a peer, are written to the TUN as one super-packet, so the kernel runs its IP
+/// and TCP receive path once per 64 KB instead of once per segment. Only strictly contiguous,
+/// plain data segments merge; anything else ends the run and goes alone.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    /// The super-packet being built, behind room for its virtio-net header.
+    buf: Vec<u8>,
+    /// Header length (IP + TCP) and payload size of the first segment (the GSO size).
+    hlen: usize,
+    mss: usize,
+    segments: usize,
+    next_seq: u32,
+    /// The last segment was short or carried PSH: nothing may follow it.
+    closed: bool,
+}
+
+/// Largest super-packet (IP total length is 16 bits) and segments per super-packet.
+const MAX_SUPER: usize = 65535;
+const MAX_SEGMENTS: usize = 64;
+
+impl Coalescer {
+    /// Segments in the current run (0: empty).
+    pub fn segments(&self) -> usize {
+        self.segments
+    }
+
+    /// Adds `pkt` to the current run if it continues it; `false` means the caller must flush
+    /// the run first (then `push` starts a new one, unless the packet can't be merged at all —
+    /// `mergeable` says so up front).
+    pub fn push(&mut self, pkt: &[u8]) -> bool {
+        let Some(seg) = Segment::parse(pkt) else {
+            return false;
+        };
+        if self.segments == 0 {
+            self.buf.clear();
+            self.buf.resize(HDR_LEN, 0);
+            self.buf.extend_from_slice(pkt);
+            self.hlen = seg.hlen;
+            self.mss = seg.payload;
+            self.segments = 1;
+            self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
+            self.closed = seg.psh;
+            return true;
+        }
+        let first = &self.buf[HDR_LEN..HDR_LEN + self.hlen];
+        let continues = !self.closed
+            && seg.hlen == self.hlen
+            && seg.payload <= self.mss
+            && seg.seq == self.next_seq
+            && self.segments < MAX_SEGMENTS
+            && self.buf.len() - HDR_LEN + seg.payload <= MAX_SUPER
+            // Same addresses, TOS, TTL, protocol (IP bytes 1, 8-9, 12-19); same ports, ACK
+            // number, window and options (TCP bytes 0-3, 8-11, 14-15, 20..).
+            && pkt[1] == first[1]
+            && pkt[8..10] == first[8..10]
+            && pkt[12..20] == first[12..20]
+            && pkt[20..24] == first[20..24]
+            && pkt[28..32] == first[28..32]
+            && pkt[34..36] == first[34..36]
+            && pkt[40..self.hlen] == first[40..self.hlen];
+        if !continues {
+            return false;
+        }
+        self.buf.extend_from_slice(&pkt[self.hlen..]);
+        self.segments += 1;
+        self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
+        self.closed = seg.psh || seg.payload < self.mss;
+        if seg.psh {
+            self.buf[HDR_LEN + 33] |= TCP_PSH;
+        }
+        true
+    }
+
+    /// Whether `pkt` could take part in a run at all (plain TCP/IPv4 data, no options in IP).
+    pub fn mergeable(pkt: &[u8]) -> bool {
+        Segment::parse(pkt).is_some()
+    }
+
+    /// The finished run with its virtio-net header, ready for one write; the run is emptied.
+    /// A single segment goes out as an ordinary packet (its checksum is already complete).
+    pub fn finish(&mut self) -> &[u8] {
+        let n = std::mem::take(&mut self.segments);
+        if n == 0 {
+            return &[];
+        }
+        let total = self.buf.len() - HDR_LEN;
+        let hdr: [u8; HDR_LEN] = if n == 1 {
+            [0; HDR_LEN]
+        } else {
+            let ip = &mut self.buf[HDR_LEN..];
+            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+            ip[10] = 0;
+            ip[11] = 0;
+            let c = fold(sum16(&ip[..20], 0));
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            // CHECKSUM_PARTIAL: the TCP checksum field holds the pseudo-header sum, not
+            // inverted; the kernel (or the NIC it forwards to) completes it.
+            let pseudo = sum16(&ip[12..20], 6 + (total - 20) as u32);
+            let partial = !fold(pseudo);
+            ip[36..38].copy_from_slice(&partial.to_be_bytes());
+            let mut h = [0u8; HDR_LEN];
+            h[0] = F_NEEDS_CSUM;
+            h[1] = GSO_TCPV4;
+            h[2..4].copy_from_slice(&(self.hlen as u16).to_ne_bytes());
+            h[4..6].copy_from_slice(&(self.mss as u16).to_ne_bytes());
+            h[6..8].copy_from_slice(&20u16.to_ne_bytes());
+            h[8..10].copy_from_slice(&16u16.to_ne_bytes());
+            h
+        };
+        self.buf[..HDR_LEN].copy_from_slice(&hdr);
+        &self.buf
+    }
+}
+
+/// What coalescing needs to know of a TCP/IPv4 data segment.
+struct Segment {
+    hlen: usize,
+    payload: usize,
+    seq: u32,
+    psh: bool,
+}
+
+impl Segment {
+    /// Plain data segments only: IPv4 without options, not fragmented, TCP with only ACK (and
+    /// PSH) set, some payload, a length that matches the IP header.
+    fn parse(pkt: &[u8]) -> Option<Segment> {
+        if pkt.len() < 40 || pkt[0] != 0x45 || pkt[9] != 6 {
+            return None;
+        }
+        if usize::from(u16::from_be_bytes([pkt[2], pkt[3]])) != pkt.len() {
+            return None;
+        }
+        // Not a fragment: offset 0 and no more-fragments flag.
+        if u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0 {
+            return None;
+        }
+        let hlen = 20 + usize::from(pkt[32] >> 4) * 4;
+        let flags = pkt[33];
+        if hlen < 40 || pkt.len() <= hlen || flags & !TCP_PSH != 0x10 {
+            return None;
+        }
+        Some(Segment {
+            hlen,
+            payload: pkt.len() - hlen,
+            seq: u32::from_be_bytes([pkt[24], pkt[25], pkt[26], pkt[27]]),
+            psh: flags & TCP_PSH != 0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +386,86 @@ mod tests {
         }
         // Too small an output buffer is refused, not overrun.
         assert!(segs.write(0, &mut [0u8; 100]).is_none());
+    }
+
+    /// The segments of a 3000-byte super-packet (PSH|ACK on the last), as a peer sends them.
+    fn segments() -> Vec<Vec<u8>> {
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+        let sup = build(6, [10, 66, 0, 3], [10, 66, 0, 1], &tcp(77, 0x18, &data));
+        let segs = TcpSegments::new(&sup, 1400).unwrap();
+        let mut out = vec![0u8; 1500];
+        (0..segs.count())
+            .map(|i| {
+                let n = segs.write(i, &mut out).unwrap();
+                out[..n].to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn contiguous_segments_are_written_as_one_super_packet() {
+        let segs = segments();
+        let mut c = Coalescer::default();
+        for s in &segs {
+            assert!(c.push(s));
+        }
+        assert_eq!(c.segments(), 3);
+        let out = c.finish().to_vec();
+        assert_eq!(c.segments(), 0);
+        let (h, sup) = parse(&out).unwrap();
+        assert_eq!(
+            h,
+            VnetHdr {
+                needs_csum: true,
+                gso: Gso::TcpV4 { mss: 1400 }
+            }
+        );
+        assert_eq!(sup.len(), 3040);
+        assert_eq!(u16::from_be_bytes([sup[2], sup[3]]), 3040);
+        assert_eq!(sup[33], 0x18, "PSH of the last segment kept");
+        // The kernel completes the partial checksum over the TCP bytes; the result must be
+        // the packet's true checksum.
+        let mut done = sup.to_vec();
+        let c = fold(sum16(&done[20..], 0));
+        done[36..38].copy_from_slice(&c.to_be_bytes());
+        let ip = Ipv4::new_checked(&mut done).unwrap();
+        assert!(ip.header_checksum_ok());
+        assert!(ip.l4_checksum_ok());
+        // And cutting it again gives back the very segments.
+        let again = TcpSegments::new(sup, 1400).unwrap();
+        let mut buf = vec![0u8; 1500];
+        for (i, s) in segs.iter().enumerate() {
+            let n = again.write(i, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &s[..], "segment {i}");
+        }
+    }
+
+    #[test]
+    fn anything_but_the_next_segment_of_the_flow_ends_the_run() {
+        let segs = segments();
+        let mut c = Coalescer::default();
+        assert!(c.push(&segs[0]));
+        assert!(!c.push(&segs[2]), "a gap in the sequence");
+        let mut other_port = segs[1].clone();
+        other_port[20] ^= 1;
+        assert!(!c.push(&other_port), "another flow");
+        let mut fin = segs[1].clone();
+        fin[33] |= TCP_FIN;
+        assert!(!c.push(&fin), "FIN");
+        assert!(!Coalescer::mergeable(&fin));
+        assert!(c.push(&segs[1]));
+        assert!(c.push(&segs[2]));
+        // After a short or PSH segment, nothing more.
+        let mut more = segs[2].clone();
+        more[24..28].copy_from_slice(&(77u32 + 3000).to_be_bytes());
+        assert!(!c.push(&more));
+        // One segment alone goes out as an ordinary packet behind a zero header.
+        let mut c = Coalescer::default();
+        assert!(c.push(&segs[0]));
+        let out = c.finish();
+        assert_eq!(&out[..HDR_LEN], &[0; HDR_LEN]);
+        assert_eq!(&out[HDR_LEN..], &segs[0][..]);
+        assert!(c.finish().is_empty());
     }
 
     #[test]
