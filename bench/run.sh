@@ -104,6 +104,7 @@ config awl 'main'
 	option address '10.66.0.1/16'
 	option mtu '${MTU:-3500}'
 	option datagrams '${DGRAM:-1}'
+	option max_peers '128'
 	option use_default_bootstrap '0'
 	option lan_discovery '0'
 	option services '0'
@@ -125,7 +126,7 @@ write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
 # AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
 # stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
-for V in 3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}; do
+for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}}; do
     BIN=$AWL; EXTRA=
     if [ "$V" = ship ]; then
         BIN=$SHIP; MTU=1420; DGRAM=1; NAME=awlship
