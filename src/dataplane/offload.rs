@@ -183,8 +183,7 @@ impl Coalescer {
     }
 
     /// Adds `pkt` to the current run if it continues it; `false` means the caller must flush
-    /// the run first (then `push` starts a new one, unless the packet can't be merged at all —
-    /// `mergeable` says so up front).
+    /// the run first (then `push` starts a new one, unless the packet can't be merged at all).
     pub fn push(&mut self, pkt: &[u8]) -> bool {
         let Some(seg) = Segment::parse(pkt) else {
             return false;
@@ -227,11 +226,6 @@ impl Coalescer {
             self.buf[HDR_LEN + 33] |= TCP_PSH;
         }
         true
-    }
-
-    /// Whether `pkt` could take part in a run at all (plain TCP/IPv4 data, no options in IP).
-    pub fn mergeable(pkt: &[u8]) -> bool {
-        Segment::parse(pkt).is_some()
     }
 
     /// The finished run with its virtio-net header, ready for one write; the run is emptied.
@@ -452,7 +446,7 @@ mod tests {
         let mut fin = segs[1].clone();
         fin[33] |= TCP_FIN;
         assert!(!c.push(&fin), "FIN");
-        assert!(!Coalescer::mergeable(&fin));
+        assert!(!Coalescer::default().push(&fin), "FIN never starts a run");
         assert!(c.push(&segs[1]));
         assert!(c.push(&segs[2]));
         // After a short or PSH segment, nothing more.

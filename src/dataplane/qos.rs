@@ -97,6 +97,12 @@ impl Codel {
         false
     }
 
+    /// The queue ran empty: the standing delay is gone, and so is the dropping state.
+    pub fn queue_emptied(&mut self) {
+        self.first_above = None;
+        self.dropping = false;
+    }
+
     fn above_target(&mut self, sojourn: Duration, now: Instant, queue_empty: bool) -> bool {
         if sojourn < TARGET || queue_empty {
             self.first_above = None;
@@ -192,9 +198,8 @@ impl QueueRx {
             biased;
             Some(q) = self.interactive.recv() => Some(q),
             q = self.bulk.recv() => {
-                // The queue was empty a moment ago: this one did not wait, and CoDel's
-                // dropping state ends with the empty queue.
-                self.codel.should_drop(Duration::ZERO, Instant::now(), true);
+                // The queue was empty a moment ago: this one did not wait.
+                self.codel.queue_emptied();
                 q
             }
         }
