@@ -46,6 +46,16 @@ pub struct Routing {
     pub installed: Vec<(Prefix, PeerId)>,
 }
 
+/// Where an outbound packet goes.
+enum Route {
+    Peer(PeerId, GatewayDir),
+    Broadcast(Vec<PeerId>),
+    /// The service stack's queue (the service address).
+    Service(mpsc::Sender<PacketBuf>),
+    Unroutable,
+    TooBig,
+}
+
 /// AWL closes an outbound tunnel stream after 30 s without packets.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
 /// AWL gives up opening a tunnel stream after 2 s.
@@ -133,9 +143,9 @@ impl Dataplane {
             let dp = Arc::downgrade(self);
             self.host.set_datagram_handler(
                 tunnel::DATAGRAM_PROTOCOL,
-                Arc::new(move |peer, d| {
+                Arc::new(move |peer, batch| {
                     if let Some(dp) = dp.upgrade() {
-                        dp.receive_datagram(peer, &d);
+                        dp.receive_datagrams(peer, batch);
                     }
                 }),
             );
@@ -152,106 +162,135 @@ impl Dataplane {
     /// A packet read from the TUN device: send it to the peer that owns its destination —
     /// a mesh IP, a LAN route a peer announced (Forward), or the exit node (Forward).
     pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
-        if packet::ip_version(pkt.data()) != 4 || pkt.len() < 20 {
+        match self.resolve(pkt.data()) {
+            Route::Peer(peer, dir) => self.enqueue(&peer, std::iter::once(pkt), dir),
+            Route::Service(tx) => {
+                if tx.try_send(pkt).is_err() {
+                    self.stats.global(|g| g.tx_unroutable += 1);
+                }
+            }
+            Route::Broadcast(peers) => self.broadcast(&peers, pkt),
+            Route::Unroutable => self.stats.global(|g| g.tx_unroutable += 1),
+            Route::TooBig => self.stats.global(|g| g.tx_too_big += 1),
+        }
+    }
+
+    /// The segments of one TCP super-packet: their headers differ only in length, ID and
+    /// sequence number, so one route (and one queue lookup) serves them all.
+    pub fn route_segments(self: &Arc<Self>, segs: &mut Vec<PacketBuf>) {
+        let Some(first) = segs.first() else {
+            return;
+        };
+        let n = segs.len() as u64;
+        match self.resolve(first.data()) {
+            Route::Peer(peer, dir) => self.enqueue(&peer, segs.drain(..), dir),
+            Route::Unroutable => {
+                segs.clear();
+                self.stats.global(|g| g.tx_unroutable += n);
+            }
+            Route::TooBig => {
+                segs.clear();
+                self.stats.global(|g| g.tx_too_big += n);
+            }
+            _ => {
+                for pkt in segs.drain(..) {
+                    self.route_outbound(pkt);
+                }
+            }
+        }
+    }
+
+    /// Where a packet from the TUN goes, from its IPv4 header.
+    fn resolve(&self, d: &[u8]) -> Route {
+        if packet::ip_version(d) != 4 || d.len() < 20 {
             // AWL v0.18 peers drop IPv6; don't spend the link on it.
-            self.stats.global(|g| g.tx_unroutable += 1);
-            return;
+            return Route::Unroutable;
         }
-        if pkt.len() > tunnel::AWL_MAX_PACKET {
+        if d.len() > tunnel::AWL_MAX_PACKET {
             // An AWL receiver can't hold it (§5.1); keep the TUN MTU at or below 3500.
-            self.stats.global(|g| g.tx_too_big += 1);
-            return;
+            return Route::TooBig;
         }
-        let d = pkt.data();
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
         if let Some((_, tx)) = self.services.get().filter(|(a, _)| a.contains(&dst)) {
-            if tx.try_send(pkt).is_err() {
-                self.stats.global(|g| g.tx_unroutable += 1);
-            }
-            return;
+            return Route::Service(tx.clone());
         }
-        let routing = self
-            .routing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let (target, dir, broadcast) = {
-            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            if dst == t.broadcast() || dst == Ipv4Addr::BROADCAST {
-                (
-                    t.iter().map(|p| p.peer_id.clone()).collect::<Vec<_>>(),
-                    GatewayDir::None,
-                    true,
-                )
-            } else if t.in_mesh(dst) {
-                match t.by_ip(dst) {
-                    Some(p) => {
-                        // Replies from our LAN or the internet to a peer that came in through
-                        // us keep their source: tag them Return.
-                        let ret = !t.in_mesh(src)
-                            && ((routing.gateway && p.allow_exit)
-                                || (p.allow_lan
-                                    && routing.exported.iter().any(|r| r.contains(src))));
-                        (
-                            vec![p.peer_id.clone()],
-                            if ret {
-                                GatewayDir::Return
-                            } else {
-                                GatewayDir::None
-                            },
-                            false,
-                        )
-                    }
-                    None => (Vec::new(), GatewayDir::None, false),
-                }
-            } else if let Some(peer) = routes::lookup(&routing.installed, dst) {
-                (vec![peer.clone()], GatewayDir::Forward, false)
-            } else if let Some(exit) = routing.exit_node.as_ref().filter(|_| forwardable(dst)) {
-                (vec![exit.clone()], GatewayDir::Forward, false)
+        let routing = self.routing_now();
+        let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if dst == t.broadcast() || dst == Ipv4Addr::BROADCAST {
+            return Route::Broadcast(t.iter().map(|p| p.peer_id.clone()).collect());
+        }
+        if t.in_mesh(dst) {
+            let Some(p) = t.by_ip(dst) else {
+                return Route::Unroutable;
+            };
+            // Replies from our LAN or the internet to a peer that came in through us keep
+            // their source: tag them Return.
+            let ret = !t.in_mesh(src)
+                && ((routing.gateway && p.allow_exit)
+                    || (p.allow_lan && routing.exported.iter().any(|r| r.contains(src))));
+            let dir = if ret {
+                GatewayDir::Return
             } else {
-                (Vec::new(), GatewayDir::None, false)
-            }
-        };
-        if target.is_empty() {
-            self.stats.global(|g| g.tx_unroutable += 1);
-            return;
+                GatewayDir::None
+            };
+            return Route::Peer(p.peer_id.clone(), dir);
         }
-        if !broadcast {
-            if let Some(peer) = target.into_iter().next() {
-                self.enqueue(&peer, pkt, dir);
-            }
-            return;
+        drop(t);
+        if let Some(peer) = routes::lookup(&routing.installed, dst) {
+            return Route::Peer(peer.clone(), GatewayDir::Forward);
         }
-        // Broadcast emulation: a copy to every connected known peer.
-        for peer in target.iter().filter(|p| self.host.is_connected(p)) {
+        match routing.exit_node.as_ref().filter(|_| forwardable(dst)) {
+            Some(exit) => Route::Peer(exit.clone(), GatewayDir::Forward),
+            None => Route::Unroutable,
+        }
+    }
+
+    /// Broadcast emulation: a copy to every connected known peer.
+    fn broadcast(self: &Arc<Self>, peers: &[PeerId], pkt: PacketBuf) {
+        for peer in peers.iter().filter(|p| self.host.is_connected(p)) {
             let Some(mut copy) = self.pool.get() else {
                 self.stats.peer(peer, |s| s.tx_dropped += 1);
                 continue;
             };
             copy.space()[..pkt.len()].copy_from_slice(pkt.data());
             copy.set_len(pkt.len());
-            self.enqueue(peer, copy, GatewayDir::None);
+            self.enqueue(peer, std::iter::once(copy), GatewayDir::None);
         }
     }
 
-    fn enqueue(self: &Arc<Self>, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) {
-        let tx = {
+    /// Queues packets for `peer`, starting its sender task on first use.
+    fn enqueue(
+        self: &Arc<Self>,
+        peer: &PeerId,
+        pkts: impl Iterator<Item = PacketBuf>,
+        dir: GatewayDir,
+    ) {
+        let mut dropped = 0u64;
+        {
             let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-            match senders.get(peer) {
-                Some(tx) if !tx.is_closed() => tx.clone(),
+            let tx = match senders.get(peer) {
+                Some(tx) if !tx.is_closed() => tx,
                 _ => {
                     let (tx, rx) = qos::peer_queue(self.cfg.peer_queue);
-                    senders.insert(peer.clone(), tx.clone());
                     let dp = self.clone();
                     let p = peer.clone();
                     tokio::spawn(async move { dp.sender(p, rx).await });
-                    tx
+                    senders.insert(peer.clone(), tx);
+                    match senders.get(peer) {
+                        Some(tx) => tx,
+                        None => return,
+                    }
+                }
+            };
+            for pkt in pkts {
+                if tx.push(pkt, dir).is_err() {
+                    dropped += 1;
                 }
             }
-        };
-        if tx.push(pkt, dir).is_err() {
-            self.stats.peer(peer, |s| s.tx_dropped += 1);
+        }
+        if dropped > 0 {
+            self.stats.peer(peer, |s| s.tx_dropped += dropped);
         }
     }
 
@@ -448,75 +487,112 @@ impl Dataplane {
                 .await
                 .map_err(|e| e.to_string())?;
             buf.set_len(h.len);
-            self.deliver(&peer, h.dir, buf, false);
+            self.deliver(&peer, h.dir, buf);
         }
     }
 
-    /// A QUIC datagram from `peer`: one packet with its direction trailer.
-    fn receive_datagram(&self, peer: &PeerId, d: &[u8]) {
-        let Ok((dir, pkt)) = tunnel::parse_datagram(d) else {
-            self.stats.peer(peer, |s| s.rx_errors += 1);
+    /// QUIC datagrams from `peer`, each one packet with its direction trailer. The peer's
+    /// addresses and permissions are looked up once for the batch, counters updated once.
+    fn receive_datagrams(&self, peer: &PeerId, batch: &mut Vec<bytes::Bytes>) {
+        let Some(from) = self.inbound(peer) else {
+            // Streams from strangers are refused earlier; datagrams end here.
+            let n = batch.len() as u64;
+            batch.clear();
+            self.stats.global(|g| g.rx_unknown_peer_packets += n);
             return;
         };
-        if pkt.len() > self.pool.buffer_size() {
-            self.stats.peer(peer, |s| s.rx_errors += 1);
-            return;
+        let routing = self.routing_now();
+        let mut tally = RxTally::default();
+        for d in batch.drain(..) {
+            let Ok((dir, pkt)) = tunnel::parse_datagram(&d) else {
+                tally.errors += 1;
+                continue;
+            };
+            if pkt.len() > self.pool.buffer_size() {
+                tally.errors += 1;
+                continue;
+            }
+            let Some(mut buf) = self.pool.get() else {
+                tally.dropped += 1;
+                continue;
+            };
+            buf.space()[..pkt.len()].copy_from_slice(pkt);
+            buf.set_len(pkt.len());
+            self.deliver_one(&from, &routing, dir, buf, true, &mut tally);
         }
-        let Some(mut buf) = self.pool.get() else {
-            self.stats.peer(peer, |s| s.rx_dropped += 1);
+        tally.flush(&self.stats, peer);
+    }
+
+    /// One packet from a tunnel stream.
+    fn deliver(&self, peer: &PeerId, dir: GatewayDir, buf: PacketBuf) {
+        let Some(from) = self.inbound(peer) else {
+            self.stats.global(|g| g.rx_unknown_peer_packets += 1);
             return;
         };
-        buf.space()[..pkt.len()].copy_from_slice(pkt);
-        buf.set_len(pkt.len());
-        self.deliver(peer, dir, buf, true);
+        let mut tally = RxTally::default();
+        self.deliver_one(&from, &self.routing_now(), dir, buf, false, &mut tally);
+        tally.flush(&self.stats, peer);
+    }
+
+    fn routing_now(&self) -> Arc<Routing> {
+        self.routing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What the receive side needs of a known peer; `None` for a stranger.
+    fn inbound(&self, peer: &PeerId) -> Option<Inbound> {
+        let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        t.get(peer).map(|p| Inbound {
+            peer: peer.clone(),
+            peer_ip: p.ip,
+            own_ip: t.own_ip(),
+            allow_exit: p.allow_exit,
+            allow_lan: p.allow_lan,
+        })
     }
 
     /// The receive-side rewrite and hand-off to the TUN writer.
-    fn deliver(&self, peer: &PeerId, dir: GatewayDir, mut buf: PacketBuf, datagram: bool) {
+    fn deliver_one(
+        &self,
+        from: &Inbound,
+        r: &Routing,
+        dir: GatewayDir,
+        mut buf: PacketBuf,
+        datagram: bool,
+        tally: &mut RxTally,
+    ) {
         if packet::ip_version(buf.data()) != 4 {
-            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            tally.dropped += 1;
             return;
         }
-        let (peer_ip, own_ip, allow_exit, allow_lan) = {
-            let t = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            match t.get(peer) {
-                Some(p) => (p.ip, t.own_ip(), p.allow_exit, p.allow_lan),
-                None => {
-                    // Streams from strangers are refused earlier; datagrams end here.
-                    self.stats.global(|g| g.rx_unknown_peer_packets += 1);
-                    return;
-                }
-            }
-        };
         let d = buf.data();
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-        let allowed = {
-            let r = self.routing.lock().unwrap_or_else(|e| e.into_inner());
-            match dir {
-                GatewayDir::None => true,
-                // Client → us as exit node or into our LAN: destination kept.
-                GatewayDir::Forward => {
-                    (r.gateway && allow_exit)
-                        || (allow_lan && r.exported.iter().any(|p| p.contains(dst)))
-                }
-                // Our exit node, or a peer whose LAN we route to, answering: source kept.
-                GatewayDir::Return => {
-                    r.exit_node.as_ref() == Some(peer)
-                        || r.installed
-                            .iter()
-                            .any(|(p, who)| who == peer && p.contains(src))
-                }
+        let allowed = match dir {
+            GatewayDir::None => true,
+            // Client → us as exit node or into our LAN: destination kept.
+            GatewayDir::Forward => {
+                (r.gateway && from.allow_exit)
+                    || (from.allow_lan && r.exported.iter().any(|p| p.contains(dst)))
+            }
+            // Our exit node, or a peer whose LAN we route to, answering: source kept.
+            GatewayDir::Return => {
+                r.exit_node.as_ref() == Some(&from.peer)
+                    || r.installed
+                        .iter()
+                        .any(|(p, who)| *who == from.peer && p.contains(src))
             }
         };
         if !allowed {
-            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            tally.dropped += 1;
             return;
         }
         let (src, dst) = match dir {
-            GatewayDir::None => (Some(peer_ip), Some(own_ip)),
-            GatewayDir::Forward => (Some(peer_ip), None),
-            GatewayDir::Return => (None, Some(own_ip)),
+            GatewayDir::None => (Some(from.peer_ip), Some(from.own_ip)),
+            GatewayDir::Forward => (Some(from.peer_ip), None),
+            GatewayDir::Return => (None, Some(from.own_ip)),
         };
         // Datagrams come only from awl nodes: their checksums are complete, so an incremental
         // update is enough; stream packets may come from AWL and get its full recompute.
@@ -526,18 +602,52 @@ impl Dataplane {
             packet::rewrite(buf.data_mut(), src, dst)
         };
         if rewritten.is_err() {
-            self.stats.peer(peer, |s| s.rx_dropped += 1);
+            tally.dropped += 1;
             return;
         }
         let len = buf.len() as u64;
         match self.to_tun.try_send(buf) {
-            Ok(()) => self.stats.peer(peer, |s| {
-                s.rx_packets += 1;
-                s.rx_bytes += len;
-                s.rx_datagrams += u64::from(datagram);
-            }),
-            Err(_) => self.stats.peer(peer, |s| s.rx_dropped += 1),
+            Ok(()) => {
+                tally.packets += 1;
+                tally.bytes += len;
+                tally.datagrams += u64::from(datagram);
+            }
+            Err(_) => tally.dropped += 1,
         }
+    }
+}
+
+/// A known peer as the receive side sees it.
+struct Inbound {
+    peer: PeerId,
+    peer_ip: Ipv4Addr,
+    own_ip: Ipv4Addr,
+    allow_exit: bool,
+    allow_lan: bool,
+}
+
+/// Packets received in one batch, counted once per batch (one stats lock).
+#[derive(Default)]
+struct RxTally {
+    packets: u64,
+    bytes: u64,
+    datagrams: u64,
+    dropped: u64,
+    errors: u64,
+}
+
+impl RxTally {
+    fn flush(&self, stats: &Stats, peer: &PeerId) {
+        if self.packets + self.dropped + self.errors == 0 {
+            return;
+        }
+        stats.peer(peer, |s| {
+            s.rx_packets += self.packets;
+            s.rx_bytes += self.bytes;
+            s.rx_datagrams += self.datagrams;
+            s.rx_dropped += self.dropped;
+            s.rx_errors += self.errors;
+        });
     }
 }
 

@@ -45,7 +45,11 @@ pub struct Stats {
 impl Stats {
     pub fn peer(&self, peer: &PeerId, f: impl FnOnce(&mut PeerStats)) {
         let mut m = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        f(m.entry(peer.clone()).or_default());
+        // The key is cloned (an allocation) only the first time a peer is counted.
+        match m.get_mut(peer) {
+            Some(s) => f(s),
+            None => f(m.entry(peer.clone()).or_default()),
+        }
     }
 
     pub fn global(&self, f: impl FnOnce(&mut GlobalStats)) {

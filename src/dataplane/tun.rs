@@ -103,6 +103,7 @@ pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
 async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
     // One fixed buffer for the largest read (64 KB super-packet and its header).
     let mut big = vec![0u8; offload::HDR_LEN + 65535];
+    let mut segments: Vec<PacketBuf> = Vec::new();
     loop {
         let n = match dev.recv(&mut big).await {
             Ok(n) => n,
@@ -144,7 +145,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                     match segs.write(i, buf.space()) {
                         Some(len) => {
                             buf.set_len(len);
-                            dp.route_outbound(buf);
+                            segments.push(buf);
                         }
                         None => {
                             dp.stats.global(|g| g.tx_too_big += 1);
@@ -152,6 +153,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                         }
                     }
                 }
+                dp.route_segments(&mut segments);
             }
         }
     }
@@ -203,12 +205,12 @@ async fn writer_vnet(dev: &::tun::AsyncDevice, mut rx: mpsc::Receiver<PacketBuf>
     }
 }
 
-/// One ordinary packet behind a zero header.
+/// One ordinary packet, its checksums marked as checked (see `offload::SINGLE_HDR`).
 async fn write_one(dev: &::tun::AsyncDevice, pkt: &[u8], joined: &mut Vec<u8>) {
     match write_vnet(dev.as_raw_fd(), pkt) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             joined.clear();
-            joined.extend_from_slice(&[0u8; offload::HDR_LEN]);
+            joined.extend_from_slice(&offload::SINGLE_HDR);
             joined.extend_from_slice(pkt);
             if let Err(e) = dev.send(joined).await {
                 log::debug!("TUN write failed: {e}");
@@ -237,9 +239,9 @@ async fn write_raw(dev: &::tun::AsyncDevice, buf: &[u8]) {
     }
 }
 
-/// One packet behind an all-zero virtio-net header (no offload asked), without copying it.
+/// One packet behind `SINGLE_HDR` (no segmentation), without copying it.
 fn write_vnet(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
-    let hdr = [0u8; offload::HDR_LEN];
+    let hdr = offload::SINGLE_HDR;
     let iov = [
         libc::iovec {
             iov_base: hdr.as_ptr() as *mut libc::c_void,

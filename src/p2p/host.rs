@@ -15,6 +15,7 @@ use super::stream::{split_muxed, RecvStream, SendStream};
 use super::{ifaddrs, multistream, muxer, ping, secure, tls};
 use crate::identity::{Keypair, PeerId};
 use crate::multiaddr::Multiaddr;
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -48,8 +49,11 @@ const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
 const MTU_UPPER_BOUND: u16 = 1472;
 const MTU_STEP: u16 = 8;
 
-/// What the data plane does with a peer's datagram.
-pub type DatagramHandler = Arc<dyn Fn(&PeerId, bytes::Bytes) + Send + Sync>;
+/// What the data plane does with a peer's datagrams: a batch of those already received, so
+/// per-peer lookups and counters run once per batch, not once per packet. The handler drains it.
+pub type DatagramHandler = Arc<dyn Fn(&PeerId, &mut Vec<bytes::Bytes>) + Send + Sync>;
+/// Datagrams handed over at once, at most.
+const DATAGRAM_BATCH: usize = 64;
 
 /// Observed addresses of ours kept (from identify), newest first.
 const MAX_OBSERVED: usize = 8;
@@ -875,10 +879,21 @@ impl Host {
         let host = self.clone();
         let p = peer.clone();
         tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(DATAGRAM_BATCH);
             while let Ok(d) = datagrams.read_datagram().await {
-                if let Some((_, handler)) = host.0.datagrams.get() {
-                    handler(&p, d);
+                batch.push(d);
+                // What else is already buffered, without waiting for more.
+                while batch.len() < DATAGRAM_BATCH {
+                    match datagrams.read_datagram().now_or_never() {
+                        Some(Ok(d)) => batch.push(d),
+                        _ => break,
+                    }
                 }
+                match host.0.datagrams.get() {
+                    Some((_, handler)) => handler(&p, &mut batch),
+                    None => batch.clear(),
+                }
+                batch.clear();
             }
         });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
