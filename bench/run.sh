@@ -62,26 +62,41 @@ udp() {
     ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -u -b "$UDP_RATE" -l 1200 -t "$SECS" -J >"$WORK/u.json" 2>/dev/null || { echo "0 100"; return; }
     python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(round(e['bits_per_second']/1e6,1), round(e.get('lost_percent',0),2))" "$WORK/u.json"
 }
-rtt() { # avg ms of 50 pings
-    ip netns exec bn-a ping -q -c 50 -i 0.02 "$1" 2>/dev/null | awk -F/ '/rtt|round-trip/ {print $5}'
+rtt() { # "mean median fastest" ms of 200 pings 20 ms apart (the mean carries this VM's wake-up noise)
+    ip netns exec bn-a ping -c 200 -i 0.02 "$1" 2>/dev/null | python3 -c "
+import re, statistics, sys
+v = [float(m) for m in re.findall(r'time=([0-9.]+)', sys.stdin.read())]
+print(f'{statistics.mean(v):.3f} {statistics.median(v):.3f} {min(v):.3f}' if v else '- - -')"
 }
-loaded_rtt() { # avg ms while one TCP flow saturates the path
-    ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -t $((SECS + 2)) >/dev/null 2>&1 &
-    local ip=$!
+loaded_rtt() { # mean ms while one TCP flow saturates the path
+    ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -t $((SECS + 3)) >/dev/null 2>&1 &
+    local ip=$! r
     sleep 1.5
-    rtt "$1"
+    r=$(rtt "$1")
+    echo "${r%% *}"
     wait $ip
+}
+# CPU time (ns, all threads, from the scheduler's own accounting) of a process.
+cpu_ns() { local s=0 t; for t in /proc/"$1"/task/*/schedstat; do s=$((s + $(cut -d' ' -f1 "$t"))); done; echo "$s"; }
+cpu_per_ping() { # DST PID_A PID_B: µs of both daemons' CPU per ping round trip (1000 pings)
+    local c0 c1
+    c0=$(( $(cpu_ns "$2") + $(cpu_ns "$3") ))
+    ip netns exec bn-a ping -q -c 1000 -i 0.002 "$1" >/dev/null 2>&1
+    c1=$(( $(cpu_ns "$2") + $(cpu_ns "$3") ))
+    echo $(( (c1 - c0) / 1000000 ))
 }
 
 # run_vpn NAME DST BIND PID_A PID_B: the measurements for one VPN (DST as A sees B, BIND
 # B's own address on the VPN).
 declare -A R
 run_vpn() {
-    local name=$1 dst=$2 bind=$3 pa=$4 pb=$5 c0 c1 out bytes
+    local name=$1 dst=$2 bind=$3 pa=$4 pb=$5 c0 c1 out bytes a m f
     ip netns exec bn-b taskset -c "$IPERF_CPU" iperf3 -s -D -B "$bind" --pidfile "$WORK/srv-$name.pid"
     sleep 0.5
     PIDS+=("$(cat "$WORK/srv-$name.pid")")
-    R[$name.rtt]=$(rtt "$dst")
+    read -r a m f < <(rtt "$dst")
+    R[$name.rtt]=$a; R[$name.rtt_med]=$m; R[$name.rtt_min]=$f
+    R[$name.cpu_ping]=$(cpu_per_ping "$dst" "$pa" "$pb")
     c0=$(( $(cpu_ticks "$pa") + $(cpu_ticks "$pb") ))
     out=$(tcp "$dst" 1); R[$name.tcp1]=${out% *}; bytes=${out#* }
     out=$(tcp "$dst" 4); R[$name.tcp4]=${out% *}; bytes=$(( bytes + ${out#* } ))
@@ -93,7 +108,8 @@ run_vpn() {
     kill "$(cat "$WORK/srv-$name.pid")" 2>/dev/null
 }
 
-R[raw.rtt]=$(rtt 192.0.2.2)
+read -r a m f < <(rtt 192.0.2.2)
+R[raw.rtt]=$a; R[raw.rtt_med]=$m; R[raw.rtt_min]=$f
 
 # --- awl ---
 write_awl() { # NAME PEER_ID PEER_ADDR
@@ -225,7 +241,10 @@ row "TCP 4 flows, Mbit/s" tcp4
 row "UDP received at $UDP_RATE offered, Mbit/s" udp
 row "UDP loss, %" udp_loss
 row "CPU seconds per GB (both daemons, TCP runs)" cpu_gb
-row "ping RTT idle, ms (raw veth: ${R[raw.rtt]:-})" rtt
+row "ping RTT idle, mean ms (raw veth: ${R[raw.rtt]:-})" rtt
+row "ping RTT idle, median ms (raw veth: ${R[raw.rtt_med]:-})" rtt_med
+row "ping RTT idle, fastest ms (raw veth: ${R[raw.rtt_min]:-})" rtt_min
+row "CPU of both daemons per ping round trip, µs" cpu_ping
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
 echo
@@ -238,7 +257,7 @@ if [ -n "$SHIP" ]; then
     echo
     echo "The shipped build (static musl, size flags: $SHIP):"
     echo "idle RSS ${R[ship1]:-} kB with 1 configured peer, ${R[ship10]:-} kB with 10, ${R[ship100]:-} kB with 100 ($(python3 -c "print(round((${R[ship100]:-0}-${R[ship1]:-0})/99,1))") kB per idle peer);"
-    echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms, under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
+    echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms (median ${R[awlship.rtt_med]:-}, fastest ${R[awlship.rtt_min]:-}; ${R[awlship.cpu_ping]:-} µs of CPU per round trip), under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
 fi
 if [ -s "$ROOT/dist/sizes.txt" ]; then
     echo

@@ -312,7 +312,13 @@ impl Dataplane {
         let mut stream_relayed = false;
         let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
         loop {
-            let first = match tokio::time::timeout(IDLE_CLOSE, rx.recv()).await {
+            // The idle timer only matters while a stream is open; datagram-only traffic skips
+            // arming a timer per packet.
+            let next = match stream.as_mut() {
+                Some(_) => tokio::time::timeout(IDLE_CLOSE, rx.recv()).await,
+                None => Ok(rx.recv().await),
+            };
+            let first = match next {
                 Err(_) => {
                     if let Some(mut s) = stream.take() {
                         s.finish().await;
