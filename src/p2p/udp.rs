@@ -46,6 +46,9 @@ impl AsyncUdpSocket for GroSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
+        if bufs.is_empty() || meta.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if held.is_empty() {
