@@ -8,7 +8,7 @@
 # like a single-core router; iperf3 runs on CPU 1. For each VPN: iperf3 TCP with 1 and 4 flows,
 # UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
 # (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1,
-# 10 and 100 configured peers, and the binary sizes of the last cross build if there is one.
+# 10, 20 and 100 configured peers, and the binary sizes of the last cross build if there is one.
 # Prints a Markdown report (also written to bench/last-run.md).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -136,7 +136,7 @@ EOF
 }
 EXTRA_PEERS=${BENCH_EXTRA_PEERS:-9}
 FAKE_IDS=()
-for i in $(seq 99); do FAKE_IDS[$i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
+for i in $(seq 99); do FAKE_IDS[i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
@@ -155,8 +155,8 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}}; do
     fi
     write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
     write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
-    ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=($PA)
-    ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=($PB)
+    ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=("$PA")
+    ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=("$PB")
     for _ in $(seq 100); do
         "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" 2>/dev/null && break
         sleep 0.2
@@ -220,9 +220,11 @@ EOF
 }
 R[idle1]=$(idle_rss 1)
 R[idle10]=$(idle_rss 10)
+R[idle20]=$(idle_rss 20)
 R[idle100]=$(idle_rss 100)
 if [ -n "$SHIP" ]; then
-    R[ship1]=$(idle_rss 1 "$SHIP"); R[ship10]=$(idle_rss 10 "$SHIP"); R[ship100]=$(idle_rss 100 "$SHIP")
+    R[ship1]=$(idle_rss 1 "$SHIP"); R[ship10]=$(idle_rss 10 "$SHIP"); R[ship20]=$(idle_rss 20 "$SHIP")
+    R[ship100]=$(idle_rss 100 "$SHIP")
 fi
 
 ratio() { python3 -c "a,b=float('${1:-0}' or 0),float('${2:-0}' or 0); print(round(a/b,2) if b else '-')"; }
@@ -250,13 +252,13 @@ row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
 echo
 echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-} / ${R[awl3500.pkts]:-}; mtu 1420 stream: ${R[awl1420s.dgram]:-} / ${R[awl1420s.pkts]:-}; mtu 1420 datagrams: ${R[awl1420d.dgram]:-} / ${R[awl1420d.pkts]:-}."
 echo
-echo "awl idle RSS (host build, glibc): ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
+echo "awl idle RSS (host build, glibc): ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle20]:-} kB with 20, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
 echo
 echo "With 100 configured peers (99 never answer), mtu 1420 with datagrams: TCP 1 flow ${R[awl100.tcp1]:-} Mbit/s, 4 flows ${R[awl100.tcp4]:-}, CPU ${R[awl100.cpu_gb]:-} s/GB, peak RSS ${R[awl100.rss]:-} kB."
 if [ -n "$SHIP" ]; then
     echo
     echo "The shipped build (static musl, size flags: $SHIP):"
-    echo "idle RSS ${R[ship1]:-} kB with 1 configured peer, ${R[ship10]:-} kB with 10, ${R[ship100]:-} kB with 100 ($(python3 -c "print(round((${R[ship100]:-0}-${R[ship1]:-0})/99,1))") kB per idle peer);"
+    echo "idle RSS ${R[ship1]:-} kB with 1 configured peer, ${R[ship10]:-} kB with 10, ${R[ship20]:-} kB with 20, ${R[ship100]:-} kB with 100 ($(python3 -c "print(round((${R[ship100]:-0}-${R[ship1]:-0})/99,1))") kB per idle peer);"
     echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms (median ${R[awlship.rtt_med]:-}, fastest ${R[awlship.rtt_min]:-}; ${R[awlship.cpu_ping]:-} µs of CPU per round trip), under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
 fi
 if [ -s "$ROOT/dist/sizes.txt" ]; then
