@@ -162,17 +162,8 @@ impl Dataplane {
     /// A packet read from the TUN device: send it to the peer that owns its destination —
     /// a mesh IP, a LAN route a peer announced (Forward), or the exit node (Forward).
     pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
-        match self.resolve(pkt.data()) {
-            Route::Peer(peer, dir) => self.enqueue(&peer, std::iter::once(pkt), dir),
-            Route::Service(tx) => {
-                if tx.try_send(pkt).is_err() {
-                    self.stats.global(|g| g.tx_unroutable += 1);
-                }
-            }
-            Route::Broadcast(peers) => self.broadcast(&peers, pkt),
-            Route::Unroutable => self.stats.global(|g| g.tx_unroutable += 1),
-            Route::TooBig => self.stats.global(|g| g.tx_too_big += 1),
-        }
+        let route = self.resolve(pkt.data());
+        self.dispatch(route, std::iter::once(pkt));
     }
 
     /// The segments of one TCP super-packet: their headers differ only in length, ID and
@@ -181,21 +172,28 @@ impl Dataplane {
         let Some(first) = segs.first() else {
             return;
         };
-        let n = segs.len() as u64;
-        match self.resolve(first.data()) {
-            Route::Peer(peer, dir) => self.enqueue(&peer, segs.drain(..), dir),
+        let route = self.resolve(first.data());
+        self.dispatch(route, segs.drain(..));
+    }
+
+    /// Sends packets that share one route where it points, or counts them as dropped.
+    fn dispatch(self: &Arc<Self>, route: Route, pkts: impl ExactSizeIterator<Item = PacketBuf>) {
+        match route {
+            Route::Peer(peer, dir) => self.enqueue(&peer, pkts, dir),
+            Route::Service(tx) => {
+                let refused = pkts.fold(0u64, |n, pkt| n + u64::from(tx.try_send(pkt).is_err()));
+                if refused > 0 {
+                    self.stats.global(|g| g.tx_unroutable += refused);
+                }
+            }
+            Route::Broadcast(peers) => pkts.for_each(|pkt| self.broadcast(&peers, pkt)),
             Route::Unroutable => {
-                segs.clear();
+                let n = pkts.len() as u64;
                 self.stats.global(|g| g.tx_unroutable += n);
             }
             Route::TooBig => {
-                segs.clear();
+                let n = pkts.len() as u64;
                 self.stats.global(|g| g.tx_too_big += n);
-            }
-            _ => {
-                for pkt in segs.drain(..) {
-                    self.route_outbound(pkt);
-                }
             }
         }
     }

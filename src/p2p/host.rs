@@ -889,9 +889,8 @@ impl Host {
                         _ => break,
                     }
                 }
-                match host.0.datagrams.get() {
-                    Some((_, handler)) => handler(&p, &mut batch),
-                    None => batch.clear(),
+                if let Some((_, handler)) = host.0.datagrams.get() {
+                    handler(&p, &mut batch);
                 }
                 batch.clear();
             }
