@@ -795,6 +795,7 @@ impl Node {
         let tun = Arc::new(tun);
         tokio::spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
         if let Some(rx) = lock(&self.from_mesh).take() {
+            self.dp.set_tun(tun.clone());
             tokio::spawn(dataplane::tun::writer(tun, rx));
         }
     }

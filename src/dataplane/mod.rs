@@ -88,6 +88,8 @@ pub struct Dataplane {
     /// Addresses answered by the service stack, and its input queue.
     /// Set once at start; read per packet without a lock.
     services: std::sync::OnceLock<(Vec<Ipv4Addr>, mpsc::Sender<PacketBuf>)>,
+    /// The TUN device the writer task serves, for packets written without it.
+    tun: std::sync::OnceLock<Arc<tun::Tun>>,
     pub stats: Arc<Stats>,
 }
 
@@ -109,6 +111,7 @@ impl Dataplane {
             to_tun,
             routing: Mutex::new(Arc::new(Routing::default())),
             services: std::sync::OnceLock::new(),
+            tun: std::sync::OnceLock::new(),
             stats: Arc::new(Stats::default()),
         });
         (dp, from_mesh)
@@ -118,6 +121,12 @@ impl Dataplane {
     /// Set once; a second call is ignored.
     pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
         let _ = self.services.set((addrs, tx));
+    }
+
+    /// The device behind the TUN-bound queue; packets arriving alone are written to it at
+    /// once. Set once; a second call is ignored.
+    pub fn set_tun(&self, tun: Arc<tun::Tun>) {
+        let _ = self.tun.set(tun);
     }
 
     /// The queue of packets written to the TUN.
@@ -162,8 +171,53 @@ impl Dataplane {
     /// A packet read from the TUN device: send it to the peer that owns its destination —
     /// a mesh IP, a LAN route a peer announced (Forward), or the exit node (Forward).
     pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
-        let route = self.resolve(pkt.data());
-        self.dispatch(route, std::iter::once(pkt));
+        match self.resolve(pkt.data()) {
+            Route::Peer(peer, dir) => match self.send_now(&peer, pkt, dir) {
+                Ok(()) => {}
+                Err(pkt) => self.enqueue(&peer, std::iter::once(pkt), dir),
+            },
+            route => self.dispatch(route, std::iter::once(pkt)),
+        }
+    }
+
+    /// The shortcut for a packet to an awl node when nothing waits for that peer: straight
+    /// to quinn's datagram buffer, without the hop through the peer's queue and sender task
+    /// (on every round trip, twice). Only with room in quinn's buffer, and only while the
+    /// sender holds nothing, so nothing is overtaken and bulk still queues behind CoDel.
+    /// Gives the packet back when it has to take the queue.
+    fn send_now(&self, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) -> Result<(), PacketBuf> {
+        if !self.cfg.datagrams {
+            return Err(pkt);
+        }
+        let idle = {
+            let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+            senders.get(peer).is_none_or(|tx| tx.is_idle())
+        };
+        let Some(conn) = idle
+            .then(|| self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL))
+            .flatten()
+        else {
+            return Err(pkt);
+        };
+        let len = pkt.len();
+        // The trailer byte must fit as well.
+        let fits = conn.max_datagram_size().is_some_and(|m| len < m)
+            && conn.datagram_send_buffer_space() > len
+            && len < pkt.capacity();
+        if !fits {
+            return Err(pkt);
+        }
+        let sent = conn.send_datagram(with_trailer(pkt, dir)).is_ok();
+        self.stats.peer(peer, |s| {
+            if sent {
+                s.tx_packets += 1;
+                s.tx_bytes += len as u64;
+                s.tx_datagrams += 1;
+            } else {
+                s.tx_dropped += 1;
+            }
+        });
+        Ok(())
     }
 
     /// The segments of one TCP super-packet: their headers differ only in length, ID and
@@ -356,6 +410,7 @@ impl Dataplane {
                     next = rx.try_recv();
                 }
             }
+            rx.done();
             let delay_dropped = rx.take_dropped();
             if dg.any() || delay_dropped > 0 {
                 self.stats.peer(&peer, |s| {
@@ -507,6 +562,7 @@ impl Dataplane {
         };
         let routing = self.routing_now();
         let mut tally = RxTally::default();
+        let alone = batch.len() == 1;
         for d in batch.drain(..) {
             let Ok((dir, pkt)) = tunnel::parse_datagram(&d) else {
                 tally.errors += 1;
@@ -522,7 +578,11 @@ impl Dataplane {
             };
             buf.space()[..pkt.len()].copy_from_slice(pkt);
             buf.set_len(pkt.len());
-            self.deliver_one(&from, &routing, dir, buf, true, &mut tally);
+            let how = Delivery {
+                datagram: true,
+                alone,
+            };
+            self.deliver_one(&from, &routing, dir, buf, how, &mut tally);
         }
         tally.flush(&self.stats, peer);
     }
@@ -534,7 +594,11 @@ impl Dataplane {
             return;
         };
         let mut tally = RxTally::default();
-        self.deliver_one(&from, &self.routing_now(), dir, buf, false, &mut tally);
+        let how = Delivery {
+            datagram: false,
+            alone: false,
+        };
+        self.deliver_one(&from, &self.routing_now(), dir, buf, how, &mut tally);
         tally.flush(&self.stats, peer);
     }
 
@@ -564,7 +628,7 @@ impl Dataplane {
         r: &Routing,
         dir: GatewayDir,
         mut buf: PacketBuf,
-        datagram: bool,
+        how: Delivery,
         tally: &mut RxTally,
     ) {
         if packet::ip_version(buf.data()) != 4 {
@@ -600,7 +664,7 @@ impl Dataplane {
         };
         // Datagrams come only from awl nodes: their checksums are complete, so an incremental
         // update is enough; stream packets may come from AWL and get its full recompute.
-        let rewritten = if datagram {
+        let rewritten = if how.datagram {
             packet::rewrite_incremental(buf.data_mut(), src, dst)
         } else {
             packet::rewrite(buf.data_mut(), src, dst)
@@ -610,15 +674,44 @@ impl Dataplane {
             return;
         }
         let len = buf.len() as u64;
-        match self.to_tun.try_send(buf) {
-            Ok(()) => {
-                tally.packets += 1;
-                tally.bytes += len;
-                tally.datagrams += u64::from(datagram);
-            }
-            Err(_) => tally.dropped += 1,
+        if self.to_tun(buf, how.alone) {
+            tally.packets += 1;
+            tally.bytes += len;
+            tally.datagrams += u64::from(how.datagram);
+        } else {
+            tally.dropped += 1;
         }
     }
+
+    /// Hands a packet to the TUN. One that came alone, with nothing waiting for the writer
+    /// task, is written at once: a task hop less on every round trip. Otherwise it queues
+    /// for the writer, which joins runs of segments. (The writer holds taken packets only
+    /// while the device refuses writes, and then this write is refused as well.)
+    fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
+        let tun = self
+            .tun
+            .get()
+            .filter(|_| alone && self.to_tun.capacity() == self.to_tun.max_capacity());
+        if let Some(tun) = tun {
+            match tun::write_now(tun, buf.data()) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    log::debug!("TUN write failed: {e}");
+                    return false;
+                }
+            }
+        }
+        self.to_tun.try_send(buf).is_ok()
+    }
+}
+
+/// How a received packet came: in a datagram (from an awl node) or a stream record, and
+/// alone or with others right behind it.
+#[derive(Clone, Copy)]
+struct Delivery {
+    datagram: bool,
+    alone: bool,
 }
 
 /// A known peer as the receive side sees it.
@@ -666,15 +759,13 @@ struct DatagramTally {
 impl DatagramTally {
     /// Sends one packet with its direction trailer; the pooled buffer itself goes to quinn.
     /// Waits while quinn's small datagram buffer is full (backpressure to the peer queue).
-    async fn send(&mut self, conn: &quinn::Connection, mut pkt: PacketBuf, dir: GatewayDir) {
+    async fn send(&mut self, conn: &quinn::Connection, pkt: PacketBuf, dir: GatewayDir) {
         let len = pkt.len();
-        if len >= pkt.space().len() {
+        if len >= pkt.capacity() {
             self.failed += 1;
             return;
         }
-        pkt.space()[len] = tunnel::dir_byte(dir);
-        pkt.set_len(len + 1);
-        match conn.send_datagram_wait(bytes::Bytes::from_owner(pkt)).await {
+        match conn.send_datagram_wait(with_trailer(pkt, dir)).await {
             Ok(()) => {
                 self.sent += 1;
                 self.bytes += len as u64;
@@ -689,6 +780,17 @@ impl DatagramTally {
     fn any(&self) -> bool {
         self.sent + self.failed > 0
     }
+}
+
+/// A packet as a datagram: its direction trailer appended (room checked by the caller), the
+/// pooled buffer itself handed to quinn.
+fn with_trailer(mut pkt: PacketBuf, dir: GatewayDir) -> bytes::Bytes {
+    let len = pkt.len();
+    if let Some(b) = pkt.space().get_mut(len) {
+        *b = tunnel::dir_byte(dir);
+        pkt.set_len(len + 1);
+    }
+    bytes::Bytes::from_owner(pkt)
 }
 
 /// Destinations an exit node may carry (not loopback, link-local, multicast or broadcast).

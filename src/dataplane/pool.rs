@@ -97,6 +97,11 @@ impl PacketBuf {
         self.buf.as_deref_mut().unwrap_or(&mut [])
     }
 
+    /// Bytes the buffer holds at most.
+    pub fn capacity(&self) -> usize {
+        self.buf.as_deref().map_or(0, <[u8]>::len)
+    }
+
     pub fn set_len(&mut self, len: usize) {
         self.len = len.min(self.pool.size);
     }

@@ -6,6 +6,8 @@
 
 use super::pool::PacketBuf;
 use crate::proto::tunnel::GatewayDir;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -135,6 +137,8 @@ pub struct Queued {
 pub struct QueueTx {
     interactive: mpsc::Sender<Queued>,
     bulk: mpsc::Sender<Queued>,
+    /// The sender task holds packets it took (between `recv` and `done`).
+    busy: Arc<AtomicBool>,
 }
 
 impl QueueTx {
@@ -157,6 +161,14 @@ impl QueueTx {
     pub fn is_closed(&self) -> bool {
         self.bulk.is_closed()
     }
+
+    /// Nothing queued and nothing taken but not yet sent: a packet sent around the queue now
+    /// cannot overtake one sent through it.
+    pub fn is_idle(&self) -> bool {
+        !self.busy.load(Ordering::Relaxed)
+            && self.interactive.capacity() == self.interactive.max_capacity()
+            && self.bulk.capacity() == self.bulk.max_capacity()
+    }
 }
 
 /// The consumer side, owned by the peer's sender task.
@@ -167,16 +179,19 @@ pub struct QueueRx {
     burst: u32,
     /// Bulk packets CoDel dropped since the last `take_dropped`.
     dropped: u64,
+    busy: Arc<AtomicBool>,
 }
 
 /// A per-peer queue pair: `bulk` packets of bulk traffic at most.
 pub fn peer_queue(bulk: usize) -> (QueueTx, QueueRx) {
     let (itx, irx) = mpsc::channel(INTERACTIVE_QUEUE);
     let (btx, brx) = mpsc::channel(bulk.max(1));
+    let busy = Arc::new(AtomicBool::new(false));
     (
         QueueTx {
             interactive: itx,
             bulk: btx,
+            busy: busy.clone(),
         },
         QueueRx {
             interactive: irx,
@@ -184,13 +199,26 @@ pub fn peer_queue(bulk: usize) -> (QueueTx, QueueRx) {
             codel: Codel::default(),
             burst: 0,
             dropped: 0,
+            busy,
         },
     )
 }
 
 impl QueueRx {
     /// Waits for the next packet; `None` when every producer is gone and the queues are empty.
+    /// The queue counts as busy from a packet taken until `done`.
     pub async fn recv(&mut self) -> Option<Queued> {
+        let q = self.recv_inner().await;
+        self.busy.store(q.is_some(), Ordering::Relaxed);
+        q
+    }
+
+    /// Every packet taken so far has been handed on.
+    pub fn done(&self) {
+        self.busy.store(false, Ordering::Relaxed);
+    }
+
+    async fn recv_inner(&mut self) -> Option<Queued> {
         if let Some(q) = self.try_recv() {
             return Some(q);
         }
@@ -336,5 +364,22 @@ mod tests {
         }
         assert!(tx.push(mk(ipv4(84, 1, 0, 0, 0)), GatewayDir::None).is_err());
         assert!(rx.recv().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn idle_only_with_nothing_queued_or_held() {
+        let pool = PacketPool::new(4, 1500);
+        let (tx, mut rx) = peer_queue(8);
+        assert!(tx.is_idle());
+        let mut b = pool.get().unwrap();
+        b.space()[..1400].copy_from_slice(&ipv4(1400, 6, 0, 1, 2));
+        b.set_len(1400);
+        assert!(tx.push(b, GatewayDir::None).is_ok());
+        assert!(!tx.is_idle(), "a bulk packet waits");
+        let held = rx.recv().await;
+        assert!(held.is_some());
+        assert!(!tx.is_idle(), "the sender holds it");
+        rx.done();
+        assert!(tx.is_idle());
     }
 }

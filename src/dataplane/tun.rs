@@ -171,6 +171,21 @@ pub async fn writer(tun: Arc<Tun>, mut rx: mpsc::Receiver<PacketBuf>) {
     }
 }
 
+/// Writes one packet now, from outside the writer task; WouldBlock if the device is full.
+pub fn write_now(tun: &Tun, pkt: &[u8]) -> io::Result<()> {
+    let fd = tun.dev.as_raw_fd();
+    if tun.vnet {
+        return write_vnet(fd, pkt).map(|_| ());
+    }
+    // SAFETY: a live buffer of the given length; write only reads it.
+    let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), pkt.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Packets taken from the queue at once for coalescing; only what is already waiting, so
 /// nothing is held back.
 const WRITE_BATCH: usize = 64;

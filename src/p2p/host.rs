@@ -335,7 +335,7 @@ impl Host {
         let punch_socket = socket.try_clone()?;
         let runtime =
             quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
-        let socket = super::udp::wrap(socket, runtime.as_ref())?;
+        let socket = super::udp::wrap(socket)?;
         let endpoint =
             quinn::Endpoint::new_with_abstract_socket(endpoint_cfg, Some(server), socket, runtime)?;
         let (events, _) = broadcast::channel(64);

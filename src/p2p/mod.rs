@@ -20,6 +20,7 @@ pub mod secure;
 pub mod stream;
 pub mod tls;
 pub mod udp;
+pub mod udp_socket;
 pub mod varint;
 
 pub use host::{Error, Host, HostConfig, HostEvent, Stream};

@@ -10,9 +10,10 @@
 //! packets out into quinn's slots. That buffer is an anonymous mapping: its pages become
 //! resident only when the kernel first fills them (under load), not at start. Sending keeps GSO.
 
+use super::udp_socket::ReadRegistered;
 use crate::sockmark::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
-use quinn::{AsyncUdpSocket, Runtime, UdpPoller};
+use quinn::{AsyncUdpSocket, UdpPoller};
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -212,14 +213,11 @@ impl std::fmt::Debug for AnonBuf {
     }
 }
 
-/// Hands `socket` to quinn's runtime, wrapped as above when the kernel has UDP GRO. Without
-/// it (an old kernel, or no memory for the mapping), quinn reads single datagrams itself.
-pub fn wrap(
-    socket: std::net::UdpSocket,
-    runtime: &dyn Runtime,
-) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+/// The socket for quinn, wrapped as above when the kernel has UDP GRO. Without it (an old
+/// kernel, or no memory for the mapping), quinn reads single datagrams itself.
+pub fn wrap(socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
     grow_receive_buffer(socket.as_raw_fd());
-    let inner = runtime.wrap_udp_socket(socket)?;
+    let inner: Arc<dyn AsyncUdpSocket> = Arc::new(ReadRegistered::new(socket)?);
     let segments = inner.max_receive_segments();
     if segments == 1 {
         return Ok(inner);
