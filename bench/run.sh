@@ -5,7 +5,9 @@
 #   BENCH_SECONDS=5 bash bench/run.sh
 #
 # Two namespaces joined by a veth pair (the "wire"). Each daemon is pinned to CPU 0 (taskset),
-# like a single-core router; iperf3 runs on CPU 1. For each VPN: iperf3 TCP with 1 and 4 flows,
+# like a single-core router; iperf3 runs on CPU 1. Idle ping is measured twice: from any CPU,
+# and from CPU 0 with the daemons (a one-core router: no cross-CPU wake-ups, which on this VM
+# cost each tunnel ~0.15 ms per round trip that the raw veth path never pays). For each VPN: iperf3 TCP with 1 and 4 flows,
 # UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
 # (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1,
 # 10, 20 and 100 configured peers, and the binary sizes of the last cross build if there is one.
@@ -63,7 +65,7 @@ udp() {
     python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(round(e['bits_per_second']/1e6,1), round(e.get('lost_percent',0),2))" "$WORK/u.json"
 }
 rtt() { # "mean median fastest" ms of 200 pings 20 ms apart (the mean carries this VM's wake-up noise)
-    ip netns exec bn-a ping -c 200 -i 0.02 "$1" 2>/dev/null | python3 -c "
+    ip netns exec bn-a ${2:+taskset -c "$2"} ping -c 200 -i 0.02 "$1" 2>/dev/null | python3 -c "
 import re, statistics, sys
 v = [float(m) for m in re.findall(r'time=([0-9.]+)', sys.stdin.read())]
 print(f'{statistics.mean(v):.3f} {statistics.median(v):.3f} {min(v):.3f}' if v else '- - -')"
@@ -96,6 +98,8 @@ run_vpn() {
     PIDS+=("$(cat "$WORK/srv-$name.pid")")
     read -r a m f < <(rtt "$dst")
     R[$name.rtt]=$a; R[$name.rtt_med]=$m; R[$name.rtt_min]=$f
+    read -r a m f < <(rtt "$dst" 0)
+    R[$name.rtt1]=$a; R[$name.rtt1_med]=$m
     R[$name.cpu_ping]=$(cpu_per_ping "$dst" "$pa" "$pb")
     c0=$(( $(cpu_ticks "$pa") + $(cpu_ticks "$pb") ))
     out=$(tcp "$dst" 1); R[$name.tcp1]=${out% *}; bytes=${out#* }
@@ -110,6 +114,8 @@ run_vpn() {
 
 read -r a m f < <(rtt 192.0.2.2)
 R[raw.rtt]=$a; R[raw.rtt_med]=$m; R[raw.rtt_min]=$f
+read -r a m f < <(rtt 192.0.2.2 0)
+R[raw.rtt1]=$a; R[raw.rtt1_med]=$m
 
 # --- awl ---
 write_awl() { # NAME PEER_ID PEER_ADDR
@@ -246,6 +252,8 @@ row "CPU seconds per GB (both daemons, TCP runs)" cpu_gb
 row "ping RTT idle, mean ms (raw veth: ${R[raw.rtt]:-})" rtt
 row "ping RTT idle, median ms (raw veth: ${R[raw.rtt_med]:-})" rtt_med
 row "ping RTT idle, fastest ms (raw veth: ${R[raw.rtt_min]:-})" rtt_min
+row "one core (ping on CPU 0 as well): ping RTT idle, mean ms (raw veth: ${R[raw.rtt1]:-})" rtt1
+row "one core: ping RTT idle, median ms (raw veth: ${R[raw.rtt1_med]:-})" rtt1_med
 row "CPU of both daemons per ping round trip, µs" cpu_ping
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
@@ -259,7 +267,7 @@ if [ -n "$SHIP" ]; then
     echo
     echo "The shipped build (static musl, size flags: $SHIP):"
     echo "idle RSS ${R[ship1]:-} kB with 1 configured peer, ${R[ship10]:-} kB with 10, ${R[ship20]:-} kB with 20, ${R[ship100]:-} kB with 100 ($(python3 -c "print(round((${R[ship100]:-0}-${R[ship1]:-0})/99,1))") kB per idle peer);"
-    echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms (median ${R[awlship.rtt_med]:-}, fastest ${R[awlship.rtt_min]:-}; ${R[awlship.cpu_ping]:-} µs of CPU per round trip), under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
+    echo "mtu 1420 with datagrams: TCP 1 flow ${R[awlship.tcp1]:-} Mbit/s ($(ratio "${R[awlship.tcp1]:-}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awlship.tcp4]:-}, CPU ${R[awlship.cpu_gb]:-} s/GB ($(ratio "${R[awlship.cpu_gb]:-}" "${R[boringtun.cpu_gb]:-}")× boringtun), ping idle ${R[awlship.rtt]:-} ms (median ${R[awlship.rtt_med]:-}, fastest ${R[awlship.rtt_min]:-}; one core: mean ${R[awlship.rtt1]:-}, median ${R[awlship.rtt1_med]:-}; ${R[awlship.cpu_ping]:-} µs of CPU per round trip), under load ${R[awlship.rtt_loaded]:-} ms, peak RSS ${R[awlship.rss]:-} kB."
 fi
 if [ -s "$ROOT/dist/sizes.txt" ]; then
     echo
