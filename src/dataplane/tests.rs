@@ -99,6 +99,8 @@ async fn awl_nodes_carry_packets_in_datagrams() {
     assert_eq!(got[0][9], 17);
     assert_eq!(got[1][9], 1);
     assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+    // Nothing was waiting for b: both went straight to quinn, no queue or sender task needed.
+    assert!(a.dp.senders.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -128,6 +130,8 @@ async fn packets_too_big_for_a_datagram_take_the_stream() {
     let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(p.len(), 3020);
     assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));
+    // The stream takes the queue and the sender task.
+    assert!(a.dp.senders.lock().unwrap().contains_key(&b.host.peer_id()));
 }
 
 #[tokio::test]
