@@ -73,11 +73,22 @@ impl AsyncUdpSocket for ReadRegistered {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
+        let slots = bufs.len().min(meta.len()).min(quinn::udp::BATCH_SIZE);
         loop {
             let mut ready = ready!(self.io.poll_read_ready(cx))?;
             // `try_io` clears the readiness on WouldBlock, so the next poll waits for epoll.
-            if let Ok(res) = ready.try_io(|io| self.state.recv(io.get_ref().into(), bufs, meta)) {
-                return Poll::Ready(res);
+            match ready.try_io(|io| self.state.recv(io.get_ref().into(), bufs, meta)) {
+                Ok(Ok(n)) => {
+                    // recvmmsg stops short only when the queue ran dry: forget the readiness
+                    // now rather than learn it from one more call that fails. A datagram
+                    // arriving meanwhile raises a new epoll edge, so none is missed.
+                    if n < slots {
+                        ready.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
             }
         }
     }
