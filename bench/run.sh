@@ -7,7 +7,7 @@
 # Two namespaces joined by a veth pair (the "wire"). Each daemon is pinned to CPU 0 (taskset),
 # like a single-core router; iperf3 runs on CPU 1. Idle ping is measured twice: from any CPU,
 # and from CPU 0 with the daemons (a one-core router: no cross-CPU wake-ups, which on this VM
-# cost each tunnel ~0.15 ms per round trip that the raw veth path never pays). For each VPN: iperf3 TCP with 1 and 4 flows,
+# can cost a tunnel up to ~0.1 ms per round trip that the raw veth path never pays). For each VPN: iperf3 TCP with 1 and 4 flows,
 # UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
 # (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1,
 # 10, 20 and 100 configured peers, and the binary sizes of the last cross build if there is one.
