@@ -172,31 +172,39 @@ impl Dataplane {
     /// a mesh IP, a LAN route a peer announced (Forward), or the exit node (Forward).
     pub fn route_outbound(self: &Arc<Self>, pkt: PacketBuf) {
         match self.resolve(pkt.data()) {
-            Route::Peer(peer, dir) => match self.send_now(&peer, pkt, dir) {
-                Ok(()) => {}
-                Err(pkt) => self.enqueue(&peer, std::iter::once(pkt), dir),
-            },
+            Route::Peer(peer, dir) => self.send_one(&peer, pkt, dir),
             route => self.dispatch(route, std::iter::once(pkt)),
         }
     }
 
-    /// The shortcut for a packet to an awl node when nothing waits for that peer: straight
-    /// to quinn's datagram buffer, without the hop through the peer's queue and sender task
-    /// (on every round trip, twice). Only with room in quinn's buffer, and only while the
-    /// sender holds nothing, so nothing is overtaken and bulk still queues behind CoDel.
-    /// Gives the packet back when it has to take the queue.
-    fn send_now(&self, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) -> Result<(), PacketBuf> {
-        if !self.cfg.datagrams {
-            return Err(pkt);
-        }
-        let idle = {
-            let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-            senders.get(peer).is_none_or(|tx| tx.is_idle())
+    /// One packet for `peer`: straight to quinn while nothing waits for that peer
+    /// (`send_now`), else into its queue — with one lookup of the queue for both.
+    fn send_one(self: &Arc<Self>, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let pkt = if senders.get(peer).is_none_or(QueueTx::is_idle) {
+            match self.send_now(peer, pkt, dir) {
+                Ok(()) => return,
+                Err(pkt) => pkt,
+            }
+        } else {
+            pkt
         };
-        let Some(conn) = idle
-            .then(|| self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL))
-            .flatten()
-        else {
+        let dropped = self.push(&mut senders, peer, std::iter::once(pkt), dir);
+        drop(senders);
+        self.count_dropped(peer, dropped);
+    }
+
+    /// The shortcut for a packet to an awl node when nothing waits for that peer (checked by
+    /// the caller): straight to quinn's datagram buffer, without the hop through the peer's
+    /// queue and sender task (on every round trip, twice). Only with room in quinn's buffer,
+    /// and only while the sender holds nothing, so nothing is overtaken and bulk still queues
+    /// behind CoDel. Gives the packet back when it has to take the queue.
+    fn send_now(&self, peer: &PeerId, pkt: PacketBuf, dir: GatewayDir) -> Result<(), PacketBuf> {
+        let conn = match self.cfg.datagrams {
+            true => self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL),
+            false => None,
+        };
+        let Some(conn) = conn else {
             return Err(pkt);
         };
         let len = pkt.len();
@@ -318,29 +326,38 @@ impl Dataplane {
         pkts: impl Iterator<Item = PacketBuf>,
         dir: GatewayDir,
     ) {
-        let mut dropped = 0u64;
-        {
-            let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = match senders.get(peer) {
-                Some(tx) if !tx.is_closed() => tx,
-                _ => {
-                    let (tx, rx) = qos::peer_queue(self.cfg.peer_queue);
-                    let dp = self.clone();
-                    let p = peer.clone();
-                    tokio::spawn(async move { dp.sender(p, rx).await });
-                    senders.insert(peer.clone(), tx);
-                    match senders.get(peer) {
-                        Some(tx) => tx,
-                        None => return,
-                    }
-                }
-            };
-            for pkt in pkts {
-                if tx.push(pkt, dir).is_err() {
-                    dropped += 1;
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped = self.push(&mut senders, peer, pkts, dir);
+        drop(senders);
+        self.count_dropped(peer, dropped);
+    }
+
+    /// `enqueue` with the queues already locked; returns how many packets found the queue full.
+    fn push(
+        self: &Arc<Self>,
+        senders: &mut HashMap<PeerId, QueueTx>,
+        peer: &PeerId,
+        pkts: impl Iterator<Item = PacketBuf>,
+        dir: GatewayDir,
+    ) -> u64 {
+        let tx = match senders.get(peer) {
+            Some(tx) if !tx.is_closed() => tx,
+            _ => {
+                let (tx, rx) = qos::peer_queue(self.cfg.peer_queue);
+                let dp = self.clone();
+                let p = peer.clone();
+                tokio::spawn(async move { dp.sender(p, rx).await });
+                senders.insert(peer.clone(), tx);
+                match senders.get(peer) {
+                    Some(tx) => tx,
+                    None => return 0,
                 }
             }
-        }
+        };
+        pkts.fold(0, |n, pkt| n + u64::from(tx.push(pkt, dir).is_err()))
+    }
+
+    fn count_dropped(&self, peer: &PeerId, dropped: u64) {
         if dropped > 0 {
             self.stats.peer(peer, |s| s.tx_dropped += dropped);
         }

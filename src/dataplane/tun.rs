@@ -175,14 +175,21 @@ pub async fn writer(tun: Arc<Tun>, mut rx: mpsc::Receiver<PacketBuf>) {
 pub fn write_now(tun: &Tun, pkt: &[u8]) -> io::Result<()> {
     let fd = tun.dev.as_raw_fd();
     if tun.vnet {
-        return write_vnet(fd, pkt).map(|_| ());
+        write_vnet(fd, pkt)
+    } else {
+        write_fd(fd, pkt)
     }
+    .map(|_| ())
+}
+
+/// One `write(2)` of `buf`, without waiting.
+fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: a live buffer of the given length; write only reads it.
-    let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), pkt.len()) };
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(n as usize)
     }
 }
 
@@ -238,16 +245,10 @@ async fn write_one(dev: &::tun::AsyncDevice, pkt: &[u8], joined: &mut Vec<u8>) {
 
 /// A buffer that already starts with its virtio-net header.
 async fn write_raw(dev: &::tun::AsyncDevice, buf: &[u8]) {
-    // SAFETY: a live buffer of the given length; write only reads it.
-    let n = unsafe { libc::write(dev.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-    if n >= 0 {
-        return;
-    }
-    let e = io::Error::last_os_error();
-    let res = if e.kind() == io::ErrorKind::WouldBlock {
-        dev.send(buf).await.map(|_| ())
-    } else {
-        Err(e)
+    let res = match write_fd(dev.as_raw_fd(), buf) {
+        Ok(_) => return,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => dev.send(buf).await.map(|_| ()),
+        Err(e) => Err(e),
     };
     if let Err(e) = res {
         log::debug!("TUN write failed: {e}");

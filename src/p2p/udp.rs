@@ -28,7 +28,7 @@ const MAX_DATAGRAM: usize = 1472;
 
 #[derive(Debug)]
 struct GroSocket {
-    inner: Arc<dyn AsyncUdpSocket>,
+    inner: Arc<ReadRegistered>,
     held: Mutex<Held>,
 }
 
@@ -217,7 +217,7 @@ impl std::fmt::Debug for AnonBuf {
 /// kernel, or no memory for the mapping), quinn reads single datagrams itself.
 pub fn wrap(socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
     grow_receive_buffer(socket.as_raw_fd());
-    let inner: Arc<dyn AsyncUdpSocket> = Arc::new(ReadRegistered::new(socket)?);
+    let inner = Arc::new(ReadRegistered::new(socket)?);
     let segments = inner.max_receive_segments();
     if segments == 1 {
         return Ok(inner);
