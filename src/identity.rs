@@ -40,10 +40,11 @@ impl fmt::Display for IdentityError {
 
 impl std::error::Error for IdentityError {}
 
-/// The node's Ed25519 host key.
+/// The node's Ed25519 host key (ring's Ed25519, which TLS links in anyway).
 #[derive(Clone)]
 pub struct Keypair {
-    inner: ed25519_compact::KeyPair,
+    seed: [u8; 32],
+    inner: std::sync::Arc<ring::signature::Ed25519KeyPair>,
 }
 
 impl fmt::Debug for Keypair {
@@ -55,16 +56,28 @@ impl fmt::Debug for Keypair {
 
 impl Keypair {
     pub fn generate() -> Self {
-        Keypair {
-            inner: ed25519_compact::KeyPair::generate(),
+        use ring::rand::SecureRandom;
+        let rng = ring::rand::SystemRandom::new();
+        loop {
+            let mut seed = [0u8; 32];
+            rng.fill(&mut seed).expect("system random generator");
+            if let Ok(kp) = Keypair::from_seed(seed) {
+                return kp;
+            }
         }
     }
 
-    /// Fails only for the all-zero seed, which ed25519-compact refuses as never random.
+    /// Fails only for the all-zero seed, which is never random.
     pub fn from_seed(seed: [u8; 32]) -> Result<Self, IdentityError> {
-        ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-            .map(|inner| Keypair { inner })
-            .map_err(|_| IdentityError::WeakSeed)
+        if seed == [0u8; 32] {
+            return Err(IdentityError::WeakSeed);
+        }
+        let inner = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| IdentityError::WeakSeed)?;
+        Ok(Keypair {
+            seed,
+            inner: std::sync::Arc::new(inner),
+        })
     }
 
     /// Parses AWL's `p2pNode.identity`: base58 of the 64-byte seed ‖ public key.
@@ -87,12 +100,16 @@ impl Keypair {
 
     /// AWL's identity encoding (see [`Keypair::from_awl_base58`]).
     pub fn to_awl_base58(&self) -> String {
-        bs58::encode(&self.inner.sk[..]).into_string()
+        let mut raw = [0u8; 64];
+        raw[..32].copy_from_slice(&self.seed);
+        raw[32..].copy_from_slice(&self.public().0);
+        bs58::encode(&raw[..]).into_string()
     }
 
     pub fn public(&self) -> PublicKey {
+        use ring::signature::KeyPair as _;
         let mut pk = [0u8; 32];
-        pk.copy_from_slice(&self.inner.pk[..]);
+        pk.copy_from_slice(self.inner.public_key().as_ref());
         PublicKey(pk)
     }
 
@@ -105,16 +122,16 @@ impl Keypair {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(b"awl-derive:");
         ctx.update(label.as_bytes());
-        ctx.update(&self.inner.sk.seed()[..]);
+        ctx.update(&self.seed);
         let mut out = [0u8; 32];
         out.copy_from_slice(ctx.finish().as_ref());
         out
     }
 
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
-        let sig = self.inner.sk.sign(msg, None);
+        let sig = self.inner.sign(msg);
         let mut out = [0u8; 64];
-        out.copy_from_slice(&sig[..]);
+        out.copy_from_slice(sig.as_ref());
         out
     }
 }
@@ -143,11 +160,8 @@ impl PublicKey {
     }
 
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_compact::Signature::from_slice(sig) else {
-            return false;
-        };
-        ed25519_compact::PublicKey::new(self.0)
-            .verify(msg, &sig)
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &self.0)
+            .verify(msg, sig)
             .is_ok()
     }
 
