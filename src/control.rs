@@ -43,7 +43,7 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| e.to_string())?;
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    tokio::spawn(async move {
+    crate::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
                 continue;
@@ -52,7 +52,7 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
                 continue;
             };
             let node = node.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 let _permit = permit;
                 let _ = tokio::time::timeout(Duration::from_secs(60), handle(node, conn)).await;
             });

@@ -116,7 +116,7 @@ async fn start_socks5(node: &Arc<Node>) {
                 log::info!("SOCKS5 proxy on {addr}");
                 let n = node.clone();
                 let exit = Arc::new(move || n.socks5_exit());
-                tokio::spawn(crate::socks5::run_client(node.host.clone(), l, exit));
+                crate::spawn(crate::socks5::run_client(node.host.clone(), l, exit));
             }
             Err(e) => log::error!("SOCKS5 proxy on {addr}: {e}"),
         }

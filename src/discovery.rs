@@ -115,10 +115,10 @@ impl Discovery {
             dcutr::serve(&self.host);
         }
         let d = self.clone();
-        tokio::spawn(async move { d.maintain().await });
+        crate::spawn(async move { d.maintain().await });
         let d = self.clone();
         let mut events = self.host.events();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(HostEvent::Connected {
@@ -128,7 +128,7 @@ impl Discovery {
                         ..
                     }) if d.hole_punching && known(&peer) => {
                         let d = d.clone();
-                        tokio::spawn(async move { d.punch(peer).await });
+                        crate::spawn(async move { d.punch(peer).await });
                     }
                     Ok(HostEvent::Identified { peer }) | Ok(HostEvent::Disconnected { peer })
                         if d.is_bootstrap(&peer) =>

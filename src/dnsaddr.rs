@@ -223,7 +223,7 @@ mod tests {
             format!("dnsaddr=/ip4/192.0.2.1/udp/6150/quic-v1/p2p/{want}"),
             format!("dnsaddr=/ip4/192.0.2.2/udp/6150/quic-v1/p2p/{other}"),
         );
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut buf = [0u8; 512];
             let (n, from) = server.recv_from(&mut buf).await.unwrap();
             let id = u16::from_be_bytes([buf[0], buf[1]]);

@@ -54,10 +54,10 @@ type Handler =
 fn serve(node: &Arc<Node>, protocol: &'static str, handler: Handler) {
     let mut inbound = node.host.register(protocol, 16);
     let node = node.clone();
-    tokio::spawn(async move {
+    crate::spawn(async move {
         while let Some(s) = inbound.recv().await {
             let n = node.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 let peer = s.peer.clone();
                 if let Err(e) = handler(n, s).await {
                     log::debug!("{protocol} from {}: {e}", peer.short());

@@ -124,7 +124,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
     let announce = encode(quic_port, &me);
 
     let (s, n) = (sock.clone(), node.clone());
-    tokio::spawn(async move {
+    crate::spawn(async move {
         let mut joined: Vec<Ipv4Addr> = Vec::new();
         loop {
             for ip in lan_addrs(&n) {
@@ -140,7 +140,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
         }
     });
 
-    tokio::spawn(async move {
+    crate::spawn(async move {
         let mut last_dial: HashMap<PeerId, Instant> = HashMap::new();
         let mut buf = [0u8; 128];
         loop {
@@ -168,7 +168,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
             let addr =
                 Multiaddr::quic(SocketAddr::new(IpAddr::V4(*from.ip()), port)).with_p2p(&peer);
             let host = node.host.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 match host.dial(&addr).await {
                     Ok(_) => log::info!("found {} on the LAN at {addr}", peer.short()),
                     Err(e) => log::debug!("LAN dial {addr}: {e}"),

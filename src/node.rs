@@ -305,7 +305,7 @@ impl Node {
         self.save_state_now();
         let node = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             node.connect(&p).await;
             node.handshake(&p).await;
         });
@@ -326,7 +326,7 @@ impl Node {
         self.save_state_now();
         let node = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             node.connect(&p).await;
             if let Err(e) = friends::exchange_status(&node, &p).await {
                 log::debug!("status to {} after accept: {e}", p.short());
@@ -344,7 +344,7 @@ impl Node {
         self.save_state_now();
         let node = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let _ = friends::exchange_status(&node, &p).await;
         });
         Ok(())
@@ -497,17 +497,17 @@ impl Node {
         // Reactions to connections.
         let node = self.clone();
         let mut events = self.host.events();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(HostEvent::Connected { peer, .. }) => {
                         let n = node.clone();
-                        tokio::spawn(async move { n.handshake(&peer).await });
+                        crate::spawn(async move { n.handshake(&peer).await });
                     }
                     Ok(HostEvent::Disconnected { peer }) => {
                         // Redial at once rather than at the next reconnect tick.
                         let n = node.clone();
-                        tokio::spawn(async move {
+                        crate::spawn(async move {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             if n.relation(&peer) == Relation::Known && n.connect(&peer).await {
                                 log::info!("reconnected to {}", peer.short());
@@ -522,7 +522,7 @@ impl Node {
         });
         // Redials of known peers (AWL: at start, +5 s, then every reconnect_interval).
         let node = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut wait = Duration::from_secs(5);
             loop {
                 let ids: Vec<PeerId> = lock(&node.peers)
@@ -552,7 +552,7 @@ impl Node {
         });
         // Periodic status and invite retries.
         let node = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut tick = tokio::time::interval(STATUS_INTERVAL);
             tick.tick().await;
             loop {
@@ -568,7 +568,7 @@ impl Node {
         });
         // Rare state-file writes.
         let node = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut tick = tokio::time::interval(STATE_SAVE_INTERVAL);
             loop {
                 tick.tick().await;
@@ -793,10 +793,10 @@ impl Node {
     pub fn attach_tun(self: &Arc<Self>, tun: dataplane::tun::Tun, name: String) {
         *lock(&self.tun_name) = Some(name);
         let tun = Arc::new(tun);
-        tokio::spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
+        crate::spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
         if let Some(rx) = lock(&self.from_mesh).take() {
             self.dp.set_tun(tun.clone());
-            tokio::spawn(dataplane::tun::writer(tun, rx));
+            crate::spawn(dataplane::tun::writer(tun, rx));
         }
     }
 }

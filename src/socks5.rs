@@ -392,7 +392,7 @@ pub fn serve_with(host: &Host, policy: Policy, allow_loopback: bool) {
         let mut inbound = host.register(protocol, STREAM_QUEUE);
         let policy = policy.clone();
         let sessions = sessions.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             while let Some(mut s) = inbound.recv().await {
                 if !policy(&s.peer) {
                     log::info!("socks5: peer {} may not use us as exit", s.peer.short());
@@ -404,7 +404,7 @@ pub fn serve_with(host: &Host, policy: Policy, allow_loopback: bool) {
                     abandon(&mut s);
                     continue;
                 };
-                tokio::spawn(async move {
+                crate::spawn(async move {
                     server_session(s, allow_loopback).await;
                     drop(permit);
                 });
@@ -609,7 +609,7 @@ pub async fn run_client(host: Host, listener: TcpListener, exit: ExitPeer) {
         };
         let host = host.clone();
         let exit = exit.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             client_session(host, conn, exit).await;
             drop(permit);
         });
@@ -758,9 +758,9 @@ mod tests {
     async fn echo_server() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(async move {
+                crate::spawn(async move {
                     let (mut r, mut w) = s.into_split();
                     let _ = tokio::io::copy(&mut r, &mut w).await;
                     let _ = w.shutdown().await;
@@ -774,7 +774,7 @@ mod tests {
     async fn client(a: &Host, exit: Option<PeerId>) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        tokio::spawn(run_client(a.clone(), l, Arc::new(move || exit.clone())));
+        crate::spawn(run_client(a.clone(), l, Arc::new(move || exit.clone())));
         addr
     }
 

@@ -161,7 +161,7 @@ impl Dataplane {
         }
         let mut inbound = self.host.register(tunnel::PROTOCOL, 64);
         let dp = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             while let Some(stream) = inbound.recv().await {
                 dp.clone().accept_stream(stream);
             }
@@ -346,7 +346,7 @@ impl Dataplane {
                 let (tx, rx) = qos::peer_queue(self.cfg.peer_queue);
                 let dp = self.clone();
                 let p = peer.clone();
-                tokio::spawn(async move { dp.sender(p, rx).await });
+                crate::spawn(async move { dp.sender(p, rx).await });
                 senders.insert(peer.clone(), tx);
                 match senders.get(peer) {
                     Some(tx) => tx,
@@ -519,7 +519,7 @@ impl Dataplane {
             stream.send.reset();
             return;
         }
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let peer = stream.peer.clone();
             if let Err(e) = self.read_stream(&mut stream).await {
                 log::debug!("tunnel stream from {}: {e}", peer.short());

@@ -181,10 +181,10 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
 pub fn serve(host: &Host) {
     let mut rx = host.register(PROTOCOL, 8);
     let host = host.clone();
-    tokio::spawn(async move {
+    crate::spawn(async move {
         while let Some(mut s) = rx.recv().await {
             let host = host.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 let peer = s.peer.clone();
                 for _ in 0..ROUNDS {
                     let Ok(connect) = read(&mut s.recv).await else {

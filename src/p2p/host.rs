@@ -361,7 +361,7 @@ impl Host {
             datagrams: std::sync::OnceLock::new(),
         }));
         let h = host.clone();
-        tokio::spawn(async move { h.accept_loop().await });
+        crate::spawn(async move { h.accept_loop().await });
         log::info!(
             "listening on {}",
             host.listen_addrs()
@@ -450,7 +450,7 @@ impl Host {
         }
         for peer in self.connected_peers() {
             let host = self.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 if let Err(e) = host.push_identify(&peer).await {
                     log::debug!("identify push to {}: {e}", peer.short());
                 }
@@ -834,7 +834,7 @@ impl Host {
                 continue;
             }
             let host = self.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 let remote = incoming.remote_address();
                 let connecting = match incoming.accept() {
                     Ok(c) => c,
@@ -866,7 +866,7 @@ impl Host {
         let host = self.clone();
         let p = peer.clone();
         let datagrams = connection.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             while let Ok((send, recv)) = connection.accept_bi().await {
                 host.spawn_serve(
                     p.clone(),
@@ -878,7 +878,7 @@ impl Host {
         });
         let host = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut batch = Vec::with_capacity(DATAGRAM_BATCH);
             while let Ok(d) = datagrams.read_datagram().await {
                 batch.push(d);
@@ -905,7 +905,7 @@ impl Host {
             .map(|c| c.iter().filter(|c| c.relayed()).cloned().collect())
             .unwrap_or_default();
         if !relayed.is_empty() {
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 tokio::time::sleep(RELAY_GRACE).await;
                 for c in relayed {
                     c.link.close(b"direct connection established");
@@ -924,7 +924,7 @@ impl Host {
         let id = self.insert_conn(&peer, link.clone(), remote.clone());
         let host = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             while let Some(s) = inbound.recv().await {
                 let (send, recv) = split_muxed(s);
                 host.spawn_serve(p.clone(), send, recv, None);
@@ -935,7 +935,7 @@ impl Host {
         let probe = link.clone();
         let host = self.clone();
         let relay_id = relay::parse_circuit(&remote).map(|(_, r)| r);
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let mut misses = 0;
             loop {
                 // After a miss, check again soon.
@@ -1018,14 +1018,14 @@ impl Host {
 
         let host = self.clone();
         let p = peer.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             if let Err(e) = host.request_identify(&p).await {
                 log::debug!("identify {} failed: {e}", p.short());
             }
         });
 
         let host = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             let reason = link.closed().await;
             log::debug!("connection to {} closed: {reason}", peer.short());
             let gone = {
@@ -1135,7 +1135,7 @@ impl Host {
             return;
         }
         let host = self.clone();
-        tokio::spawn(async move {
+        crate::spawn(async move {
             if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
                 log::debug!("inbound stream from {}: {e}", peer.short());
             }

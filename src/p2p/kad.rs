@@ -311,10 +311,10 @@ pub async fn find_peer(
 pub fn serve(host: &super::Host) {
     let mut rx = host.register(PROTOCOL, 32);
     let host = host.clone();
-    tokio::spawn(async move {
+    crate::spawn(async move {
         while let Some(mut s) = rx.recv().await {
             let host = host.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 // A stream carries requests until the client closes it.
                 for _ in 0..64 {
                     let body = match tokio::time::timeout(

@@ -154,7 +154,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(4096);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
-        let listener = tokio::spawn(async move {
+        let listener = crate::spawn(async move {
             let p = listener_select(&mut br, &mut bw, &["/ipfs/ping/1.0.0"])
                 .await
                 .unwrap();

@@ -77,7 +77,7 @@ where
     let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (close_tx, close_rx) = mpsc::channel(1);
     let (closed_tx, closed_rx) = watch::channel(false);
-    tokio::spawn(async move {
+    crate::spawn(async move {
         drive(conn, open_rx, close_rx, in_tx).await;
         let _ = closed_tx.send(true);
     });

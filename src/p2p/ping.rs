@@ -60,7 +60,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(256);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
-        let server = tokio::spawn(async move { serve(&mut br, &mut bw).await });
+        let server = crate::spawn(async move { serve(&mut br, &mut bw).await });
         for _ in 0..3 {
             ping(&mut ar, &mut aw).await.unwrap();
         }

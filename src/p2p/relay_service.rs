@@ -71,10 +71,10 @@ pub fn start(host: &Host, limits: Limits, policy: Policy) {
         circuits: AtomicUsize::new(0),
         per_peer: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(async move {
+    crate::spawn(async move {
         while let Some(stream) = rx.recv().await {
             let svc = svc.clone();
-            tokio::spawn(async move {
+            crate::spawn(async move {
                 let peer = stream.peer.clone();
                 if let Err(e) = svc.serve(stream).await {
                     log::debug!("relay request from {}: {e}", peer.short());

@@ -117,7 +117,7 @@ mod tests {
         let (ca, cb) = (tls::generate(&ka).unwrap(), tls::generate(&kb).unwrap());
         let (a, b) = tokio::io::duplex(64 * 1024);
         let expect_b = kb.peer_id();
-        let dial = tokio::spawn(async move { upgrade(a, true, &ca, Some(expect_b)).await });
+        let dial = crate::spawn(async move { upgrade(a, true, &ca, Some(expect_b)).await });
         let mut listen = upgrade(b, false, &cb, None).await.unwrap();
         let dialed = dial.await.unwrap().unwrap();
         assert_eq!(dialed.peer, kb.peer_id());
@@ -137,7 +137,7 @@ mod tests {
         let (ca, cb) = (tls::generate(&ka).unwrap(), tls::generate(&kb).unwrap());
         let (a, b) = tokio::io::duplex(64 * 1024);
         let other = Keypair::generate().peer_id();
-        tokio::spawn(async move { upgrade(b, false, &cb, None).await });
+        crate::spawn(async move { upgrade(b, false, &cb, None).await });
         assert!(upgrade(a, true, &ca, Some(other)).await.is_err());
     }
 }

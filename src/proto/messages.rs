@@ -261,7 +261,7 @@ mod tests {
     async fn object_is_read_without_waiting_for_eof() {
         let (mut a, mut b) = tokio::io::duplex(64);
         let reader =
-            tokio::spawn(
+            crate::spawn(
                 async move { read_object(&mut b).await.map(|f| f.string("name").unwrap()) },
             );
         use tokio::io::AsyncWriteExt;

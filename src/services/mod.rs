@@ -243,7 +243,7 @@ pub fn start(
             .unwrap_or_else(|| "none".into()),
         if cfg.http { "HTTP status, " } else { "" }
     );
-    tokio::spawn(async move { stack.run(input, output).await });
+    crate::spawn(async move { stack.run(input, output).await });
     Ok(())
 }
 
