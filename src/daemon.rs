@@ -95,6 +95,16 @@ fn service_config(cfg: &Config) -> Option<services::ServiceConfig> {
 }
 
 /// The SOCKS5 exit for peers, and the local proxy through a peer.
+#[cfg(not(feature = "socks5"))]
+async fn start_socks5(node: &Arc<Node>) {
+    let m = node.config().main;
+    if m.socks5 {
+        log::warn!("built without the 'socks5' feature: no SOCKS5 proxy or exit");
+    }
+}
+
+/// The SOCKS5 exit for peers, and the local proxy through a peer.
+#[cfg(feature = "socks5")]
 async fn start_socks5(node: &Arc<Node>) {
     let m = node.config().main;
     if m.socks5_server {

@@ -28,8 +28,14 @@ pub mod proto;
 pub mod ratelimit;
 pub mod routes;
 pub mod selftest;
+#[cfg(feature = "services")]
+pub mod services;
+/// Without the `services` feature: the same API, no smoltcp stack.
+#[cfg(not(feature = "services"))]
+#[path = "services_disabled.rs"]
 pub mod services;
 pub mod sockmark;
+#[cfg(feature = "socks5")]
 pub mod socks5;
 
 /// `tokio::spawn` with the future boxed first. tokio builds its task harness (poll, cancel,
