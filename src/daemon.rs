@@ -70,6 +70,10 @@ fn service_config(cfg: &Config) -> Option<services::ServiceConfig> {
     if !m.services {
         return None;
     }
+    if cfg!(not(feature = "services")) {
+        log::warn!("built without the 'services' feature: no DNS, HTTP status or ping on the service address");
+        return None;
+    }
     let mesh = crate::routes::Prefix::new(m.address, m.prefix)?;
     let default = services::default_address(m.address, m.prefix);
     let addr = match m.service_address {
