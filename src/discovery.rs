@@ -218,7 +218,7 @@ impl Discovery {
         let any = !todo.is_empty();
         for (peer, addrs) in todo {
             let host = self.host.clone();
-            set.spawn(async move {
+            set.spawn(crate::boxed(async move {
                 for a in addrs {
                     let target = a.without_p2p().with_p2p(&peer);
                     let dial = host.dial(&target);
@@ -228,7 +228,7 @@ impl Discovery {
                     }
                 }
                 log::debug!("bootstrap peer {} unreachable", peer.short());
-            });
+            }));
         }
         while set.join_next().await.is_some() {}
         if any && !self.connected_bootstrap().is_empty() {

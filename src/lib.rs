@@ -38,12 +38,22 @@ pub mod sockmark;
 #[cfg(feature = "socks5")]
 pub mod socks5;
 
+/// A spawned task's future, boxed (see [`spawn`]).
+pub type BoxedTask<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// `tokio::spawn` with the future boxed first. tokio builds its task harness (poll, cancel,
 /// join, drop) once per spawned future type; boxed, all tasks with the same output share one
-/// copy. Costs one allocation per spawned task; saves tens of kB on MIPS.
+/// copy. Costs one allocation per spawned task; saves tens of kB on MIPS. `JoinSet::spawn`
+/// takes a [`boxed`] future for the same reason.
 pub fn spawn<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> tokio::task::JoinHandle<T> {
-    let f: std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> = Box::pin(f);
-    tokio::spawn(f)
+    tokio::spawn(boxed(f))
+}
+
+/// The future as a [`BoxedTask`].
+pub fn boxed<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> BoxedTask<T> {
+    Box::pin(f)
 }
