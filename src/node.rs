@@ -104,6 +104,13 @@ impl Node {
             log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
         }
         discovery.start(crate::discovery::known_peers(peers.clone()));
+        let bootstrap = Arc::downgrade(&discovery);
+        host.set_trust(crate::p2p::Trust {
+            friend: crate::discovery::known_peers(peers.clone()),
+            trusted_observer: Arc::new(move |p| {
+                bootstrap.upgrade().is_some_and(|d| d.is_bootstrap(p))
+            }),
+        });
         let node = Arc::new(Node {
             host,
             peers,
