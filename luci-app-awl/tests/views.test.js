@@ -59,9 +59,10 @@ test('settings declares the main options with the daemon\'s datatypes', () => {
 	assert.deepEqual(o.socks5_exit.deps, [['socks5', '1']]);
 });
 
-test('peers grid lists peer options and validates peer IDs', () => {
+test('peers grid lists peer options and validates peer IDs', async () => {
 	const { rec, load } = sandbox();
-	load('view/awl/peers.js').render();
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
 	const s = rec.maps[0].sections[0];
 	assert.equal(s.kind, 'GridSection');
 	assert.equal(s.type, 'peer');
@@ -75,7 +76,8 @@ test('peers grid lists peer options and validates peer IDs', () => {
 test('invite validates the peer ID, calls invite, and shows errors', async () => {
 	let reply = { ok: true, result: { peer_id: PEER, alias: 'office', ip: '10.66.0.2' } };
 	const { rec, load } = sandbox({ invite: () => reply });
-	load('view/awl/peers.js').render();
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
 	const s = rec.maps[0].sections[0];
 
 	s.handleAdd();
@@ -91,6 +93,7 @@ test('invite validates the peer ID, calls invite, and shows errors', async () =>
 	await tick();
 	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'invite', params: { peer_id: PEER, alias: 'office', ip: '', address: '/ip4/192.0.2.7/udp/4363/quic-v1' } });
 	assert.ok(rec.notifications.some((n) => n.text.includes('Invited office')));
+	assert.ok(rec.timers.some((t) => t.t === 5000), 'the notification goes away by itself');
 
 	reply = { ok: false, error: 'peer table is full (max_peers)' };
 	s.handleAdd();
@@ -103,17 +106,20 @@ test('invite validates the peer ID, calls invite, and shows errors', async () =>
 
 test('remove asks first and goes through the daemon', async () => {
 	const { rec, load } = sandbox({ remove: { ok: true, result: {} } });
-	load('view/awl/peers.js').render();
-	rec.uci.cfg1 = { peer_id: PEER, alias: 'office' };
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
+	const sid = `peer_${PEER}`;
+	rec.uci[sid] = { '.type': 'peer', peer_id: PEER, alias: 'office' };
 	const s = rec.maps[0].sections[0];
 	rec.confirm = false;
-	await s.handleRemove('cfg1');
+	await s.handleRemove(sid);
 	assert.equal(rec.rpcCalls.length, 0);
 	rec.confirm = true;
-	await s.handleRemove('cfg1');
+	const before = rec.reloads;
+	await s.handleRemove(sid);
 	await tick();
 	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'remove', params: { peer_id: PEER } });
-	assert.ok(rec.reloads > 0, 'the grid reloads after removal');
+	assert.ok(rec.reloads > before, 'the grid reloads after removal');
 });
 
 test('status shows node, peers and requests; accept and decline call the daemon', async () => {
