@@ -10,7 +10,7 @@
  * Who writes what in /etc/config/awl: the daemon adds and removes whole peer sections, each
  * named after the peer ('peer_<peer ID>'), and keeps every other line as it is. This grid only
  * edits options of existing sections, through LuCI's staged uci changes addressed by those
- * section names (never by position, '@peer[N]'), so a peer the daemon removes meanwhile cannot
+ * section names (never by position), so a peer the daemon removes meanwhile cannot
  * redirect a staged edit to another peer. Save & Apply commits the staged changes; rpcd's
  * config.change makes the daemon reload.
  */
