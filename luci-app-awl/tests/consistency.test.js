@@ -13,7 +13,7 @@ const { sandbox } = require('./harness');
 const APP = path.join(__dirname, '..');
 const REPO = path.join(APP, '..');
 const BACKEND = path.join(APP, 'root/usr/libexec/rpcd/awl');
-const VIEWS = ['status', 'peers', 'settings'];
+const VIEWS = ['status', 'peers', 'graphs', 'settings', 'logs'];
 
 function awlBin() {
 	if (process.env.AWL_BIN) return process.env.AWL_BIN;

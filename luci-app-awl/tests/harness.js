@@ -262,7 +262,7 @@ function sandbox(replies = {}, opts = {}) {
 	};
 	const L = restrict('L', { resolveDefault: (p, d) => Promise.resolve(p).catch(() => d), bind: (fn, self, ...a) => fn.bind(self, ...a) });
 	const context = vm.createContext({
-		console, Promise, Date, Math, JSON, navigator: {}, document: { getElementById: () => null, createTextNode: (t) => new Node('#text', { text: String(t) }) },
+		console, Promise, Date, Math, JSON, navigator: {}, document: { getElementById: () => null, createTextNode: (t) => new Node('#text', { text: String(t) }), createElementNS: (ns, tag) => new Node(tag) },
 		setTimeout, clearTimeout, window: { setTimeout: (fn, t) => { rec.timers.push({ fn, t }); return rec.timers.length; }, clearTimeout() {} },
 		confirm: () => rec.confirm, E, _: (s) => s, N_: (n, s, p) => (n === 1 ? s : p), L
 	});

@@ -40,6 +40,16 @@ test('a hostile friend-request name stays text: status, requests, Accept (alias 
 	assert.deepEqual(injected(err.node).map((n) => n.tag), [], 'no markup from a daemon error');
 });
 
+test('hostile text in log lines and peer aliases stays text on the log and graphs pages', async () => {
+	for (const name of ['logs', 'graphs']) {
+		const { load } = sandbox(hostileReplies());
+		const v = load(`view/awl/${name}.js`);
+		const page = v.render(await v.load());
+		assert.deepEqual(injected(page).map((n) => n.tag), [], name);
+		assert.ok(page.textContent.includes(HOSTILE), `${name} shows the text`);
+	}
+});
+
 test('the stand-in renders a bare string child as HTML, as LuCI does (so the test above can fail)', () => {
 	const { load } = sandbox();
 	const { E } = require('./harness');
