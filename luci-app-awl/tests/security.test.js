@@ -155,7 +155,7 @@ test('a read-only login has no active write control', async () => {
 test('rpcd (as session.c grants it) lets a read-only login call no write method', () => {
 	const ro = acl.grants(acl.LOGINS.readonly);
 	const root = acl.grants(acl.LOGINS.root);
-	for (const m of ['status', 'peers', 'requests', 'health', 'logs']) assert.ok(acl.allowed(ro, 'ubus', 'awl', m), m);
+	for (const m of ['status', 'peers', 'requests', 'blocked', 'health', 'logs']) assert.ok(acl.allowed(ro, 'ubus', 'awl', m), m);
 	for (const m of ['invite', 'accept', 'decline', 'remove', 'reload']) {
 		assert.ok(!acl.allowed(ro, 'ubus', 'awl', m), `read-only may call ${m}`);
 		assert.ok(acl.allowed(root, 'ubus', 'awl', m), `root may not call ${m}`);

@@ -20,7 +20,7 @@ const calls = {
 	peers: rpc.declare({ object: 'awl', method: 'peers' }),
 	requests: rpc.declare({ object: 'awl', method: 'requests' }),
 	health: rpc.declare({ object: 'awl', method: 'health' }),
-	logs: rpc.declare({ object: 'awl', method: 'logs', params: [ 'level', 'lines' ] }),
+	logs: rpc.declare({ object: 'awl', method: 'logs', params: [ 'lines' ] }),
 	invite: rpc.declare({ object: 'awl', method: 'invite', params: [ 'peer_id', 'alias', 'ip', 'address' ] }),
 	accept: rpc.declare({ object: 'awl', method: 'accept', params: [ 'peer_id', 'alias' ] }),
 	decline: rpc.declare({ object: 'awl', method: 'decline', params: [ 'peer_id' ] }),

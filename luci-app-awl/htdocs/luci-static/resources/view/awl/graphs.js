@@ -80,7 +80,8 @@ return view.extend({
 				svg('path', { 'class': 'awl-rx', 'd': path(h.rx, maxRate, H), 'fill': 'none', 'stroke': '#0000ff', 'stroke-width': 1.5 }),
 				svg('path', { 'class': 'awl-tx', 'd': path(h.tx, maxRate, H), 'fill': 'none', 'stroke': '#008000', 'stroke-width': 1.5 }),
 				svg('path', { 'class': 'awl-rtt', 'd': path(h.rtt, maxRtt, H), 'fill': 'none', 'stroke': '#ff8c00', 'stroke-width': 1, 'stroke-dasharray': '4 2' }),
-				svg('text', { 'x': 4, 'y': 12, 'font-size': 11, 'fill': '#666' }, [ rate(maxRate) ])
+				svg('text', { 'x': 4, 'y': 12, 'font-size': 11, 'fill': '#666' }, [ rate(maxRate) ]),
+				svg('text', { 'x': W - 4, 'y': 12, 'font-size': 11, 'fill': '#ff8c00', 'text-anchor': 'end' }, [ '%.0f ms'.format(maxRtt) ])
 			])),
 			E('table', { 'class': 'table' }, [
 				E('tr', { 'class': 'tr' }, [

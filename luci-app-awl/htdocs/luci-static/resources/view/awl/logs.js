@@ -5,7 +5,7 @@
 
 /*
  * Log: the daemon's recent log lines ('awl logs', its in-memory ring), newest last, with a
- * level filter. Lines look like "<unix time> LEVEL target: message"; they can quote what peers
+ * level filter (applied here: the daemon returns its whole ring). Lines look like "<unix time> LEVEL target: message"; they can quote what peers
  * sent, so they are shown as text only.
  */
 
@@ -27,7 +27,7 @@ return view.extend({
 	level: 'info',
 
 	load() {
-		return awl.call('logs', this.level, LINES).catch(function(e) { return { error: e.message }; });
+		return awl.call('logs', LINES).catch(function(e) { return { error: e.message }; });
 	},
 
 	renderLines(lines) {
@@ -58,7 +58,8 @@ return view.extend({
 			'class': 'cbi-input-select', 'id': 'awl-log-level',
 			'change': function(ev) {
 				self.level = ev.target.value;
-				return self.refresh();
+				const old = document.getElementById('awl-log');
+				if (old && old.parentNode) old.parentNode.replaceChild(self.renderLines(self.lines), old);
 			}
 		}, LEVELS.map(function(l) { return E('option', { 'value': l, 'selected': l === self.level ? '' : null }, [ l ]); }));
 		return E('div', { 'class': 'cbi-map' }, [
