@@ -68,6 +68,8 @@ test('every option the views use exists in the daemon schema, with compatible ty
 		assert.ok(d, `${section}.${o.name} is not in 'awl config schema'`);
 		const ok = compatible(o, d);
 		assert.equal(ok, true, `${section}.${o.name}: ${ok}`);
+		if (o.default !== undefined && d.default !== undefined)
+			assert.equal(String(o.default), String(d.default), `${section}.${o.name}: default ${o.default} in LuCI, ${d.default} in the daemon`);
 	}
 });
 

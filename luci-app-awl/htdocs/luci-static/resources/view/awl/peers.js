@@ -107,9 +107,14 @@ return view.extend({
 		o.default = '0';
 		o.rmempty = true;
 
-		o = s.option(form.Flag, 'accept_routes', _('Accept routes'), _('Install the LAN routes this peer announces'));
-		o.default = '1';
+		o = s.option(form.Flag, 'accept_routes', _('Accept routes'), _('Install the private LAN routes this peer announces (10/8, 172.16/12, 192.168/16, 100.64/10)'));
+		o.default = '0';
 		o.rmempty = true;
+
+		o = s.option(form.DynamicList, 'accept_route', _('Other accepted prefixes'), _('Public prefixes this peer may announce, e.g. 203.0.113.0/24'));
+		o.datatype = 'cidr4';
+		o.modalonly = true;
+		o.depends('accept_routes', '1');
 
 		o = s.option(form.DynamicList, 'address', _('Addresses'));
 		o.datatype = 'string';

@@ -15,7 +15,7 @@ return view.extend({
 		s.tab('advanced', _('Advanced'));
 
 		let o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
-		o.default = '0';
+		o.default = '1';
 		o.rmempty = false;
 
 		o = s.taboption('general', form.Value, 'name', _('Name'), _('Shown to peers; default: the host name'));
