@@ -19,11 +19,6 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
-pub const COMMANDS: &[&str] = &[
-    "status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload",
-    "health", "metrics", "logs",
-];
-
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
 pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
     if let Some(dir) = path.parent() {
@@ -145,7 +140,7 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         }
         other => Err(format!(
             "unknown command '{other}' (known: {})",
-            COMMANDS.join(", ")
+            crate::methods::names().join(", ")
         )),
     }
 }
