@@ -5,21 +5,15 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { execFileSync, spawn, spawnSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const { sandbox } = require('./harness');
+const { awlBin, rpcdSupport, startDaemon } = require('./daemon');
 
 const APP = path.join(__dirname, '..');
-const REPO = path.join(APP, '..');
 const BACKEND = path.join(APP, 'root/usr/libexec/rpcd/awl');
 const VIEWS = ['status', 'peers', 'graphs', 'settings', 'logs'];
 
-function awlBin() {
-	if (process.env.AWL_BIN) return process.env.AWL_BIN;
-	execFileSync('cargo', ['build', '--quiet', '--bin', 'awl'], { cwd: REPO, stdio: 'inherit' });
-	return path.join(REPO, 'target/debug/awl');
-}
 const AWL = awlBin();
 const schema = JSON.parse(execFileSync(AWL, ['config', 'schema'], { encoding: 'utf8' }));
 
@@ -74,9 +68,7 @@ test('every option the views use exists in the daemon schema, with compatible ty
 });
 
 // The backend is `awl rpcd …`; a daemon binary older than that command cannot be tested here.
-const rpcdList = spawnSync(AWL, ['rpcd', 'list'], { encoding: 'utf8' });
-const RPCD = rpcdList.status === 0 && /^\s*\{/.test(rpcdList.stdout)
-	? true : `'${AWL} rpcd list' is not supported by this awl binary (needs the daemon's rpcd command)`;
+const RPCD = rpcdSupport(AWL);
 
 test('menu.d and acl.d are valid JSON, the menu needs the acl', () => {
 	const menu = JSON.parse(fs.readFileSync(path.join(APP, 'root/usr/share/luci/menu.d/luci-app-awl.json'), 'utf8'));
@@ -133,22 +125,7 @@ test('every rpc method the views call is offered by the backend with the same pa
 
 // Runs a real daemon (in its own network namespace when root, so its TUN stays there).
 test('the rpcd backend answers from a running daemon, from declared parameters only', { skip: RPCD !== true && RPCD }, async (t) => {
-	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'awl-luci-'));
-	const cfg = path.join(dir, 'awl.uci');
-	fs.writeFileSync(cfg, [
-		"config awl 'main'", "\toption name 'luci-test'", "\toption listen_port '0'",
-		"\toption use_default_bootstrap '0'", `\toption data_dir '${dir}'`,
-		`\toption control_socket '${dir}/awl.sock'`, "\toption interface 'awlluci0'", ''
-	].join('\n'));
-	const root = process.getuid && process.getuid() === 0;
-	const ns = `awl-luci-${process.pid}`;
-	let cmd = [AWL, '-c', cfg, 'run'];
-	if (root && spawnSync('ip', ['netns', 'add', ns]).status === 0) cmd = ['ip', 'netns', 'exec', ns, ...cmd];
-	const daemon = spawn(cmd[0], cmd.slice(1), { stdio: 'ignore' });
-	t.after(() => { daemon.kill('SIGTERM'); spawnSync('ip', ['netns', 'del', ns]); fs.rmSync(dir, { recursive: true, force: true }); });
-	const env = { ...process.env, AWL_BIN: AWL, AWL_CONFIG: cfg };
-	const call = (method, args) => JSON.parse(execFileSync('sh', [BACKEND, 'call', method], { input: JSON.stringify(args), env, encoding: 'utf8' }));
-	for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, 'awl.sock')); i++) await new Promise((r) => setTimeout(r, 100));
+	const { cfg, call, daemon, exited } = await startDaemon(t, AWL, 'luci-test');
 
 	const st = call('status', {});
 	assert.equal(st.ok, true, JSON.stringify(st));
@@ -180,7 +157,7 @@ test('the rpcd backend answers from a running daemon, from declared parameters o
 	assert.equal(typed.ok, false, 'a number is not a peer ID string');
 
 	daemon.kill('SIGTERM');
-	await new Promise((r) => daemon.on('exit', r));
+	await exited;
 	const down = call('status', {});
 	assert.equal(down.ok, false, 'a stopped daemon gives a JSON error, not garbage');
 });

@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const uci = require('./uci-model');
+const { execFileSync } = require('node:child_process');
 const { sandbox, RES } = require('./harness');
 
 const V = JSON.parse(fs.readFileSync(path.join(__dirname, 'uci-vectors.json'), 'utf8'));
@@ -92,4 +93,38 @@ test('why the names matter: with anonymous sections the same race edits the wron
 test('the views never address a peer section by position', () => {
 	for (const f of ['awl.js', ...fs.readdirSync(path.join(RES, 'view/awl')).map((x) => `view/awl/${x}`)])
 		assert.doesNotMatch(fs.readFileSync(path.join(RES, f), 'utf8'), /@peer\[/, f);
+});
+
+// The same race with the real daemon removing peer B through the rpcd backend.
+const { awlBin, rpcdSupport, startDaemon } = require('./daemon');
+const AWL = awlBin();
+const RPCD = rpcdSupport(AWL);
+
+test('race with the real daemon: LuCI stages an edit of A, the daemon removes B, commit', { skip: RPCD !== true && RPCD }, async (t) => {
+	const peers = '\n# peers below: written by the daemon, edited in LuCI\n' +
+		[peerSection(A, 'office', '10.66.0.2'), peerSection(B, 'laptop', '10.66.0.3'), peerSection(C, 'phone', '10.66.0.4')].join('\n');
+	const { cfg, call } = await startDaemon(t, AWL, 'race', peers);
+	assert.equal(call('status', {}).ok, true);
+	const loaded = fs.readFileSync(cfg, 'utf8');
+	const staged = uci.stage(loaded, await lucisEdit(loaded, A, 'alias', 'office-router'));
+
+	const removed = call('remove', { peer_id: B });
+	assert.equal(removed.ok, true, JSON.stringify(removed));
+	const onDisk = fs.readFileSync(cfg, 'utf8');
+	assert.ok(!onDisk.includes(B), 'the daemon removed B\'s section');
+	assert.ok(onDisk.includes('# peers below: written by the daemon'), 'the daemon kept the other lines');
+
+	const committed = uci.commit(onDisk, staged);
+	const byPeer = Object.fromEntries(uci.parse(committed).filter((s) => s.type === 'peer').map((s) => [s.options.peer_id, s.options]));
+	assert.equal(byPeer[A].alias, 'office-router', 'A changed');
+	assert.equal(byPeer[B], undefined, 'B gone');
+	assert.equal(byPeer[C].alias, 'phone', 'C untouched');
+	fs.writeFileSync(cfg, committed);
+	execFileSync(AWL, ['config', 'check', cfg], { encoding: 'utf8' });
+	// rpcd's config.change → reload: the daemon takes LuCI's edit
+	const reload = call('reload', {});
+	assert.equal(reload.ok, true, JSON.stringify(reload));
+	const live = call('peers', {}).result;
+	assert.equal(live.find((p) => p.peer_id === A).alias, 'office-router');
+	assert.ok(!live.some((p) => p.peer_id === B));
 });
