@@ -93,6 +93,14 @@ test('write methods are granted only on the write side of the ACL', () => {
 	assert.deepEqual(acl.write.ubus.awl.slice().sort(), WRITE.slice().sort(), 'nothing else is on the write side');
 });
 
+test('the ACL\'s read and write sides are the daemon\'s read and write methods (awl rpcd methods)', { skip: RPCD !== true && RPCD }, () => {
+	const methods = JSON.parse(execFileSync(AWL, ['rpcd', 'methods'], { encoding: 'utf8' })).filter((m) => m.rpcd);
+	const acl = JSON.parse(fs.readFileSync(path.join(APP, 'root/usr/share/rpcd/acl.d/luci-app-awl.json'), 'utf8'))['luci-app-awl'];
+	const names = (w) => methods.filter((m) => m.write === w).map((m) => m.name).sort();
+	assert.deepEqual(acl.read.ubus.awl.slice().sort(), names(false), 'read side');
+	assert.deepEqual(acl.write.ubus.awl.slice().sort(), names(true), 'write side');
+});
+
 test('every rpc method the views call is granted in acl.d', () => {
 	const { rec, load } = sandbox();
 	for (const v of VIEWS) load(`view/awl/${v}.js`);
