@@ -161,3 +161,31 @@ test('chromium: a read-only login sees Accept, Invite, Delete and Save disabled'
 	const settings = chromium('settings', { extra: { writable: false } });
 	assert.match(settings, /<button[^>]*disabled[^>]*>Save &amp; Apply<\/button>/);
 });
+
+// The same pages fed by a real daemon: its replies through the rpcd backend, as LuCI gets them.
+const { awlBin, rpcdSupport, startDaemon } = require('./daemon');
+const AWL = CHROMIUM ? awlBin() : null;
+const RPCD = AWL ? rpcdSupport(AWL) : 'chromium not installed';
+
+test('chromium renders status, graphs and log from a real daemon behind the rpcd backend', { skip: SKIP || (RPCD !== true && RPCD) }, async (t) => {
+	const { call } = await startDaemon(t, AWL, 'shot');
+	assert.equal(call('invite', { peer_id: A, alias: 'office-router' }).ok, true);
+	const rpc = {};
+	for (const m of ['status', 'peers', 'requests', 'health']) rpc[m] = call(m, {});
+	rpc.logs = call('logs', { lines: 500 });
+	for (const m of Object.keys(rpc)) assert.equal(rpc[m].ok, true, `${m}: ${JSON.stringify(rpc[m])}`);
+	assert.ok(rpc.logs.result.length > 0, 'the daemon logged something');
+	const id = rpc.status.result.peer_id;
+	const expect = {
+		status: [id, 'office-router', 'invited'],
+		graphs: ['office-router', 'class="awl-rx"'],
+		logs: [rpc.logs.result.at(-1).replace(/^\d+\s+/, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').slice(0, 40)]
+	};
+	fs.mkdirSync(OUT, { recursive: true });
+	for (const v of Object.keys(expect)) {
+		const png = path.join(OUT, `luci-daemon-${v}.png`);
+		const dom = chromium(v, { extra: { rpc }, png, height: 700 });
+		for (const text of expect[v]) assert.ok(dom.includes(text), `${v}: '${text}' not in the page`);
+		assert.ok(fs.existsSync(png), png);
+	}
+});
