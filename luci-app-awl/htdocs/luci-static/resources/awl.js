@@ -9,8 +9,8 @@
  * rules every view follows:
  * - Text that comes from peers or the daemon (names, aliases, domains, addresses, peer IDs,
  *   log lines, error messages) reaches the DOM only as a text node: inside an array child of
- *   E() (LuCI's dom.append makes array items text nodes, but parses a bare string as HTML), or
- *   through txt(). Never as a bare string child, a title, a description or a modal title.
+ *   E() (LuCI's dom.append makes array items text nodes, but parses a bare string as HTML).
+ *   Never as a bare string child, a title, a description or a modal title.
  * - Only LuCI functions every supported release has (openwrt-23.05, 24.10, master).
  * - Write controls are disabled unless the session may call the daemon's write methods.
  */
@@ -46,11 +46,6 @@ function notify(text, kind, timeout) {
 return baseclass.extend({
 	PEER_ID: PEER_ID,
 	notify: notify,
-
-	/* A text node: for peer- or daemon-provided text anywhere a Node is expected. */
-	txt(s) {
-		return document.createTextNode(s == null ? '' : String(s));
-	},
 
 	/* Resolves to true when this login may call the daemon's write methods (invite, accept, …). */
 	canWrite() {
