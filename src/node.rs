@@ -127,6 +127,11 @@ impl Node {
             refused_routes: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         });
+        // Configs from before named sections: name them once, so LuCI's staged edits cannot
+        // land on another peer when one is removed (docs/CONFIG.md).
+        if let Err(e) = node.rewrite_config(config::name_peer_sections) {
+            log::warn!("naming the anonymous peer sections: {e}");
+        }
         node.sync_routes();
         node.dp.start();
         friends::start(&node);
