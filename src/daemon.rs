@@ -246,6 +246,6 @@ pub async fn run(
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
-    let _ = std::fs::remove_file(&socket);
+    control::remove_socket(&socket);
     Ok(())
 }

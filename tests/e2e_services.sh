@@ -139,6 +139,17 @@ ctl b reload >/dev/null
 check "without allow_exit the exit refuses" sh -c \
     "! ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 http://192.168.2.10:8000/ >/dev/null"
 
+# The control socket: 0600 from the start, and even when opened up, another uid is refused.
+check "the control socket is mode 0600" test "$(stat -c %a "$WORK/a/awl.sock")" = 600
+chmod 711 "$WORK" "$WORK/a"
+chmod 666 "$WORK/a/awl.sock"
+chmod 644 "$WORK/a.uci"
+check "another uid is refused on the control socket (SO_PEERCRED)" sh -c \
+    "setpriv --reuid=65534 --regid=65534 --clear-groups '$AWL_BIN' -c '$WORK/a.uci' -s '$WORK/a/awl.sock' status 2>&1 | grep -q 'permission denied'"
+check "root still gets an answer" sh -c "'$AWL_BIN' -c '$WORK/a.uci' status >/dev/null"
+chmod 600 "$WORK/a/awl.sock"
+chmod 700 "$WORK/a"
+
 # Node U without privileges: userspace mode.
 chown -R 65534:65534 "$WORK/u"
 chmod 755 "$WORK"
