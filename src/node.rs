@@ -742,9 +742,10 @@ impl Node {
         lock(&self.peers).in_mesh(ip)
     }
 
-    /// The HTTP status document: the node and its peers.
+    /// The HTTP status document for LAN hosts: the node and its peers, without underlay
+    /// addresses (`services::http::lan_view`).
     pub fn http_status_json(&self) -> String {
-        json!({ "node": self.status_json(), "peers": self.peers_json() }).to_string()
+        crate::services::http::lan_view(self.status_json(), self.peers_json())
     }
 
     // ---- JSON views for the control API ----

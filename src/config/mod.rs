@@ -62,6 +62,9 @@ pub struct MainConfig {
     pub exit_node: Option<String>,
     pub firewall: Firewall,
     pub snat_lan: bool,
+    /// Interfaces whose hosts may send into the mesh (Debian/nftables mode); empty: those
+    /// holding an address inside an exported `route`.
+    pub lan_interface: Vec<String>,
     /// Hold relay reservations on bootstrap peers, so peers can reach us behind NAT.
     pub use_relays: bool,
     pub hole_punching: bool,
@@ -226,6 +229,7 @@ fn unreachable_default() -> MainConfig {
         exit_node: None,
         firewall: Firewall::Auto,
         snat_lan: true,
+        lan_interface: Vec::new(),
         use_relays: true,
         hole_punching: true,
         datagrams: true,
@@ -506,6 +510,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
             _ => Firewall::Auto,
         },
         snat_lan: get_bool(v, MAIN, "snat_lan"),
+        lan_interface: get_list(v, "lan_interface"),
     })
 }
 
