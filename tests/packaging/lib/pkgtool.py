@@ -7,6 +7,7 @@ the observations are in tests/packaging/vectors/package-managers.md.
   pkgtool.py version V                   exit 1 unless V is a valid apk version with -rN
   pkgtool.py opkg-cmp A B                print <, = or > as opkg orders A and B
   pkgtool.py opkg ROOT install|remove [FILE|NAME]   opkg's file and conffile handling
+  pkgtool.py apk ROOT add|del FILE|NAME              apk v3's file handling (.apk-new)
 """
 import gzip, hashlib, io, json, os, re, sys, tarfile
 
@@ -193,6 +194,69 @@ def opkg(root, op, arg):
     return 0
 
 
+def apk(root, op, arg):
+    """apk-tools 3.0.6 with its default protected paths: a file under /etc that differs from
+    what the installed package put there is kept, and the new one goes to <file>.apk-new (on
+    upgrade and reinstall); on del such a file stays; everything else is replaced/removed."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../../cross/package"))
+    import adb
+    db_path = os.path.join(root, "lib/apk/db/sim.json")
+    db = json.load(open(db_path)) if os.path.exists(db_path) else {}
+
+    def modified(f, old):
+        p = root + f
+        return f.startswith("/etc/") and os.path.isfile(p) and f in old and sha(p) != old[f]
+    if op == "del":
+        old = db.pop(arg)
+        for f, h in old["files"].items():
+            p = root + f
+            if os.path.exists(p + ".apk-new"):
+                os.remove(p + ".apk-new")
+            if modified(f, old["files"]):
+                continue
+            if os.path.lexists(p):
+                os.remove(p)
+        json.dump(db, open(db_path, "w"))
+        print(f"Purging {arg}")
+        return 0
+    info, entries = adb.extract(arg)
+    name, version = info["name"], info["version"]
+    if not version_ok(version):
+        print(f"ERROR: {arg}: invalid version {version}")
+        return 99
+    old = db.get(name, {}).get("files", {})
+    files = {}
+    for path, mode, data, target in entries:
+        p = root + path
+        if data is None:
+            os.makedirs(p, exist_ok=True)
+            os.chmod(p, mode)
+            continue
+        if target is not None:
+            if os.path.lexists(p):
+                os.remove(p)
+            os.symlink(target, p)
+            files[path] = ""
+            continue
+        files[path] = hashlib.sha256(data).hexdigest()
+        if os.path.isfile(p) and path.startswith("/etc/") and sha(p) != files[path] and (path not in old or sha(p) != old[path]):
+            open(p + ".apk-new", "wb").write(data)
+            print(f"  Installing file to {path[1:]}.apk-new")
+            continue
+        if os.path.lexists(p):
+            os.remove(p)
+        open(p, "wb").write(data)
+        os.chmod(p, mode)
+    for gone in set(old) - set(files):
+        if os.path.lexists(root + gone):
+            os.remove(root + gone)
+    db[name] = {"version": version, "files": files}
+    os.makedirs(os.path.dirname(db_path), exist_ok=True)
+    json.dump(db, open(db_path, "w"))
+    print(f"{'Upgrading' if old else 'Installing'} {name} ({version})")
+    return 0
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[0] == "check-ipk":
@@ -203,6 +267,8 @@ if __name__ == "__main__":
         c = opkg_cmp(a[1], a[2])
         print("<" if c < 0 else ">" if c > 0 else "=")
         sys.exit(0)
+    if a[0] == "apk":
+        sys.exit(apk(a[1], a[2], a[3]))
     if a[0] == "opkg":
         sys.exit(opkg(a[1], a[2], a[3]))
     sys.exit(__doc__)
