@@ -8,7 +8,12 @@ and checked against `apk mkpkg` of apk-tools 3.0.6: tests/packaging/vectors/apk-
                --files DIR --output OUT.apk
       the same options as `apk mkpkg`; files are packed as root:root.  SOURCE_DATE_EPOCH sets
       every file's mtime, as with apk.
+  adb.py mkndx [--sign-key KEY.pem] [--description TEXT] --output packages.adb FILE.apk...
+      the repository index `apk mkndx` writes: each package's info plus its file size and the
+      sha256 of its ADB block; signed (SHA-512, ECDSA or RSA via the openssl command) like
+      `apk mkndx --sign-key`. Routers check it with the public key in /etc/apk/keys/.
   adb.py dump FILE.apk      the package's fields, paths and file data, as JSON (tests)
+  adb.py dump-index packages.adb   the index's packages and signatures, as JSON (tests)
 """
 import hashlib, json, os, re, stat, struct, sys, zlib
 
@@ -222,6 +227,129 @@ def mkpkg(info, scripts, files_dir, output):
         f.write(b"ADBd" + z.compress(out) + z.flush())
 
 
+def copy(db, src, v):
+    """A value of another ADB buffer written into db, children first (apk's adb_w_copy)."""
+    t = v & 0xF0000000
+    off = v & 0x0FFFFFFF
+    if t in (0, T_INT):
+        return v
+    if t == T_INT32:
+        return t | db.data(bytes(src[off:off + 4]), 4)
+    if t == T_INT64:
+        return t | db.data(bytes(src[off:off + 8]), 8)
+    if t == T_BLOB8:
+        return t | db.data(bytes(src[off:off + 1 + src[off]]), 1)
+    if t == T_BLOB16:
+        n, = struct.unpack_from("<H", src, off)
+        return t | db.data(bytes(src[off:off + 2 + n]), 2)
+    if t == T_BLOB32:
+        n, = struct.unpack_from("<I", src, off)
+        return t | db.data(bytes(src[off:off + 4 + n]), 4)
+    if t in (T_OBJECT, T_ARRAY):
+        n, = struct.unpack_from("<I", src, off)
+        vals = struct.unpack_from("<%dI" % n, src, off)
+        items = [copy(db, src, x) for x in vals[1:]]
+        return t | db.data(struct.pack("<%dI" % n, n, *items), 4)
+    raise SystemExit("unknown ADB value type %x" % t)
+
+
+def pubkey_id(key):
+    """apk's key id: the first 16 bytes of SHA-512 of the public key (EC point, or PKCS#1)."""
+    import subprocess
+    der = subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    # SubjectPublicKeyInfo: the BIT STRING at the end holds what i2d_PublicKey writes.
+    def tlv(buf, at):
+        tag, ln = buf[at], buf[at + 1]
+        hdr = 2
+        if ln & 0x80:
+            k = ln & 0x7F
+            ln = int.from_bytes(buf[at + 2:at + 2 + k], "big")
+            hdr += k
+        return tag, at + hdr, ln
+    _, body, _ = tlv(der, 0)          # SEQUENCE
+    _, alg, alen = tlv(der, body)     # AlgorithmIdentifier
+    tag, bits, blen = tlv(der, alg + alen)
+    assert tag == 3, "no BIT STRING in the public key"
+    point = der[bits + 1:bits + blen]  # skip the unused-bits byte
+    return hashlib.sha512(point).digest()[:16]
+
+
+def mkndx(files, output, key=None, description=None):
+    import subprocess
+    db = Adb()
+    pkgs = []
+    for f in files:
+        _, blocks = parse(f)
+        src = bytearray(blocks[0][1])
+        root, = struct.unpack_from("<I", src, 4)
+        pkg_off = root & 0x0FFFFFFF
+        pinfo, = struct.unpack_from("<I", src, pkg_off + 4)
+        poff = pinfo & 0x0FFFFFFF
+        n, = struct.unpack_from("<I", src, poff)
+        vals = list(struct.unpack_from("<%dI" % n, src, poff))[1:]
+        fields = {i: copy(db, src, v) for i, v in enumerate(vals, 1)}
+        fields[13] = db.int(os.path.getsize(f))
+        fields[3] = db.blob(hashlib.sha256(bytes(src)).digest())
+        nv = vals[0] & 0x0FFFFFFF
+        name = bytes(src[nv + 1:nv + 1 + src[nv]])
+        pkgs.append((name, db.obj(fields)))
+    names = [p[0] for p in pkgs]
+    if len(set(names)) != len(names):
+        raise SystemExit("one version per package name in an index, please")
+    ndx = {}
+    if description:
+        ndx[1] = db.blob(description.encode())
+    ndx[2] = db.obj([v for _, v in sorted(pkgs, key=lambda p: p[0])])
+    struct.pack_into("<I", db.buf, 4, db.obj(ndx))
+    adb = bytes(db.buf)
+    out = struct.pack("<II", 0x2E424441, SCHEMA_INDEX) + block(0, adb)
+    if key:
+        hdr = bytes([0, 4]) + pubkey_id(key)
+        msg = struct.pack("<I", SCHEMA_INDEX) + hdr + hashlib.sha512(adb).digest()
+        sig = subprocess.run(["openssl", "dgst", "-sha512", "-sign", key, "-binary"], input=msg,
+                             check=True, capture_output=True).stdout
+        out += block(1, hdr + sig)
+    z = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+    with open(output, "wb") as fh:
+        fh.write(b"ADBd" + z.compress(out) + z.flush())
+
+
+def dump_index(path):
+    schema, blocks = parse(path)
+    src = bytearray(blocks[0][1])
+    db = Adb(); db.buf = src
+
+    def obj(v):
+        if not v:
+            return []
+        off = v & 0x0FFFFFFF
+        n, = struct.unpack_from("<I", src, off)
+        return list(struct.unpack_from("<%dI" % n, src, off))[1:]
+
+    def val(v):
+        t = v & 0xF0000000
+        if t == T_INT:
+            return v & 0x0FFFFFFF
+        if t == T_INT32:
+            return struct.unpack_from("<I", src, v & 0x0FFFFFFF)[0]
+        return db.read_blob(v)
+    root, = struct.unpack_from("<I", src, 4)
+    r = obj(root) + [0, 0, 0]
+    pkgs = []
+    for pv in obj(r[1]):
+        f = obj(pv)
+        d = {PKGINFO[i]: val(v) for i, v in enumerate(f) if v and PKGINFO[i] not in ("depends", "provides", "tags")}
+        d = {k: (v.hex() if k == "hashes" else v.decode() if isinstance(v, bytes) else v) for k, v in d.items()}
+        if len(f) >= 15 and f[14]:
+            d["depends"] = [db.read_blob(obj(x)[0]).decode() for x in obj(f[14])]
+        pkgs.append(d)
+    sigs = [{"sign_ver": b[0], "hash_alg": b[1], "key_id": b[2:18].hex(), "sig_len": len(b) - 18}
+            for t, b in blocks if t == 1]
+    return {"schema": "%08x" % schema, "description": val(r[0]).decode() if r[0] else None,
+            "packages": pkgs, "signatures": sigs, "adb_sha512": hashlib.sha512(bytes(src)).hexdigest()}
+
+
 def parse(path):
     raw = open(path, "rb").read()
     if raw[:4] == b"ADBd":
@@ -318,6 +446,25 @@ if __name__ == "__main__":
     if a[0] == "dump":
         json.dump(dump(a[1]), sys.stdout, indent=1, sort_keys=True)
         print()
+        sys.exit(0)
+    if a[0] == "dump-index":
+        json.dump(dump_index(a[1]), sys.stdout, indent=1, sort_keys=True)
+        print()
+        sys.exit(0)
+    if a[0] == "mkndx":
+        key = desc = out = None
+        files = []
+        i = 1
+        while i < len(a):
+            if a[i] == "--sign-key":
+                key = a[i + 1]; i += 2
+            elif a[i] in ("--output", "-o"):
+                out = a[i + 1]; i += 2
+            elif a[i] in ("--description", "-d"):
+                desc = a[i + 1]; i += 2
+            else:
+                files.append(a[i]); i += 1
+        mkndx(files, out, key, desc)
         sys.exit(0)
     if a[0] != "mkpkg":
         sys.exit(__doc__)

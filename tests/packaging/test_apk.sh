@@ -29,6 +29,9 @@ import json,sys; d=json.load(open(sys.argv[1])); p={x['name']:x for x in d['path
 assert 'usr/share/empty' in p and p['usr/share/empty']['mode']=='0o700'
 f={x['name']:x for x in p['usr/sbin']['files']}; assert f['t-link']['target']=='00a074' and f['t']['mode']=='0o755'
 assert {x['name']:x for x in p['www/a/b']['files']}['big.bin']['size']==76800" "$WORK/fx.json"
+cp tests/packaging/vectors/apk-mkpkg-fixture.apk "$WORK/t-1.2.3-r4.apk"
+$ADB mkndx --output "$WORK/fx.adb" "$WORK/t-1.2.3-r4.apk"
+check "adb.py mkndx = real apk mkndx, byte for byte (unsigned index of the fixture)" cmp "$WORK/fx.adb" tests/packaging/vectors/apk-mkndx-fixture.adb
 apk_fixture_args "$WORK/fx" "$WORK/bad.apk"
 APK_FIXTURE_ARGS=("${APK_FIXTURE_ARGS[@]/version:1.2.3-r4/version:1.2.3-4}")
 refused() { local out; ! out=$($ADB "${APK_FIXTURE_ARGS[@]}" 2>&1) && grep -q "info field 'version' has invalid value" <<<"$out"; }

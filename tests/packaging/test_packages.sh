@@ -148,6 +148,8 @@ rm -f "$r2" "$l2"
 # Signed feed, verified by openssl (an independent Ed25519 implementation).
 if command -v signify-openbsd >/dev/null; then
     bash cross/package/keygen.sh "$WORK/keys" >/dev/null
+    for t in "${targets[@]}"; do bash cross/package/build-apk.sh "$t" >/dev/null; done
+    bash cross/package/build-apk.sh luci-app-awl >/dev/null
     bash cross/package/publish-feed.sh "$WORK/feed" "$WORK/keys/key-build.sec" >/dev/null
     check "feed has Packages, Packages.gz, Packages.sig" test -s "$WORK/feed/Packages" -a -s "$WORK/feed/Packages.gz" -a -s "$WORK/feed/Packages.sig"
     check "Packages lists every ipk with its SHA256" python3 - "$WORK/feed" <<'EOF'
@@ -171,6 +173,46 @@ EOF
     check "a tampered index fails verification" sh -c "! openssl pkeyutl -verify -pubin -keyform DER -inkey '$WORK/pub.der' -rawin -in '$WORK/feed/Packages' -sigfile '$WORK/sig.raw' >/dev/null 2>&1"
     fp=$(bash cross/package/fingerprint.sh "$WORK/keys/key-build.pub")
     check "key fingerprint is 16 hex digits ($fp)" sh -c "echo '$fp' | grep -qx '[0-9a-f]\{16\}'"
+fi
+
+# The apk feeds beside it: packages.adb per architecture, signed with the ECDSA P-256 key,
+# checked here with openssl (the real apk's acceptance is in vectors/apk-mkpkg.md).
+if command -v signify-openbsd >/dev/null && [ -d "$WORK/feed/apk" ]; then
+    for ndx in "$WORK"/feed/apk/*/packages.adb; do
+        a=$(basename "$(dirname "$ndx")")
+        python3 cross/package/adb.py dump-index "$ndx" >"$WORK/ndx-$a.json"
+        check "apk feed $a: lists awl and luci-app-awl with file size and ADB-block sha256" python3 - "$WORK/ndx-$a.json" "$(dirname "$ndx")" "$a" "$PKGV" <<'EOF2'
+import hashlib, json, os, sys, zlib, struct
+d = json.load(open(sys.argv[1])); feed = sys.argv[2]
+assert d["schema"] == "78646e69"
+assert [p["name"] for p in d["packages"]] == ["awl", "luci-app-awl"], d["packages"]
+for p in d["packages"]:
+    f = os.path.join(feed, "%s-%s.apk" % (p["name"], p["version"]))
+    raw = open(f, "rb").read(); assert p["version"] == sys.argv[4]
+    body = zlib.decompress(raw[4:], -15)
+    n = struct.unpack_from("<I", body, 8)[0] & 0x3FFFFFFF
+    assert p["hashes"] == hashlib.sha256(body[12:8 + n]).hexdigest() and p["file-size"] == len(raw)
+assert d["packages"][0]["arch"] == sys.argv[3] and d["packages"][1]["arch"] == "noarch"
+assert len(d["signatures"]) == 1 and d["signatures"][0]["hash_alg"] == 4
+EOF2
+        # The signed message: schema, signature header (version, hash, key id), SHA-512 of the ADB block.
+        python3 - "$ndx" "$WORK/msg-$a" "$WORK/sig-$a" <<'EOF2'
+import struct, sys, zlib, hashlib
+raw = open(sys.argv[1], "rb").read(); b = zlib.decompress(raw[4:], -15)
+pos, blocks = 8, []
+while pos < len(b):
+    ts, = struct.unpack_from("<I", b, pos); n = ts & 0x3FFFFFFF
+    blocks.append((ts >> 30, b[pos + 4:pos + n])); pos += n + (-n % 8)
+adb = blocks[0][1]; sig = [x for t, x in blocks if t == 1][0]
+open(sys.argv[2], "wb").write(b[4:8] + sig[:18] + hashlib.sha512(adb).digest())
+open(sys.argv[3], "wb").write(sig[18:])
+EOF2
+        check "apk feed $a: signature verifies with openssl and the feed's public key" openssl dgst -sha512 -verify "$WORK/feed/apk/awl-feed.pem" -signature "$WORK/sig-$a" "$WORK/msg-$a"
+        kid=$(openssl pkey -pubin -in "$WORK/feed/apk/awl-feed.pem" -outform DER | tail -c 65 | sha512sum | cut -c1-32)
+        check "apk feed $a: key id is apk's (SHA-512 of the public point)" python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['signatures'][0]['key_id']==sys.argv[2]" "$WORK/ndx-$a.json" "$kid"
+        printf 'x' >>"$WORK/msg-$a"
+        check "apk feed $a: a changed index fails verification" sh -c "! openssl dgst -sha512 -verify '$WORK/feed/apk/awl-feed.pem' -signature '$WORK/sig-$a' '$WORK/msg-$a' >/dev/null 2>&1"
+    done
 fi
 
 # Raspberry Pi / Debian package.
