@@ -215,6 +215,16 @@ EOF2
     done
 fi
 
+# The size guard (cross/package/check-size.sh): over budget fails, at budget passes.
+sz=$WORK/size; mkdir -p "$sz/mipsel-unknown-linux-musl" "$sz/packages"
+sg() { AWL_DIST=$sz bash cross/package/check-size.sh >/dev/null; }
+head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800000 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
+check "size guard passes at the budget (1,800,000 B binary, 800,000 B ipk)" sg
+head -c 1800001 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"
+check "size guard fails for a binary 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
+head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800001 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
+check "size guard fails for an ipk 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
+
 # Raspberry Pi / Debian package.
 if [ -x dist/x86_64-unknown-linux-musl/awl ]; then
     deb=$(bash cross/package/build-deb.sh x86_64-unknown-linux-musl | awk '{print $1}')
