@@ -105,5 +105,33 @@ check "peer without an ip gets nothing" test "$(echo "$out" | grep -c .)" = 2
 out=$(fw PEERS="b" CFG_main_gateway=1 CFG_b_ip=10.66.0.3 CFG_b_allow_exit=1)
 check "allow_exit peer on a gateway: any destination" test "$out" = "{type=rule;name=awl-exit-b;src=awl;dest=*;family=ipv4;src_ip=10.66.0.3;target=ACCEPT;}"
 
+# start_service as procd's rc.common runs it: disabled in /etc/config/awl -> no instance (the
+# package's postinst enables and starts the init script on a first install; nothing runs until
+# the user sets enabled); enabled -> one instance with the firewall data; stop -> fw4 reloads.
+cat >"$WORK/svc.sh" <<'EOT'
+config_load() { :; }
+config_get() { eval "$1=\${CFG_$2_$3:-$4}"; }
+config_get_bool() { local v; eval "v=\${CFG_$2_$3:-$4}"; case $v in 1) v=1 ;; *) v=0 ;; esac; eval "$1=$v"; }
+config_foreach() { :; }
+procd_open_instance() { echo "instance $1"; }
+procd_set_param() { echo "param $*"; }
+procd_close_instance() { echo "close"; }
+procd_open_data() { echo "data"; }
+procd_close_data() { :; }
+json_add_array() { echo "array $1"; }
+json_close_array() { :; }
+procd_set_config_changed() { echo "config changed $1"; }
+. "$INIT"
+PROG=true
+"$@"
+EOT
+svc() { env INIT="$ROOT/openwrt/awl/files/awl.init" "${@:2}" sh "$WORK/svc.sh" $1 2>&1; }
+check "disabled: start_service opens no instance and says how to enable" sh -c "out=\$(env INIT='$ROOT/openwrt/awl/files/awl.init' sh '$WORK/svc.sh' start_service 2>&1); echo \"\$out\" | grep -q 'uci set awl.main.enabled=1' && ! echo \"\$out\" | grep -q instance"
+out=$(svc start_service CFG_main_enabled=1)
+check "enabled: one instance 'awl' running 'awl -c /etc/config/awl run'" grep -qx "param command true -c /etc/config/awl run" <<<"$out"
+check "enabled: the instance carries firewall data" grep -qx "array firewall" <<<"$out"
+check "stop asks fw4 to reload (the per-peer rules go)" grep -qx "config changed firewall" <<<"$(svc stop_service)"
+check "start asks fw4 to reload (the per-peer rules come)" grep -qx "config changed firewall" <<<"$(svc service_started)"
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
