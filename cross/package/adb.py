@@ -203,7 +203,7 @@ def mkpkg(info, scripts, files_dir, output):
     if (not installed) and (files_dir or scripts):
         installed = 1
     pi[12] = db.int(installed)
-    hashes_off = len(db.buf) + (0)
+    # The unique id: 20 bytes written uncached, filled in below.
     pi[3] = db.blob(b"\0" * 20, cache=False)
     hashes_off = (pi[3] & 0x0FFFFFFF) + 1
     pkg = {1: db.obj(pi)}
