@@ -87,6 +87,14 @@ for t in "${targets[@]}"; do
 done
 check "feed Makefile's config equals configs/awl.default" cmp -s openwrt/awl/files/awl.config configs/awl.default
 
+# The package no longer ships /etc/awl: the daemon creates it (0700) with the identity (0600).
+if [ -x dist/x86_64-unknown-linux-musl/awl ]; then
+    idd=$WORK/idtest; mkdir -p "$idd"
+    sed "s#option data_dir '/etc/awl'#option data_dir '$idd/etc/awl'#" openwrt/awl/files/awl.config >"$idd/cfg"
+    dist/x86_64-unknown-linux-musl/awl -c "$idd/cfg" id >/dev/null 2>&1
+    check "awl id creates the data dir 0700 and the identity 0600" test "$(stat -c %a "$idd/etc/awl") $(stat -c %a "$idd/etc/awl/identity")" = "700 600"
+fi
+
 # luci-app-awl: what luci.mk installs (htdocs -> /www, root -> /), architecture all.
 lipk=$(bash cross/package/build-ipk.sh luci-app-awl | awk '{print $1}')
 check "luci-app-awl ipk built as luci-app-awl_${PKGV}_all.ipk" test -f "dist/packages/luci-app-awl_${PKGV}_all.ipk"
