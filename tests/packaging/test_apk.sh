@@ -105,6 +105,8 @@ check "del removes the binary" test ! -e "$R/usr/sbin/awl"
 check "del keeps the modified config, drops awl.apk-new" test "$(sha256sum <"$R/etc/config/awl")" = "$mine" -a ! -e "$R/etc/config/awl.apk-new"
 check "del keeps the identity" test -f "$R/etc/awl/identity"
 check "add after del works and keeps both" sh -c "$PT apk '$R' add '$r2' >/dev/null && test \"\$(sha256sum <'$R/etc/config/awl')\" = '$mine' && test -x '$R/usr/sbin/awl' && test -f '$R/etc/awl/identity'"
+check "luci-app-awl deleted: its views are gone" test ! -e "$R/www/luci-static/resources/view/awl/status.js"
+check "luci-app-awl added again after del" sh -c "$PT apk '$R' add '$l2' >/dev/null && test -f '$R/www/luci-static/resources/view/awl/status.js' && test -x '$R/usr/libexec/rpcd/awl'"
 rm -f "$r2" "$l2"
 
 echo "$PASSED passed, $FAILED failed"

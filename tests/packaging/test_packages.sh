@@ -151,6 +151,8 @@ check "remove deletes the binary and init script" test ! -e "$R/usr/sbin/awl" -a
 check "remove keeps the modified config" test "$(sha256sum <"$R/etc/config/awl")" = "$mine"
 check "remove keeps the identity" test -f "$R/etc/awl/identity"
 check "reinstall after remove works and keeps both" sh -c "$PT opkg '$R' install '$r2' >/dev/null && test \"\$(sha256sum <'$R/etc/config/awl')\" = '$mine' && test -x '$R/usr/sbin/awl' && test -f '$R/etc/awl/identity'"
+check "luci-app-awl removed: its views are gone" test ! -e "$R/www/luci-static/resources/view/awl/status.js"
+check "luci-app-awl reinstalled after remove" sh -c "$PT opkg '$R' install '$l2' >/dev/null && test -f '$R/www/luci-static/resources/view/awl/status.js' && test -x '$R/usr/libexec/rpcd/awl'"
 rm -f "$r2" "$l2"
 
 # Signed feed, verified by openssl (an independent Ed25519 implementation).
