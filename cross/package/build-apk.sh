@@ -6,7 +6,8 @@
 # Output: dist/packages/apk/<arch>/<name>-<X.Y.Z-rN>.apk. The payload carries
 # lib/apk/packages/<name>.{list,conffiles,conffiles_static}; the scripts are OpenWrt's
 # generated post-install, post-upgrade and pre-deinstall. Packed by cross/package/adb.py (no
-# registry offers apk-tools v3); APK=/path/to/apk packs with the real `apk mkpkg` instead.
+# registry offers apk-tools v3), compressed with zopfli when installed; AWL_APK_ZLIB=1 gives
+# exactly `apk mkpkg`'s bytes; APK=/path/to/apk packs with the real `apk mkpkg` instead.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/stage.sh"
@@ -70,5 +71,13 @@ args=(mkpkg
     --script "pre-deinstall:$scr/pre-deinstall"
     --info "depends:$(echo "$DEPENDS" | tr -d ',')"
     --files "$data" --output "$out")
-if [ -n "${APK:-}" ]; then "$APK" "${args[@]}"; else python3 "$ROOT/cross/package/adb.py" "${args[@]}"; fi
+if [ -n "${APK:-}" ]; then
+    "$APK" "${args[@]}"
+else
+    # zopfli when installed (as for the .ipk): ~3.5% smaller than apk's own deflate.
+    # AWL_APK_ZLIB=1 writes exactly what `apk mkpkg` writes.
+    z=()
+    if command -v zopfli >/dev/null && [ "${AWL_APK_ZLIB:-0}" != 1 ]; then z=(--zopfli); fi
+    python3 "$ROOT/cross/package/adb.py" "${args[@]}" "${z[@]}"
+fi
 echo "$out ($(stat -c %s "$out") bytes)"

@@ -76,6 +76,13 @@ assert s["pre-deinstall"] == ('#!/bin/sh\n[ -s ${IPKG_INSTROOT}/lib/functions.sh
 assert sorted(s) == ["post-install", "post-upgrade", "pre-deinstall"]
 PY
 done
+if command -v zopfli >/dev/null; then
+    t=${targets[0]}; a1=$(bash cross/package/build-apk.sh "$t" | awk '{print $1}'); cp "$a1" "$WORK/z.apk"
+    AWL_APK_ZLIB=1 bash cross/package/build-apk.sh "$t" >/dev/null; cp "$a1" "$WORK/zlib.apk"
+    bash cross/package/build-apk.sh "$t" >/dev/null
+    same_stream() { python3 -c "import sys,zlib; r=lambda f: zlib.decompress(open(f,'rb').read()[4:],-15); sys.exit(r(sys.argv[1])!=r(sys.argv[2]))" "$1" "$2"; }
+    check "$t: zopfli-compressed .apk holds exactly apk's stream, and is smaller" sh -c "$(declare -f same_stream); same_stream '$WORK/z.apk' '$WORK/zlib.apk' && [ \$(stat -c %s '$WORK/z.apk') -lt \$(stat -c %s '$WORK/zlib.apk') ]"
+fi
 lapk=$(bash cross/package/build-apk.sh luci-app-awl | awk '{print $1}')
 $ADB dump "$lapk" >"$WORK/luci.json"
 check "luci-app-awl: noarch, depends on awl and luci-base" python3 -c "
