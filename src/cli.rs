@@ -26,6 +26,9 @@ Commands:
   metrics                Prometheus metrics (also at http://<service address>/metrics)
   logs [N]               The daemon's last N log lines (default 100, at most 500)
   ctl <JSON>             Send one raw control request; print the daemon's raw reply
+  rpcd list|methods      LuCI's rpcd backend: the method signatures / the method table
+  rpcd call <METHOD>     Call METHOD with rpcd's JSON arguments on stdin (declared
+                         parameters only; always prints one JSON reply)
   ping <MULTIADDR>       Dial a libp2p peer, identify it and ping it
   selftest               Run two in-process nodes over loopback QUIC and check them
   help                   Print this help
@@ -58,9 +61,18 @@ pub enum Command {
     Control(serde_json::Value),
     /// `awl ctl '<json>'`: raw request and reply (for rpcd backends and scripts).
     RawControl(String),
+    /// `awl rpcd list|methods|call METHOD`: LuCI's rpcd exec backend.
+    Rpcd(Rpcd),
     SelfTest,
     Help,
     Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rpcd {
+    List,
+    Methods,
+    Call(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +148,9 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
             Command::Control(req)
         }
         ["ctl", json] => Command::RawControl(json.to_string()),
+        ["rpcd", "list"] => Command::Rpcd(Rpcd::List),
+        ["rpcd", "methods"] => Command::Rpcd(Rpcd::Methods),
+        ["rpcd", "call", method] => Command::Rpcd(Rpcd::Call(method.to_string())),
         [cmd @ ("decline" | "remove"), peer] => {
             Command::Control(serde_json::json!({ "cmd": cmd, "peer_id": peer }))
         }

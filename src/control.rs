@@ -20,11 +20,6 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
-pub const COMMANDS: &[&str] = &[
-    "status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload",
-    "health", "metrics", "logs",
-];
-
 /// Binds the control socket without a moment where anyone but us can reach it: the socket is
 /// made inside a fresh 0700 directory next to `path`, set to 0600 there and renamed into
 /// place. An existing socket is replaced only when nothing answers on it (a stale one from a
@@ -215,7 +210,7 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         }
         other => Err(format!(
             "unknown command '{other}' (known: {})",
-            COMMANDS.join(", ")
+            crate::methods::names().join(", ")
         )),
     }
 }

@@ -18,6 +18,7 @@ pub mod lan;
 pub mod lan;
 pub mod lan_discovery;
 pub mod logring;
+pub mod methods;
 pub mod metrics;
 pub mod multiaddr;
 pub mod node;

@@ -187,6 +187,21 @@ fn run(args: cli::Args) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Rpcd(cli::Rpcd::List) => {
+            println!("{}", awl::methods::rpcd_signatures());
+            Ok(())
+        }
+        Command::Rpcd(cli::Rpcd::Methods) => {
+            println!("{}", awl::methods::describe());
+            Ok(())
+        }
+        Command::Rpcd(cli::Rpcd::Call(method)) => {
+            // rpcd wants one JSON object back, whatever went wrong.
+            let reply = rpcd_call(&args, &method)
+                .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e}).to_string());
+            println!("{reply}");
+            Ok(())
+        }
         Command::Control(req) => {
             let r = resolve(&args)?;
             let socket = socket_for(&args, &r);
@@ -314,6 +329,21 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
         ),
         _ => println!("ok"),
     }
+}
+
+/// rpcd's `call`: the arguments on stdin (bounded), the request built from the declared
+/// parameters only, the daemon's raw reply.
+fn rpcd_call(args: &cli::Args, method: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("reading the arguments: {e}"))?;
+    let req = awl::methods::rpcd_request(method, &input)?;
+    let r = resolve(args)?;
+    let socket = socket_for(args, &r);
+    runtime()?.block_on(awl::control::call_raw(&socket, &req.to_string()))
 }
 
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.

@@ -46,9 +46,12 @@ cat >>"$WORK/ra.uci" <<EOF
 config peer 'rb'
 	option peer_id '$B'
 	option allow_lan '1'
+	option accept_routes '1'
 	list address '$(quic 198.51.100.2)'
 config peer 'rc'
 	option peer_id '$C'
+	option accept_routes '1'
+	list accept_route '198.51.100.0/24'
 	list address '$(quic 198.51.100.3)'
 EOF
 cat >>"$WORK/rb.uci" <<EOF
@@ -58,15 +61,18 @@ config peer 'ra'
 	option peer_id '$A'
 	option allow_lan '1'
 	option allow_exit '1'
+	option accept_routes '1'
 	list address '$(quic 198.51.100.1)'
 EOF
-# C uses another mesh subnet, so it may legally announce A's mesh range; the other two
-# announcements overlap A's LAN and contain C's own underlay address.
+# C uses another mesh subnet, so it may legally announce A's mesh range; the others overlap
+# A's LAN, contain C's own underlay address (listed in A's accept_route for C, so the loop
+# check is what refuses it) and take over a public prefix (8.8.8.0/24, not listed).
 sed -i "s|option address '10.66.0.1/16'|option address '10.77.0.1/16'|" "$WORK/rc.uci"
 cat >>"$WORK/rc.uci" <<EOF
 	list route '10.66.0.0/24'
 	list route '192.168.1.0/24'
 	list route '198.51.100.0/24'
+	list route '8.8.8.0/24'
 config peer 'ra'
 	option peer_id '$A'
 	option allow_lan '1'
@@ -137,7 +143,8 @@ check "hostA reaches B's service address" ip netns exec awl-hA ping -c 2 -W 2 10
 check "C's route overlapping the mesh is refused" wait_for 20 grep -q "refusing route 10.66.0.0/24 .*mesh" "$WORK/ra.log"
 check "C's route overlapping A's LAN is refused" grep -q "refusing route 192.168.1.0/24 .*own exported" "$WORK/ra.log"
 check "C's route over its underlay address is refused" grep -q "refusing route 198.51.100.0/24 .*routing loop" "$WORK/ra.log"
-check "no refused route reached the kernel" sh -c "! ip -n awl-rA route | grep -q '10.66.0.0/24\|198.51.100.0/24 dev awl0'"
+check "C's public prefix 8.8.8.0/24 is refused (not in accept_route)" grep -q "refusing route 8.8.8.0/24 .*not a private range" "$WORK/ra.log"
+check "no refused route reached the kernel" sh -c "! ip -n awl-rA route | grep -q '10.66.0.0/24\|198.51.100.0/24 dev awl0\|8.8.8.0/24'"
 check "traffic still flows after the refusals" ip netns exec awl-hA ping -c 2 -W 2 192.168.2.10
 
 # Clean stop.

@@ -120,6 +120,14 @@ fn peer_sections_are_checked() {
     assert_eq!(bad(&ip).line, Some(3));
     let own = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.0.1'\n");
     assert!(bad(&own).message.contains("own address"));
+    let svc = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.254'\n");
+    assert!(
+        bad(&svc).message.contains("service address"),
+        "{}",
+        bad(&svc).message
+    );
+    let bcast = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.255'\n");
+    assert_eq!(bad(&bcast).line, Some(3));
     let dup_ip = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.0.5'\nconfig peer\n\toption peer_id '{ID_B}'\n\toption ip '10.66.0.5'\n");
     assert_eq!(bad(&dup_ip).line, Some(6));
 }
@@ -147,6 +155,7 @@ fn add_and_remove_peer_keep_comments() {
         domain: "x".into(),
         allow_lan: false,
         accept_routes: true,
+        accept_route: vec![],
     };
     let with = add_peer_section(base, &p);
     assert!(with.starts_with(base.trim_end()));
@@ -168,6 +177,104 @@ fn add_and_remove_peer_keep_comments() {
 }
 
 #[test]
+fn daemon_writes_named_sections_and_replaces_in_place() {
+    let base = "config awl 'main'\n\n# Bob's box\nconfig peer\n\toption peer_id '".to_string()
+        + ID_A
+        + "'\n\toption alias 'bob' # mine\n\n# user section\nconfig peer 'carol'\n\toption peer_id '"
+        + ID_B
+        + "'\n";
+    let a: PeerId = ID_A.parse().unwrap();
+    let mut p = ok(&base).config.peers[0].clone();
+    p.allow_lan = true;
+    let out = upsert_peer_section(&base, &p);
+    let l = ok(&out);
+    // Same order, A is now named after its ID, B's section and the comments are untouched.
+    assert_eq!(l.config.peers[0].peer_id, a);
+    assert_eq!(
+        l.config.peers[0].section.as_deref(),
+        Some(peer_section_name(&a).as_str())
+    );
+    assert!(l.config.peers[0].allow_lan);
+    assert_eq!(l.config.peers[1].section.as_deref(), Some("carol"));
+    assert!(out.contains("# Bob's box\nconfig peer 'peer_12D3"));
+    assert!(
+        out.contains("\n\n# user section\nconfig peer 'carol'\n"),
+        "{out}"
+    );
+    // A user-named section keeps its name.
+    let mut q = l.config.peers[1].clone();
+    q.alias = "carol2".into();
+    let out2 = upsert_peer_section(&out, &q);
+    assert_eq!(ok(&out2).config.peers[1].section.as_deref(), Some("carol"));
+    assert_eq!(ok(&out2).config.peers[1].alias, "carol2");
+    // A new peer is appended, named.
+    let fresh = "config awl 'main'\n";
+    let added = upsert_peer_section(fresh, &p);
+    assert!(added.contains(&format!("config peer '{}'", peer_section_name(&a))));
+}
+
+#[test]
+fn anonymous_peer_sections_get_stable_names_once() {
+    let text = format!("# top\nconfig awl 'main'\n\nconfig peer\n\toption peer_id '{ID_A}' # a\n\nconfig peer 'b'\n\toption peer_id '{ID_B}'\n");
+    let named = name_peer_sections(&text);
+    let a: PeerId = ID_A.parse().unwrap();
+    assert_eq!(
+        named,
+        text.replace(
+            "config peer\n",
+            &format!("config peer '{}'\n", peer_section_name(&a))
+        )
+    );
+    assert_eq!(
+        name_peer_sections(&named),
+        named,
+        "already named: unchanged"
+    );
+    assert_eq!(ok(&named).config.peers.len(), 2);
+}
+
+#[test]
+fn routes_are_accepted_only_when_asked_for() {
+    let l = ok(&format!("config peer\n\toption peer_id '{ID_A}'\n"));
+    assert!(
+        !l.config.peers[0].accept_routes,
+        "accept_routes defaults to off"
+    );
+    let l = ok(&format!("config peer\n\toption peer_id '{ID_A}'\n\toption accept_routes '1'\n\tlist accept_route '203.0.113.0/24'\n"));
+    assert!(l.config.peers[0].accept_routes);
+    assert_eq!(
+        l.config.peers[0].accept_route,
+        vec!["203.0.113.0/24".parse().unwrap()]
+    );
+    assert_eq!(
+        bad(&format!(
+            "config peer\n\toption peer_id '{ID_A}'\n\tlist accept_route '203.0.113.1/24'\n"
+        ))
+        .line,
+        Some(3)
+    );
+}
+
+#[test]
+fn hostile_aliases_give_valid_domains() {
+    let id: PeerId = ID_A.parse().unwrap();
+    assert_eq!(domain_label("My Laptop", &id), "my_laptop");
+    assert_eq!(
+        domain_label("<img src=x onerror=alert(1)>", &id),
+        "img_srcx_onerroralert1"
+    );
+    assert_eq!(
+        domain_label("---", &id),
+        format!("peer-{}", &ID_A[ID_A.len() - 6..]).to_lowercase()
+    );
+    assert_eq!(domain_label(&"a".repeat(200), &id).len(), 63);
+    let l = ok(&format!(
+        "config peer\n\toption peer_id '{ID_A}'\n\toption alias 'x.y;\"<b>'\n"
+    ));
+    assert_eq!(l.config.peers[0].domain, "xyb");
+}
+
+#[test]
 fn atomic_write_keeps_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("awl-cfg-{}", std::process::id()));
@@ -180,7 +287,14 @@ fn atomic_write_keeps_mode() {
     );
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     write_atomic(&f, "b\n").unwrap();
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), "b\n");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&f, &link).unwrap();
+    write_atomic(&link, "c\n").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "c\n");
     assert_eq!(
         std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
         0o600

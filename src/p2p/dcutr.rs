@@ -178,11 +178,24 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
 }
 
 /// Side A: answers `/libp2p/dcutr` on relayed connections and dials on SYNC.
+/// Serves hole punching to friends only: a stranger over a (possibly fake) circuit could
+/// otherwise make us send punch datagrams to addresses of its choosing (a UDP reflector).
+/// A friend may start a punch every 10 s at most (burst 3).
 pub fn serve(host: &Host) {
     let mut rx = host.register(PROTOCOL, 8);
     let host = host.clone();
+    let mut limit = crate::ratelimit::RateLimiter::new(0.1, 3.0, 256);
     tokio::spawn(async move {
         while let Some(mut s) = rx.recv().await {
+            if !host.is_friend(&s.peer) || !limit.allow(&s.peer, Instant::now()) {
+                log::debug!(
+                    "dcutr from {} refused (not a friend, or too often)",
+                    s.peer.short()
+                );
+                s.recv.stop();
+                s.send.reset();
+                continue;
+            }
             let host = host.clone();
             tokio::spawn(async move {
                 let peer = s.peer.clone();
