@@ -102,20 +102,21 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
+            let Ok((conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
                 continue;
             };
             let uid = conn.peer_cred().map(|c| c.uid()).ok();
             if !uid.is_some_and(|u| peer_allowed(u, own_uid)) {
                 log::warn!("control socket: refused a client with uid {uid:?}");
-                let _ = conn
-                    .write_all(b"{\"ok\":false,\"error\":\"permission denied\"}\n")
-                    .await;
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), refuse(conn)).await;
+                });
                 continue;
             }
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
             let node = node.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -124,6 +125,18 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
         }
     });
     Ok(())
+}
+
+/// A client we do not serve: its request line is read (so it sees the answer rather than a
+/// broken pipe) and answered with an error.
+async fn refuse(conn: UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = conn.into_split();
+    let mut line = String::new();
+    let _ = BufReader::new(r.take(MAX_REQUEST as u64))
+        .read_line(&mut line)
+        .await;
+    w.write_all(b"{\"ok\":false,\"error\":\"permission denied\"}\n")
+        .await
 }
 
 async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {

@@ -109,6 +109,22 @@ check "A enables B as exit node" wait_for 30 grep -q "exit node: default route" 
 check "A reaches B's upstream through the exit node" ip netns exec awl-rA ping -c 3 -W 2 203.0.113.1
 check "without awl, A has no route to 203.0.113.1" sh -c "! ip -n awl-rA route get 203.0.113.1 table main 2>/dev/null | grep -q wan0"
 
+# The exit node's returning traffic keeps its source (A must accept the internet's replies),
+# but it may not claim one on A's LAN: B sends as 192.168.1.77 (untracked, so B's own
+# masquerade leaves it alone) to A's mesh IP; A counts what arrives on awl0 with that source.
+IP_A_AT_B=$(ctl rb peers --json | json "[p['ip'] for p in d if p['peer_id']=='$A'][0]")
+ip -n awl-rB addr add 192.168.1.77/32 dev lo
+printf 'table ip spoof {\n chain out {\n  type filter hook output priority raw; policy accept;\n  ip saddr 192.168.1.77 notrack\n }\n}\n' \
+    | ip netns exec awl-rB nft -f -
+printf 'table ip spoofcheck {\n chain pre {\n  type filter hook prerouting priority raw; policy accept;\n  iifname "awl0" ip saddr 192.168.1.77 counter\n }\n}\n' \
+    | ip netns exec awl-rA nft -f -
+ip netns exec awl-rB ping -c 3 -i 0.2 -W 1 -I 192.168.1.77 "$IP_A_AT_B" >/dev/null 2>&1
+check "A drops exit traffic from B that claims a source on A's LAN" sh -c \
+    "ip netns exec awl-rA nft list table ip spoofcheck | grep -q 'packets 0 '"
+ip netns exec awl-rA nft delete table ip spoofcheck
+ip netns exec awl-rB nft delete table ip spoof
+ip -n awl-rB addr del 192.168.1.77/32 dev lo
+
 # A WAN neighbour (198.51.100.9) with routes into the mesh and the LANs via A and via B.
 ip -n awl-wn route add 10.66.0.0/16 via 198.51.100.2
 ip -n awl-wn route add 192.168.2.0/24 via 198.51.100.2
