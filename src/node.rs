@@ -51,6 +51,34 @@ pub struct Node {
     writer: Mutex<()>,
 }
 
+/// On OpenWrt, tells procd that /etc/config/awl changed, as LuCI's apply does: the init
+/// script reloads, so the firewall rules it derives from the peers' grants follow the file
+/// (the daemon itself only re-reads it). Nothing elsewhere.
+fn notify_config_change() {
+    const UBUS: &str = "/bin/ubus";
+    if !std::path::Path::new(UBUS).exists() {
+        return;
+    }
+    let child = std::process::Command::new(UBUS)
+        .args([
+            "call",
+            "service",
+            "event",
+            r#"{"type":"config.change","data":{"package":"awl"}}"#,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        // Reaped off the async runtime's thread.
+        Ok(mut c) => {
+            std::thread::spawn(move || c.wait());
+        }
+        Err(e) => log::debug!("{UBUS}: {e}"),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -469,6 +497,7 @@ impl Node {
         }
         config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
         lock(&self.cfg).peers = loaded.config.peers;
+        notify_config_change();
         Ok(())
     }
 
