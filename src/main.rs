@@ -273,10 +273,24 @@ fn health(args: &cli::Args) -> serde_json::Value {
             Ok(format!("{} absent: built-in defaults", r.path.display())),
         ),
         Err(e) => {
-            let d = Config::default();
+            // The file does not load, but a daemon may still run what it loaded before:
+            // find its socket where the file says, as far as the file can be read.
+            let file = args
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let peek = |name| config::peek_main_option(&text, name).map(PathBuf::from);
+            let mut d = Config::default();
+            if let Some(p) = peek("control_socket") {
+                d.main.control_socket = p;
+            }
+            let env = std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty());
             let data_dir = args
                 .data_dir
                 .clone()
+                .or(env.map(PathBuf::from))
+                .or_else(|| peek("data_dir"))
                 .unwrap_or_else(|| default_data_dir(&d));
             let socket = args
                 .socket

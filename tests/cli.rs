@@ -161,5 +161,24 @@ fn health_without_a_daemon() {
         human.contains("FAIL config") && human.contains("FAIL daemon"),
         "{human}"
     );
+
+    // A daemon still running what it loaded before the file broke is asked: its socket is
+    // found where the broken file says.
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let daemon = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+        assert!(line.contains("health"), "{line}");
+        let reply =
+            r#"{"ok":true,"result":{"ok":true,"checks":[{"check":"fake","ok":true,"detail":""}]}}"#;
+        conn.write_all(format!("{reply}\n").as_bytes()).unwrap();
+    });
+    let out = awl(&dir, &["-c", c, "health", "--json"], "");
+    daemon.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("fake"), "{}", text(&out.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -901,6 +901,21 @@ fn main_section_range(text: &str) -> Option<(usize, usize, usize)> {
     Some((stmts[start].line, end, last))
 }
 
+/// The raw value of `option name` in the node section of a file that may not validate (its
+/// syntax must be readable): where a broken file says the control socket is.
+pub fn peek_main_option(text: &str, name: &str) -> Option<String> {
+    let (start, end, _) = main_section_range(text)?;
+    uci::statements(text)
+        .ok()?
+        .into_iter()
+        .rev()
+        .filter(|s| s.line > start && s.line < end)
+        .find_map(|s| match s.stmt {
+            Stmt::Option { name: n, value } if n == name => Some(value),
+            _ => None,
+        })
+}
+
 /// Sets `option name 'value'` in the node section: the line that has it is replaced (its
 /// indentation kept), else the option is added after the section's last statement. Without a
 /// node section, `config awl 'main'` is added at the top. All other text is kept as it is.

@@ -401,3 +401,19 @@ fn a_domain_the_alias_would_not_give_is_written() {
     assert!(out.contains("\toption domain 'laptop'\n"), "{out}");
     assert_eq!(ok(&out).config.peers[0].domain, "laptop");
 }
+
+#[test]
+fn a_broken_file_still_tells_where_the_socket_is() {
+    let text = "config awl 'main'\n\toption mtu 'abc'\n\toption control_socket '/run/x.sock'\nconfig peer\n\toption control_socket '/nope'\n";
+    assert!(parse(text, "t").is_err());
+    assert_eq!(
+        peek_main_option(text, "control_socket").as_deref(),
+        Some("/run/x.sock")
+    );
+    assert_eq!(peek_main_option(text, "data_dir"), None);
+    assert_eq!(
+        peek_main_option("config awl 'main\n", "mtu"),
+        None,
+        "unreadable syntax"
+    );
+}
