@@ -505,6 +505,64 @@ mod tests {
         );
     }
 
+    /// The node's glue: what the daemon records reaches `awl health`.
+    #[tokio::test]
+    async fn a_node_reports_what_the_daemon_recorded() {
+        let dir = std::env::temp_dir().join(format!("awl-health-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = crate::config::Config::default();
+        cfg.main.use_default_bootstrap = false;
+        cfg.main.packet_pool = 64;
+        let host = crate::p2p::Host::start(
+            crate::identity::Keypair::generate(),
+            crate::p2p::HostConfig::new("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let port = host.local_addr().unwrap().port();
+        let path = dir.join("config");
+        std::fs::write(&path, "config awl 'main'\n").unwrap();
+        let node = crate::node::Node::new(host, cfg, path.clone(), &dir);
+        node.health
+            .set_tun_error("cannot create TUN device awl0: Operation not permitted".into());
+        node.health.set_listen(Some(4363), port);
+        std::fs::write(&path, "config awl 'main'\n\toption mtu 'abc'\n").unwrap();
+        assert!(node.reload().is_err());
+        std::fs::write(&path, "config awl 'main'\n").unwrap();
+        let v = node.health_json();
+        let check = |name: &str| check_of(&v, name);
+        assert_eq!(v["ok"], false);
+        assert_eq!(check("interface")["ok"], false);
+        let listen = check("listen");
+        assert!(listen["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("random port {port}")));
+        let config = check("config");
+        assert_eq!(config["ok"], false);
+        assert!(
+            config["detail"].as_str().unwrap().contains("line 2"),
+            "{config}"
+        );
+        assert_eq!(check("relay")["ok"], true, "no bootstrap peers configured");
+        assert_eq!(check("udp")["ok"], true, "warming up");
+        assert!(node.reload().is_ok());
+        assert_eq!(check_of(&node.health_json(), "config")["ok"], true);
+        node.host.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn check_of(v: &Value, name: &str) -> Value {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    }
+
     #[test]
     fn offline_reports_config_and_daemon() {
         let v = offline(

@@ -712,9 +712,12 @@ impl Node {
     /// The facts the relay and UDP health checks judge.
     fn reach(&self, cfg: &Config, warm: bool, port: Option<u16>) -> crate::health::Reach {
         let d = &self.discovery;
-        let friends: Vec<PeerId> = lock(&self.peers)
+        let known: Vec<PeerId> = lock(&self.peers)
             .iter()
             .map(|p| p.peer_id.clone())
+            .collect();
+        let friends: Vec<PeerId> = known
+            .into_iter()
             .filter(|p| self.host.is_connected(p))
             .collect();
         let relayed: Vec<&PeerId> = friends
