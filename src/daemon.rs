@@ -143,7 +143,20 @@ fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
         addr: m.address,
         len: 32,
     });
-    crate::lan::Lan::setup(tun, mesh, gatewaying || nft, nft, m.snat_lan)
+    let lans = if gatewaying || nft {
+        crate::lan::lan_interfaces(&m.lan_interface, &m.route, tun)
+    } else {
+        Vec::new()
+    };
+    crate::lan::Lan::setup(
+        tun,
+        mesh,
+        gatewaying || nft,
+        nft,
+        m.snat_lan,
+        m.gateway,
+        &lans,
+    )
 }
 
 pub async fn run(
@@ -256,6 +269,6 @@ pub async fn run(
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
-    let _ = std::fs::remove_file(&socket);
+    control::remove_socket(&socket);
     Ok(())
 }

@@ -130,6 +130,11 @@ impl Node {
             writer: Mutex::new(()),
             health: Default::default(),
         });
+        // Configs from before named sections: name them once, so LuCI's staged edits cannot
+        // land on another peer when one is removed (docs/CONFIG.md).
+        if let Err(e) = node.rewrite_config(config::name_peer_sections) {
+            log::warn!("naming the anonymous peer sections: {e}");
+        }
         node.sync_routes();
         node.dp.start();
         friends::start(&node);
@@ -798,9 +803,10 @@ impl Node {
         lock(&self.peers).in_mesh(ip)
     }
 
-    /// The HTTP status document: the node and its peers.
+    /// The HTTP status document for LAN hosts: the node and its peers, without underlay
+    /// addresses (`services::http::lan_view`).
     pub fn http_status_json(&self) -> String {
-        json!({ "node": self.status_json(), "peers": self.peers_json() }).to_string()
+        crate::services::http::lan_view(self.status_json(), self.peers_json())
     }
 
     // ---- JSON views for the control API ----

@@ -62,6 +62,9 @@ pub struct MainConfig {
     pub exit_node: Option<String>,
     pub firewall: Firewall,
     pub snat_lan: bool,
+    /// Interfaces whose hosts may send into the mesh (Debian/nftables mode); empty: those
+    /// holding an address inside an exported `route`.
+    pub lan_interface: Vec<String>,
     /// Hold relay reservations on bootstrap peers, so peers can reach us behind NAT.
     pub use_relays: bool,
     pub hole_punching: bool,
@@ -226,6 +229,7 @@ fn unreachable_default() -> MainConfig {
         exit_node: None,
         firewall: Firewall::Auto,
         snat_lan: true,
+        lan_interface: Vec::new(),
         use_relays: true,
         hole_punching: true,
         datagrams: true,
@@ -506,6 +510,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
             _ => Firewall::Auto,
         },
         snat_lan: get_bool(v, MAIN, "snat_lan"),
+        lan_interface: get_list(v, "lan_interface"),
     })
 }
 
@@ -857,6 +862,47 @@ pub fn upsert_peer_section(text: &str, peer: &PeerConfig) -> String {
     joined
 }
 
+/// Names every anonymous peer section `peer_<id>` (its header line only; all else kept), so
+/// configs from before named sections get stable names once. Unchanged text: nothing to do.
+pub fn name_peer_sections(text: &str) -> String {
+    let Ok(stmts) = uci::statements(text) else {
+        return text.to_string();
+    };
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let starts: Vec<(usize, bool)> = stmts
+        .iter()
+        .filter_map(|s| match &s.stmt {
+            Stmt::Config { typ, name } => Some((s.line, typ == PEER && name.is_none())),
+            _ => None,
+        })
+        .collect();
+    let mut changed = false;
+    for (i, (start, anonymous)) in starts.iter().enumerate() {
+        if !anonymous {
+            continue;
+        }
+        let end = starts.get(i + 1).map_or(usize::MAX, |(l, _)| *l);
+        let id = stmts.iter().find_map(|s| match &s.stmt {
+            Stmt::Option { name, value }
+                if name == "peer_id" && s.line > *start && s.line < end =>
+            {
+                value.trim().parse::<PeerId>().ok()
+            }
+            _ => None,
+        });
+        if let (Some(id), Some(line)) = (id, lines.get_mut(start - 1)) {
+            *line = format!("config peer {}", uci::quote(&peer_section_name(&id)));
+            changed = true;
+        }
+    }
+    if !changed {
+        return text.to_string();
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
 /// Lines `[start, end)` (1-based) of the peer section whose `peer_id` is `peer`, and its name.
 fn peer_section_range(text: &str, peer: &PeerId) -> Option<(usize, usize, Option<String>)> {
     let stmts = uci::statements(text).ok()?;
@@ -1030,10 +1076,15 @@ pub fn remove_peer_section(text: &str, peer: &PeerId) -> String {
 }
 
 /// Writes `contents` to `path` atomically: temp file in the same directory, fsync, rename.
-/// The original's mode is kept (0644 for a new file, as OpenWrt's /etc/config).
+/// The original's mode is kept (0644 for a new file, as OpenWrt's /etc/config); a symlink
+/// is followed.
 pub fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // A symlinked config is written where it points: renaming over the link would replace
+    // it with a file and leave the real one unchanged.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);

@@ -145,6 +145,7 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "exit_node", Kind::Str { max_len: 64 }, "", "Send all non-mesh traffic through this peer (peer ID or alias); it must allow us."),
     opt(MAIN, "firewall", Kind::Enum(&["auto", "nftables", "none"]), "auto", "Forwarding, masquerade and MSS clamping: 'nftables' = own table inet awl (removed on exit); 'auto' = nftables except on OpenWrt (fw4 zone); 'none'."),
     opt(MAIN, "snat_lan", Kind::Bool, "1", "Masquerade mesh traffic forwarded into the LAN, so LAN hosts need no route back to the mesh."),
+    list(MAIN, "lan_interface", Kind::Ifname, "LAN interfaces whose hosts may reach the mesh through this node (nftables mode); default: those with an address inside an exported route. Nothing else is forwarded into the mesh."),
     OptionDesc { section: PEER, name: "peer_id", kind: Kind::PeerId, list: false, default: "", required: true, doc: "The peer's libp2p ID (12D3KooW…)." },
     opt(PEER, "alias", Kind::Str { max_len: 64 }, "", "Local name of the peer; default: the section name, else 'peer-' and the ID's last 6 characters."),
     opt(PEER, "ip", Kind::Ipv4, "", "The peer's address on this node, inside the mesh subnet; allocated when absent."),

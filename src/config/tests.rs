@@ -214,6 +214,26 @@ fn daemon_writes_named_sections_and_replaces_in_place() {
 }
 
 #[test]
+fn anonymous_peer_sections_get_stable_names_once() {
+    let text = format!("# top\nconfig awl 'main'\n\nconfig peer\n\toption peer_id '{ID_A}' # a\n\nconfig peer 'b'\n\toption peer_id '{ID_B}'\n");
+    let named = name_peer_sections(&text);
+    let a: PeerId = ID_A.parse().unwrap();
+    assert_eq!(
+        named,
+        text.replace(
+            "config peer\n",
+            &format!("config peer '{}'\n", peer_section_name(&a))
+        )
+    );
+    assert_eq!(
+        name_peer_sections(&named),
+        named,
+        "already named: unchanged"
+    );
+    assert_eq!(ok(&named).config.peers.len(), 2);
+}
+
+#[test]
 fn routes_are_accepted_only_when_asked_for() {
     let l = ok(&format!("config peer\n\toption peer_id '{ID_A}'\n"));
     assert!(
@@ -267,7 +287,14 @@ fn atomic_write_keeps_mode() {
     );
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     write_atomic(&f, "b\n").unwrap();
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), "b\n");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&f, &link).unwrap();
+    write_atomic(&link, "c\n").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "c\n");
     assert_eq!(
         std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
         0o600
