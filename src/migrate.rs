@@ -453,6 +453,9 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
     let mut ips: HashSet<Ipv4Addr> = current.peers.iter().filter_map(|p| p.ip).collect();
     let mut added = Vec::new();
     let mut kept = Vec::new();
+    // Peers added without a usable address, and the unusable addresses they had.
+    let mut unaddressed: Vec<PeerConfig> = Vec::new();
+    let mut moved: Vec<(PeerId, Ipv4Addr)> = Vec::new();
     let mut state = state.clone();
     state.version = state.version.max(1);
     for p in &awl.peers {
@@ -488,10 +491,7 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
         let ip = match p.ip {
             Some(ip) if usable(ip) && !ips.contains(&ip) => Some(ip),
             Some(ip) => {
-                notes.push(format!(
-                    "peer {alias}: {ip} is taken or outside the mesh {}/{}; a free address will be allocated",
-                    main.address, main.prefix
-                ));
+                moved.push((p.peer_id.clone(), ip));
                 None
             }
             None => None,
@@ -530,6 +530,9 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
             accept_route: Vec::new(),
         };
         text = config::upsert_peer_section(&text, &pc);
+        if ip.is_none() {
+            unaddressed.push(pc);
+        }
         state.peers.insert(
             key,
             SavedPeer {
@@ -538,6 +541,42 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
             },
         );
         added.push((alias, p.peer_id.clone()));
+    }
+    // Addresses for them as the daemon allocates (AWL's rule: after the highest in use),
+    // written to the file: a peer's firewall rules on OpenWrt need its `ip`.
+    if !unaddressed.is_empty() {
+        let loaded = config::parse(&text, file)
+            .map_err(|e| format!("the imported configuration would not load: {e}"))?;
+        let own = awl
+            .peer_id
+            .clone()
+            .unwrap_or_else(|| Keypair::generate().peer_id());
+        let mut table =
+            crate::peers::PeerTable::new(own, main.address, main.prefix, main.max_peers as usize);
+        if let Some(s) = main.service_addr() {
+            table.reserve(s);
+        }
+        table.load(&loaded.config.peers, &state);
+        for mut pc in unaddressed {
+            let Some(ip) = table.get(&pc.peer_id).map(|k| k.ip) else {
+                continue;
+            };
+            match moved.iter().find(|(id, _)| id == &pc.peer_id) {
+                Some((_, old)) => notes.push(format!(
+                    "peer {}: {old} is taken or outside the mesh {}/{}; {ip} used",
+                    pc.alias, main.address, main.prefix
+                )),
+                None => notes.push(format!(
+                    "peer {}: no address in the file; {ip} used",
+                    pc.alias
+                )),
+            }
+            pc.ip = Some(ip);
+            text = config::upsert_peer_section(&text, &pc);
+            if let Some(s) = state.peers.get_mut(&pc.peer_id.to_string()) {
+                s.ip = Some(ip.octets());
+            }
+        }
     }
     if added
         .iter()

@@ -163,7 +163,19 @@ fn plan_into_a_fresh_config_keeps_the_mesh() {
     );
 
     let ev = uci(EVIL);
-    assert_eq!(ev.ip, None, "10.67.0.9 is outside 10.66.0.0/16: allocated");
+    assert_eq!(
+        ev.ip,
+        Some(Ipv4Addr::new(10, 66, 0, 5)),
+        "10.67.0.9 is outside 10.66.0.0/16: the next free one, written"
+    );
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n
+                .contains("10.67.0.9 is taken or outside the mesh 10.66.0.1/16; 10.66.0.5 used")),
+        "{:?}",
+        plan.notes
+    );
     assert!(ev
         .domain
         .bytes()
@@ -194,8 +206,8 @@ fn plan_into_a_fresh_config_keeps_the_mesh() {
     assert_eq!(k.ip, Ipv4Addr::new(10, 66, 0, 2));
     assert!(t.get(&id(OLDPC)).unwrap().declined);
     assert!(!t.get(&id(PHONE)).unwrap().confirmed);
-    let evil_ip = t.get(&id(EVIL)).unwrap().ip;
-    assert!(t.in_mesh(evil_ip) && ![2, 3, 4].contains(&evil_ip.octets()[3]));
+    assert_eq!(t.get(&id(EVIL)).unwrap().ip, Ipv4Addr::new(10, 66, 0, 5));
+    assert_eq!(plan.state.peers[EVIL].ip, Some([10, 66, 0, 5]));
     assert_eq!(t.relation(&id(BLOCKED)), Relation::Blocked);
 }
 
@@ -232,7 +244,11 @@ fn plan_keeps_what_the_file_has() {
     let l = config::parse(&plan.text, "awl").unwrap().config;
     let phone = l.peers.iter().find(|p| p.peer_id == id(PHONE)).unwrap();
     assert_eq!(phone.alias, "phone_0", "AWL's rule for a taken alias");
-    assert_eq!(phone.ip, None, "10.66.0.3 is taken: allocated");
+    assert_eq!(
+        phone.ip,
+        Some(Ipv4Addr::new(10, 66, 0, 7)),
+        "10.66.0.3 is taken: after the highest in use (old-pc .4, then the laptop and the hostile peer)"
+    );
     assert!(plan.notes.iter().any(|n| n.contains("'phone_0'")));
     assert!(plan.notes.iter().any(|n| n.contains("10.66.0.3 is taken")));
 }
@@ -269,8 +285,15 @@ fn node_options_follow_awl() {
     assert!(m.main.auto_accept && !m.main.use_default_bootstrap);
     assert_eq!(m.main.reconnect_interval, 30);
     assert_eq!(m.main.bootstrap, c.bootstrap);
-    // The peers' 10.66 addresses are outside the new mesh: allocated instead.
-    assert!(m.peers.iter().all(|p| p.ip.is_none()));
+    // The peers' 10.66 addresses are outside the new mesh: allocated in it instead.
+    let mut ips: Vec<Ipv4Addr> = m.peers.iter().map(|p| p.ip.unwrap()).collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        (2..=5)
+            .map(|i| Ipv4Addr::new(10, 77, 0, i))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
