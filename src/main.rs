@@ -354,7 +354,9 @@ fn import_awl(args: &cli::Args, file: &str, write: bool) -> Result<(), String> {
             String::new()
         }
     );
-    println!("stop and disable AWL on this machine, then start awl (/etc/init.d/awl start)");
+    println!(
+        "make sure AWL stays stopped (docs/MIGRATION.md), then start awl (/etc/init.d/awl start, or systemctl start awl)"
+    );
     Ok(())
 }
 
