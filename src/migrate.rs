@@ -433,6 +433,12 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
         .map_err(|e| format!("the imported node options would not load: {e}"))?
         .config
         .main;
+    if !main.enabled {
+        notes.push(
+            "'enabled' is 0: the init script won't start awl until it is 1 (uci set awl.main.enabled=1; uci commit awl)"
+                .into(),
+        );
+    }
     let net_mask = if main.prefix == 0 {
         0
     } else {

@@ -273,6 +273,18 @@ fn node_options_follow_awl() {
         v["vpn"]["ipNet"] = "10.77.0.1/24".into();
     });
     let c = parse_awl(&text).unwrap();
+    let off = plan(
+        &c,
+        "config awl 'main'\n\toption enabled '0'\n",
+        "awl",
+        &SavedState::default(),
+    )
+    .unwrap();
+    assert!(
+        off.notes.iter().any(|n| n.contains("'enabled' is 0")),
+        "{:?}",
+        off.notes
+    );
     assert_eq!(c.listen_port, 5001, "the first QUIC address");
     assert_eq!(c.bootstrap.len(), 1);
     let plan = plan(&c, FRESH, "awl", &SavedState::default()).unwrap();
