@@ -97,8 +97,9 @@ fn get_bool(v: &Value, key: &str) -> bool {
 /// Unix seconds of an RFC 3339 time as Go writes it (`2024-05-01T12:00:00.123+03:00`);
 /// Go's zero time and anything before 1970 or unreadable give 0.
 pub fn unix_time(s: &str) -> u64 {
+    // Fixed-width fields (RFC 3339): no overflow from a hostile year or offset.
     fn num(s: &str) -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         s.parse().ok()
@@ -125,7 +126,14 @@ pub fn unix_time(s: &str) -> u64 {
                 sign * (num(oh)? * 3600 + num(om)? * 60)
             }
         };
-        if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        let offset_ok = offset.abs() < 24 * 3600;
+        if !(1..=12).contains(&m)
+            || !(1..=31).contains(&day)
+            || hh > 23
+            || mm > 59
+            || ss > 60
+            || !offset_ok
+        {
             return None;
         }
         // Days from the civil date (Howard Hinnant's algorithm).
