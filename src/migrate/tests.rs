@@ -445,3 +445,26 @@ fn a_failed_import_changes_nothing() {
     assert_eq!(snapshot(&dir), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Damaged files (a byte replaced here and there): never a panic, and an import that is
+/// planned always loads. (The fuzz target `awl_import` does this at length.)
+#[test]
+fn damaged_files_never_panic_and_plans_always_load() {
+    let bytes = FIXTURE.as_bytes();
+    let mut planned = 0;
+    for i in (0..bytes.len()).step_by(11) {
+        for b in [b'"', b'{', b'}', b'0', b'x', b'\\', b',', b' '] {
+            let mut v = bytes.to_vec();
+            v[i] = b;
+            let Ok(text) = std::str::from_utf8(&v) else {
+                continue;
+            };
+            let Ok(c) = parse_awl(text) else { continue };
+            if let Ok(p) = plan(&c, FRESH, "awl", &SavedState::default()) {
+                assert!(config::parse(&p.text, "awl").is_ok(), "{}", p.text);
+                planned += 1;
+            }
+        }
+    }
+    assert!(planned > 100, "{planned}");
+}
