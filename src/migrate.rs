@@ -168,6 +168,13 @@ fn shown(s: &str) -> String {
     }
 }
 
+/// Whether `ip` is a host address of its `/len` network (not the network or broadcast).
+fn is_host(ip: Ipv4Addr, len: u8) -> bool {
+    let mask = u32::MAX << (32 - u32::from(len));
+    let v = u32::from(ip);
+    v & !mask != 0 && v & !mask != !mask
+}
+
 /// Reads `config_awl.json`. Errors only when the file is not AWL's config at all; entries
 /// that can't be used are skipped with a note.
 pub fn parse_awl(text: &str) -> Result<AwlConfig, String> {
@@ -237,15 +244,18 @@ pub fn parse_awl(text: &str) -> Result<AwlConfig, String> {
         .filter(|s| (5..=3600).contains(s))
         .map(|s| s as u32);
 
-    if let Some(net) = get(&v, "vpn").map(|vpn| get_str(vpn, "ipNet").trim()) {
-        if let Some((ip, len)) = net.split_once('/') {
-            match (ip.parse::<Ipv4Addr>(), len.parse::<u8>()) {
-                (Ok(ip), Ok(len)) if (8..=30).contains(&len) => out.ip_net = Some((ip, len)),
-                _ => out.notes.push(format!(
-                    "vpn.ipNet '{}' is not an IPv4 network awl can use; kept this node's address",
-                    shown(net)
-                )),
-            }
+    let net = get(&v, "vpn").map_or("", |vpn| get_str(vpn, "ipNet").trim());
+    if !net.is_empty() {
+        let parsed = net
+            .split_once('/')
+            .and_then(|(ip, len)| Some((ip.parse::<Ipv4Addr>().ok()?, len.parse::<u8>().ok()?)))
+            .filter(|(ip, len)| (8..=30).contains(len) && is_host(*ip, *len));
+        match parsed {
+            Some(n) => out.ip_net = Some(n),
+            None => out.notes.push(format!(
+                "vpn.ipNet '{}' is not an IPv4 network awl can use; kept this node's address",
+                shown(net)
+            )),
         }
     }
 

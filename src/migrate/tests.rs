@@ -275,6 +275,19 @@ fn node_options_follow_awl() {
         ]);
         v["vpn"]["ipNet"] = "10.77.0.1/24".into();
     });
+    for bad in [
+        "10.66.0.0/16",
+        "10.66.255.255/16",
+        "10.66.0.1/31",
+        "fd00::1/64",
+        "x",
+    ] {
+        let t = fixture_with(|v| v["vpn"]["ipNet"] = bad.into());
+        let c = parse_awl(&t).unwrap();
+        assert_eq!(c.ip_net, None, "{bad}");
+        assert!(c.notes.iter().any(|n| n.contains("vpn.ipNet")), "{bad}");
+        assert!(plan(&c, FRESH, "awl", &SavedState::default()).is_ok());
+    }
     let c = parse_awl(&text).unwrap();
     let off = plan(
         &c,
