@@ -49,6 +49,8 @@ pub struct Node {
     /// Held across a change to the UCI file and the peer table, so two writers (a control
     /// request and an auto-accept) never interleave. Never held across an await.
     writer: Mutex<()>,
+    /// Start-up and reload facts `awl health` reports (TUN error, listen fallback, reload).
+    pub health: crate::health::Notes,
 }
 
 /// On OpenWrt, tells procd that /etc/config/awl changed, as LuCI's apply does: the init
@@ -154,6 +156,7 @@ impl Node {
             lan: Mutex::new(None),
             refused_routes: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
+            health: Default::default(),
         });
         // Configs from before named sections: name them once, so LuCI's staged edits cannot
         // land on another peer when one is removed (docs/CONFIG.md).
@@ -439,7 +442,10 @@ impl Node {
 
     /// Re-reads the UCI file (SIGHUP). Keeps the running config if the file is broken.
     pub fn reload(&self) -> Result<usize, String> {
-        let loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let loaded = config::load(&self.config_path).map_err(|e| e.to_string());
+        self.health
+            .set_reload(loaded.as_ref().map(|_| ()).map_err(Clone::clone));
+        let loaded = loaded?;
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -672,18 +678,35 @@ impl Node {
         let cfg = self.config();
         let warm = self.uptime() > Duration::from_secs(30);
         let mut checks = Vec::new();
+        let notes = self.health.get();
+        let tun = lock(&self.tun_name).clone();
+        let mut add = |c: crate::health::Check| checks.push(c.json());
+        add(crate::health::interface(
+            tun.as_deref(),
+            notes.tun_error.as_deref(),
+            &cfg.main.interface,
+        ));
+        let port = self.host.local_addr().ok().map(|a| a.port());
+        add(crate::health::listen(notes.listen_fallback, port));
+        let file = match config::load(&self.config_path) {
+            Ok(l) => Ok(format!(
+                "{}: OK ({} peer(s))",
+                self.config_path.display(),
+                l.config.peers.len()
+            )),
+            Err(_) if !self.config_path.exists() => Ok(format!(
+                "{} absent: built-in defaults",
+                self.config_path.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        add(crate::health::config(file, notes.reload_error.as_deref()));
+        let reach = self.reach(&cfg, warm, port);
+        add(crate::health::relay(&reach));
+        add(crate::health::udp(&reach));
         let mut check = |name: &str, ok: bool, detail: String| {
             checks.push(json!({"check": name, "ok": ok, "detail": detail}));
         };
-        let tun = lock(&self.tun_name).clone();
-        check(
-            "interface",
-            true,
-            match &tun {
-                Some(t) => format!("{t} up"),
-                None => "userspace mode (no TUN)".into(),
-            },
-        );
         let boot = self.discovery.connected_bootstrap().len();
         let want_boot = !cfg.bootstrap_peers().is_empty();
         check(
@@ -718,6 +741,44 @@ impl Node {
         );
         let ok = checks.iter().all(|c| c["ok"] == true);
         json!({"ok": ok, "checks": checks})
+    }
+
+    /// The facts the relay and UDP health checks judge.
+    fn reach(&self, cfg: &Config, warm: bool, port: Option<u16>) -> crate::health::Reach {
+        let d = &self.discovery;
+        let known: Vec<PeerId> = lock(&self.peers)
+            .iter()
+            .map(|p| p.peer_id.clone())
+            .collect();
+        let friends: Vec<PeerId> = known
+            .into_iter()
+            .filter(|p| self.host.is_connected(p))
+            .collect();
+        let relayed: Vec<&PeerId> = friends
+            .iter()
+            .filter(|p| !self.host.has_direct(p))
+            .collect();
+        crate::health::Reach {
+            warm,
+            use_relays: cfg.main.use_relays,
+            hole_punching: cfg.main.hole_punching,
+            bootstrap_configured: cfg.bootstrap_peers().len(),
+            bootstrap_resolved: d.resolved_bootstrap(),
+            bootstrap_connected: d.connected_bootstrap().len(),
+            relay_candidates: d.relay_candidates().len(),
+            reservations: d.reservations().len(),
+            reservation_error: d.reservation_error(),
+            direct: self
+                .host
+                .connected_peers()
+                .iter()
+                .filter(|p| self.host.has_direct(p))
+                .count(),
+            friends_connected: friends.len(),
+            friends_relayed: relayed.len(),
+            friends_punch_failed: relayed.iter().filter(|p| d.punch_failed(p)).count(),
+            listen_port: port,
+        }
     }
 
     /// The peer the local SOCKS5 proxy goes through (`socks5_exit`: peer ID or alias).

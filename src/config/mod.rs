@@ -800,6 +800,10 @@ fn peer_section_text(peer: &PeerConfig, name: Option<&str>) -> String {
     if let Some(ip) = peer.ip {
         out.push_str(&format!("\toption ip {}\n", uci::quote(&ip.to_string())));
     }
+    // A domain the alias would not give (set by the user, or imported from AWL) is kept.
+    if !peer.domain.is_empty() && peer.domain != domain_label(&peer.alias, &peer.peer_id) {
+        out.push_str(&format!("\toption domain {}\n", uci::quote(&peer.domain)));
+    }
     if peer.allow_exit {
         out.push_str("\toption allow_exit '1'\n");
     }
@@ -921,6 +925,109 @@ fn peer_section_range(text: &str, peer: &PeerId) -> Option<(usize, usize, Option
         });
         matches.then(|| (*start, end, name.cloned()))
     })
+}
+
+/// Lines `[start, end)` (1-based) of the node section (the first `config awl`), and the line
+/// of its last statement.
+fn main_section_range(text: &str) -> Option<(usize, usize, usize)> {
+    let stmts = uci::statements(text).ok()?;
+    let total = text.lines().count();
+    let start = stmts
+        .iter()
+        .position(|s| matches!(&s.stmt, Stmt::Config { typ, .. } if typ == MAIN))?;
+    let end = stmts[start + 1..]
+        .iter()
+        .find(|s| matches!(s.stmt, Stmt::Config { .. }))
+        .map_or(total + 1, |s| s.line);
+    let last = stmts[start..]
+        .iter()
+        .take_while(|s| s.line < end)
+        .last()
+        .map_or(stmts[start].line, |s| s.line);
+    Some((stmts[start].line, end, last))
+}
+
+/// The raw value of `option name` in the node section of a file that may not validate (its
+/// syntax must be readable): where a broken file says the control socket is.
+pub fn peek_main_option(text: &str, name: &str) -> Option<String> {
+    let (start, end, _) = main_section_range(text)?;
+    uci::statements(text)
+        .ok()?
+        .into_iter()
+        .rev()
+        .filter(|s| s.line > start && s.line < end)
+        .find_map(|s| match s.stmt {
+            Stmt::Option { name: n, value } if n == name => Some(value),
+            _ => None,
+        })
+}
+
+/// Sets `option name 'value'` in the node section: the line that has it is replaced (its
+/// indentation kept), else the option is added after the section's last statement. Without a
+/// node section, `config awl 'main'` is added at the top. All other text is kept as it is.
+pub fn set_main_option(text: &str, name: &str, value: &str) -> String {
+    let line = format!("option {name} {}", uci::quote(value));
+    edit_main(text, |lines, (start, end, last), stmts| {
+        let existing: Vec<usize> = stmts
+            .iter()
+            .filter(|s| s.line > start && s.line < end)
+            .filter(|s| matches!(&s.stmt, Stmt::Option { name: n, .. } if n == name))
+            .map(|s| s.line)
+            .collect();
+        if let Some(&l) = existing.last() {
+            let old = &lines[l - 1];
+            let indent: String = old.chars().take_while(|c| c.is_whitespace()).collect();
+            // A trailing comment stays: the first '#' before which the line is one statement.
+            let comment = old
+                .match_indices('#')
+                .map(|(i, _)| i)
+                .find(|&i| {
+                    uci::statements(&format!("config awl\n{}", &old[..i])).is_ok_and(|s| {
+                        matches!(s.as_slice(), [_, Located { stmt: Stmt::Option { name: n, .. }, .. }] if n == name)
+                    })
+                })
+                .map(|i| format!(" {}", &old[i..]))
+                .unwrap_or_default();
+            lines[l - 1] = format!("{indent}{line}{comment}");
+        } else {
+            lines.insert(last, format!("\t{line}"));
+        }
+    })
+}
+
+/// Adds `list name 'value'` to the node section unless that value is already listed.
+pub fn add_main_list(text: &str, name: &str, value: &str) -> String {
+    edit_main(text, |lines, (start, end, last), stmts| {
+        let present = stmts.iter().any(|s| {
+            s.line > start
+                && s.line < end
+                && matches!(&s.stmt, Stmt::List { name: n, value: v } if n == name && v.trim() == value)
+        });
+        if !present {
+            lines.insert(last, format!("\tlist {name} {}", uci::quote(value)));
+        }
+    })
+}
+
+fn edit_main(
+    text: &str,
+    edit: impl FnOnce(&mut Vec<String>, (usize, usize, usize), &[Located]),
+) -> String {
+    let with_main;
+    let text = if main_section_range(text).is_none() {
+        with_main = format!("config awl 'main'\n\n{}", text.trim_start_matches('\n'));
+        with_main.as_str()
+    } else {
+        text
+    };
+    let (Some(range), Ok(stmts)) = (main_section_range(text), uci::statements(text)) else {
+        return text.to_string();
+    };
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines, range, &stmts);
+    let mut out = lines.join("\n").trim_end_matches('\n').to_string();
+    out.push('\n');
+    out
 }
 
 /// Removes the `config peer` section whose `peer_id` is `peer` (all other text kept).

@@ -350,3 +350,97 @@ fn schema_lists_every_option() {
     let total = main.len() + s["sections"]["peer"]["options"].as_array().unwrap().len();
     assert_eq!(total, OPTIONS.len());
 }
+
+#[test]
+fn main_options_are_set_in_place() {
+    let base = "# top\nconfig awl 'main'\n\toption name 'r' # keep me\n\toption mtu '1420'\n\n# peers\nconfig peer 'x'\n\toption peer_id '".to_string()
+        + ID_A
+        + "'\n";
+    let out = set_main_option(&base, "name", "it's new");
+    assert!(
+        out.contains("\toption name 'it'\\''s new' # keep me\n"),
+        "{out}"
+    );
+    let out = set_main_option(&out, "listen_port", "5001");
+    assert!(
+        out.contains("\toption mtu '1420'\n\toption listen_port '5001'\n\n# peers\n"),
+        "{out}"
+    );
+    let out = add_main_list(
+        &out,
+        "bootstrap",
+        "/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7",
+    );
+    assert_eq!(
+        add_main_list(
+            &out,
+            "bootstrap",
+            "/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"
+        ),
+        out
+    );
+    let l = ok(&out);
+    assert_eq!(l.config.main.name, "it's new");
+    assert_eq!(l.config.main.listen_port, 5001);
+    assert_eq!(l.config.main.mtu, 1420);
+    assert_eq!(l.config.main.bootstrap.len(), 1);
+    assert_eq!(l.config.peers.len(), 1);
+    assert!(out.starts_with("# top\n") && out.ends_with(&format!("option peer_id '{ID_A}'\n")));
+    // No node section: one is added at the top.
+    let out = set_main_option(
+        &format!("config peer\n\toption peer_id '{ID_A}'\n"),
+        "listen_port",
+        "7",
+    );
+    assert!(
+        out.starts_with("config awl 'main'\n\toption listen_port '7'\n\nconfig peer\n"),
+        "{out}"
+    );
+    assert_eq!(ok(&out).config.main.listen_port, 7);
+    assert_eq!(
+        set_main_option("", "name", "n"),
+        "config awl 'main'\n\toption name 'n'\n"
+    );
+}
+
+#[test]
+fn a_domain_the_alias_would_not_give_is_written() {
+    let p = PeerConfig {
+        section: None,
+        line: 0,
+        peer_id: ID_A.parse().unwrap(),
+        alias: "Work Laptop".into(),
+        ip: None,
+        allow_exit: false,
+        address: vec![],
+        domain: "work_laptop".into(),
+        allow_lan: false,
+        accept_routes: false,
+        accept_route: vec![],
+    };
+    let out = upsert_peer_section("config awl 'main'\n", &p);
+    assert!(!out.contains("option domain"), "derived: {out}");
+    let q = PeerConfig {
+        domain: "laptop".into(),
+        ..p
+    };
+    let out = upsert_peer_section("config awl 'main'\n", &q);
+    assert!(out.contains("\toption domain 'laptop'\n"), "{out}");
+    assert_eq!(ok(&out).config.peers[0].domain, "laptop");
+}
+
+#[test]
+fn a_broken_file_still_tells_where_the_socket_is() {
+    let text = "config awl 'main'\n\toption mtu 'abc'\n\toption control_socket '/run/x.sock'\nconfig peer\n\toption control_socket '/nope'\n";
+    assert!(parse(text, "t").is_err());
+    assert_eq!(
+        peek_main_option(text, "control_socket").as_deref(),
+        Some("/run/x.sock")
+    );
+    assert_eq!(peek_main_option(text, "data_dir"), None);
+    assert_eq!(
+        peek_main_option("config awl 'main\n", "mtu"),
+        None,
+        "unreadable syntax"
+    );
+}

@@ -301,6 +301,11 @@ impl Backoff {
         self.peers.insert(peer.clone(), (now + wait, wait));
     }
 
+    /// Whether the last attempt with `peer` failed (and was not followed by a success).
+    pub fn has_failed(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
     pub fn succeeded(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
     }
