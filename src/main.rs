@@ -18,6 +18,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.command != cli::Command::Run {
+        // A CLI command piped into `head` ends quietly, as other tools do, instead of
+        // panicking on EPIPE (Rust ignores SIGPIPE). The daemon keeps ignoring it.
+        // SAFETY: restoring a signal's default disposition has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
