@@ -3,7 +3,7 @@
 # config, and the in-process two-node selftest over loopback QUIC.
 # Usage: bash cross/smoke.sh [TARGET...]   (default: every dist/<target>/awl)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 qemu_for() {
     case $1 in
         mipsel-*) echo qemu-mipsel-static ;;

@@ -13,6 +13,12 @@ Commands:
   id import <FILE|->     Import an identity: AWL's config_awl.json or the base58 key
   config check [FILE]    Validate a UCI config file; exit 1 on error
   config schema          Print the configuration schema as JSON
+  config import-awl <FILE> [--write]
+                         Moving from AWL: its config_awl.json's peers (alias, IP,
+                         domain, exit grant, confirmed/declined, blocked), listen port,
+                         name and mesh address into the UCI file and the state file;
+                         the identity too if this node has none. Without --write,
+                         prints the resulting UCI file and changes nothing
   status                 This node: peer ID, mesh IP, listen addresses, traffic
   peers                  Known peers: IP, connected, path, RTT, traffic
   requests               Pending incoming friend requests
@@ -26,6 +32,9 @@ Commands:
   metrics                Prometheus metrics (also at http://<service address>/metrics)
   logs [N]               The daemon's last N log lines (default 100, at most 500)
   ctl <JSON>             Send one raw control request; print the daemon's raw reply
+  rpcd list|methods      LuCI's rpcd backend: the method signatures / the method table
+  rpcd call <METHOD>     Call METHOD with rpcd's JSON arguments on stdin (declared
+                         parameters only; always prints one JSON reply)
   ping <MULTIADDR>       Dial a libp2p peer, identify it and ping it
   selftest               Run two in-process nodes over loopback QUIC and check them
   help                   Print this help
@@ -53,14 +62,28 @@ pub enum Command {
     IdImport(String),
     ConfigCheck(Option<PathBuf>),
     ConfigSchema,
+    /// `awl config import-awl FILE [--write]`.
+    ConfigImportAwl {
+        file: String,
+        write: bool,
+    },
     Ping(String),
     /// A control-API request for the running daemon.
     Control(serde_json::Value),
     /// `awl ctl '<json>'`: raw request and reply (for rpcd backends and scripts).
     RawControl(String),
+    /// `awl rpcd list|methods|call METHOD`: LuCI's rpcd exec backend.
+    Rpcd(Rpcd),
     SelfTest,
     Help,
     Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rpcd {
+    List,
+    Methods,
+    Call(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +102,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
     let mut socket = None;
     let mut ip = None;
     let mut address = None;
+    let mut write = false;
     let mut words = Vec::new();
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -90,6 +114,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
                 ))
             }
             "--json" => json = true,
+            "--write" => write = true,
             "-s" | "--socket" => {
                 socket = Some(PathBuf::from(it.next().ok_or("--socket needs a path")?))
             }
@@ -112,6 +137,10 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
         ["config", "check"] => Command::ConfigCheck(None),
         ["config", "check", file] => Command::ConfigCheck(Some(PathBuf::from(file))),
         ["config", "schema"] => Command::ConfigSchema,
+        ["config", "import-awl", file] => Command::ConfigImportAwl {
+            file: file.to_string(),
+            write,
+        },
         ["ping", addr] => Command::Ping(addr.to_string()),
         ["selftest"] => Command::SelfTest,
         ["logs"] => Command::Control(serde_json::json!({ "cmd": "logs", "lines": 100 })),
@@ -136,6 +165,9 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
             Command::Control(req)
         }
         ["ctl", json] => Command::RawControl(json.to_string()),
+        ["rpcd", "list"] => Command::Rpcd(Rpcd::List),
+        ["rpcd", "methods"] => Command::Rpcd(Rpcd::Methods),
+        ["rpcd", "call", method] => Command::Rpcd(Rpcd::Call(method.to_string())),
         [cmd @ ("decline" | "remove"), peer] => {
             Command::Control(serde_json::json!({ "cmd": cmd, "peer_id": peer }))
         }
@@ -170,6 +202,20 @@ mod tests {
             Command::ConfigCheck(Some("f".into()))
         );
         assert_eq!(p("--version").unwrap().command, Command::Version);
+        assert_eq!(
+            p("config import-awl c.json --write").unwrap().command,
+            Command::ConfigImportAwl {
+                file: "c.json".into(),
+                write: true
+            }
+        );
+        assert_eq!(
+            p("config import-awl c.json").unwrap().command,
+            Command::ConfigImportAwl {
+                file: "c.json".into(),
+                write: false
+            }
+        );
         assert_eq!(p("run --help").unwrap().command, Command::Help);
         assert_eq!(p("").unwrap().command, Command::Help);
         assert_eq!(

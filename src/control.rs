@@ -1,5 +1,6 @@
-//! The local control API: a Unix socket (mode 0600, so root only) speaking one JSON request
-//! and one JSON reply per line. The CLI and LuCI's rpcd backend are its clients.
+//! The local control API: a Unix socket (mode 0600 from the moment it exists; only root and the
+//! daemon's own uid are served) speaking one JSON request and one JSON reply per line. The CLI
+//! and LuCI's rpcd backend are its clients.
 //!
 //! Request: `{"cmd":"invite","peer_id":"12D3…","alias":"x"}`.
 //! Reply: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
@@ -19,29 +20,85 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
-pub const COMMANDS: &[&str] = &[
-    "status", "peers", "requests", "blocked", "invite", "accept", "decline", "remove", "reload",
-    "health", "metrics", "logs",
-];
+/// Binds the control socket without a moment where anyone but us can reach it: the socket is
+/// made inside a fresh 0700 directory next to `path`, set to 0600 there and renamed into
+/// place. An existing socket is replaced only when nothing answers on it (a stale one from a
+/// killed daemon); anything at `path` that is not a socket is left alone and refused.
+pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            // A live daemon would answer; a stale socket from a killed one is replaced.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "{} is in use: is another awl running?",
+                    path.display()
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(format!(
+                "control_socket {} exists and is not a socket; refusing to replace it",
+                path.display()
+            ))
+        }
+        Err(_) => {}
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("control_socket {}: no file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let inner = tmp.join("s");
+    let bound = std::os::unix::net::UnixListener::bind(&inner)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|l| {
+            std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
+                .and_then(|()| std::fs::rename(&inner, path))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(l)
+        });
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&tmp);
+    bound
+}
+
+/// Removes the control socket at exit, if what is there is still a socket.
+pub fn remove_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Who may use the control API: root and the user the daemon runs as (the mode 0600 is the
+/// first fence, this the second).
+pub fn peer_allowed(uid: u32, own_uid: u32) -> bool {
+    uid == 0 || uid == own_uid
+}
 
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
 pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    if path.exists() {
-        // A live daemon would answer; a stale socket from a killed one is removed.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "{} is in use: is another awl running?",
-                path.display()
-            ));
-        }
-        let _ = std::fs::remove_file(path);
-    }
-    let listener = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+    let std_listener = bind_private(path)?;
+    std_listener
+        .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
+    let listener = UnixListener::from_std(std_listener).map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions.
+    let own_uid = unsafe { libc::geteuid() };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     crate::spawn(async move {
         loop {
@@ -51,6 +108,15 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 continue;
             };
+            let uid = conn.peer_cred().map(|c| c.uid()).ok();
+            if !uid.is_some_and(|u| peer_allowed(u, own_uid)) {
+                log::warn!("control socket: refused a client with uid {uid:?}");
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), refuse(conn)).await;
+                });
+                continue;
+            }
             let node = node.clone();
             crate::spawn(async move {
                 let _permit = permit;
@@ -59,6 +125,18 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
         }
     });
     Ok(())
+}
+
+/// A client we do not serve: its request line is read (so it sees the answer rather than a
+/// broken pipe) and answered with an error.
+async fn refuse(conn: UnixStream) -> std::io::Result<()> {
+    let (r, mut w) = conn.into_split();
+    let mut line = String::new();
+    let _ = BufReader::new(r.take(MAX_REQUEST as u64))
+        .read_line(&mut line)
+        .await;
+    w.write_all(b"{\"ok\":false,\"error\":\"permission denied\"}\n")
+        .await
 }
 
 async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
@@ -145,7 +223,7 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         }
         other => Err(format!(
             "unknown command '{other}' (known: {})",
-            COMMANDS.join(", ")
+            crate::methods::names().join(", ")
         )),
     }
 }
@@ -192,5 +270,100 @@ pub fn socket_path(configured: &Path, data_dir: &Path) -> PathBuf {
         configured.to_path_buf()
     } else {
         data_dir.join("awl.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("awl-ctl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_regular_file_at_the_socket_path_is_refused_and_kept() {
+        let d = tmpdir("file");
+        let p = d.join("awl.sock");
+        std::fs::write(&p, "precious").unwrap();
+        let e = bind_private(&p).unwrap_err();
+        assert!(e.contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
+        remove_socket(&p);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let d = tmpdir("stale");
+        let p = d.join("awl.sock");
+        drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
+        let live = bind_private(&p).expect("stale socket replaced");
+        assert!(bind_private(&p).unwrap_err().contains("in use"));
+        drop(live);
+        remove_socket(&p);
+        assert!(!p.exists());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// The socket appears at its path only by rename, already 0600: there is no moment in which
+    /// another local user could connect (today's main bound it in place, then chmod'ed it).
+    #[test]
+    fn the_socket_is_never_reachable_with_wider_permissions() {
+        let d = tmpdir("race");
+        let p = d.join("awl.sock");
+        let cdir = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: plain syscalls on a descriptor we own; the buffer outlives the read.
+        let events = unsafe {
+            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            assert!(fd >= 0);
+            assert!(
+                libc::inotify_add_watch(fd, cdir.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO)
+                    >= 0
+            );
+            let l = bind_private(&p).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            drop(l);
+            let mut out = Vec::new();
+            let mut i = 0usize;
+            while n > 0 && i + 16 <= n as usize {
+                let mask = u32::from_ne_bytes(buf[i + 4..i + 8].try_into().unwrap());
+                let len = u32::from_ne_bytes(buf[i + 12..i + 16].try_into().unwrap()) as usize;
+                let name = String::from_utf8_lossy(&buf[i + 16..i + 16 + len])
+                    .trim_end_matches('\0')
+                    .to_string();
+                out.push((mask, name));
+                i += 16 + len;
+            }
+            out
+        };
+        let at_path: Vec<_> = events.iter().filter(|(_, n)| n == "awl.sock").collect();
+        assert!(!at_path.is_empty(), "{events:?}");
+        assert!(
+            at_path.iter().all(|(m, _)| m & libc::IN_CREATE == 0),
+            "the socket was created in place: {events:?}"
+        );
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert!(m.file_type().is_socket());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        // Only the socket is left: the private directory is gone.
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn only_root_and_the_daemons_uid_are_served() {
+        assert!(peer_allowed(0, 0));
+        assert!(peer_allowed(0, 1000));
+        assert!(peer_allowed(1000, 1000));
+        assert!(!peer_allowed(65534, 0));
+        assert!(!peer_allowed(65534, 1000));
     }
 }

@@ -157,7 +157,20 @@ fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
         addr: m.address,
         len: 32,
     });
-    crate::lan::Lan::setup(tun, mesh, gatewaying || nft, nft, m.snat_lan)
+    let lans = if gatewaying || nft {
+        crate::lan::lan_interfaces(&m.lan_interface, &m.route, tun)
+    } else {
+        Vec::new()
+    };
+    crate::lan::Lan::setup(
+        tun,
+        mesh,
+        gatewaying || nft,
+        nft,
+        m.snat_lan,
+        m.gateway,
+        &lans,
+    )
 }
 
 pub async fn run(
@@ -167,6 +180,12 @@ pub async fn run(
     socket: PathBuf,
 ) -> Result<(), String> {
     let host = start_host(&cfg, &data_dir).await?;
+    // The port asked for, when start_host may have fallen back to a random one.
+    let wanted_port = cfg
+        .main
+        .listen_address
+        .is_empty()
+        .then_some(cfg.main.listen_port);
     let tun_cfg = TunConfig {
         name: cfg.main.interface.clone(),
         address: cfg.main.address,
@@ -176,6 +195,9 @@ pub async fn run(
     };
     let name = cfg.main.name.clone();
     let node = Node::new(host.clone(), cfg, config_path, &data_dir);
+    if let Ok(a) = host.local_addr() {
+        node.health.set_listen(wanted_port, a.port());
+    }
     let svc_cfg = service_config(&node.config());
     if let Some(sc) = &svc_cfg {
         if let Some(ip) = sc.addrs.first() {
@@ -207,6 +229,7 @@ pub async fn run(
             }
         }
         Err(e) => {
+            node.health.set_tun_error(e.clone());
             // Userspace mode: mesh traffic to our own address ends in the service stack, and
             // the SOCKS5 proxy reaches into the mesh.
             log::warn!(
@@ -260,6 +283,6 @@ pub async fn run(
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
-    let _ = std::fs::remove_file(&socket);
+    control::remove_socket(&socket);
     Ok(())
 }

@@ -50,6 +50,8 @@ pub struct Discovery {
     bootstrap: Mutex<HashMap<PeerId, Vec<Multiaddr>>>,
     /// Relay → (expiry, our circuit addresses through it).
     reservations: Mutex<HashMap<PeerId, (u64, Vec<Multiaddr>)>>,
+    /// Why the last reservation attempt failed (cleared by a success), for `awl health`.
+    reservation_error: Mutex<Option<String>>,
     punch: Mutex<dcutr::Backoff>,
     use_relays: bool,
     hole_punching: bool,
@@ -76,6 +78,7 @@ impl Discovery {
             configured: Mutex::new(configured),
             bootstrap: Mutex::new(HashMap::new()),
             reservations: Mutex::new(HashMap::new()),
+            reservation_error: Mutex::new(None),
             punch: Mutex::new(dcutr::Backoff::new(
                 PUNCH_BACKOFF,
                 PUNCH_BACKOFF_MAX,
@@ -236,19 +239,38 @@ impl Discovery {
         }
     }
 
-    /// Keeps reservations on up to `RELAYS` connected bootstrap peers that offer relaying,
-    /// and publishes our circuit addresses.
-    async fn keep_reservations(&self) {
-        let now = unix_now();
-        let candidates: Vec<PeerId> = self
-            .connected_bootstrap()
+    /// Connected bootstrap peers that offer relaying (their identify lists the hop protocol).
+    pub fn relay_candidates(&self) -> Vec<PeerId> {
+        self.connected_bootstrap()
             .into_iter()
             .filter(|p| {
                 self.host
                     .identify_info(p)
                     .is_some_and(|i| i.protocols.iter().any(|x| x == relay::HOP_PROTOCOL))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Bootstrap peers with a known QUIC address (after `/dnsaddr` resolution).
+    pub fn resolved_bootstrap(&self) -> usize {
+        lock(&self.bootstrap).len()
+    }
+
+    /// The last reservation refusal, if the last attempt failed.
+    pub fn reservation_error(&self) -> Option<String> {
+        lock(&self.reservation_error).clone()
+    }
+
+    /// Whether the last hole punch with `peer` failed (it is backing off).
+    pub fn punch_failed(&self, peer: &PeerId) -> bool {
+        lock(&self.punch).has_failed(peer)
+    }
+
+    /// Keeps reservations on up to `RELAYS` connected bootstrap peers that offer relaying,
+    /// and publishes our circuit addresses.
+    async fn keep_reservations(&self) {
+        let now = unix_now();
+        let candidates = self.relay_candidates();
         lock(&self.reservations).retain(|p, _| candidates.contains(p));
         let mut chosen: Vec<PeerId> = lock(&self.reservations).keys().cloned().collect();
         for c in &candidates {
@@ -289,9 +311,11 @@ impl Discovery {
                         limit
                     );
                     lock(&self.reservations).insert(relay_id, (r.expire, addrs));
+                    *lock(&self.reservation_error) = None;
                 }
                 Err(e) => {
                     log::debug!("reservation on {}: {e}", relay_id.short());
+                    *lock(&self.reservation_error) = Some(format!("{}: {e}", relay_id.short()));
                     lock(&self.reservations).remove(&relay_id);
                 }
             }

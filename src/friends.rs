@@ -8,7 +8,9 @@ use crate::node::Node;
 use crate::p2p::Stream;
 use crate::peers::Relation;
 use crate::proto::messages::{self, AuthRequest, AuthResponse, StatusInfo};
-use std::sync::Arc;
+use crate::ratelimit::RateLimiter;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -67,16 +69,38 @@ fn serve(node: &Arc<Node>, protocol: &'static str, handler: Handler) {
     });
 }
 
-/// Friend requests a stranger may send: 3 at once, then one per 10 s.
-fn auth_allowed(peer: &crate::identity::PeerId) -> bool {
-    use crate::ratelimit::RateLimiter;
-    use std::sync::{Mutex, OnceLock};
-    static LIMIT: OnceLock<Mutex<RateLimiter<crate::identity::PeerId>>> = OnceLock::new();
-    LIMIT
-        .get_or_init(|| Mutex::new(RateLimiter::new(0.1, 3.0, 256)))
+/// Friend requests from strangers, limited three ways: per identity (3 at once, then one per
+/// 10 s), per source address (identities are free: 5, then one a minute) and in total (10,
+/// then one per 10 s), so a flood of fresh identities cannot crowd out a genuine request.
+struct RequestLimits {
+    per_peer: RateLimiter<PeerId>,
+    per_source: RateLimiter<IpAddr>,
+    total: RateLimiter<()>,
+}
+
+impl RequestLimits {
+    fn new() -> Self {
+        RequestLimits {
+            per_peer: RateLimiter::new(0.1, 3.0, 256),
+            per_source: RateLimiter::new(1.0 / 60.0, 5.0, 256),
+            total: RateLimiter::new(0.1, 10.0, 1),
+        }
+    }
+
+    fn allow(&mut self, peer: &PeerId, source: Option<IpAddr>, now: Instant) -> bool {
+        self.per_peer.allow(peer, now)
+            && source.is_none_or(|ip| self.per_source.allow(&ip, now))
+            && self.total.allow(&(), now)
+    }
+}
+
+fn request_allowed(peer: &PeerId, source: Option<IpAddr>) -> bool {
+    static LIMITS: OnceLock<Mutex<RequestLimits>> = OnceLock::new();
+    LIMITS
+        .get_or_init(|| Mutex::new(RequestLimits::new()))
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .allow(peer, Instant::now())
+        .allow(peer, source, Instant::now())
 }
 
 async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
@@ -85,7 +109,7 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
         reset(&mut s);
         return Ok(());
     }
-    if relation != Relation::Known && !auth_allowed(&s.peer) {
+    if relation != Relation::Known && !request_allowed(&s.peer, node.request_source(&s.peer)) {
         reset(&mut s);
         return Err("friend requests rate-limited".into());
     }
@@ -105,22 +129,24 @@ async fn serve_auth(node: &Arc<Node>, mut s: Stream) -> Result<(), String> {
     if known {
         return Ok(());
     }
+    if let Err(why) = node.add_request(s.peer.clone(), req.name.clone()) {
+        // Older requests stay: a flood must not push out the genuine one before it.
+        return Err(format!("friend request not kept: {why:?}"));
+    }
     if auto {
         log::info!(
-            "auto-accepting friend request from {} ('{}')",
+            "auto-accepting friend request from {} ({:?})",
             s.peer.short(),
             req.name
         );
-        node.add_request(s.peer.clone(), req.name);
         node.accept(&s.peer, None, None).await.map(|_| ())
     } else {
         log::info!(
-            "friend request from {} ('{}'): accept with 'awl accept {}'",
+            "friend request from {} ({:?}): accept with 'awl accept {}'",
             s.peer.short(),
             req.name,
             s.peer
         );
-        node.add_request(s.peer.clone(), req.name);
         Ok(())
     }
 }
@@ -179,4 +205,37 @@ pub async fn send_auth(node: &Arc<Node>, peer: &PeerId) -> Result<AuthResponse, 
         );
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Keypair;
+
+    #[test]
+    fn a_flood_of_identities_is_limited_per_source_and_in_total() {
+        let mut l = RequestLimits::new();
+        let t = Instant::now();
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        // Fresh identities from one address: 5, then refused.
+        let from_one = (0..20)
+            .filter(|_| l.allow(&Keypair::generate().peer_id(), Some(one), t))
+            .count();
+        assert_eq!(from_one, 5);
+        // Fresh identities from fresh addresses: the total caps them.
+        let spread = (0..50u8)
+            .filter(|i| {
+                let ip = IpAddr::from([198, 51, 100, *i]);
+                l.allow(&Keypair::generate().peer_id(), Some(ip), t)
+            })
+            .count();
+        assert_eq!(spread, 5, "10 in total");
+        // A minute later the budget is back in part.
+        let later = t + Duration::from_secs(60);
+        assert!(l.allow(
+            &Keypair::generate().peer_id(),
+            Some("203.0.113.9".parse().unwrap()),
+            later
+        ));
+    }
 }

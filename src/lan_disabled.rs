@@ -11,6 +11,11 @@ pub fn is_openwrt() -> bool {
     std::path::Path::new("/etc/openwrt_release").exists()
 }
 
+/// No forwarding in this build: no LAN interfaces either.
+pub fn lan_interfaces(_configured: &[String], _routes: &[Prefix], _tun: &str) -> Vec<String> {
+    Vec::new()
+}
+
 pub struct Lan;
 
 impl Lan {
@@ -20,6 +25,8 @@ impl Lan {
         gatewaying: bool,
         nftables: bool,
         _snat_lan: bool,
+        _exit_server: bool,
+        _lans: &[String],
     ) -> Lan {
         if gatewaying || nftables {
             log::warn!("built without the 'gateway' feature: no forwarding, firewall table, LAN routes or exit node");

@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod discovery;
 pub mod dnsaddr;
 pub mod friends;
+pub mod health;
 pub mod identity;
 #[cfg(feature = "gateway")]
 pub mod lan;
@@ -18,7 +19,9 @@ pub mod lan;
 pub mod lan;
 pub mod lan_discovery;
 pub mod logring;
+pub mod methods;
 pub mod metrics;
+pub mod migrate;
 pub mod multiaddr;
 pub mod node;
 pub mod p2p;

@@ -18,6 +18,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.command != cli::Command::Run {
+        // A CLI command piped into `head` ends quietly, as other tools do, instead of
+        // panicking on EPIPE (Rust ignores SIGPIPE). The daemon keeps ignoring it.
+        // SAFETY: restoring a signal's default disposition has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -178,6 +186,7 @@ fn run(args: cli::Args) -> Result<(), String> {
             println!("{}", kp.peer_id());
             Ok(())
         }
+        Command::ConfigImportAwl { file, write } => import_awl(&args, &file, write),
         Command::RawControl(line) => {
             let r = resolve(&args)?;
             let socket = socket_for(&args, &r);
@@ -185,6 +194,33 @@ fn run(args: cli::Args) -> Result<(), String> {
                 "{}",
                 runtime()?.block_on(awl::control::call_raw(&socket, &line))?
             );
+            Ok(())
+        }
+        Command::Rpcd(cli::Rpcd::List) => {
+            println!("{}", awl::methods::rpcd_signatures());
+            Ok(())
+        }
+        Command::Rpcd(cli::Rpcd::Methods) => {
+            println!("{}", awl::methods::describe());
+            Ok(())
+        }
+        Command::Rpcd(cli::Rpcd::Call(method)) => {
+            // rpcd wants one JSON object back, whatever went wrong.
+            let reply = rpcd_call(&args, &method)
+                .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e}).to_string());
+            println!("{reply}");
+            Ok(())
+        }
+        Command::Control(req) if req["cmd"] == "health" => {
+            let result = health(&args);
+            if args.json {
+                println!("{result}");
+            } else {
+                print_human("health", &result);
+            }
+            if result["ok"] != true {
+                return Err("unhealthy".into());
+            }
             Ok(())
         }
         Command::Control(req) => {
@@ -225,6 +261,111 @@ fn run(args: cli::Args) -> Result<(), String> {
             runtime()?.block_on(awl::daemon::run(r.cfg, r.path, r.data_dir, socket))
         }
     }
+}
+
+/// The daemon's health checks; when it does not answer, the config file's check and
+/// `daemon: not running`. A broken config file does not stop the question reaching a daemon
+/// that still runs the configuration it loaded before.
+fn health(args: &cli::Args) -> serde_json::Value {
+    let (socket, file) = match resolve(args) {
+        Ok(r) if r.from_file => (
+            socket_for(args, &r),
+            Ok(format!(
+                "{}: OK ({} peer(s))",
+                r.path.display(),
+                r.cfg.peers.len()
+            )),
+        ),
+        Ok(r) => (
+            socket_for(args, &r),
+            Ok(format!("{} absent: built-in defaults", r.path.display())),
+        ),
+        Err(e) => {
+            // The file does not load, but a daemon may still run what it loaded before:
+            // find its socket where the file says, as far as the file can be read.
+            let file = args
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let peek = |name| config::peek_main_option(&text, name).map(PathBuf::from);
+            let mut d = Config::default();
+            if let Some(p) = peek("control_socket") {
+                d.main.control_socket = p;
+            }
+            let env = std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty());
+            let data_dir = args
+                .data_dir
+                .clone()
+                .or(env.map(PathBuf::from))
+                .or_else(|| peek("data_dir"))
+                .unwrap_or_else(|| default_data_dir(&d));
+            let socket = args
+                .socket
+                .clone()
+                .unwrap_or_else(|| awl::control::socket_path(&d.main.control_socket, &data_dir));
+            (socket, Err(e))
+        }
+    };
+    let req = serde_json::json!({"cmd": "health"});
+    match runtime().and_then(|rt| rt.block_on(awl::control::call(&socket, &req))) {
+        Ok(v) => v,
+        Err(e) => awl::health::offline(file, &e),
+    }
+}
+
+/// `awl config import-awl FILE [--write]`: AWL's peers and settings into UCI and the state.
+fn import_awl(args: &cli::Args, file: &str, write: bool) -> Result<(), String> {
+    let r = resolve(args)?;
+    let mut text = String::new();
+    let limit = awl::migrate::MAX_FILE_BYTES;
+    let read = if file == "-" {
+        std::io::stdin().take(limit + 1).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("{file}: {e}"))?;
+    if text.len() as u64 > limit {
+        return Err(format!("{file}: larger than {limit} bytes"));
+    }
+    let socket = socket_for(args, &r);
+    if write && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Err(format!(
+            "the daemon is running ({}): stop it first (/etc/init.d/awl stop, or systemctl stop awl), import, then start it; \
+             a running daemon keeps its own peer state and would overwrite the imported one",
+            socket.display()
+        ));
+    }
+    let paths = awl::migrate::Paths {
+        config: r.path.clone(),
+        data_dir: r.data_dir.clone(),
+    };
+    let out = awl::migrate::import(&text, &paths, write).map_err(|e| format!("{file}: {e}"))?;
+    if !write {
+        print!("{}", out.plan.text);
+        eprint!("{}", out.plan.summary());
+        eprintln!(
+            "awl: nothing written; run again with --write to write {} and {}",
+            r.path.display(),
+            r.data_dir.join("state").display()
+        );
+        return Ok(());
+    }
+    print!("{}", out.plan.summary());
+    println!(
+        "wrote {} and {}{}",
+        r.path.display(),
+        r.data_dir.join("state").display(),
+        if out.identity_written {
+            format!(" and the identity (in {})", r.data_dir.display())
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "make sure AWL stays stopped (docs/MIGRATION.md), then start awl (/etc/init.d/awl start, or systemctl start awl)"
+    );
+    Ok(())
 }
 
 /// Plain-text rendering of control replies.
@@ -314,6 +455,24 @@ fn print_human(cmd: &str, v: &serde_json::Value) {
         ),
         _ => println!("ok"),
     }
+}
+
+/// rpcd's `call`: the arguments on stdin (bounded), the request built from the declared
+/// parameters only, the daemon's raw reply.
+fn rpcd_call(args: &cli::Args, method: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("reading the arguments: {e}"))?;
+    let req = awl::methods::rpcd_request(method, &input)?;
+    if req["cmd"] == "health" {
+        return Ok(serde_json::json!({"ok": true, "result": health(args)}).to_string());
+    }
+    let r = resolve(args)?;
+    let socket = socket_for(args, &r);
+    runtime()?.block_on(awl::control::call_raw(&socket, &req.to_string()))
 }
 
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.

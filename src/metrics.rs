@@ -56,8 +56,20 @@ pub fn render(node: &Node) -> String {
     o.one(
         "refused_connections_total",
         "counter",
-        "Inbound connections refused at the connection cap.",
+        "Inbound connections refused: handshakes in progress, or no slot for an unknown peer.",
         c.refused_connections.load(Ordering::Relaxed),
+    );
+    o.one(
+        "evicted_connections_total",
+        "counter",
+        "Unknown peers' connections closed to make room for a known peer.",
+        c.evicted_connections.load(Ordering::Relaxed),
+    );
+    o.one(
+        "refused_circuits_total",
+        "counter",
+        "Relayed connections refused: not from a relay we hold a reservation with, or no slot.",
+        c.refused_circuits.load(Ordering::Relaxed),
     );
     o.one(
         "rate_limited_streams_total",

@@ -46,6 +46,39 @@ pub struct Node {
     lan: Mutex<Option<crate::lan::Lan>>,
     /// Routes already refused (logged once, not on every status).
     refused_routes: Mutex<Vec<(PeerId, crate::routes::Prefix)>>,
+    /// Held across a change to the UCI file and the peer table, so two writers (a control
+    /// request and an auto-accept) never interleave. Never held across an await.
+    writer: Mutex<()>,
+    /// Start-up and reload facts `awl health` reports (TUN error, listen fallback, reload).
+    pub health: crate::health::Notes,
+}
+
+/// On OpenWrt, tells procd that /etc/config/awl changed, as LuCI's apply does: the init
+/// script reloads, so the firewall rules it derives from the peers' grants follow the file
+/// (the daemon itself only re-reads it). Nothing elsewhere.
+fn notify_config_change() {
+    const UBUS: &str = "/bin/ubus";
+    if !std::path::Path::new(UBUS).exists() {
+        return;
+    }
+    let child = std::process::Command::new(UBUS)
+        .args([
+            "call",
+            "service",
+            "event",
+            r#"{"type":"config.change","data":{"package":"awl"}}"#,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match child {
+        // Reaped off the async runtime's thread.
+        Ok(mut c) => {
+            std::thread::spawn(move || c.wait());
+        }
+        Err(e) => log::debug!("{UBUS}: {e}"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +134,13 @@ impl Node {
             log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
         }
         discovery.start(crate::discovery::known_peers(peers.clone()));
+        let bootstrap = Arc::downgrade(&discovery);
+        host.set_trust(crate::p2p::Trust {
+            friend: crate::discovery::known_peers(peers.clone()),
+            trusted_observer: Arc::new(move |p| {
+                bootstrap.upgrade().is_some_and(|d| d.is_bootstrap(p))
+            }),
+        });
         let node = Arc::new(Node {
             host,
             peers,
@@ -115,7 +155,14 @@ impl Node {
             from_mesh: Mutex::new(Some(from_mesh)),
             lan: Mutex::new(None),
             refused_routes: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
+            health: Default::default(),
         });
+        // Configs from before named sections: name them once, so LuCI's staged edits cannot
+        // land on another peer when one is removed (docs/CONFIG.md).
+        if let Err(e) = node.rewrite_config(config::name_peer_sections) {
+            log::warn!("naming the anonymous peer sections: {e}");
+        }
         node.sync_routes();
         node.dp.start();
         friends::start(&node);
@@ -139,8 +186,22 @@ impl Node {
         lock(&self.peers).relation(peer)
     }
 
-    pub fn add_request(&self, peer: PeerId, name: String) {
-        lock(&self.peers).add_request(peer, name);
+    /// Holds a stranger's friend request; refused when the table or the share of the
+    /// request's source address is full.
+    pub fn add_request(&self, peer: PeerId, name: String) -> Result<(), peers::RequestRefused> {
+        let source = self.request_source(&peer);
+        lock(&self.peers).add_request(peer, name, source)
+    }
+
+    /// The IP address a peer's direct connection comes from (None when relayed).
+    pub fn request_source(&self, peer: &PeerId) -> Option<std::net::IpAddr> {
+        if self.host.is_relayed(peer) {
+            return None;
+        }
+        self.host
+            .remote_addr(peer)
+            .and_then(|a| a.quic_socket_addr())
+            .map(|s| s.ip())
     }
 
     /// Our status for one recipient (exit permission is per peer; blocked → Declined).
@@ -217,6 +278,7 @@ impl Node {
                 _ => None,
             })
             .collect();
+        let kernel = crate::routes::kernel_routes(lock(&self.tun_name).as_deref());
         let t = lock(&self.peers);
         let mut installed: Vec<(Prefix, PeerId)> = Vec::new();
         let mut refused = lock(&self.refused_routes);
@@ -238,6 +300,8 @@ impl Node {
                     local_addrs: &local,
                     underlay: &underlay,
                     installed: &named,
+                    allowed: &p.accept_route,
+                    kernel: &kernel,
                 };
                 match guard.check(r) {
                     Ok(()) => installed.push((*r, p.peer_id.clone())),
@@ -285,23 +349,27 @@ impl Node {
         ip: Option<Ipv4Addr>,
         address: Option<Multiaddr>,
     ) -> Result<KnownPeer, String> {
-        let known = lock(&self.peers).get(peer).cloned();
-        let mut added = match known {
-            Some(p) => p,
-            None => lock(&self.peers)
-                .add(peer.clone(), alias, ip, false)
-                .map_err(|e| e.to_string())?,
-        };
-        if let Some(a) = address {
-            let a = a.without_p2p().to_string();
-            if !added.addresses.contains(&a) {
-                added.addresses.push(a.clone());
-                if let Some(p) = lock(&self.peers).get_mut(peer) {
-                    p.addresses = added.addresses.clone();
+        let added = {
+            let _w = lock(&self.writer);
+            let prepared = lock(&self.peers)
+                .prepare_add(peer, alias, ip, false)
+                .map_err(|e| e.to_string())?;
+            let mut added = prepared.clone();
+            if let Some(a) = address {
+                let a = a.without_p2p().to_string();
+                if !added.addresses.contains(&a) {
+                    added.addresses.push(a);
                 }
             }
-        }
-        self.write_peer_section(&added)?;
+            // The file first: if it cannot be written (or would not validate), nothing changed.
+            self.write_peer_section(&added)?;
+            let mut t = lock(&self.peers);
+            match t.get_mut(peer) {
+                Some(p) => p.addresses = added.addresses.clone(),
+                None => t.commit_add(added.clone()),
+            }
+            added
+        };
         self.save_state_now();
         let node = self.clone();
         let p = peer.clone();
@@ -319,10 +387,15 @@ impl Node {
         alias: Option<String>,
         ip: Option<Ipv4Addr>,
     ) -> Result<KnownPeer, String> {
-        let added = lock(&self.peers)
-            .add(peer.clone(), alias, ip, true)
-            .map_err(|e| e.to_string())?;
-        self.write_peer_section(&added)?;
+        let added = {
+            let _w = lock(&self.writer);
+            let added = lock(&self.peers)
+                .prepare_add(peer, alias, ip, true)
+                .map_err(|e| e.to_string())?;
+            self.write_peer_section(&added)?;
+            lock(&self.peers).commit_add(added.clone());
+            added
+        };
         self.save_state_now();
         let node = self.clone();
         let p = peer.clone();
@@ -352,17 +425,27 @@ impl Node {
 
     /// Removes a known peer (which blocks it, as AWL does) and its UCI section.
     pub fn remove(self: &Arc<Self>, peer: &PeerId) -> Result<(), String> {
-        lock(&self.peers).remove(peer).map_err(|e| e.to_string())?;
+        {
+            let _w = lock(&self.writer);
+            if lock(&self.peers).get(peer).is_none() {
+                return Err(peers::PeerError::UnknownPeer(peer.clone()).to_string());
+            }
+            // The file first: if it cannot be written, the peer stays as it was.
+            self.remove_peer_section(peer)?;
+            lock(&self.peers).remove(peer).map_err(|e| e.to_string())?;
+        }
         self.dp.forget(peer);
         self.sync_routes();
-        self.remove_peer_section(peer)?;
         self.save_state_now();
         Ok(())
     }
 
     /// Re-reads the UCI file (SIGHUP). Keeps the running config if the file is broken.
     pub fn reload(&self) -> Result<usize, String> {
-        let loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let loaded = config::load(&self.config_path).map_err(|e| e.to_string());
+        self.health
+            .set_reload(loaded.as_ref().map(|_| ()).map_err(Clone::clone));
+        let loaded = loaded?;
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -374,15 +457,9 @@ impl Node {
         Ok(n)
     }
 
+    /// Writes `p`'s section into the UCI file, after checking the whole new file with the
+    /// validator `awl config check` uses: the daemon never writes what it would refuse to load.
     fn write_peer_section(&self, p: &KnownPeer) -> Result<(), String> {
-        let path = &self.config_path;
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                "# Created by awl. Options: docs/CONFIG.md\nconfig awl 'main'\n".to_string()
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
         let pc = PeerConfig {
             section: None,
             line: 0,
@@ -394,30 +471,39 @@ impl Node {
             domain: p.domain.clone(),
             allow_lan: p.allow_lan,
             accept_routes: p.accept_routes,
+            accept_route: p.accept_route.clone(),
         };
-        let without = config::remove_peer_section(&text, &p.peer_id);
-        let new = config::add_peer_section(&without, &pc);
+        self.rewrite_config(|text| config::upsert_peer_section(text, &pc))
+    }
+
+    fn remove_peer_section(&self, peer: &PeerId) -> Result<(), String> {
+        self.rewrite_config(|text| config::remove_peer_section(text, peer))
+    }
+
+    /// One change to the UCI file: read, edit, validate, write atomically; then the running
+    /// peer list follows the file (node settings stay as they run: they may be defaults the
+    /// file doesn't spell out).
+    fn rewrite_config(&self, edit: impl FnOnce(&str) -> String) -> Result<(), String> {
+        let path = &self.config_path;
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "# Created by awl. Options: docs/CONFIG.md\nconfig awl 'main'\n".to_string()
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let new = edit(&text);
+        if new == text {
+            return Ok(());
+        }
+        let loaded = config::parse(&new, &path.display().to_string())
+            .map_err(|e| format!("refusing to write an invalid configuration: {e}"))?;
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
-        // Only the peer list changed; node settings stay as they run (they may be defaults
-        // that the file doesn't spell out).
-        if let Ok(loaded) = config::parse(&new, &path.display().to_string()) {
-            lock(&self.cfg).peers = loaded.config.peers;
-        }
-        Ok(())
-    }
-
-    fn remove_peer_section(&self, peer: &PeerId) -> Result<(), String> {
-        let path = &self.config_path;
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Ok(());
-        };
-        let new = config::remove_peer_section(&text, peer);
-        if new != text {
-            config::write_atomic(path, &new).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        lock(&self.cfg).peers = loaded.config.peers;
+        notify_config_change();
         Ok(())
     }
 
@@ -592,18 +678,35 @@ impl Node {
         let cfg = self.config();
         let warm = self.uptime() > Duration::from_secs(30);
         let mut checks = Vec::new();
+        let notes = self.health.get();
+        let tun = lock(&self.tun_name).clone();
+        let mut add = |c: crate::health::Check| checks.push(c.json());
+        add(crate::health::interface(
+            tun.as_deref(),
+            notes.tun_error.as_deref(),
+            &cfg.main.interface,
+        ));
+        let port = self.host.local_addr().ok().map(|a| a.port());
+        add(crate::health::listen(notes.listen_fallback, port));
+        let file = match config::load(&self.config_path) {
+            Ok(l) => Ok(format!(
+                "{}: OK ({} peer(s))",
+                self.config_path.display(),
+                l.config.peers.len()
+            )),
+            Err(_) if !self.config_path.exists() => Ok(format!(
+                "{} absent: built-in defaults",
+                self.config_path.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        add(crate::health::config(file, notes.reload_error.as_deref()));
+        let reach = self.reach(&cfg, warm, port);
+        add(crate::health::relay(&reach));
+        add(crate::health::udp(&reach));
         let mut check = |name: &str, ok: bool, detail: String| {
             checks.push(json!({"check": name, "ok": ok, "detail": detail}));
         };
-        let tun = lock(&self.tun_name).clone();
-        check(
-            "interface",
-            true,
-            match &tun {
-                Some(t) => format!("{t} up"),
-                None => "userspace mode (no TUN)".into(),
-            },
-        );
         let boot = self.discovery.connected_bootstrap().len();
         let want_boot = !cfg.bootstrap_peers().is_empty();
         check(
@@ -638,6 +741,44 @@ impl Node {
         );
         let ok = checks.iter().all(|c| c["ok"] == true);
         json!({"ok": ok, "checks": checks})
+    }
+
+    /// The facts the relay and UDP health checks judge.
+    fn reach(&self, cfg: &Config, warm: bool, port: Option<u16>) -> crate::health::Reach {
+        let d = &self.discovery;
+        let known: Vec<PeerId> = lock(&self.peers)
+            .iter()
+            .map(|p| p.peer_id.clone())
+            .collect();
+        let friends: Vec<PeerId> = known
+            .into_iter()
+            .filter(|p| self.host.is_connected(p))
+            .collect();
+        let relayed: Vec<&PeerId> = friends
+            .iter()
+            .filter(|p| !self.host.has_direct(p))
+            .collect();
+        crate::health::Reach {
+            warm,
+            use_relays: cfg.main.use_relays,
+            hole_punching: cfg.main.hole_punching,
+            bootstrap_configured: cfg.bootstrap_peers().len(),
+            bootstrap_resolved: d.resolved_bootstrap(),
+            bootstrap_connected: d.connected_bootstrap().len(),
+            relay_candidates: d.relay_candidates().len(),
+            reservations: d.reservations().len(),
+            reservation_error: d.reservation_error(),
+            direct: self
+                .host
+                .connected_peers()
+                .iter()
+                .filter(|p| self.host.has_direct(p))
+                .count(),
+            friends_connected: friends.len(),
+            friends_relayed: relayed.len(),
+            friends_punch_failed: relayed.iter().filter(|p| d.punch_failed(p)).count(),
+            listen_port: port,
+        }
     }
 
     /// The peer the local SOCKS5 proxy goes through (`socks5_exit`: peer ID or alias).
@@ -691,9 +832,10 @@ impl Node {
         lock(&self.peers).in_mesh(ip)
     }
 
-    /// The HTTP status document: the node and its peers.
+    /// The HTTP status document for LAN hosts: the node and its peers, without underlay
+    /// addresses (`services::http::lan_view`).
     pub fn http_status_json(&self) -> String {
-        json!({ "node": self.status_json(), "peers": self.peers_json() }).to_string()
+        crate::services::http::lan_view(self.status_json(), self.peers_json())
     }
 
     // ---- JSON views for the control API ----

@@ -12,8 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-/// Incoming friend requests held at once; older ones are dropped first.
+/// Incoming friend requests held at once. When full, new requests are refused: a flood of
+/// fresh identities must not push out a genuine request that came before it.
 pub const MAX_PENDING_REQUESTS: usize = 32;
+/// Pending requests from one source IP address (identities are free, addresses are not).
+pub const MAX_PENDING_PER_SOURCE: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownPeer {
@@ -26,8 +29,10 @@ pub struct KnownPeer {
     pub addresses: Vec<String>,
     /// The peer may reach our exported routes.
     pub allow_lan: bool,
-    /// We install the routes the peer announces.
+    /// We install the routes the peer announces (private ranges, and `accept_route`).
     pub accept_routes: bool,
+    /// Prefixes outside the private ranges we accept from this peer.
+    pub accept_route: Vec<crate::routes::Prefix>,
     /// LAN routes the peer announced in its status (awl extension; AWL peers send none).
     pub routes: Vec<crate::routes::Prefix>,
     /// Name the peer gave itself (status `Name`).
@@ -46,6 +51,18 @@ pub struct PendingRequest {
     pub peer_id: String,
     pub name: String,
     pub received_at: u64,
+    /// The address the request came from (not saved; requests do not survive a restart).
+    #[serde(skip)]
+    pub source: Option<std::net::IpAddr>,
+}
+
+/// Why a friend request was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestRefused {
+    /// `MAX_PENDING_REQUESTS` are waiting.
+    Full,
+    /// `MAX_PENDING_PER_SOURCE` are waiting from the same address.
+    SourceFull,
 }
 
 /// What survives a restart besides UCI (postcard-encoded).
@@ -87,6 +104,8 @@ pub enum PeerError {
     NoFreeIp,
     IpTaken(Ipv4Addr),
     IpOutsideMesh(Ipv4Addr),
+    /// The network, broadcast, our own or the service address.
+    IpReserved(Ipv4Addr),
     AliasTaken(String),
     UnknownPeer(PeerId),
     Ourselves,
@@ -99,6 +118,10 @@ impl std::fmt::Display for PeerError {
             PeerError::NoFreeIp => write!(f, "no free address left in the mesh subnet"),
             PeerError::IpTaken(ip) => write!(f, "{ip} is already used by another peer"),
             PeerError::IpOutsideMesh(ip) => write!(f, "{ip} is not inside the mesh subnet"),
+            PeerError::IpReserved(ip) => write!(
+                f,
+                "{ip} is reserved (the subnet's network or broadcast address, this node's own or its service address)"
+            ),
             PeerError::AliasTaken(a) => write!(f, "alias '{a}' is already used"),
             PeerError::UnknownPeer(p) => write!(f, "{p} is not a known peer"),
             PeerError::Ourselves => write!(f, "that is this node's own peer ID"),
@@ -217,6 +240,7 @@ impl PeerTable {
                 addresses: p.address.clone(),
                 allow_lan: p.allow_lan,
                 accept_routes: p.accept_routes,
+                accept_route: p.accept_route.clone(),
                 routes: announced.get(&p.peer_id).cloned().unwrap_or_default(),
                 name: s.name,
                 confirmed: s.confirmed,
@@ -234,10 +258,15 @@ impl PeerTable {
     }
 
     fn ip_free(&self, ip: Ipv4Addr) -> bool {
-        ip != self.own_ip
-            && self.in_mesh(ip)
-            && !self.by_ip.contains_key(&ip)
-            && !self.reserved.contains(&ip)
+        self.in_mesh(ip) && !self.is_reserved(ip) && !self.by_ip.contains_key(&ip)
+    }
+
+    /// Never a peer's address: network, broadcast, ours, the service address.
+    fn is_reserved(&self, ip: Ipv4Addr) -> bool {
+        let m = mask(self.prefix);
+        let net = u32::from(self.own_ip) & m;
+        let v = u32::from(ip);
+        v == net || v == net | !m || ip == self.own_ip || self.reserved.contains(&ip)
     }
 
     /// Keeps `ip` from being allocated to peers.
@@ -315,8 +344,8 @@ impl PeerTable {
         self.pending.iter().any(|(p, _)| p == peer)
     }
 
-    /// A new peer entry (invite, accept, or auto-accept). Returns it for the caller to write
-    /// to UCI. `ip` is a custom address, else one is allocated.
+    /// A new peer entry (invite, accept, or auto-accept), inserted at once. Callers that
+    /// write the entry somewhere first use `prepare_add` and `commit_add`.
     pub fn add(
         &mut self,
         peer_id: PeerId,
@@ -324,19 +353,33 @@ impl PeerTable {
         ip: Option<Ipv4Addr>,
         confirmed: bool,
     ) -> Result<KnownPeer, PeerError> {
-        if peer_id == self.own_id {
+        let p = self.prepare_add(&peer_id, alias, ip, confirmed)?;
+        self.commit_add(p.clone());
+        Ok(p)
+    }
+
+    /// The entry `add` would insert, without changing the table: the caller writes it to UCI
+    /// first and commits only if that worked, so a failed write leaves nothing behind.
+    /// An existing peer is returned as it is. `ip` is a custom address, else one is allocated.
+    pub fn prepare_add(
+        &self,
+        peer_id: &PeerId,
+        alias: Option<String>,
+        ip: Option<Ipv4Addr>,
+        confirmed: bool,
+    ) -> Result<KnownPeer, PeerError> {
+        if *peer_id == self.own_id {
             return Err(PeerError::Ourselves);
         }
-        if let Some(existing) = self.peers.get(&peer_id) {
+        if let Some(existing) = self.peers.get(peer_id) {
             return Ok(existing.clone());
         }
         if self.peers.len() >= self.max_peers {
             return Err(PeerError::Full);
         }
         let ip = match ip {
-            Some(ip) if !self.in_mesh(ip) || ip == self.own_ip => {
-                return Err(PeerError::IpOutsideMesh(ip))
-            }
+            Some(ip) if !self.in_mesh(ip) => return Err(PeerError::IpOutsideMesh(ip)),
+            Some(ip) if self.is_reserved(ip) => return Err(PeerError::IpReserved(ip)),
             Some(ip) if self.by_ip.contains_key(&ip) => return Err(PeerError::IpTaken(ip)),
             Some(ip) => ip,
             None => self.next_free_ip().ok_or(PeerError::NoFreeIp)?,
@@ -344,23 +387,21 @@ impl PeerTable {
         let pending_name = self
             .pending
             .iter()
-            .find(|(p, _)| *p == peer_id)
+            .find(|(p, _)| p == peer_id)
             .map(|(_, r)| r.name.clone())
             .unwrap_or_default();
+        let id_text = peer_id.to_string();
+        let fallback = format!("peer-{}", &id_text[id_text.len().saturating_sub(6)..]);
+        // Names from the wire are already one printable line of at most 64 characters (the
+        // alias limit); an alias typed by the user is checked by the config validator.
         let alias = alias
-            .filter(|a| !a.trim().is_empty())
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
             .or_else(|| (!pending_name.is_empty()).then(|| pending_name.clone()))
-            .unwrap_or_else(|| {
-                format!(
-                    "peer-{}",
-                    &peer_id.to_string()[peer_id.to_string().len() - 6..]
-                )
-            });
+            .unwrap_or(fallback);
         let alias = self.unique_alias(&alias);
-        let domain = alias.to_lowercase().replace(' ', "_");
-        self.pending.retain(|(p, _)| *p != peer_id);
-        self.blocked.remove(&peer_id);
-        let peer = KnownPeer {
+        let domain = crate::config::domain_label(&alias, peer_id);
+        Ok(KnownPeer {
             peer_id: peer_id.clone(),
             alias,
             domain,
@@ -368,7 +409,8 @@ impl PeerTable {
             allow_exit: false,
             addresses: Vec::new(),
             allow_lan: false,
-            accept_routes: true,
+            accept_routes: false,
+            accept_route: Vec::new(),
             routes: Vec::new(),
             name: pending_name,
             confirmed,
@@ -376,10 +418,18 @@ impl PeerTable {
             allowed_exit: false,
             remote_gateway: false,
             last_seen: 0,
-        };
-        self.insert(peer.clone());
+        })
+    }
+
+    /// Inserts an entry from `prepare_add` (its request and any block are dropped).
+    pub fn commit_add(&mut self, peer: KnownPeer) {
+        if self.peers.contains_key(&peer.peer_id) {
+            return;
+        }
+        self.pending.retain(|(p, _)| *p != peer.peer_id);
+        self.blocked.remove(&peer.peer_id);
+        self.insert(peer);
         self.dirty = true;
-        Ok(peer)
     }
 
     /// AWL makes aliases unique with `_0`, `_1`, … suffixes.
@@ -389,7 +439,11 @@ impl PeerTable {
             return alias.to_string();
         }
         (0..)
-            .map(|i| format!("{alias}_{i}"))
+            .map(|i| {
+                let suffix = format!("_{i}");
+                let room = crate::proto::messages::MAX_NAME_CHARS.saturating_sub(suffix.len());
+                format!("{}{suffix}", alias.chars().take(room).collect::<String>())
+            })
             .find(|a| !taken(a))
             .unwrap_or_else(|| alias.to_string())
     }
@@ -424,21 +478,40 @@ impl PeerTable {
         self.dirty = true;
     }
 
-    /// An incoming auth request from a stranger, held until accepted or declined.
-    pub fn add_request(&mut self, peer: PeerId, name: String) {
+    /// An incoming auth request from a stranger, held until accepted or declined. A repeated
+    /// request updates the name; a new one is refused when the table or its source's share is
+    /// full (older requests are never pushed out).
+    pub fn add_request(
+        &mut self,
+        peer: PeerId,
+        name: String,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<(), RequestRefused> {
         if let Some((_, r)) = self.pending.iter_mut().find(|(p, _)| *p == peer) {
             r.name = name;
-            return;
+            return Ok(());
         }
         if self.pending.len() >= MAX_PENDING_REQUESTS {
-            self.pending.remove(0);
+            return Err(RequestRefused::Full);
+        }
+        if source.is_some()
+            && self
+                .pending
+                .iter()
+                .filter(|(_, r)| r.source == source)
+                .count()
+                >= MAX_PENDING_PER_SOURCE
+        {
+            return Err(RequestRefused::SourceFull);
         }
         let req = PendingRequest {
             peer_id: peer.to_string(),
             name,
             received_at: now_unix(),
+            source,
         };
         self.pending.push((peer, req));
+        Ok(())
     }
 
     pub fn take_request(&mut self, peer: &PeerId) -> Option<PendingRequest> {
@@ -576,6 +649,7 @@ mod tests {
             domain: alias.into(),
             allow_lan: false,
             accept_routes: true,
+            accept_route: vec![],
         }
     }
 
@@ -648,7 +722,8 @@ mod tests {
         let mut t = table();
         let stranger = Keypair::generate().peer_id();
         assert_eq!(t.relation(&stranger), Relation::Unknown);
-        t.add_request(stranger.clone(), "laptop".into());
+        t.add_request(stranger.clone(), "laptop".into(), None)
+            .unwrap();
         assert!(t.is_pending(&stranger));
         let p = t.add(stranger.clone(), None, None, true).unwrap();
         assert_eq!(
@@ -708,10 +783,70 @@ mod tests {
             .add(Keypair::generate().peer_id(), Some("x".into()), None, false)
             .unwrap();
         assert_eq!((a.alias.as_str(), b.alias.as_str()), ("x", "x_0"));
-        for _ in 0..MAX_PENDING_REQUESTS + 5 {
-            t.add_request(Keypair::generate().peer_id(), "spam".into());
+        let genuine = Keypair::generate().peer_id();
+        t.add_request(
+            genuine.clone(),
+            "friend".into(),
+            Some([192, 0, 2, 1].into()),
+        )
+        .unwrap();
+        // One address with many identities gets a small share.
+        let flood: std::net::IpAddr = [198, 51, 100, 7].into();
+        let kept = (0..10)
+            .filter(|_| {
+                t.add_request(Keypair::generate().peer_id(), "spam".into(), Some(flood))
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(kept, MAX_PENDING_PER_SOURCE);
+        // Many addresses fill the table, but never push out the request before the flood.
+        for i in 0..MAX_PENDING_REQUESTS as u8 + 5 {
+            let _ = t.add_request(
+                Keypair::generate().peer_id(),
+                "spam".into(),
+                Some([203, 0, 113, i].into()),
+            );
         }
         assert_eq!(t.pending().count(), MAX_PENDING_REQUESTS);
+        assert!(t.is_pending(&genuine), "the genuine request was evicted");
+        assert_eq!(
+            t.add_request(Keypair::generate().peer_id(), "late".into(), None),
+            Err(RequestRefused::Full)
+        );
+    }
+
+    #[test]
+    fn reserved_addresses_are_never_assigned_and_failed_adds_change_nothing() {
+        let mut t = table();
+        t.reserve(Ipv4Addr::new(10, 66, 255, 254));
+        for ip in [
+            [10, 66, 255, 255],
+            [10, 66, 0, 0],
+            [10, 66, 0, 1],
+            [10, 66, 255, 254],
+        ] {
+            let ip = Ipv4Addr::from(ip);
+            assert_eq!(
+                t.add(Keypair::generate().peer_id(), None, Some(ip), false),
+                Err(PeerError::IpReserved(ip))
+            );
+        }
+        // prepare_add does not touch the table: the caller commits after writing UCI.
+        let stranger = Keypair::generate().peer_id();
+        t.add_request(stranger.clone(), "x".repeat(64), None)
+            .unwrap();
+        let p = t.prepare_add(&stranger, None, None, true).unwrap();
+        assert_eq!(t.relation(&stranger), Relation::Unknown);
+        assert!(t.is_pending(&stranger));
+        assert!(!p.accept_routes, "routes are opt-in");
+        t.commit_add(p);
+        assert_eq!(t.relation(&stranger), Relation::Known);
+        // A 64-character name taken twice still makes a valid (≤ 64) alias.
+        let other = Keypair::generate().peer_id();
+        t.add_request(other.clone(), "x".repeat(64), None).unwrap();
+        let q = t.add(other, None, None, true).unwrap();
+        assert_eq!(q.alias.chars().count(), 64);
+        assert!(q.alias.ends_with("_0"));
     }
 
     #[test]

@@ -45,6 +45,59 @@ impl Prefix {
     pub fn is_default(&self) -> bool {
         self.len == 0
     }
+
+    /// `other` lies wholly inside this prefix.
+    pub fn covers(&self, other: &Prefix) -> bool {
+        self.len <= other.len && self.contains(other.addr)
+    }
+}
+
+/// Ranges a peer may announce without the user listing them: RFC 1918 and the shared
+/// address space of RFC 6598 (carrier-grade NAT, used by other VPNs). A public prefix from
+/// a friend would take over part of the internet for the whole LAN.
+pub const PRIVATE_RANGES: [Prefix; 4] = [
+    Prefix {
+        addr: Ipv4Addr::new(10, 0, 0, 0),
+        len: 8,
+    },
+    Prefix {
+        addr: Ipv4Addr::new(172, 16, 0, 0),
+        len: 12,
+    },
+    Prefix {
+        addr: Ipv4Addr::new(192, 168, 0, 0),
+        len: 16,
+    },
+    Prefix {
+        addr: Ipv4Addr::new(100, 64, 0, 0),
+        len: 10,
+    },
+];
+
+/// Routes in the kernel's main IPv4 table (`/proc/net/route`), except default routes and
+/// those on `skip_dev` (our TUN: the routes we installed ourselves).
+pub fn kernel_routes(skip_dev: Option<&str>) -> Vec<Prefix> {
+    std::fs::read_to_string("/proc/net/route")
+        .map(|t| parse_proc_route(&t, skip_dev))
+        .unwrap_or_default()
+}
+
+/// `/proc/net/route`: Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask, ….
+fn parse_proc_route(text: &str, skip_dev: Option<&str>) -> Vec<Prefix> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 8 || Some(f[0]) == skip_dev {
+                return None;
+            }
+            let dest = u32::from_str_radix(f[1], 16).ok()?;
+            let mask = u32::from_str_radix(f[7], 16).ok()?;
+            // The kernel prints the network-order word as a host-order integer.
+            let p = Prefix::new(Ipv4Addr::from(u32::from_be(dest)), mask.count_ones() as u8)?;
+            (!p.is_default()).then_some(p)
+        })
+        .collect()
 }
 
 impl fmt::Display for Prefix {
@@ -85,6 +138,10 @@ pub enum Refusal {
     Local(Ipv4Addr),
     TakenBy(String),
     Special,
+    /// Outside the private ranges and not in the peer's `accept_route` list.
+    Public,
+    /// Overlaps a route the kernel already has (another interface's network).
+    Kernel(Prefix),
 }
 
 impl fmt::Display for Refusal {
@@ -103,6 +160,11 @@ impl fmt::Display for Refusal {
             Refusal::Local(ip) => write!(f, "contains {ip}, an address of this host"),
             Refusal::TakenBy(p) => write!(f, "overlaps a route already installed for {p}"),
             Refusal::Special => write!(f, "loopback, link-local or multicast range"),
+            Refusal::Public => write!(
+                f,
+                "not a private range (10/8, 172.16/12, 192.168/16, 100.64/10); list it in the peer's accept_route to allow it"
+            ),
+            Refusal::Kernel(p) => write!(f, "overlaps the kernel route {p} of another interface"),
         }
     }
 }
@@ -116,6 +178,10 @@ pub struct Guard<'a> {
     pub underlay: &'a [Ipv4Addr],
     /// Routes already accepted from other peers: (prefix, who).
     pub installed: &'a [(Prefix, String)],
+    /// Prefixes outside the private ranges the announcing peer may use.
+    pub allowed: &'a [Prefix],
+    /// Routes already in the kernel that are not ours.
+    pub kernel: &'a [Prefix],
 }
 
 impl Guard<'_> {
@@ -139,6 +205,13 @@ impl Guard<'_> {
         if p.overlaps(&self.mesh) {
             return Err(Refusal::MeshSubnet);
         }
+        if !PRIVATE_RANGES
+            .iter()
+            .chain(self.allowed)
+            .any(|r| r.covers(p))
+        {
+            return Err(Refusal::Public);
+        }
         if let Some(o) = self.own_routes.iter().find(|o| o.overlaps(p)) {
             return Err(Refusal::OwnRoute(*o));
         }
@@ -150,6 +223,9 @@ impl Guard<'_> {
         }
         if let Some((_, who)) = self.installed.iter().find(|(q, _)| q.overlaps(p)) {
             return Err(Refusal::TakenBy(who.clone()));
+        }
+        if let Some(k) = self.kernel.iter().find(|k| k.overlaps(p)) {
+            return Err(Refusal::Kernel(*k));
         }
         Ok(())
     }
@@ -198,6 +274,8 @@ mod tests {
             local_addrs: &[Ipv4Addr::new(172, 16, 0, 2)],
             underlay: &[Ipv4Addr::new(203, 0, 113, 7)],
             installed: &installed,
+            allowed: &[p("203.0.113.0/24")],
+            kernel: &[],
         };
         assert_eq!(g.check(&p("192.168.2.0/24")), Ok(()));
         assert_eq!(g.check(&p("0.0.0.0/0")), Err(Refusal::Default));
@@ -219,6 +297,54 @@ mod tests {
             Err(Refusal::TakenBy("peer-x".into()))
         );
         assert_eq!(g.check(&p("127.0.0.0/8")), Err(Refusal::Special));
+    }
+
+    #[test]
+    fn a_friend_cannot_take_over_public_prefixes() {
+        let allowed = [p("203.0.113.0/24")];
+        let kernel = [p("192.168.50.0/24")];
+        let g = Guard {
+            mesh: p("10.66.0.0/16"),
+            own_routes: &[],
+            local_addrs: &[],
+            underlay: &[],
+            installed: &[],
+            allowed: &[],
+            kernel: &kernel,
+        };
+        // The attack: 8.8.8.0/24 from a friend must not be installed.
+        assert_eq!(g.check(&p("8.8.8.0/24")), Err(Refusal::Public));
+        assert_eq!(
+            g.check(&p("172.0.0.0/8")),
+            Err(Refusal::Public),
+            "a supernet of a private range is public"
+        );
+        assert_eq!(g.check(&p("100.64.3.0/24")), Ok(()));
+        assert_eq!(g.check(&p("172.20.0.0/16")), Ok(()));
+        assert_eq!(
+            g.check(&p("192.168.50.128/25")),
+            Err(Refusal::Kernel(p("192.168.50.0/24")))
+        );
+        let g = Guard {
+            allowed: &allowed,
+            ..g
+        };
+        assert_eq!(g.check(&p("203.0.113.0/25")), Ok(()));
+        assert_eq!(g.check(&p("203.0.112.0/23")), Err(Refusal::Public));
+    }
+
+    #[test]
+    fn kernel_routes_are_read_from_proc() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+eth0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+awl0\t000042C0\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        assert_eq!(
+            parse_proc_route(text, Some("awl0")),
+            vec![p("192.168.2.0/24")]
+        );
+        assert_eq!(parse_proc_route(text, None).len(), 2);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Stand-in for `services/` in builds without the `services` feature (no smoltcp): the same
 //! API; the stack is never started and the daemon says so if the configuration asks for it.
-//! The `.awl` name rules stay (peer names are checked against them).
+//! The pure parts stay: the `.awl` name rules (peer names are checked against them) and the
+//! HTTP status views (the control API serves them too).
 
 #[path = "services/dns.rs"]
 pub mod dns;
+#[path = "services/http.rs"]
+pub mod http;
 
 use crate::dataplane::pool::PacketBuf;
 use crate::dataplane::Dataplane;

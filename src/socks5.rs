@@ -12,8 +12,8 @@
 //! stream carries the TCP bytes both ways, with half-close passed through.
 //!
 //! The exit ([`serve`]) only does CONNECT and refuses destinations on the exit host itself
-//! (loopback and the unspecified address, also after resolving a name); LAN destinations are
-//! allowed. The client ([`run_client`]) is a local SOCKS5 listener that forwards each request
+//! (loopback and the unspecified address), link-local (169.254.0.0/16, fe80::/10), multicast
+//! and broadcast addresses, also after resolving a name; LAN destinations are allowed. The client ([`run_client`]) is a local SOCKS5 listener that forwards each request
 //! to the exit peer chosen at that moment.
 //!
 //! Codecs are pure functions (`encode_*`, `decode_*`, [`message_len`]); the async parts
@@ -265,14 +265,30 @@ pub fn decode_reply(buf: &[u8]) -> Result<(u8, Address, usize), ParseError> {
     decode_message(buf)
 }
 
-/// Destinations an exit refuses: its own host. Loopback, and the unspecified address, which
-/// `connect` treats as the local host; IPv4-mapped IPv6 forms included.
+/// Destinations an exit refuses: its own host (loopback, and the unspecified address and
+/// 0.0.0.0/8, which `connect` treats as the local host), link-local addresses (169.254.0.0/16
+/// with cloud metadata services at 169.254.169.254, fe80::/10: only meaningful on the exit's
+/// own links), multicast and broadcast; IPv4-mapped IPv6 forms included.
 pub fn is_local_destination(ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
-    ip.is_loopback() || ip.is_unspecified()
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.octets()[0] == 0
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.segments()[0] & 0xffc0 == 0xfe80
+                || v6.is_multicast()
+        }
+    }
 }
 
 /// The reply for a failed `connect` (as go-socks5 maps them).
@@ -1065,6 +1081,16 @@ mod tests {
             "0.0.0.0",
             "::",
             "::ffff:127.0.0.1",
+            "0.1.2.3",
+            "169.254.169.254",
+            "169.254.0.1",
+            "::ffff:169.254.169.254",
+            "fe80::1",
+            "febf::1",
+            "224.0.0.1",
+            "239.255.66.66",
+            "255.255.255.255",
+            "ff02::1",
         ] {
             assert!(is_local_destination(ip.parse().unwrap()), "{ip}");
         }
@@ -1072,7 +1098,11 @@ mod tests {
             "192.168.1.1",
             "10.0.0.1",
             "8.8.8.8",
-            "fe80::1",
+            "169.253.255.255",
+            "169.255.0.1",
+            "fec0::1",
+            "2001:db8::1",
+            "fd00::1",
             "::ffff:10.0.0.1",
         ] {
             assert!(!is_local_destination(ip.parse().unwrap()), "{ip}");

@@ -61,7 +61,12 @@ echo "    $HANDSHAKES handshakes in $((SECONDS - T0)) s ($OK_PINGS identified an
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PID_b/status")
 echo "    b's peak RSS: $RSS kB (bound $RSS_BOUND_KB kB, debug build)"
 check "b's peak RSS stays under $RSS_BOUND_KB kB" test "$RSS" -lt "$RSS_BOUND_KB"
-check "the flood's handshakes completed (b kept answering)" test "$OK_PINGS" -ge $((HANDSHAKES * 9 / 10))
+# One address gets a bounded share of b's slots (admission: 8 strangers per address), so
+# some of the 16 parallel dialers are refused and counted; b keeps answering the rest.
+check "b kept answering the flood" test "$OK_PINGS" -ge $((HANDSHAKES / 2))
+REFUSED=$(ctl b metrics | awk '/^awl_refused_connections_total/ {print $2}')
+echo "    connections refused from the one flooding address: ${REFUSED:-0}"
+check "the flooding address was held to its share (refusals counted)" test "${REFUSED:-0}" -gt 0
 SHARE=$(( BASE > 0 ? UNDER * 100 / BASE : 0 ))
 echo "    the legitimate flow kept $SHARE % of its rate (bound $MIN_SHARE %)"
 check "the legitimate flow keeps >= $MIN_SHARE % of its rate" test "$SHARE" -ge "$MIN_SHARE"

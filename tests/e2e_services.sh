@@ -51,6 +51,11 @@ ip netns exec awl-hb python3 -m http.server 8000 --bind 192.168.2.10 --directory
 PIDS+=($!)
 ip netns exec awl-rb python3 -m http.server 8000 --bind 127.0.0.1 --directory "$WORK/www" >/dev/null 2>&1 &
 PIDS+=($!)
+# A "cloud metadata service" on a link-local address next to B (must stay unreachable too).
+ip -n awl-hb addr add 169.254.169.254/32 dev lo
+ip -n awl-rb route add 169.254.169.254/32 via 192.168.2.10
+ip netns exec awl-hb python3 -m http.server 8000 --bind 169.254.169.254 --directory "$WORK/www" >/dev/null 2>&1 &
+PIDS+=($!)
 
 mkdir -p "$WORK/a" "$WORK/b" "$WORK/u"
 write_config "$WORK/a.uci" a
@@ -113,6 +118,14 @@ d = json.load(open('$WORK/status.json'))
 assert d['node']['peer_id'] == '$A', d['node']
 assert any(p['peer_id'] == '$B' and p['path'] == 'direct' for p in d['peers']), d['peers']
 "
+check "HTTP status shows LAN hosts no underlay address (ours or a friend's)" python3 -c "
+import json
+t = open('$WORK/status.json').read()
+d = json.loads(t)
+assert '192.0.2.' not in t, t
+assert all('remote_addr' not in p for p in d['peers']), d['peers']
+assert 'listen_addrs' not in d['node'] and 'observed_addrs' not in d['node'], d['node']
+"
 
 # Observability: health, Prometheus metrics (control API and HTTP), the log ring.
 check "awl health passes with b connected" ctl a health
@@ -128,16 +141,32 @@ check "awl logs returns the daemon's recent lines" sh -c "'$AWL_BIN' -c '$WORK/a
 # SOCKS5 through B (once the web servers listen: python starts slowly on a busy machine).
 wait_for 20 sh -c "ip netns exec awl-hb ss -ltn | grep -q 192.168.2.10:8000"
 wait_for 20 sh -c "ip netns exec awl-rb ss -ltn | grep -q 127.0.0.1:8000"
+wait_for 20 sh -c "ip netns exec awl-hb ss -ltn | grep -q 169.254.169.254:8000"
 curl_a() { ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 "$@"; }
 check "curl --socks5 through b reaches host-b's web server" sh -c \
     "ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 http://192.168.2.10:8000/ | grep -q 'hello from host-b'"
 check "a loopback destination on the exit is refused" sh -c \
     "! ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 http://127.0.0.1:8000/ >/dev/null"
+check "B itself reaches the link-local metadata service (the test's control)" sh -c \
+    "ip netns exec awl-rb curl -s -m 8 http://169.254.169.254:8000/ | grep -q 'hello from host-b'"
+check "a link-local destination (169.254.169.254) on the exit is refused" sh -c \
+    "! ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 http://169.254.169.254:8000/ >/dev/null"
 # B withdraws the permission (reload keeps a connected).
 sed -i "/option alias 'alice'/{n;s/option allow_exit '1'/option allow_exit '0'/}" "$WORK/b.uci"
 ctl b reload >/dev/null
 check "without allow_exit the exit refuses" sh -c \
     "! ip netns exec awl-ra curl -s -m 8 --socks5 127.0.0.1:1080 http://192.168.2.10:8000/ >/dev/null"
+
+# The control socket: 0600 from the start, and even when opened up, another uid is refused.
+check "the control socket is mode 0600" test "$(stat -c %a "$WORK/a/awl.sock")" = 600
+chmod 711 "$WORK" "$WORK/a"
+chmod 666 "$WORK/a/awl.sock"
+chmod 644 "$WORK/a.uci"
+check "another uid is refused on the control socket (SO_PEERCRED)" sh -c \
+    "setpriv --reuid=65534 --regid=65534 --clear-groups '$AWL_BIN' -c '$WORK/a.uci' -s '$WORK/a/awl.sock' status 2>&1 | grep -q 'permission denied'"
+check "root still gets an answer" sh -c "'$AWL_BIN' -c '$WORK/a.uci' status >/dev/null"
+chmod 600 "$WORK/a/awl.sock"
+chmod 700 "$WORK/a"
 
 # Node U without privileges: userspace mode.
 chown -R 65534:65534 "$WORK/u"

@@ -25,7 +25,7 @@ done
 mkdir -p "$pkg/DEBIAN"
 cat >"$pkg/DEBIAN/control" <<EOT
 Package: awl
-Version: $VERSION-$RELEASE
+Version: $PKG_VERSION
 Architecture: $arch
 Maintainer: awl developers <awl@example.org>
 Section: net
@@ -65,6 +65,6 @@ fi
 EOT
 chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
 mkdir -p "$ROOT/dist/packages"
-out=$ROOT/dist/packages/awl_${VERSION}-${RELEASE}_${arch}.deb
+out=$ROOT/dist/packages/awl_${PKG_VERSION}_${arch}.deb
 dpkg-deb --root-owner-group -Zgzip --build "$pkg" "$out" >/dev/null
 echo "$out ($(stat -c %s "$out") bytes)"

@@ -1,45 +1,53 @@
 #!/usr/bin/env bash
-# Builds an OpenWrt .ipk from a static binary:
-#   bash cross/package/build-ipk.sh <rust-target> [binary]   (default binary: dist/<target>/awl)
-# Output: dist/packages/awl_<version>-<release>_<arch>.ipk (gzip'd tar of debian-binary,
-# data.tar.gz, control.tar.gz, as ipkg-build makes them).
+# Builds an OpenWrt .ipk as OpenWrt's package-pack.mk and scripts/ipkg-build make it:
+#   bash cross/package/build-ipk.sh <rust-target> [binary]   awl (default binary: dist/<target>/awl)
+#   bash cross/package/build-ipk.sh luci-app-awl               the LuCI app (architecture all)
+# Output: dist/packages/<name>_<X.Y.Z-rN>_<arch>.ipk, a gzip'd tar of debian-binary,
+# data.tar.gz and control.tar.gz. conffiles lists regular files only (ipkg-build drops anything
+# else; opkg fails on a directory), Installed-Size is the uncompressed data tar's size, and
+# postinst/prerm are OpenWrt's generated ones (default_postinst/default_prerm).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-target=${1:?usage: build-ipk.sh <rust-target> [binary]}
-bin=${2:-$ROOT/dist/$target/awl}
-arch=$(openwrt_arch "$target") || { echo "no OpenWrt arch for $target" >&2; exit 2; }
-[ -x "$bin" ] || { echo "binary not found: $bin (run cross/build.sh $target)" >&2; exit 1; }
-files=$ROOT/openwrt/awl/files
-
+source "$(dirname "$0")/stage.sh"
+what=${1:?usage: build-ipk.sh <rust-target>|luci-app-awl [binary]}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=$work/data ctl=$work/control
-install -D -m 0755 "$bin" "$data/usr/sbin/awl"
-install -D -m 0644 "$files/awl.config" "$data/etc/config/awl"
-install -D -m 0755 "$files/awl.init" "$data/etc/init.d/awl"
-install -D -m 0755 "$files/awl.uci-defaults" "$data/etc/uci-defaults/90-awl"
-install -D -m 0644 "$files/awl.keep" "$data/lib/upgrade/keep.d/awl"
-install -d -m 0700 "$data/etc/awl"
+if [ "$what" = luci-app-awl ]; then
+    pkg_meta luci-app-awl
+    stage_payload luci-app-awl "$data"
+else
+    pkg_meta awl "$what"
+    bin=${2:-$ROOT/dist/$what/awl}
+    [ -x "$bin" ] || { echo "binary not found: $bin (run cross/build.sh $what)" >&2; exit 1; }
+    stage_payload awl "$data" "$bin"
+fi
 
-mkdir -p "$ctl"
-size=$(du -sb --exclude=CONTROL "$data" | cut -f1)
-cat >"$ctl/control" <<EOT
-Package: awl
-Version: $VERSION-$RELEASE
-Depends: libc, kmod-tun
-Source: feeds/awl/awl
-SourceName: awl
-License: MPL-2.0
-LicenseFiles: LICENSE
-Section: net
-SourceDateEpoch: $SOURCE_DATE_EPOCH
-Maintainer: awl developers <awl@example.org>
-Architecture: $arch
-Installed-Size: $size
-Description:  Mesh VPN node compatible with Anywherelan (AWL): joins the router and its LAN
- to a peer-to-peer mesh over libp2p QUIC. Configure in /etc/config/awl or luci-app-awl.
-EOT
-printf '/etc/config/awl\n/etc/awl/\n' >"$ctl/conffiles"
+outer=$work/outer
+mkdir -p "$ctl" "$outer"
+det_tar "$outer/data.tar.gz" "$data"
+installed_size=$(zcat "$outer/data.tar.gz" | wc -c)
+{
+    echo "Package: $PKG"
+    echo "Version: $PKG_VERSION"
+    echo "Depends: $DEPENDS"
+    echo "Source: $SOURCE"
+    echo "SourceName: $PKG"
+    echo "License: $LICENSE"
+    echo "Section: $SECTION"
+    echo "SourceDateEpoch: $SOURCE_DATE_EPOCH"
+    echo "URL: $URL"
+    echo "Maintainer: $MAINTAINER"
+    echo "Architecture: $ARCH"
+    echo "Installed-Size: $installed_size"
+    printf "Description: "; echo "$DESCRIPTION" | sed -e 's,^[[:space:]]*, ,g'
+} >"$ctl/control"
+# ipkg-build keeps the conffiles that are regular files in the payload, sorted.
+: >"$ctl/conffiles"
+for f in $CONFFILES; do
+    if [ -f "$data$f" ] && [ ! -L "$data$f" ]; then echo "$f" >>"$ctl/conffiles"; fi
+done
+if [ -s "$ctl/conffiles" ]; then LC_ALL=C sort -o "$ctl/conffiles" "$ctl/conffiles"; else rm "$ctl/conffiles"; fi
 cat >"$ctl/postinst" <<'EOT'
 #!/bin/sh
 [ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
@@ -53,15 +61,12 @@ cat >"$ctl/prerm" <<'EOT'
 . ${IPKG_INSTROOT}/lib/functions.sh
 default_prerm $0 $@
 EOT
+chmod 0644 "$ctl/control"
 chmod 0755 "$ctl/postinst" "$ctl/prerm"
-
-outer=$work/outer
-mkdir -p "$outer"
-echo "2.0" >"$outer/debian-binary"
-det_tar "$outer/data.tar.gz" "$data"
 det_tar "$outer/control.tar.gz" "$ctl"
+echo "2.0" >"$outer/debian-binary"
 mkdir -p "$ROOT/dist/packages"
-out=$ROOT/dist/packages/awl_${VERSION}-${RELEASE}_${arch}.ipk
+out=$ROOT/dist/packages/${PKG}_${PKG_VERSION}_${ARCH}.ipk
 tar --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" --format=gnu \
     -C "$outer" -cf - ./debian-binary ./data.tar.gz ./control.tar.gz | gzip -9n >"$out"
 echo "$out ($(stat -c %s "$out") bytes)"

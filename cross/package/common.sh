@@ -1,8 +1,22 @@
 # shellcheck shell=bash disable=SC2034
 # Shared by the package scripts: version, architecture names, deterministic tar.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
-RELEASE=${RELEASE:-1}
+# The version comes from openwrt/version.mk, the one place that defines it (the feed Makefiles
+# read it too). Packages are X.Y.Z-rN: OpenWrt's form, which apk requires and opkg ranks above
+# X.Y.Z-N. Cargo.toml must carry the same X.Y.Z.
+mk_var() { sed -n "s/^$1:=\(.*\)$/\1/p" "$ROOT/openwrt/version.mk"; }
+VERSION=$(mk_var AWL_VERSION)
+# AWL_PKG_RELEASE overrides the release (tests build a later release to upgrade to).
+RELEASE=${AWL_PKG_RELEASE:-$(mk_var AWL_RELEASE)}
+PKG_VERSION=$VERSION-r$RELEASE
+cargo_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+if [ "$cargo_version" != "$VERSION" ] || ! [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || ! [[ $RELEASE =~ ^[1-9][0-9]*$ ]]; then
+    echo "openwrt/version.mk ($VERSION, release $RELEASE) and Cargo.toml ($cargo_version) disagree or are malformed" >&2
+    exit 1
+fi
+unset cargo_version
+URL=https://github.com/awl-mesh/awl
+MAINTAINER="awl developers <awl@example.org>"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
 
 # OpenWrt package architecture for a Rust target.

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = awl::p2p::tls::verify(data, 1_800_000_000);
+    let _ = awl::p2p::tls::verify(data);
 });

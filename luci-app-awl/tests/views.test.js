@@ -59,9 +59,10 @@ test('settings declares the main options with the daemon\'s datatypes', () => {
 	assert.deepEqual(o.socks5_exit.deps, [['socks5', '1']]);
 });
 
-test('peers grid lists peer options and validates peer IDs', () => {
+test('peers grid lists peer options and validates peer IDs', async () => {
 	const { rec, load } = sandbox();
-	load('view/awl/peers.js').render();
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
 	const s = rec.maps[0].sections[0];
 	assert.equal(s.kind, 'GridSection');
 	assert.equal(s.type, 'peer');
@@ -75,7 +76,8 @@ test('peers grid lists peer options and validates peer IDs', () => {
 test('invite validates the peer ID, calls invite, and shows errors', async () => {
 	let reply = { ok: true, result: { peer_id: PEER, alias: 'office', ip: '10.66.0.2' } };
 	const { rec, load } = sandbox({ invite: () => reply });
-	load('view/awl/peers.js').render();
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
 	const s = rec.maps[0].sections[0];
 
 	s.handleAdd();
@@ -91,6 +93,7 @@ test('invite validates the peer ID, calls invite, and shows errors', async () =>
 	await tick();
 	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'invite', params: { peer_id: PEER, alias: 'office', ip: '', address: '/ip4/192.0.2.7/udp/4363/quic-v1' } });
 	assert.ok(rec.notifications.some((n) => n.text.includes('Invited office')));
+	assert.ok(rec.timers.some((t) => t.t === 5000), 'the notification goes away by itself');
 
 	reply = { ok: false, error: 'peer table is full (max_peers)' };
 	s.handleAdd();
@@ -103,17 +106,20 @@ test('invite validates the peer ID, calls invite, and shows errors', async () =>
 
 test('remove asks first and goes through the daemon', async () => {
 	const { rec, load } = sandbox({ remove: { ok: true, result: {} } });
-	load('view/awl/peers.js').render();
-	rec.uci.cfg1 = { peer_id: PEER, alias: 'office' };
+	const v = load('view/awl/peers.js');
+	await v.render(await v.load());
+	const sid = `peer_${PEER}`;
+	rec.uci[sid] = { '.type': 'peer', peer_id: PEER, alias: 'office' };
 	const s = rec.maps[0].sections[0];
 	rec.confirm = false;
-	await s.handleRemove('cfg1');
+	await s.handleRemove(sid);
 	assert.equal(rec.rpcCalls.length, 0);
 	rec.confirm = true;
-	await s.handleRemove('cfg1');
+	const before = rec.reloads;
+	await s.handleRemove(sid);
 	await tick();
 	assert.deepEqual(rec.rpcCalls.at(-1), { object: 'awl', method: 'remove', params: { peer_id: PEER } });
-	assert.ok(rec.reloads > 0, 'the grid reloads after removal');
+	assert.ok(rec.reloads > before, 'the grid reloads after removal');
 });
 
 test('status shows node, peers and requests; accept and decline call the daemon', async () => {
@@ -148,4 +154,46 @@ test('status says so when the daemon is down', async () => {
 	const v = load('view/awl/status.js');
 	const page = v.render(await v.load());
 	assert.ok(page.textContent.includes('not answering: cannot reach the daemon'));
+});
+
+test('graphs: rates from the daemon\'s byte counters between polls, RTT, one SVG per peer', async () => {
+	let rx = 1000, tx = 500, rtt = 12.5;
+	const peers = () => ({ ok: true, result: [{ peer_id: PEER, alias: 'office', connected: true, rtt_ms: rtt, traffic: { rx_bytes: rx, tx_bytes: tx } }] });
+	const { rec, load } = sandbox({ peers });
+	const v = load('view/awl/graphs.js');
+	const t0 = 1_000_000;
+	v.sample((await v.load()), t0);
+	rx += 3 * 125000; tx += 3 * 12500; rtt = 20;          // 1 Mbit/s in, 100 kbit/s out for 3 s
+	v.sample((await v.load()), t0 + 3000);
+	const h = v.history[PEER];
+	assert.deepEqual([h.rx[0], h.tx[0], h.rtt[0]], [125000, 12500, 20]);
+	const page = v.render([]);
+	assert.equal(rec.polls.length, 1);
+	const graph = page.find((n) => n.attrs['data-peer'] === PEER);
+	assert.ok(graph, 'a graph for the peer');
+	assert.ok(graph.find((n) => n.tag === 'svg'));
+	assert.match(graph.find((n) => n.attrs.class === 'awl-rx').attrs.d, /^M[\d.]+,[\d.]+/);
+	assert.ok(page.textContent.includes('1.0 Mbit/s') && page.textContent.includes('100.0 kbit/s') && page.textContent.includes('20.0 ms'), page.textContent);
+	// a counter reset (daemon restart) gives no negative rate
+	rx = 0;
+	v.sample((await v.load()), t0 + 6000);
+	assert.equal(h.rx.at(-1), 0);
+});
+
+test('log: the daemon\'s lines, filtered by level', async () => {
+	const lines = ['1700000000 ERROR awl::node: bind failed', '1700000001 WARN  awl::peers: slow', '1700000002 INFO  awl: started', '1700000003 DEBUG awl::p2p: dial'];
+	const { rec, load } = sandbox({ logs: { ok: true, result: lines } });
+	const v = load('view/awl/logs.js');
+	const page = v.render(await v.load());
+	assert.deepEqual(rec.rpcCalls.at(-1).params, { lines: 500 });
+	const text = page.byId('awl-log').textContent;
+	assert.ok(text.includes('bind failed') && text.includes('started') && !text.includes('dial'), text);
+	assert.ok(text.includes('2023-11-14 22:13:20 ERROR'), 'times shown as dates');
+	v.level = 'error';
+	assert.ok(!v.renderLines(lines).textContent.includes('slow'));
+	v.level = 'debug';
+	assert.ok(v.renderLines(lines).textContent.includes('dial'));
+	const down = sandbox({ logs: { ok: false, error: 'cannot reach the daemon' } });
+	const v2 = down.load('view/awl/logs.js');
+	assert.ok(v2.render(await v2.load()).textContent.includes('not answering: cannot reach the daemon'));
 });

@@ -145,14 +145,16 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "exit_node", Kind::Str { max_len: 64 }, "", "Send all non-mesh traffic through this peer (peer ID or alias); it must allow us."),
     opt(MAIN, "firewall", Kind::Enum(&["auto", "nftables", "none"]), "auto", "Forwarding, masquerade and MSS clamping: 'nftables' = own table inet awl (removed on exit); 'auto' = nftables except on OpenWrt (fw4 zone); 'none'."),
     opt(MAIN, "snat_lan", Kind::Bool, "1", "Masquerade mesh traffic forwarded into the LAN, so LAN hosts need no route back to the mesh."),
+    list(MAIN, "lan_interface", Kind::Ifname, "LAN interfaces whose hosts may reach the mesh through this node (nftables mode); default: those with an address inside an exported route. Nothing else is forwarded into the mesh."),
     OptionDesc { section: PEER, name: "peer_id", kind: Kind::PeerId, list: false, default: "", required: true, doc: "The peer's libp2p ID (12D3KooW…)." },
     opt(PEER, "alias", Kind::Str { max_len: 64 }, "", "Local name of the peer; default: the section name, else 'peer-' and the ID's last 6 characters."),
     opt(PEER, "ip", Kind::Ipv4, "", "The peer's address on this node, inside the mesh subnet; allocated when absent."),
     opt(PEER, "allow_exit", Kind::Bool, "0", "The peer may use this node as exit node / gateway."),
     opt(PEER, "allow_lan", Kind::Bool, "0", "The peer may reach this node's exported routes (and is told about them)."),
-    opt(PEER, "accept_routes", Kind::Bool, "1", "Install the LAN routes this peer announces (unsafe ones are refused)."),
+    opt(PEER, "accept_routes", Kind::Bool, "0", "Install the LAN routes this peer announces: private ranges (10/8, 172.16/12, 192.168/16, 100.64/10) and the prefixes listed in accept_route; unsafe ones and conflicts with kernel routes are refused."),
+    list(PEER, "accept_route", Kind::Prefix4, "A prefix outside the private ranges this peer may announce (needs accept_routes), e.g. '203.0.113.0/24'."),
     list(PEER, "address", Kind::Multiaddr, "Addresses to dial the peer at, e.g. '/ip4/192.0.2.7/udp/4363/quic-v1'."),
-    opt(PEER, "domain", Kind::Label, "", "DNS label: <domain>.awl; default: the alias, lower-cased, spaces as '_'."),
+    opt(PEER, "domain", Kind::Label, "", "DNS label: <domain>.awl; default: the alias, lower-cased, spaces as '_', other characters than letters, digits, '-' and '_' left out."),
 ];
 
 pub fn find(section: &str, name: &str) -> Option<&'static OptionDesc> {

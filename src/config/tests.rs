@@ -120,6 +120,14 @@ fn peer_sections_are_checked() {
     assert_eq!(bad(&ip).line, Some(3));
     let own = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.0.1'\n");
     assert!(bad(&own).message.contains("own address"));
+    let svc = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.254'\n");
+    assert!(
+        bad(&svc).message.contains("service address"),
+        "{}",
+        bad(&svc).message
+    );
+    let bcast = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.255'\n");
+    assert_eq!(bad(&bcast).line, Some(3));
     let dup_ip = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.0.5'\nconfig peer\n\toption peer_id '{ID_B}'\n\toption ip '10.66.0.5'\n");
     assert_eq!(bad(&dup_ip).line, Some(6));
 }
@@ -147,6 +155,7 @@ fn add_and_remove_peer_keep_comments() {
         domain: "x".into(),
         allow_lan: false,
         accept_routes: true,
+        accept_route: vec![],
     };
     let with = add_peer_section(base, &p);
     assert!(with.starts_with(base.trim_end()));
@@ -168,6 +177,104 @@ fn add_and_remove_peer_keep_comments() {
 }
 
 #[test]
+fn daemon_writes_named_sections_and_replaces_in_place() {
+    let base = "config awl 'main'\n\n# Bob's box\nconfig peer\n\toption peer_id '".to_string()
+        + ID_A
+        + "'\n\toption alias 'bob' # mine\n\n# user section\nconfig peer 'carol'\n\toption peer_id '"
+        + ID_B
+        + "'\n";
+    let a: PeerId = ID_A.parse().unwrap();
+    let mut p = ok(&base).config.peers[0].clone();
+    p.allow_lan = true;
+    let out = upsert_peer_section(&base, &p);
+    let l = ok(&out);
+    // Same order, A is now named after its ID, B's section and the comments are untouched.
+    assert_eq!(l.config.peers[0].peer_id, a);
+    assert_eq!(
+        l.config.peers[0].section.as_deref(),
+        Some(peer_section_name(&a).as_str())
+    );
+    assert!(l.config.peers[0].allow_lan);
+    assert_eq!(l.config.peers[1].section.as_deref(), Some("carol"));
+    assert!(out.contains("# Bob's box\nconfig peer 'peer_12D3"));
+    assert!(
+        out.contains("\n\n# user section\nconfig peer 'carol'\n"),
+        "{out}"
+    );
+    // A user-named section keeps its name.
+    let mut q = l.config.peers[1].clone();
+    q.alias = "carol2".into();
+    let out2 = upsert_peer_section(&out, &q);
+    assert_eq!(ok(&out2).config.peers[1].section.as_deref(), Some("carol"));
+    assert_eq!(ok(&out2).config.peers[1].alias, "carol2");
+    // A new peer is appended, named.
+    let fresh = "config awl 'main'\n";
+    let added = upsert_peer_section(fresh, &p);
+    assert!(added.contains(&format!("config peer '{}'", peer_section_name(&a))));
+}
+
+#[test]
+fn anonymous_peer_sections_get_stable_names_once() {
+    let text = format!("# top\nconfig awl 'main'\n\nconfig peer\n\toption peer_id '{ID_A}' # a\n\nconfig peer 'b'\n\toption peer_id '{ID_B}'\n");
+    let named = name_peer_sections(&text);
+    let a: PeerId = ID_A.parse().unwrap();
+    assert_eq!(
+        named,
+        text.replace(
+            "config peer\n",
+            &format!("config peer '{}'\n", peer_section_name(&a))
+        )
+    );
+    assert_eq!(
+        name_peer_sections(&named),
+        named,
+        "already named: unchanged"
+    );
+    assert_eq!(ok(&named).config.peers.len(), 2);
+}
+
+#[test]
+fn routes_are_accepted_only_when_asked_for() {
+    let l = ok(&format!("config peer\n\toption peer_id '{ID_A}'\n"));
+    assert!(
+        !l.config.peers[0].accept_routes,
+        "accept_routes defaults to off"
+    );
+    let l = ok(&format!("config peer\n\toption peer_id '{ID_A}'\n\toption accept_routes '1'\n\tlist accept_route '203.0.113.0/24'\n"));
+    assert!(l.config.peers[0].accept_routes);
+    assert_eq!(
+        l.config.peers[0].accept_route,
+        vec!["203.0.113.0/24".parse().unwrap()]
+    );
+    assert_eq!(
+        bad(&format!(
+            "config peer\n\toption peer_id '{ID_A}'\n\tlist accept_route '203.0.113.1/24'\n"
+        ))
+        .line,
+        Some(3)
+    );
+}
+
+#[test]
+fn hostile_aliases_give_valid_domains() {
+    let id: PeerId = ID_A.parse().unwrap();
+    assert_eq!(domain_label("My Laptop", &id), "my_laptop");
+    assert_eq!(
+        domain_label("<img src=x onerror=alert(1)>", &id),
+        "img_srcx_onerroralert1"
+    );
+    assert_eq!(
+        domain_label("---", &id),
+        format!("peer-{}", &ID_A[ID_A.len() - 6..]).to_lowercase()
+    );
+    assert_eq!(domain_label(&"a".repeat(200), &id).len(), 63);
+    let l = ok(&format!(
+        "config peer\n\toption peer_id '{ID_A}'\n\toption alias 'x.y;\"<b>'\n"
+    ));
+    assert_eq!(l.config.peers[0].domain, "xyb");
+}
+
+#[test]
 fn atomic_write_keeps_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("awl-cfg-{}", std::process::id()));
@@ -180,7 +287,14 @@ fn atomic_write_keeps_mode() {
     );
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     write_atomic(&f, "b\n").unwrap();
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), "b\n");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&f, &link).unwrap();
+    write_atomic(&link, "c\n").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "c\n");
     assert_eq!(
         std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
         0o600
@@ -235,4 +349,98 @@ fn schema_lists_every_option() {
     );
     let total = main.len() + s["sections"]["peer"]["options"].as_array().unwrap().len();
     assert_eq!(total, OPTIONS.len());
+}
+
+#[test]
+fn main_options_are_set_in_place() {
+    let base = "# top\nconfig awl 'main'\n\toption name 'r' # keep me\n\toption mtu '1420'\n\n# peers\nconfig peer 'x'\n\toption peer_id '".to_string()
+        + ID_A
+        + "'\n";
+    let out = set_main_option(&base, "name", "it's new");
+    assert!(
+        out.contains("\toption name 'it'\\''s new' # keep me\n"),
+        "{out}"
+    );
+    let out = set_main_option(&out, "listen_port", "5001");
+    assert!(
+        out.contains("\toption mtu '1420'\n\toption listen_port '5001'\n\n# peers\n"),
+        "{out}"
+    );
+    let out = add_main_list(
+        &out,
+        "bootstrap",
+        "/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7",
+    );
+    assert_eq!(
+        add_main_list(
+            &out,
+            "bootstrap",
+            "/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"
+        ),
+        out
+    );
+    let l = ok(&out);
+    assert_eq!(l.config.main.name, "it's new");
+    assert_eq!(l.config.main.listen_port, 5001);
+    assert_eq!(l.config.main.mtu, 1420);
+    assert_eq!(l.config.main.bootstrap.len(), 1);
+    assert_eq!(l.config.peers.len(), 1);
+    assert!(out.starts_with("# top\n") && out.ends_with(&format!("option peer_id '{ID_A}'\n")));
+    // No node section: one is added at the top.
+    let out = set_main_option(
+        &format!("config peer\n\toption peer_id '{ID_A}'\n"),
+        "listen_port",
+        "7",
+    );
+    assert!(
+        out.starts_with("config awl 'main'\n\toption listen_port '7'\n\nconfig peer\n"),
+        "{out}"
+    );
+    assert_eq!(ok(&out).config.main.listen_port, 7);
+    assert_eq!(
+        set_main_option("", "name", "n"),
+        "config awl 'main'\n\toption name 'n'\n"
+    );
+}
+
+#[test]
+fn a_domain_the_alias_would_not_give_is_written() {
+    let p = PeerConfig {
+        section: None,
+        line: 0,
+        peer_id: ID_A.parse().unwrap(),
+        alias: "Work Laptop".into(),
+        ip: None,
+        allow_exit: false,
+        address: vec![],
+        domain: "work_laptop".into(),
+        allow_lan: false,
+        accept_routes: false,
+        accept_route: vec![],
+    };
+    let out = upsert_peer_section("config awl 'main'\n", &p);
+    assert!(!out.contains("option domain"), "derived: {out}");
+    let q = PeerConfig {
+        domain: "laptop".into(),
+        ..p
+    };
+    let out = upsert_peer_section("config awl 'main'\n", &q);
+    assert!(out.contains("\toption domain 'laptop'\n"), "{out}");
+    assert_eq!(ok(&out).config.peers[0].domain, "laptop");
+}
+
+#[test]
+fn a_broken_file_still_tells_where_the_socket_is() {
+    let text = "config awl 'main'\n\toption mtu 'abc'\n\toption control_socket '/run/x.sock'\nconfig peer\n\toption control_socket '/nope'\n";
+    assert!(parse(text, "t").is_err());
+    assert_eq!(
+        peek_main_option(text, "control_socket").as_deref(),
+        Some("/run/x.sock")
+    );
+    assert_eq!(peek_main_option(text, "data_dir"), None);
+    assert_eq!(
+        peek_main_option("config awl 'main\n", "mtu"),
+        None,
+        "unreadable syntax"
+    );
 }

@@ -633,6 +633,10 @@ impl Dataplane {
             peer: peer.clone(),
             peer_ip: p.ip,
             own_ip: t.own_ip(),
+            mesh: Prefix::new(t.own_ip(), t.prefix()).unwrap_or(Prefix {
+                addr: t.own_ip(),
+                len: 32,
+            }),
             allow_exit: p.allow_exit,
             allow_lan: p.allow_lan,
         })
@@ -655,22 +659,7 @@ impl Dataplane {
         let d = buf.data();
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
-        let allowed = match dir {
-            GatewayDir::None => true,
-            // Client → us as exit node or into our LAN: destination kept.
-            GatewayDir::Forward => {
-                (r.gateway && from.allow_exit)
-                    || (from.allow_lan && r.exported.iter().any(|p| p.contains(dst)))
-            }
-            // Our exit node, or a peer whose LAN we route to, answering: source kept.
-            GatewayDir::Return => {
-                r.exit_node.as_ref() == Some(&from.peer)
-                    || r.installed
-                        .iter()
-                        .any(|(p, who)| *who == from.peer && p.contains(src))
-            }
-        };
-        if !allowed {
+        if !accepts(r, from, dir, src, dst) {
             tally.dropped += 1;
             return;
         }
@@ -731,11 +720,44 @@ struct Delivery {
     alone: bool,
 }
 
+/// Whether a packet from a known peer may enter, by its gateway direction.
+fn accepts(r: &Routing, from: &Inbound, dir: GatewayDir, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    match dir {
+        // Source and destination are rewritten to the peer's and our mesh IPs.
+        GatewayDir::None => true,
+        // Client → us as exit node or into our LAN: destination kept.
+        GatewayDir::Forward => {
+            (r.gateway && from.allow_exit)
+                || (from.allow_lan && r.exported.iter().any(|p| p.contains(dst)))
+        }
+        // A peer whose LAN we route to, answering from that LAN: source kept.
+        GatewayDir::Return
+            if r.installed
+                .iter()
+                .any(|(p, who)| *who == from.peer && p.contains(src)) =>
+        {
+            true
+        }
+        // Our exit node answering from the internet: source kept, so it must be an address
+        // the exit can answer for — not a mesh IP (another peer's), not our own LAN, not a
+        // LAN we route to another peer, not loopback, link-local, multicast or broadcast.
+        GatewayDir::Return => {
+            r.exit_node.as_ref() == Some(&from.peer)
+                && forwardable(src)
+                && !from.mesh.contains(src)
+                && !r.exported.iter().any(|p| p.contains(src))
+                && !r.installed.iter().any(|(p, _)| p.contains(src))
+        }
+    }
+}
+
 /// A known peer as the receive side sees it.
 struct Inbound {
     peer: PeerId,
     peer_ip: Ipv4Addr,
     own_ip: Ipv4Addr,
+    /// The mesh subnet.
+    mesh: Prefix,
     allow_exit: bool,
     allow_lan: bool,
 }

@@ -181,3 +181,62 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
     assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_errors, 1);
     assert!(b.to_tun.try_recv().is_err());
 }
+
+/// Packets coming back from our exit node keep their source, so it must be one the exit can
+/// answer for: an internet address, never another peer's mesh IP, our LAN or a LAN we route
+/// to someone else (SECURITY.md: a peer cannot send with another peer's mesh source).
+#[test]
+fn an_exit_nodes_return_traffic_cannot_claim_mesh_or_lan_sources() {
+    let exit = Keypair::generate().peer_id();
+    let other = Keypair::generate().peer_id();
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    let r = Routing {
+        exported: vec!["192.168.1.0/24".parse().unwrap()],
+        gateway: false,
+        exit_node: Some(exit.clone()),
+        installed: vec![
+            ("192.168.2.0/24".parse().unwrap(), other.clone()),
+            ("192.168.9.0/24".parse().unwrap(), exit.clone()),
+        ],
+    };
+    let from = |peer: &PeerId| Inbound {
+        peer: peer.clone(),
+        peer_ip: ip("10.66.0.2"),
+        own_ip: OWN,
+        mesh: "10.66.0.0/16".parse().unwrap(),
+        allow_exit: false,
+        allow_lan: false,
+    };
+    let ret = |peer: &PeerId, src: &str| accepts(&r, &from(peer), GatewayDir::Return, ip(src), OWN);
+    assert!(
+        ret(&exit, "8.8.8.8"),
+        "the internet answering through the exit"
+    );
+    assert!(
+        ret(&exit, "192.168.9.7"),
+        "the exit's own LAN (a route we took from it)"
+    );
+    assert!(
+        ret(&other, "192.168.2.5"),
+        "another peer's LAN, from that peer"
+    );
+    for src in [
+        "10.66.0.3",    // another peer's mesh IP
+        "10.66.0.1",    // our own mesh IP
+        "192.168.1.10", // a host on our LAN
+        "192.168.2.5",  // another peer's LAN
+        "127.0.0.1",
+        "169.254.169.254",
+        "224.0.0.1",
+        "255.255.255.255",
+        "0.0.0.0",
+    ] {
+        assert!(!ret(&exit, src), "{src} from the exit node");
+    }
+    assert!(
+        !ret(&other, "8.8.8.8"),
+        "only the exit node we chose returns internet traffic"
+    );
+    // A peer that is not our exit node and claims a source outside its routes.
+    assert!(!ret(&other, "192.168.9.7"));
+}

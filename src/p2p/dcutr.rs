@@ -178,11 +178,24 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
 }
 
 /// Side A: answers `/libp2p/dcutr` on relayed connections and dials on SYNC.
+/// Serves hole punching to friends only: a stranger over a (possibly fake) circuit could
+/// otherwise make us send punch datagrams to addresses of its choosing (a UDP reflector).
+/// A friend may start a punch every 10 s at most (burst 3).
 pub fn serve(host: &Host) {
     let mut rx = host.register(PROTOCOL, 8);
     let host = host.clone();
+    let mut limit = crate::ratelimit::RateLimiter::new(0.1, 3.0, 256);
     crate::spawn(async move {
         while let Some(mut s) = rx.recv().await {
+            if !host.is_friend(&s.peer) || !limit.allow(&s.peer, Instant::now()) {
+                log::debug!(
+                    "dcutr from {} refused (not a friend, or too often)",
+                    s.peer.short()
+                );
+                s.recv.stop();
+                s.send.reset();
+                continue;
+            }
             let host = host.clone();
             crate::spawn(async move {
                 let peer = s.peer.clone();
@@ -286,6 +299,11 @@ impl Backoff {
             }
         }
         self.peers.insert(peer.clone(), (now + wait, wait));
+    }
+
+    /// Whether the last attempt with `peer` failed (and was not followed by a success).
+    pub fn has_failed(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
     }
 
     pub fn succeeded(&mut self, peer: &PeerId) {

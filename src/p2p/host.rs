@@ -9,14 +9,16 @@
 //! a bounded channel, so a slow handler makes new streams fail instead of queueing without
 //! limit.
 
+use super::admission::{self, Decision, Inbound};
 use super::identify::{self, IdentifyInfo};
+use super::observed::ObservedAddrs;
 use super::relay::{self, HopMessage, HopType, Status, StopMessage};
 use super::stream::{split_muxed, RecvStream, SendStream};
 use super::{ifaddrs, multistream, muxer, ping, secure, tls};
 use crate::identity::{Keypair, PeerId};
 use crate::multiaddr::Multiaddr;
 use futures_util::FutureExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -56,7 +58,6 @@ pub type DatagramHandler = Arc<dyn Fn(&PeerId, &mut Vec<bytes::Bytes>) + Send + 
 const DATAGRAM_BATCH: usize = 64;
 
 /// Observed addresses of ours kept (from identify), newest first.
-const MAX_OBSERVED: usize = 8;
 
 #[derive(Debug)]
 pub enum Error {
@@ -211,6 +212,8 @@ struct Conn {
     id: u64,
     link: Link,
     remote: Multiaddr,
+    /// Opened by the peer (counts against the admission limits).
+    inbound: bool,
 }
 
 impl Conn {
@@ -233,8 +236,12 @@ struct State {
     conns: HashMap<PeerId, Vec<Conn>>,
     identified: HashMap<PeerId, IdentifyInfo>,
     handlers: HashMap<String, mpsc::Sender<Stream>>,
-    /// Our addresses as peers see them (identify), newest first.
-    observed: Vec<Multiaddr>,
+    /// Our addresses as peers see them (identify), confirmed by trusted or several peers.
+    observed: ObservedAddrs,
+    /// Relays that accepted our reservation: the only ones whose circuits (STOP) we accept.
+    reserved_relays: HashSet<PeerId>,
+    /// TLS handshakes in progress per source address.
+    handshaking: HashMap<IpAddr, usize>,
     /// Our `/p2p-circuit` addresses through relays holding a reservation for us.
     circuit_addrs: Vec<Multiaddr>,
     /// Local addresses never advertised (the mesh address of our own TUN).
@@ -258,6 +265,29 @@ struct Inner {
     stream_limit: Mutex<crate::ratelimit::RateLimiter<PeerId>>,
     /// The protocol name advertised for datagrams and who gets them; set once.
     datagrams: std::sync::OnceLock<(String, DatagramHandler)>,
+    /// Who our friends are, and whose word on our address counts (set by the node).
+    trust: std::sync::RwLock<Trust>,
+}
+
+/// A yes/no question about a peer, answered by the layer above (the peer table).
+pub type Policy = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
+
+/// What the host needs to know about peers to treat strangers as strangers: `friend` for
+/// connection slots, hole punching and relayed connections; `trusted_observer` (bootstrap
+/// nodes we chose) besides friends for our observed address. Until set: nobody.
+#[derive(Clone)]
+pub struct Trust {
+    pub friend: Policy,
+    pub trusted_observer: Policy,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust {
+            friend: Arc::new(|_| false),
+            trusted_observer: Arc::new(|_| false),
+        }
+    }
 }
 
 /// Totals for metrics.
@@ -265,6 +295,10 @@ struct Inner {
 pub struct Counters {
     pub handshake_failures: std::sync::atomic::AtomicUsize,
     pub refused_connections: std::sync::atomic::AtomicUsize,
+    /// Stranger connections closed to make room for a friend.
+    pub evicted_connections: std::sync::atomic::AtomicUsize,
+    /// Circuits (STOP) refused: not from a relay we reserved with, or no slot for a stranger.
+    pub refused_circuits: std::sync::atomic::AtomicUsize,
     pub busy_streams: std::sync::atomic::AtomicUsize,
     pub rate_limited_streams: std::sync::atomic::AtomicUsize,
 }
@@ -359,6 +393,7 @@ impl Host {
             counters: Counters::default(),
             stream_limit: Mutex::new(stream_limit),
             datagrams: std::sync::OnceLock::new(),
+            trust: std::sync::RwLock::new(Trust::default()),
         }));
         let h = host.clone();
         crate::spawn(async move { h.accept_loop().await });
@@ -434,9 +469,27 @@ impl Host {
         v
     }
 
-    /// Our addresses as other peers observed them (identify), newest first.
+    /// Our addresses as other peers observed them (identify), newest first; only those a
+    /// trusted peer or several networks confirmed.
     pub fn observed_addrs(&self) -> Vec<Multiaddr> {
-        self.state().observed.clone()
+        self.state().observed.confirmed().to_vec()
+    }
+
+    /// Tells the host who our friends and trusted observers are.
+    pub fn set_trust(&self, trust: Trust) {
+        *self.0.trust.write().unwrap_or_else(|e| e.into_inner()) = trust;
+    }
+
+    fn trust(&self) -> Trust {
+        self.0
+            .trust
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn is_friend(&self, peer: &PeerId) -> bool {
+        (self.trust().friend)(peer)
     }
 
     /// Sets our relay circuit addresses and tells connected peers (identify push).
@@ -544,6 +597,17 @@ impl Host {
             .is_some_and(|c| c.iter().any(|c| !c.relayed()))
     }
 
+    fn relayed_stranger_count(&self) -> usize {
+        let peers: Vec<PeerId> = self
+            .state()
+            .conns
+            .iter()
+            .flat_map(|(p, cs)| cs.iter().filter(|c| c.relayed()).map(move |_| p.clone()))
+            .collect();
+        let friend = self.trust().friend;
+        peers.iter().filter(|p| !friend(p)).count()
+    }
+
     fn relayed_count(&self) -> usize {
         self.state()
             .conns
@@ -580,7 +644,10 @@ impl Host {
         .map_err(|_| Error::Timeout("relay reservation"))??;
         s.send.finish().await;
         match (reply.kind, reply.status, reply.reservation) {
-            (HopType::Status, Some(Status::Ok), Some(r)) => Ok((r, reply.limit)),
+            (HopType::Status, Some(Status::Ok), Some(r)) => {
+                self.state().reserved_relays.insert(relay.clone());
+                Ok((r, reply.limit))
+            }
             (_, status, _) => Err(Error::Protocol(format!("reservation refused: {status:?}"))),
         }
     }
@@ -644,8 +711,32 @@ impl Host {
             relay::write_msg(&mut send, &reply).await?;
             return Err(Error::Protocol("stop: not a CONNECT".into()));
         };
-        if self.relayed_count() >= self.0.config.max_relayed {
-            let reply = StopMessage::status(Status::ConnectionFailed).encode();
+        // Only a relay we asked for a reservation may open circuits to us: anyone else
+        // could fill our relayed slots with fake circuits.
+        if !self.state().reserved_relays.contains(&relay_id) {
+            bump(&self.0.counters.refused_circuits);
+            let reply = StopMessage::status(Status::PermissionDenied).encode();
+            relay::write_msg(&mut send, &reply).await?;
+            return Err(Error::Connect(format!(
+                "circuit from {}, a relay we hold no reservation with",
+                relay_id.short()
+            )));
+        }
+        // Strangers share half of the relayed slots; friends may use all of them. `from` is
+        // checked against the TLS identity below.
+        let cap = if self.is_friend(&from) {
+            self.0.config.max_relayed
+        } else {
+            self.0.config.max_relayed / 2
+        };
+        let count = if self.is_friend(&from) {
+            self.relayed_count()
+        } else {
+            self.relayed_stranger_count()
+        };
+        if count >= cap {
+            bump(&self.0.counters.refused_circuits);
+            let reply = StopMessage::status(Status::ResourceLimitExceeded).encode();
             relay::write_msg(&mut send, &reply).await?;
             return Err(Error::Connect("too many relayed connections".into()));
         }
@@ -817,18 +908,13 @@ impl Host {
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn connection_count(&self) -> usize {
-        self.state().conns.values().map(Vec::len).sum()
-    }
-
     async fn accept_loop(self) {
         while let Some(incoming) = self.0.endpoint.accept().await {
-            if self.connection_count() >= self.0.config.max_connections {
-                log::warn!(
-                    "refusing connection from {}: {} connections open",
-                    incoming.remote_address(),
-                    self.0.config.max_connections
-                );
+            // Before the handshake we know only the source address: bound the handshakes in
+            // progress, in total and per address. Who gets a slot is decided after it.
+            let ip = incoming.remote_address().ip();
+            if !self.start_handshake(ip) {
+                log::debug!("refusing connection from {}: too many handshakes", ip);
                 bump(&self.0.counters.refused_connections);
                 incoming.refuse();
                 continue;
@@ -836,13 +922,17 @@ impl Host {
             let host = self.clone();
             crate::spawn(async move {
                 let remote = incoming.remote_address();
-                let connecting = match incoming.accept() {
-                    Ok(c) => c,
-                    Err(e) => return log::debug!("incoming from {remote}: {e}"),
+                let accepted = match incoming.accept() {
+                    Ok(connecting) => tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await,
+                    Err(e) => {
+                        host.end_handshake(ip);
+                        return log::debug!("incoming from {remote}: {e}");
+                    }
                 };
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+                host.end_handshake(ip);
+                match accepted {
                     Ok(Ok(conn)) => match peer_of(&conn) {
-                        Some(peer) => host.add_connection(peer, conn, false),
+                        Some(peer) => host.admit_inbound(peer, conn),
                         None => conn.close(0u32.into(), b"no certificate"),
                     },
                     Ok(Err(e)) => {
@@ -858,11 +948,100 @@ impl Host {
         }
     }
 
+    fn start_handshake(&self, ip: IpAddr) -> bool {
+        let mut st = self.state();
+        let total: usize = st.handshaking.values().sum();
+        let here = st.handshaking.get(&ip).copied().unwrap_or(0);
+        if total >= admission::MAX_HANDSHAKES || here >= admission::HANDSHAKES_PER_ADDRESS {
+            return false;
+        }
+        *st.handshaking.entry(ip).or_default() += 1;
+        true
+    }
+
+    fn end_handshake(&self, ip: IpAddr) {
+        let mut st = self.state();
+        if let Some(n) = st.handshaking.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                st.handshaking.remove(&ip);
+            }
+        }
+    }
+
+    /// A handshaken inbound connection: kept if `admission` gives it a slot.
+    fn admit_inbound(&self, peer: PeerId, conn: quinn::Connection) {
+        let ip = conn.remote_address().ip();
+        // Gathered under the state lock, judged outside it: the trust policy takes the peer
+        // table's lock, which is never taken inside ours.
+        let held: Vec<(PeerId, u64, Option<IpAddr>)> = {
+            let st = self.state();
+            let mut v: Vec<_> = st
+                .conns
+                .iter()
+                .flat_map(|(p, cs)| {
+                    cs.iter().filter(|c| c.inbound).map(move |c| {
+                        (p.clone(), c.id, c.remote.quic_socket_addr().map(|s| s.ip()))
+                    })
+                })
+                .collect();
+            v.sort_by_key(|(_, id, _)| *id);
+            v
+        };
+        let friend = self.trust().friend;
+        let held: Vec<Inbound> = held
+            .into_iter()
+            .map(|(p, conn_id, ip)| Inbound {
+                friend: friend(&p),
+                peer: p,
+                conn_id,
+                ip,
+            })
+            .collect();
+        let is_friend = friend(&peer);
+        match admission::decide(
+            &held,
+            &peer,
+            Some(ip),
+            is_friend,
+            self.0.config.max_connections,
+        ) {
+            Decision::Admit => self.add_connection(peer, conn, false),
+            Decision::AdmitEvicting(old, id) => {
+                log::info!(
+                    "closing a connection of unknown peer {} to make room for {}",
+                    old.short(),
+                    peer.short()
+                );
+                bump(&self.0.counters.evicted_connections);
+                self.close_conn(&old, id, b"slot needed for a known peer");
+                self.add_connection(peer, conn, false);
+            }
+            Decision::Refuse(why) => {
+                log::debug!("refusing {} from {ip}: {why}", peer.short());
+                bump(&self.0.counters.refused_connections);
+                conn.close(0u32.into(), b"busy");
+            }
+        }
+    }
+
+    fn close_conn(&self, peer: &PeerId, id: u64, why: &'static [u8]) {
+        let link = self
+            .state()
+            .conns
+            .get(peer)
+            .and_then(|cs| cs.iter().find(|c| c.id == id))
+            .map(|c| c.link.clone());
+        if let Some(l) = link {
+            l.close(why);
+        }
+    }
+
     fn add_connection(&self, peer: PeerId, connection: quinn::Connection, outbound: bool) {
         let remote = Multiaddr::quic(canonical(connection.remote_address()));
         let observed = Some(connection.remote_address());
         let link = Link::Quic(connection.clone());
-        let id = self.insert_conn(&peer, link.clone(), remote.clone());
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
         let host = self.clone();
         let p = peer.clone();
         let datagrams = connection.clone();
@@ -921,7 +1100,7 @@ impl Host {
             mut inbound,
         } = up;
         let link = Link::Relayed(handle);
-        let id = self.insert_conn(&peer, link.clone(), remote.clone());
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
         let host = self.clone();
         let p = peer.clone();
         crate::spawn(async move {
@@ -982,14 +1161,16 @@ impl Host {
         self.connection_added(peer, id, link, remote, outbound, true);
     }
 
-    fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr) -> u64 {
+    fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {
         let mut st = self.state();
         st.next_id += 1;
         let id = st.next_id;
-        st.conns
-            .entry(peer.clone())
-            .or_default()
-            .push(Conn { id, link, remote });
+        st.conns.entry(peer.clone()).or_default().push(Conn {
+            id,
+            link,
+            remote,
+            inbound,
+        });
         id
     }
 
@@ -1040,6 +1221,8 @@ impl Host {
                 if now_empty {
                     st.conns.remove(&peer);
                     st.identified.remove(&peer);
+                    // A reservation lives as long as the connection to its relay.
+                    st.reserved_relays.remove(&peer);
                 }
                 now_empty
             };
@@ -1052,6 +1235,10 @@ impl Host {
 
     async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
         let relayed = self.is_relayed(peer);
+        let observer = self
+            .remote_addr(peer)
+            .and_then(|a| a.quic_socket_addr())
+            .map(|s| s.ip());
         let mut s = self.open_stream(peer, &[identify::PROTOCOL]).await?;
         let body = tokio::time::timeout(
             NEGOTIATION_TIMEOUT,
@@ -1070,6 +1257,8 @@ impl Host {
             ));
         }
         log::debug!("identified {}: {}", peer.short(), info.agent_version);
+        let trust = self.trust();
+        let trusted = (trust.friend)(peer) || (trust.trusted_observer)(peer);
         {
             let mut st = self.state();
             // What a peer saw over a circuit is the relay's view, not our address.
@@ -1078,9 +1267,7 @@ impl Host {
                 .clone()
                 .filter(|a| !relayed && !a.is_relayed())
             {
-                st.observed.retain(|a| *a != obs);
-                st.observed.insert(0, obs);
-                st.observed.truncate(MAX_OBSERVED);
+                st.observed.report(obs, observer, trusted);
             }
             st.identified.insert(peer.clone(), info);
         }
@@ -1276,6 +1463,64 @@ mod tests {
         );
         assert!(a.ping(&b.peer_id()).await.unwrap() < Duration::from_secs(5));
         assert!(b.ping(&a.peer_id()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn strangers_share_the_slots_and_a_friend_always_gets_in() {
+        let mut cfg = HostConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        cfg.max_connections = 8;
+        let server = Host::start(Keypair::generate(), cfg).await.unwrap();
+        let friend = host().await;
+        let fid = friend.peer_id();
+        server.set_trust(Trust {
+            friend: Arc::new(move |p| *p == fid),
+            trusted_observer: Arc::new(|_| false),
+        });
+        let addr = server.listen_addrs()[0].clone().with_p2p(&server.peer_id());
+        let mut strangers = Vec::new();
+        for _ in 0..10 {
+            let h = host().await;
+            let _ = h.dial(&addr).await;
+            strangers.push(h);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Before: all 8 slots went to strangers and the friend was refused.
+        assert_eq!(
+            server.connected_peers().len(),
+            admission::stranger_cap(8),
+            "strangers hold at most their share"
+        );
+        assert_eq!(friend.dial(&addr).await.unwrap(), server.peer_id());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(server.is_connected(&friend.peer_id()));
+    }
+
+    #[tokio::test]
+    async fn circuits_only_from_relays_we_reserved_with() {
+        // A stranger posing as a relay opens STOP on us: refused before any TLS.
+        let a = host().await;
+        let fake_relay = host().await;
+        let addr = a.listen_addrs()[0].clone().with_p2p(&a.peer_id());
+        fake_relay.dial(&addr).await.unwrap();
+        let mut s = fake_relay
+            .open_stream(&a.peer_id(), &[relay::STOP_PROTOCOL])
+            .await
+            .unwrap();
+        let mut connect = StopMessage::status(Status::Ok);
+        connect.kind = relay::StopType::Connect;
+        connect.status = None;
+        connect.peer = Some(fake_relay.peer_id());
+        relay::write_msg(&mut s.send, &connect.encode())
+            .await
+            .unwrap();
+        let reply = relay::read_stop(&mut s.recv).await.unwrap();
+        assert_eq!(reply.status, Some(Status::PermissionDenied));
+        assert_eq!(
+            a.counters()
+                .refused_circuits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 
     #[tokio::test]

@@ -39,17 +39,33 @@ pub fn parse_fib_trie(text: &str) -> Vec<Ipv4Addr> {
     out
 }
 
+/// IPv6 address flags (`IFA_F_*`) that keep an address out of what we advertise: privacy
+/// (temporary) addresses exist so that they are not handed out, and deprecated, tentative or
+/// duplicate (DAD-failed) ones are not usable for new connections.
+const IFA_F_TEMPORARY: u32 = 0x01;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
+const IFA_F_TENTATIVE: u32 = 0x40;
+
 /// `/proc/net/if_inet6`: 32 hex digits of address, then index, prefix, scope, flags, name.
+/// Link-local, multicast, temporary, deprecated, tentative and DAD-failed addresses are left
+/// out.
 pub fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
     text.lines()
         .filter_map(|l| {
-            let hex = l.split_whitespace().next()?;
+            let mut f = l.split_whitespace();
+            let hex = f.next()?;
             if hex.len() != 32 {
+                return None;
+            }
+            let flags = u32::from_str_radix(f.nth(3)?, 16).ok()?;
+            if flags & (IFA_F_TEMPORARY | IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE) != 0
+            {
                 return None;
             }
             let v = u128::from_str_radix(hex, 16).ok()?;
             let ip = Ipv6Addr::from(v);
-            (ip.segments()[0] & 0xffc0 != 0xfe80).then_some(ip)
+            (ip.segments()[0] & 0xffc0 != 0xfe80 && !ip.is_multicast()).then_some(ip)
         })
         .collect()
 }
@@ -98,6 +114,24 @@ Local:
                 "::1".parse::<Ipv6Addr>().unwrap(),
                 "2001:db8::7".parse().unwrap()
             ]
+        );
+    }
+
+    /// Privacy addresses are never advertised (identify tells strangers our addresses); nor
+    /// are addresses the kernel does not use for new connections.
+    #[test]
+    fn ipv6_temporary_and_unusable_addresses_are_not_advertised() {
+        let t = "\
+20010db8000000000000000000000007 02 40 00 80     eth0
+20010db80000000012345678abcdef01 02 40 00 01     eth0
+20010db8000000000000000000000008 02 40 00 20     eth0
+20010db8000000000000000000000009 02 40 00 40     eth0
+20010db800000000000000000000000a 02 40 00 08     eth0
+ff020000000000000000000000000001 02 80 20 80     eth0
+";
+        assert_eq!(
+            parse_if_inet6(t),
+            vec!["2001:db8::7".parse::<Ipv6Addr>().unwrap()]
         );
     }
 

@@ -4,6 +4,7 @@
 //! Codecs (`varint`, `protobuf`, `der`, `multistream`, `identify`, `ping`, `tls`, `relay`,
 //! `kad`) are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
 //! owns the sockets and the connection table.
+pub mod admission;
 pub mod dcutr;
 pub mod der;
 pub mod host;
@@ -12,6 +13,7 @@ pub mod ifaddrs;
 pub mod kad;
 pub mod multistream;
 pub mod muxer;
+pub mod observed;
 pub mod ping;
 pub mod protobuf;
 pub mod relay;
@@ -23,5 +25,5 @@ pub mod udp;
 pub mod udp_socket;
 pub mod varint;
 
-pub use host::{Error, Host, HostConfig, HostEvent, Stream};
+pub use host::{Error, Host, HostConfig, HostEvent, Policy, Stream, Trust};
 pub use identify::IdentifyInfo;

@@ -354,6 +354,15 @@ mod tests {
         assert_eq!(body, b"relayed hello");
         assert!(b.is_relayed(&a.peer_id()));
 
+        // Hole punching is served to friends only: to a stranger, A answers nothing and
+        // sends no punch datagram.
+        assert!(dcutr::upgrade(&b, &a.peer_id()).await.is_err());
+        assert!(!b.has_direct(&a.peer_id()));
+        let friend = b.peer_id();
+        a.set_trust(crate::p2p::Trust {
+            friend: Arc::new(move |p| *p == friend),
+            trusted_observer: Arc::new(|_| false),
+        });
         // B accepted the circuit, so B starts the hole punch; on loopback it must succeed.
         let took = dcutr::upgrade(&b, &a.peer_id()).await.unwrap();
         assert!(took < Duration::from_secs(10));

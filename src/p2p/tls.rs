@@ -2,8 +2,15 @@
 //!
 //! Each side presents one self-signed certificate with an ephemeral ECDSA P-256 key. The host's
 //! Ed25519 key signs `"libp2p-tls-handshake:" ‖ SubjectPublicKeyInfo` and travels in the critical
-//! extension 1.3.6.1.4.1.53594.1.1. Verification checks validity dates, the self-signature, the
-//! extension signature, and, when we dialled a known PeerId, that the key behind it matches.
+//! extension 1.3.6.1.4.1.53594.1.1. Verification checks the self-signature, the extension
+//! signature, and, when we dialled a known PeerId, that the key behind it matches.
+//!
+//! Clocks: routers without an RTC boot at the firmware's build date (or 1970) until NTP syncs.
+//! Our certificates are valid from 1970-01-01 to 9999-12-31 (RFC 5280's "no expiration"),
+//! whatever our clock says, so a go-libp2p (AWL) or rust-libp2p peer checking them against its
+//! own clock accepts them; and we do not check a peer's validity dates against our clock (they
+//! protect nothing here: the key is ephemeral and the host key's signature over it carries no
+//! time). This departs from the spec's "valid at the time it is received", as a router must.
 //! No CA, no chain, no webpki: the parser below reads only what this check needs.
 
 use super::der::{self, DerError};
@@ -29,14 +36,16 @@ const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
-/// go-libp2p makes its certificates valid for 100 years, starting an hour ago (clock skew).
-const VALIDITY_SECS: i64 = 100 * 365 * 86_400;
-const BACKDATE_SECS: i64 = 3600;
+/// Validity of our certificates, independent of our clock: 1970-01-01T00:00:00Z (a clock
+/// reset to the epoch is not before it) to 9999-12-31T23:59:59Z (RFC 5280 §4.1.2.5). go-libp2p
+/// uses now − 1 h .. now + 100 years and rust-libp2p 1975 .. 4096, both of which a peer with
+/// a wrong clock can refuse.
+pub const NOT_BEFORE: i64 = 0;
+pub const NOT_AFTER: i64 = 253_402_300_799;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertError {
     BadDer,
-    NotValidNow,
     UnsupportedAlgorithm,
     BadSelfSignature,
     MissingExtension,
@@ -56,7 +65,6 @@ impl std::fmt::Display for CertError {
             // Spelled out rather than Debug: release builds may compile Debug formatting out.
             other => f.write_str(match other {
                 CertError::BadDer => "malformed certificate",
-                CertError::NotValidNow => "certificate not valid now",
                 CertError::UnsupportedAlgorithm => {
                     "unsupported certificate key or signature algorithm"
                 }
@@ -86,19 +94,21 @@ pub struct Certificate {
     pub key_pkcs8: Vec<u8>,
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn oid(content: &[u8]) -> Vec<u8> {
     der::tlv(der::OID, content)
 }
 
 /// Builds the self-signed certificate for `host`.
 pub fn generate(host: &Keypair) -> Result<Certificate, ring::error::Unspecified> {
+    generate_valid(host, NOT_BEFORE, NOT_AFTER)
+}
+
+/// A certificate valid from `not_before` to `not_after` (Unix seconds).
+fn generate_valid(
+    host: &Keypair,
+    not_before: i64,
+    not_after: i64,
+) -> Result<Certificate, ring::error::Unspecified> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)?;
     let key = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
@@ -122,7 +132,6 @@ pub fn generate(host: &Keypair) -> Result<Certificate, ring::error::Unspecified>
     let mut serial = [0u8; 16];
     ring::rand::SecureRandom::fill(&rng, &mut serial)?;
     serial[0] &= 0x7f;
-    let now = now_unix();
     let sig_alg = der::seq(&[&oid(OID_ECDSA_SHA256)]);
     let empty_name = der::seq(&[]);
     let tbs = der::seq(&[
@@ -130,10 +139,7 @@ pub fn generate(host: &Keypair) -> Result<Certificate, ring::error::Unspecified>
         &der::uint(&serial),
         &sig_alg,
         &empty_name,
-        &der::seq(&[
-            &der::time(now - BACKDATE_SECS),
-            &der::time(now + VALIDITY_SECS),
-        ]),
+        &der::seq(&[&der::time(not_before), &der::time(not_after)]),
         &empty_name,
         &spki,
         &der::tlv(der::context(3), &der::seq(&[&extension])),
@@ -155,8 +161,9 @@ pub struct VerifiedCert<'a> {
     pub scheme: SignatureScheme,
 }
 
-/// Parses and verifies a peer's certificate at time `now` (Unix seconds).
-pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
+/// Parses and verifies a peer's certificate. Its validity dates are parsed but not compared
+/// with our clock (see the module comment).
+pub fn verify(cert: &[u8]) -> Result<VerifiedCert<'_>, CertError> {
     let mut outer = der::Reader::new(cert);
     let mut c = der::Reader::new(outer.expect(der::SEQUENCE)?);
     if !outer.is_empty() {
@@ -176,12 +183,9 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
     t.expect(der::SEQUENCE)?; // issuer
     let mut validity = der::Reader::new(t.expect(der::SEQUENCE)?);
     let (tag, nb, _) = validity.any()?;
-    let not_before = der::parse_time(tag, nb)?;
+    der::parse_time(tag, nb)?;
     let (tag, na, _) = validity.any()?;
-    let not_after = der::parse_time(tag, na)?;
-    if now < not_before || now > not_after {
-        return Err(CertError::NotValidNow);
-    }
+    der::parse_time(tag, na)?;
     t.expect(der::SEQUENCE)?; // subject
     let (spki_content, spki_raw) = t.expect_raw(der::SEQUENCE)?;
     let mut extensions = None;
@@ -253,7 +257,7 @@ pub fn verify(cert: &[u8], now: i64) -> Result<VerifiedCert<'_>, CertError> {
 /// The PeerId behind a connection's certificate chain (already verified during the handshake).
 pub fn peer_id_of(chain: &[CertificateDer<'_>]) -> Option<PeerId> {
     match chain {
-        [only] => verify(only, now_unix()).ok().map(|v| v.peer_id),
+        [only] => verify(only).ok().map(|v| v.peer_id),
         _ => None,
     }
 }
@@ -281,7 +285,7 @@ impl Verifier {
         if !intermediates.is_empty() {
             return Err(tls_error(CertError::ChainNotAllowed));
         }
-        let v = verify(end_entity, now_unix()).map_err(tls_error)?;
+        let v = verify(end_entity).map_err(tls_error)?;
         match &self.expected {
             Some(expected) if *expected != v.peer_id => Err(tls_error(CertError::WrongPeerId {
                 expected: expected.clone(),
@@ -297,7 +301,7 @@ impl Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let v = verify(cert, now_unix()).map_err(tls_error)?;
+        let v = verify(cert).map_err(tls_error)?;
         // The handshake must be signed with the certificate's own scheme.
         if v.scheme != dss.scheme {
             return Err(rustls::Error::PeerMisbehaved(
@@ -526,7 +530,7 @@ mod tests {
     fn generated_certificate_verifies_and_names_the_host() {
         let host = Keypair::generate();
         let c = generate(&host).unwrap();
-        let v = verify(&c.cert, now_unix()).unwrap();
+        let v = verify(&c.cert).unwrap();
         assert_eq!(v.peer_id, host.peer_id());
         assert_eq!(v.scheme, SignatureScheme::ECDSA_NISTP256_SHA256);
         assert_eq!(
@@ -535,17 +539,43 @@ mod tests {
         );
     }
 
+    /// The validity of the certificate we present does not depend on our clock: a router
+    /// booted at 1970 or its build date presents the same dates as one with NTP.
     #[test]
-    fn expired_or_future_certificates_are_refused() {
+    fn our_validity_is_fixed_and_wide() {
         let c = generate(&Keypair::generate()).unwrap();
-        assert_eq!(
-            verify(&c.cert, now_unix() - 2 * BACKDATE_SECS).unwrap_err(),
-            CertError::NotValidNow
-        );
-        assert_eq!(
-            verify(&c.cert, now_unix() + VALIDITY_SECS + 10).unwrap_err(),
-            CertError::NotValidNow
-        );
+        let mut r = der::Reader::new(&c.cert);
+        let mut cert = der::Reader::new(r.expect(der::SEQUENCE).unwrap());
+        let mut tbs = der::Reader::new(cert.expect(der::SEQUENCE).unwrap());
+        tbs.optional(der::context(0)).unwrap();
+        tbs.expect(der::INTEGER).unwrap();
+        tbs.expect(der::SEQUENCE).unwrap();
+        tbs.expect(der::SEQUENCE).unwrap();
+        let mut v = der::Reader::new(tbs.expect(der::SEQUENCE).unwrap());
+        let (t1, nb, _) = v.any().unwrap();
+        let (t2, na, _) = v.any().unwrap();
+        assert_eq!((t1, nb), (der::UTC_TIME, &b"700101000000Z"[..]));
+        assert_eq!((t2, na), (der::GENERALIZED_TIME, &b"99991231235959Z"[..]));
+    }
+
+    /// A peer whose clock is years ahead or behind ours (go-libp2p dates its certificates
+    /// from its own clock) is accepted: validity dates are not checked against our clock.
+    #[test]
+    fn a_peer_with_a_wrong_clock_is_accepted() {
+        let host = Keypair::generate();
+        let year = 365 * 86_400;
+        let now = 1_800_000_000;
+        for (nb, na) in [
+            (now + 5 * year, now + 105 * year), // its clock ahead of ours
+            (-3600, 100 * year),                // it booted at 1970
+            (now - 3 * year, now - 2 * year),   // expired by our clock
+        ] {
+            let c = generate_valid(&host, nb, na).unwrap();
+            assert_eq!(verify(&c.cert).unwrap().peer_id, host.peer_id());
+            assert!(Verifier::new(Some(host.peer_id()))
+                .check(&c.cert, &[])
+                .is_ok());
+        }
     }
 
     #[test]
@@ -556,7 +586,7 @@ mod tests {
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
-            if verify(&bad, now_unix()).is_err() {
+            if verify(&bad).is_err() {
                 refused += 1;
             }
         }
@@ -572,14 +602,14 @@ mod tests {
         let b_host = Keypair::generate();
         let mut bytes = a.cert.to_vec();
         let a_pub = PublicKey::from_protobuf(&{
-            let v = verify(&a.cert, now_unix()).unwrap();
+            let v = verify(&a.cert).unwrap();
             v.public_key.to_protobuf()
         })
         .unwrap()
         .to_protobuf();
         let pos = bytes.windows(36).position(|w| w == a_pub).unwrap();
         bytes[pos..pos + 36].copy_from_slice(&b_host.public().to_protobuf());
-        assert!(verify(&bytes, now_unix()).is_err());
+        assert!(verify(&bytes).is_err());
     }
 
     #[test]

@@ -109,13 +109,34 @@ impl StatusInfo {
             _ => Vec::new(),
         };
         Ok(StatusInfo {
-            name: f.string("name")?,
+            name: peer_text(&f.string("name")?),
             declined: f.bool("declined")?,
             allow_using_as_exit_node: f.bool("allowusingasexitnode")?,
             vpn_gateway_server_enabled: f.bool("vpngatewayserverenabled")?,
             routes,
         })
     }
+}
+
+/// Longest name we keep from a peer (the `alias` option's limit, so an accepted request's
+/// name is always a valid alias).
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A name a peer gave itself, made safe to store and show: control characters (newlines,
+/// escapes) and bidirectional overrides (which can make a name read as another) removed,
+/// surrounding space trimmed, at most `MAX_NAME_CHARS` characters. HTML escaping is the
+/// viewer's job; this only keeps the text one printable line of bounded length.
+pub fn peer_text(raw: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    raw.chars()
+        .filter(|c| !c.is_control() && !bidi(*c))
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 impl AuthRequest {
@@ -125,7 +146,7 @@ impl AuthRequest {
 
     pub fn from_fields(f: &Fields) -> io::Result<Self> {
         Ok(AuthRequest {
-            name: f.string("name")?,
+            name: peer_text(&f.string("name")?),
         })
     }
 }
@@ -285,5 +306,26 @@ mod tests {
             read_object(&mut r).await.unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    fn parse_fields(json: &str) -> Fields {
+        Fields::from_value(serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn names_from_peers_are_one_bounded_printable_line() {
+        let long = "x".repeat(500);
+        let f = parse_fields(&format!("{{\"Name\":\"{long}\"}}"));
+        assert_eq!(
+            AuthRequest::from_fields(&f).unwrap().name.chars().count(),
+            MAX_NAME_CHARS
+        );
+        let f = parse_fields("{\"Name\":\" evil\\n\\u001b[31mname\\u202e\\t \"}");
+        assert_eq!(AuthRequest::from_fields(&f).unwrap().name, "evil[31mname");
+        let f = parse_fields("{\"Name\":\"<img src=x onerror=alert(1)>\"}");
+        let s = StatusInfo::from_fields(&f).unwrap();
+        // Kept as text (the viewer escapes it), but bounded and on one line.
+        assert_eq!(s.name, "<img src=x onerror=alert(1)>");
+        assert_eq!(peer_text("ünïcode ok"), "ünïcode ok");
     }
 }

@@ -208,6 +208,162 @@ pub fn failure(query: &[u8], parsed: Option<&Query>) -> Option<Vec<u8>> {
     }
 }
 
+/// The question of a DNS message (query or response): ID, lower-case name, type, class.
+/// `None` unless there is exactly one question.
+pub fn question(msg: &[u8]) -> Option<(u16, String, u16, u16)> {
+    if msg.len() < 12 || u16::from_be_bytes([msg[4], msg[5]]) != 1 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut name: Vec<u8> = Vec::new();
+    loop {
+        let len = *msg.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        if len > 63 || pos > 12 + 255 {
+            return None;
+        }
+        if !name.is_empty() {
+            name.push(b'.');
+        }
+        name.extend(msg.get(pos..pos + len)?.iter().map(u8::to_ascii_lowercase));
+        pos += len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
+    let qclass = u16::from_be_bytes([*msg.get(pos + 2)?, *msg.get(pos + 3)?]);
+    Some((
+        u16::from_be_bytes([msg[0], msg[1]]),
+        String::from_utf8_lossy(&name).into_owned(),
+        qtype,
+        qclass,
+    ))
+}
+
+struct Forwarded<C> {
+    client: C,
+    /// The client's query ID, restored in the answer.
+    client_id: u16,
+    upstream: std::net::SocketAddr,
+    name: String,
+    qtype: u16,
+    qclass: u16,
+    since: std::time::Instant,
+}
+
+/// Queries forwarded upstream and waiting for their answer. Each goes out with a fresh random
+/// ID (from the system CSPRNG) on one of several sockets with random ports (`slot`), and an
+/// answer is taken only when it arrives on that socket, from the upstream it was sent to, with
+/// that ID and the same question (name, type, class); anything else is dropped, and the query
+/// keeps waiting for its real answer. A blind spoofer has to guess 16 bits of ID and the port.
+pub struct Forwarder<C> {
+    pending: std::collections::HashMap<(usize, u16), Forwarded<C>>,
+    max: usize,
+    rng: ring::rand::SystemRandom,
+}
+
+impl<C> Forwarder<C> {
+    pub fn new(max: usize) -> Self {
+        Forwarder {
+            pending: std::collections::HashMap::new(),
+            max,
+            rng: ring::rand::SystemRandom::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Queries waiting on socket `slot`.
+    pub fn on_slot(&self, slot: usize) -> usize {
+        self.pending.keys().filter(|(s, _)| *s == slot).count()
+    }
+
+    /// Registers `query` to go out on socket `slot` to `upstream`: returns the bytes to send
+    /// (the query with a fresh random ID), or `None` when it cannot be forwarded (full, or not
+    /// a query with one question).
+    pub fn start(
+        &mut self,
+        slot: usize,
+        query: &[u8],
+        upstream: std::net::SocketAddr,
+        client: C,
+        now: std::time::Instant,
+    ) -> Option<Vec<u8>> {
+        if self.pending.len() >= self.max {
+            return None;
+        }
+        let (client_id, name, qtype, qclass) = question(query)?;
+        let id = (0..8).find_map(|_| {
+            let mut b = [0u8; 2];
+            ring::rand::SecureRandom::fill(&self.rng, &mut b).ok()?;
+            let id = u16::from_be_bytes(b);
+            (!self.pending.contains_key(&(slot, id))).then_some(id)
+        })?;
+        self.pending.insert(
+            (slot, id),
+            Forwarded {
+                client,
+                client_id,
+                upstream,
+                name,
+                qtype,
+                qclass,
+                since: now,
+            },
+        );
+        let mut out = query.to_vec();
+        out[..2].copy_from_slice(&id.to_be_bytes());
+        Some(out)
+    }
+
+    /// An answer that arrived on socket `slot` from `from`: the client and the answer with the
+    /// client's ID, or `None` (dropped) unless it matches a waiting query in every respect.
+    pub fn answer(
+        &mut self,
+        slot: usize,
+        from: std::net::SocketAddr,
+        msg: &[u8],
+    ) -> Option<(C, Vec<u8>)> {
+        let (id, name, qtype, qclass) = question(msg)?;
+        if msg[2] & 0x80 == 0 {
+            return None;
+        }
+        let p = self.pending.get(&(slot, id))?;
+        if p.upstream != from || p.name != name || p.qtype != qtype || p.qclass != qclass {
+            return None;
+        }
+        let p = self.pending.remove(&(slot, id))?;
+        let mut out = msg.to_vec();
+        out[..2].copy_from_slice(&p.client_id.to_be_bytes());
+        Some((p.client, out))
+    }
+
+    /// Forgets a query that could not be sent.
+    pub fn cancel(&mut self, slot: usize, id: u16) {
+        self.pending.remove(&(slot, id));
+    }
+
+    /// Drops the queries older than `timeout`; returns their clients.
+    pub fn expire(&mut self, now: std::time::Instant, timeout: std::time::Duration) -> Vec<C> {
+        let old: Vec<(usize, u16)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.since) > timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        old.into_iter()
+            .filter_map(|k| self.pending.remove(&k).map(|p| p.client))
+            .collect()
+    }
+}
+
 /// The DNS label for a name: lower case, spaces as `_` (AWL's default domain name).
 pub fn label_of(name: &str) -> String {
     name.trim().to_lowercase().replace(' ', "_")
@@ -299,5 +455,74 @@ mod tests {
         let f = failure(&m[..12], None).unwrap();
         assert_eq!(f[3] & 0x0f, RCODE_FORMERR);
         assert_eq!(label_of(" Work PC "), "work_pc");
+    }
+    fn reply_to(fwd: &[u8], ip: [u8; 4]) -> Vec<u8> {
+        let q = parse_query(fwd).unwrap();
+        let mut r = respond(fwd, &q, &Answer::A(Ipv4Addr::from(ip)));
+        r[2] &= !0x04; // not authoritative: an upstream's answer
+        r
+    }
+
+    #[test]
+    fn forwarded_queries_get_random_ids_and_only_their_own_answer() {
+        let up: std::net::SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let now = std::time::Instant::now();
+        let mut f: Forwarder<&str> = Forwarder::new(128);
+        let q = query("www.example.com", T_A);
+        let mut ids = std::collections::HashSet::new();
+        for i in 0..64 {
+            let out = f.start(i % 4, &q, up, "c", now).unwrap();
+            ids.insert(u16::from_be_bytes([out[0], out[1]]));
+        }
+        assert!(ids.len() > 56, "IDs are random, not sequential: {ids:?}");
+        let mut f: Forwarder<&str> = Forwarder::new(128);
+        let fwd = f.start(2, &q, up, "client", now).unwrap();
+        assert_ne!(&fwd[..2], &q[..2], "the client's ID is not sent upstream");
+        let good = reply_to(&fwd, [203, 0, 113, 9]);
+        // Spoofed: another source, another socket, another ID, another question.
+        let other: std::net::SocketAddr = "192.0.2.54:53".parse().unwrap();
+        assert!(f.answer(2, other, &good).is_none(), "wrong source");
+        assert!(f.answer(1, up, &good).is_none(), "wrong socket (port)");
+        let mut bad_id = good.clone();
+        bad_id[1] ^= 1;
+        assert!(f.answer(2, up, &bad_id).is_none(), "wrong ID");
+        let mut q2 = query("www.example.org", T_A);
+        q2[..2].copy_from_slice(&fwd[..2]);
+        assert!(
+            f.answer(2, up, &reply_to(&q2, [6, 6, 6, 6])).is_none(),
+            "wrong name"
+        );
+        let mut q3 = query("www.example.com", 28);
+        q3[..2].copy_from_slice(&fwd[..2]);
+        let r3 = respond(&q3, &parse_query(&q3).unwrap(), &Answer::NoData);
+        assert!(f.answer(2, up, &r3).is_none(), "wrong type");
+        assert!(f.answer(2, up, &fwd).is_none(), "a query is not an answer");
+        assert_eq!(f.len(), 1, "the real answer is still awaited");
+        // The genuine answer (name in another case is the same name) goes to the client.
+        let mut upper = good.clone();
+        upper[13] = b'W';
+        let (c, out) = f.answer(2, up, &upper).expect("the real answer");
+        assert_eq!(c, "client");
+        assert_eq!(&out[..2], &[0x12, 0x34], "the client's ID restored");
+        assert_eq!(&out[out.len() - 4..], &[203, 0, 113, 9]);
+        assert!(f.answer(2, up, &good).is_none(), "answered once");
+    }
+
+    #[test]
+    fn the_forwarder_is_bounded_and_expires() {
+        let up: std::net::SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let now = std::time::Instant::now();
+        let mut f: Forwarder<u32> = Forwarder::new(2);
+        let q = query("a.example", T_A);
+        assert!(f.start(0, &q, up, 1, now).is_some());
+        assert!(f.start(0, &q, up, 2, now).is_some());
+        assert!(f.start(0, &q, up, 3, now).is_none(), "full");
+        assert!(f.start(0, &[0; 5], up, 3, now).is_none());
+        assert_eq!(f.on_slot(0), 2);
+        let later = now + std::time::Duration::from_secs(6);
+        let mut gone = f.expire(later, std::time::Duration::from_secs(5));
+        gone.sort();
+        assert_eq!(gone, vec![1, 2]);
+        assert!(f.is_empty());
     }
 }

@@ -4,6 +4,30 @@
 
 pub const MAX_REQUEST: usize = 2048;
 
+/// Keys of the control API's status that LAN hosts do not get over HTTP: underlay addresses
+/// (ours: listen, observed, relay circuits and the relays we use; a peer's: its public
+/// IP:port). A LAN host sees peer IDs, names, aliases, mesh IPs, online state, path kind,
+/// round-trip time and traffic counters; where a friend lives on the internet stays with root.
+pub const NODE_PRIVATE: &[&str] = &["listen_addrs", "observed_addrs", "circuit_addrs", "relays"];
+pub const PEER_PRIVATE: &[&str] = &["remote_addr"];
+
+/// The status as served to LAN hosts: `node` and `peers` with the underlay addresses removed.
+pub fn lan_view(mut node: serde_json::Value, mut peers: serde_json::Value) -> String {
+    if let Some(o) = node.as_object_mut() {
+        for k in NODE_PRIVATE {
+            o.remove(*k);
+        }
+    }
+    for p in peers.as_array_mut().into_iter().flatten() {
+        if let Some(o) = p.as_object_mut() {
+            for k in PEER_PRIVATE {
+                o.remove(*k);
+            }
+        }
+    }
+    serde_json::json!({ "node": node, "peers": peers }).to_string()
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     Incomplete,
@@ -94,5 +118,36 @@ mod tests {
                 .unwrap()
                 .starts_with("HTTP/1.0 400")
         );
+    }
+
+    #[test]
+    fn lan_hosts_do_not_see_underlay_addresses() {
+        let node = serde_json::json!({"peer_id": "12D3KooWa", "mesh_ip": "10.66.0.1",
+            "listen_addrs": ["/ip4/198.51.100.7/udp/4363/quic-v1"],
+            "observed_addrs": ["/ip4/198.51.100.7/udp/4363/quic-v1"],
+            "circuit_addrs": ["/ip4/203.0.113.1/udp/6150/quic-v1/p2p/x/p2p-circuit"],
+            "relays": [{"peer_id": "x"}]});
+        let peers = serde_json::json!([{"peer_id": "12D3KooWb", "alias": "office",
+            "ip": "10.66.0.2", "connected": true, "path": "direct",
+            "remote_addr": "/ip4/192.0.2.77/udp/4363/quic-v1"}]);
+        let v = lan_view(node, peers);
+        for hidden in [
+            "198.51.100.7",
+            "203.0.113.1",
+            "192.0.2.77",
+            "relays",
+            "remote_addr",
+        ] {
+            assert!(!v.contains(hidden), "{hidden} in {v}");
+        }
+        for shown in [
+            "12D3KooWb",
+            "office",
+            "10.66.0.2",
+            "\"connected\":true",
+            "direct",
+        ] {
+            assert!(v.contains(shown), "{shown} missing from {v}");
+        }
     }
 }

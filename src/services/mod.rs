@@ -127,10 +127,81 @@ enum Client {
     Tcp(SocketHandle),
 }
 
-struct Pending {
-    client: Client,
-    id: u16,
-    since: Instant,
+/// Sockets for forwarded DNS queries: `UPSTREAM_SOCKETS` of them, each bound to a random
+/// port by the kernel; a query goes out on a random one, and a socket that has carried
+/// `UPSTREAM_ROTATE` queries is replaced by a fresh one (new port) once nothing waits on it.
+/// A task per socket hands what arrives to the stack.
+struct Upstreams {
+    socks: Vec<Option<UpSock>>,
+    tx: mpsc::Sender<(usize, SocketAddr, Vec<u8>)>,
+    rng: ring::rand::SystemRandom,
+}
+
+/// An upstream socket, the task reading it, and how many queries it carried.
+type UpSock = (Arc<tokio::net::UdpSocket>, tokio::task::JoinHandle<()>, u32);
+
+const UPSTREAM_SOCKETS: usize = 8;
+const UPSTREAM_ROTATE: u32 = 64;
+
+impl Upstreams {
+    fn new(tx: mpsc::Sender<(usize, SocketAddr, Vec<u8>)>) -> Upstreams {
+        Upstreams {
+            socks: (0..UPSTREAM_SOCKETS).map(|_| None).collect(),
+            tx,
+            rng: ring::rand::SystemRandom::new(),
+        }
+    }
+
+    fn bind(&self, slot: usize) -> std::io::Result<UpSock> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.set_nonblocking(true)?;
+        let s = Arc::new(tokio::net::UdpSocket::from_std(s)?);
+        let (rx, tx) = (s.clone(), self.tx.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = rx.recv_from(&mut buf).await {
+                let _ = tx.try_send((slot, from, buf[..n].to_vec()));
+            }
+        });
+        Ok((s, task, 0))
+    }
+
+    /// A socket for the next query: a random slot, (re)bound as needed.
+    fn pick(
+        &mut self,
+        waiting: impl Fn(usize) -> usize,
+    ) -> Option<(usize, Arc<tokio::net::UdpSocket>)> {
+        let mut b = [0u8; 1];
+        ring::rand::SecureRandom::fill(&self.rng, &mut b).ok()?;
+        let slot = usize::from(b[0]) % UPSTREAM_SOCKETS;
+        let stale = match &self.socks[slot] {
+            None => true,
+            Some((_, _, uses)) => *uses >= UPSTREAM_ROTATE && waiting(slot) == 0,
+        };
+        if stale {
+            if let Some((_, task, _)) = self.socks[slot].take() {
+                task.abort();
+            }
+            match self.bind(slot) {
+                Ok(s) => self.socks[slot] = Some(s),
+                Err(e) => {
+                    log::warn!("DNS forwarding: {e}");
+                    return None;
+                }
+            }
+        }
+        let (sock, _, uses) = self.socks[slot].as_mut()?;
+        *uses += 1;
+        Some((slot, sock.clone()))
+    }
+}
+
+impl Drop for Upstreams {
+    fn drop(&mut self) {
+        for (_, task, _) in self.socks.iter_mut().filter_map(Option::take) {
+            task.abort();
+        }
+    }
 }
 
 /// Per TCP socket: bytes received so far and when the connection started.
@@ -151,8 +222,7 @@ struct Stack {
     dns_tcp: Vec<SocketHandle>,
     http: Vec<SocketHandle>,
     conns: HashMap<SocketHandle, TcpConn>,
-    pending: HashMap<u16, Pending>,
-    next_id: u16,
+    fwd: dns::Forwarder<Client>,
     started: Instant,
 }
 
@@ -226,8 +296,7 @@ pub fn start(
         dns_tcp,
         http,
         conns: HashMap::new(),
-        pending: HashMap::new(),
-        next_id: 1,
+        fwd: dns::Forwarder::new(MAX_PENDING),
         started: Instant::now(),
     };
     stack.relisten();
@@ -265,19 +334,14 @@ impl Stack {
     }
 
     async fn run(mut self, mut input: mpsc::Receiver<PacketBuf>, output: Output) {
-        let upstream = match tokio::net::UdpSocket::bind("0.0.0.0:0").await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::warn!("DNS forwarding off: {e}");
-                None
-            }
-        };
-        let mut resp = vec![0u8; 4096];
+        let (ans_tx, mut answers) = mpsc::channel(64);
+        let mut ups = Upstreams::new(ans_tx);
+        let mut upstream = Some(&mut ups);
         loop {
             let now = self.now();
             self.iface.poll(now, &mut self.dev, &mut self.sockets);
-            self.serve_udp(upstream.as_ref()).await;
-            self.serve_tcp(upstream.as_ref()).await;
+            self.serve_udp(upstream.as_deref_mut()).await;
+            self.serve_tcp(upstream.as_deref_mut()).await;
             self.relisten();
             self.iface
                 .poll(self.now(), &mut self.dev, &mut self.sockets);
@@ -300,18 +364,8 @@ impl Stack {
                     }
                     None => return,
                 },
-                r = async {
-                    match &upstream {
-                        Some(u) => u.recv_from(&mut resp).await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if let Ok((n, from)) = r {
-                        if Some(from) == self.upstream {
-                            let msg = resp[..n].to_vec();
-                            self.answer_forwarded(&msg);
-                        }
-                    }
+                Some((slot, from, msg)) = answers.recv() => {
+                    self.answer_forwarded(slot, from, &msg);
                 }
                 _ = tokio::time::sleep(delay) => {}
             }
@@ -356,7 +410,7 @@ impl Stack {
 
     async fn forward(
         &mut self,
-        upstream: Option<&tokio::net::UdpSocket>,
+        upstream: Option<&mut Upstreams>,
         msg: &[u8],
         client: Client,
     ) -> Option<Vec<u8>> {
@@ -364,39 +418,26 @@ impl Stack {
         let (Some(u), Some(to)) = (upstream, self.upstream) else {
             return dns::failure(msg, q.as_ref());
         };
-        if self.pending.len() >= MAX_PENDING || msg.len() < 12 {
+        let fwd = &self.fwd;
+        let Some((slot, sock)) = u.pick(|s| fwd.on_slot(s)) else {
+            return dns::failure(msg, q.as_ref());
+        };
+        let Some(out) = self.fwd.start(slot, msg, to, client, Instant::now()) else {
+            return dns::failure(msg, q.as_ref());
+        };
+        if sock.send_to(&out, to).await.is_err() {
+            let id = u16::from_be_bytes([out[0], out[1]]);
+            self.fwd.cancel(slot, id);
             return dns::failure(msg, q.as_ref());
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        let orig = u16::from_be_bytes([msg[0], msg[1]]);
-        let mut fwd = msg.to_vec();
-        fwd[..2].copy_from_slice(&id.to_be_bytes());
-        if u.send_to(&fwd, to).await.is_err() {
-            return dns::failure(msg, q.as_ref());
-        }
-        self.pending.insert(
-            id,
-            Pending {
-                client,
-                id: orig,
-                since: Instant::now(),
-            },
-        );
         None
     }
 
-    fn answer_forwarded(&mut self, msg: &[u8]) {
-        if msg.len() < 12 {
-            return;
-        }
-        let id = u16::from_be_bytes([msg[0], msg[1]]);
-        let Some(p) = self.pending.remove(&id) else {
+    fn answer_forwarded(&mut self, slot: usize, from: SocketAddr, msg: &[u8]) {
+        let Some((client, out)) = self.fwd.answer(slot, from, msg) else {
             return;
         };
-        let mut out = msg.to_vec();
-        out[..2].copy_from_slice(&p.id.to_be_bytes());
-        self.reply(p.client, &out);
+        self.reply(client, &out);
         self.iface
             .poll(self.now(), &mut self.dev, &mut self.sockets);
     }
@@ -420,22 +461,14 @@ impl Stack {
     }
 
     fn expire_pending(&mut self) {
-        let expired: Vec<u16> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.since.elapsed() > FORWARD_TIMEOUT)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(p) = self.pending.remove(&id) {
-                if let Client::Tcp(h) = p.client {
-                    self.sockets.get_mut::<tcp::Socket>(h).abort();
-                }
+        for client in self.fwd.expire(Instant::now(), FORWARD_TIMEOUT) {
+            if let Client::Tcp(h) = client {
+                self.sockets.get_mut::<tcp::Socket>(h).abort();
             }
         }
     }
 
-    async fn serve_udp(&mut self, upstream: Option<&tokio::net::UdpSocket>) {
+    async fn serve_udp(&mut self, mut upstream: Option<&mut Upstreams>) {
         let mut queries = Vec::new();
         {
             let s = self.sockets.get_mut::<udp::Socket>(self.udp);
@@ -446,7 +479,10 @@ impl Stack {
         for (q, meta) in queries {
             let reply = match self.local_answer(&q) {
                 Ok(Some(r)) => Some(r),
-                Ok(None) => self.forward(upstream, &q, Client::Udp(meta)).await,
+                Ok(None) => {
+                    self.forward(upstream.as_deref_mut(), &q, Client::Udp(meta))
+                        .await
+                }
                 Err(r) => r,
             };
             if let Some(r) = reply {
@@ -455,7 +491,7 @@ impl Stack {
         }
     }
 
-    async fn serve_tcp(&mut self, upstream: Option<&tokio::net::UdpSocket>) {
+    async fn serve_tcp(&mut self, mut upstream: Option<&mut Upstreams>) {
         let node = self.node.clone();
         for i in 0..self.http.len() {
             let h = self.http[i];
@@ -526,7 +562,10 @@ impl Stack {
                 Some(m) => {
                     let reply = match self.local_answer(&m) {
                         Ok(Some(r)) => Some(r),
-                        Ok(None) => self.forward(upstream, &m, Client::Tcp(h)).await,
+                        Ok(None) => {
+                            self.forward(upstream.as_deref_mut(), &m, Client::Tcp(h))
+                                .await
+                        }
                         Err(r) => r,
                     };
                     if let Some(r) = reply {

@@ -6,11 +6,11 @@
 # published feed's signature verifies with an independent verifier (openssl).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 PASSED=0; FAILED=0
 check() { local what=$1; shift; if "$@"; then PASSED=$((PASSED + 1)); echo "PASS: $what"; else FAILED=$((FAILED + 1)); echo "FAIL: $what"; fi; }
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+VERSION=$(sed -n 's/^AWL_VERSION:=//p' openwrt/version.mk)
 
 targets=()
 for d in dist/*-unknown-linux-musl*/awl; do [ -x "$d" ] && targets+=("$(basename "$(dirname "$d")")"); done
@@ -42,33 +42,39 @@ assert 2 not in types, "has PT_DYNAMIC: dynamically linked"
 EOF
 }
 
+PT="python3 tests/packaging/lib/pkgtool.py"
+PKGV=$(bash -c 'source cross/package/common.sh; echo "$PKG_VERSION"')
+check "package version $PKGV is X.Y.Z-rN with Cargo.toml's X.Y.Z" sh -c "echo '$PKGV' | grep -qx '$VERSION-r[1-9][0-9]*'"
+check "feed Makefiles take the version from openwrt/version.mk" sh -c "grep -q '^PKG_VERSION:=\$(AWL_VERSION)' openwrt/awl/Makefile && grep -q '^PKG_VERSION:=\$(AWL_VERSION)' luci-app-awl/Makefile"
 for t in "${targets[@]}"; do
     arch=$(bash -c "source cross/package/common.sh; openwrt_arch $t")
     ipk=$(bash cross/package/build-ipk.sh "$t" | awk '{print $1}')
-    check "$t: ipk built as awl_${VERSION}-1_${arch}.ipk" test -f "dist/packages/awl_${VERSION}-1_${arch}.ipk"
+    check "$t: ipk built as awl_${PKGV}_${arch}.ipk" test -f "dist/packages/awl_${PKGV}_${arch}.ipk"
     d=$WORK/$t; mkdir -p "$d/outer" "$d/data" "$d/ctl"
     tar -xzf "$ipk" -C "$d/outer"
     check "$t: outer members" test "$(tar -tzf "$ipk" | tr '\n' ' ')" = "./debian-binary ./data.tar.gz ./control.tar.gz "
     check "$t: debian-binary is 2.0" test "$(cat "$d/outer/debian-binary")" = "2.0"
     tar -xzf "$d/outer/data.tar.gz" -C "$d/data"; tar -xzf "$d/outer/control.tar.gz" -C "$d/ctl"
-    listing=$(tar -tvzf "$d/outer/data.tar.gz" | awk '{print $1, $2, $6}' | sort -k3)
-    expected="drwx------ 0/0 ./etc/awl/
--rw-r--r-- 0/0 ./etc/config/awl
+    listing=$(tar -tvzf "$d/outer/data.tar.gz" | awk '$1 !~ /^d/ {print $1, $2, $6}' | sort -k3)
+    expected="-rw-r--r-- 0/0 ./etc/config/awl
 -rwxr-xr-x 0/0 ./etc/init.d/awl
 -rwxr-xr-x 0/0 ./etc/uci-defaults/90-awl
 -rw-r--r-- 0/0 ./lib/upgrade/keep.d/awl
 -rwxr-xr-x 0/0 ./usr/sbin/awl"
-    files_only=$(echo "$listing" | grep -v '^d.* \./\(etc/\|lib/\|usr/\|etc/config/\|etc/init.d/\|etc/uci-defaults/\|lib/upgrade/\|lib/upgrade/keep.d/\|usr/sbin/\)\?$')
-    check "$t: data file list, modes and owners" test "$files_only" = "$expected"
-    [ "$files_only" = "$expected" ] || diff <(echo "$expected") <(echo "$files_only")
+    check "$t: data file list, modes and owners" test "$listing" = "$expected"
+    [ "$listing" = "$expected" ] || diff <(echo "$expected") <(echo "$listing")
+    check "$t: the identity directory /etc/awl is not in the package" sh -c "! tar -tzf '$d/outer/data.tar.gz' | grep -q '^./etc/awl'"
+    check "$t: sysupgrade keeps /etc/awl/ (keep.d)" grep -qx /etc/awl/ "$d/data/lib/upgrade/keep.d/awl"
     c=$d/ctl/control
-    check "$t: control Package/Version/Architecture" grep -qx "Architecture: $arch" "$c"
-    check "$t: control version $VERSION-1" grep -qx "Version: $VERSION-1" "$c"
-    check "$t: depends on kmod-tun" grep -q "^Depends:.*kmod-tun" "$c"
-    for f in Package Source SourceName License Section Maintainer Installed-Size Description; do
-        grep -q "^$f: " "$c" || { echo "missing control field $f"; false; }
-    done && check "$t: all control fields present" true
-    check "$t: conffiles" test "$(cat "$d/ctl/conffiles")" = "$(printf '/etc/config/awl\n/etc/awl/')"
+    check "$t: passes the package managers' rules (pkgtool check-ipk)" $PT check-ipk "$ipk" >/dev/null
+    check "$t: control Architecture" grep -qx "Architecture: $arch" "$c"
+    check "$t: control version $PKGV" grep -qx "Version: $PKGV" "$c"
+    check "$t: depends on kmod-tun" grep -qx "Depends: libc, kmod-tun" "$c"
+    check "$t: control fields in package-pack.mk's order" test "$(cut -d: -f1 "$c" | grep -v '^ ' | tr '\n' ' ')" = "Package Version Depends Source SourceName License Section SourceDateEpoch URL Maintainer Architecture Installed-Size Description "
+    check "$t: Installed-Size is the data tar's size (ipkg-build)" grep -qx "Installed-Size: $(zcat "$d/outer/data.tar.gz" | wc -c)" "$c"
+    check "$t: conffiles is /etc/config/awl only" test "$(cat "$d/ctl/conffiles")" = "/etc/config/awl"
+    check "$t: postinst is OpenWrt's generated one" test "$(cat "$d/ctl/postinst")" = "$(printf '%s\n' '#!/bin/sh' '[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0' '[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0' '. ${IPKG_INSTROOT}/lib/functions.sh' 'default_postinst $0 $@')"
+    check "$t: prerm is OpenWrt's generated one" test "$(cat "$d/ctl/prerm")" = "$(printf '%s\n' '#!/bin/sh' '[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0' '. ${IPKG_INSTROOT}/lib/functions.sh' 'default_prerm $0 $@')"
     for s in "$d/data/etc/init.d/awl" "$d/data/etc/uci-defaults/90-awl" "$d/ctl/postinst" "$d/ctl/prerm"; do
         check "$t: sh -n $(basename "$s")" sh -n "$s"
     done
@@ -81,62 +87,79 @@ for t in "${targets[@]}"; do
 done
 check "feed Makefile's config equals configs/awl.default" cmp -s openwrt/awl/files/awl.config configs/awl.default
 
-# uci-defaults idempotency against a small uci stand-in (no real uci off OpenWrt).
-mkdir -p "$WORK/bin"
-cat >"$WORK/bin/uci" <<'EOF'
-#!/usr/bin/env python3
-import json, os, sys
-db = os.environ["UCI_DB"]
-state = json.load(open(db)) if os.path.exists(db) else {}
-args = [a for a in sys.argv[1:] if a != "-q"]
-def apply(cmd, rest):
-    if cmd == "set":
-        key, _, val = rest.partition("=")
-        state[key] = val.strip("'")
-    elif cmd == "add_list":
-        key, _, val = rest.partition("=")
-        state.setdefault(key, [])
-        if isinstance(state[key], list):
-            state[key].append(val.strip("'"))
-    elif cmd == "commit":
-        pass
-    else:
-        sys.exit(f"unsupported: {cmd}")
-if args[0] == "get":
-    if args[1] not in state:
-        sys.exit(1)
-    v = state[args[1]]
-    print(" ".join(v) if isinstance(v, list) else v)
-    sys.exit(0)
-if args[0] == "batch":
-    for line in sys.stdin:
-        parts = line.strip().split(None, 1)
-        if parts:
-            apply(parts[0], parts[1] if len(parts) > 1 else "")
-else:
-    apply(args[0], " ".join(args[1:]))
-json.dump(state, open(db, "w"), sort_keys=True, indent=1)
-EOF
-chmod +x "$WORK/bin/uci"
-export UCI_DB=$WORK/uci.json
-echo '{"dhcp.@dnsmasq[0]": "dnsmasq"}' >"$UCI_DB"
-PATH="$WORK/bin:$PATH" sh openwrt/awl/files/awl.uci-defaults
-cp "$UCI_DB" "$WORK/first.json"
-check "uci-defaults creates interface, zone, forwardings and the dnsmasq forward for .awl" python3 -c "
-import json,sys; s=json.load(open(sys.argv[1]))
-assert s['network.awl']=='interface' and s['network.awl.device']=='awl0'
-assert s['firewall.awl']=='zone' and s['firewall.awl.masq']=='1' and s['firewall.awl.mtu_fix']=='1'
-assert s['firewall.awl_lan_fwd.src']=='lan' and s['firewall.awl_lan_back.dest']=='lan'
-assert s['dhcp.@dnsmasq[0].server']==['/awl/10.66.255.254'] and s['dhcp.@dnsmasq[0].rebind_domain']==['awl']" "$UCI_DB"
-PATH="$WORK/bin:$PATH" sh openwrt/awl/files/awl.uci-defaults
-check "uci-defaults run twice changes nothing" cmp -s "$UCI_DB" "$WORK/first.json"
-PATH="$WORK/bin:$PATH" uci set firewall.awl.input='REJECT'
-PATH="$WORK/bin:$PATH" sh openwrt/awl/files/awl.uci-defaults
-check "uci-defaults keeps a user's edit" python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['firewall.awl.input']=='REJECT'" "$UCI_DB"
+# The package no longer ships /etc/awl: the daemon creates it (0700) with the identity (0600).
+if [ -x dist/x86_64-unknown-linux-musl/awl ]; then
+    idd=$WORK/idtest; mkdir -p "$idd"
+    sed "s#option data_dir '/etc/awl'#option data_dir '$idd/etc/awl'#" openwrt/awl/files/awl.config >"$idd/cfg"
+    dist/x86_64-unknown-linux-musl/awl -c "$idd/cfg" id >/dev/null 2>&1
+    check "awl id creates the data dir 0700 and the identity 0600" test "$(stat -c %a "$idd/etc/awl") $(stat -c %a "$idd/etc/awl/identity")" = "700 600"
+fi
+
+# luci-app-awl: what luci.mk installs (htdocs -> /www, root -> /), architecture all.
+lipk=$(bash cross/package/build-ipk.sh luci-app-awl | awk '{print $1}')
+check "luci-app-awl ipk built as luci-app-awl_${PKGV}_all.ipk" test -f "dist/packages/luci-app-awl_${PKGV}_all.ipk"
+check "luci-app-awl passes the package managers' rules" $PT check-ipk "$lipk" >/dev/null
+ld=$WORK/luci; mkdir -p "$ld"; tar -xzOf "$lipk" ./data.tar.gz | tar -xz -C "$ld"
+want=$( (cd luci-app-awl/htdocs && find . -type f | sed 's|^\.|./www|'; cd ../root && find . -type f) | sort)
+check "luci-app-awl payload is htdocs under /www and root under /" test "$(cd "$ld" && find . -type f | sort)" = "$want"
+check "luci-app-awl rpcd backend is executable" test -x "$ld/usr/libexec/rpcd/awl"
+check "luci-app-awl depends on awl and luci-base" sh -c "tar -xzOf '$lipk' ./control.tar.gz | tar -xzO ./control | grep -qx 'Depends: libc, awl, luci-base'"
+
+# What opkg and apk refuse, refused here too: a directory in conffiles, a version without -r.
+bad=$WORK/bad; mkdir -p "$bad/o" "$bad/c" "$bad/d"
+tar -xzf "$lipk" -C "$bad/o"; tar -xzf "$bad/o/control.tar.gz" -C "$bad/c"; tar -xzf "$bad/o/data.tar.gz" -C "$bad/d"
+mkdir -p "$bad/d/etc/awl"; echo /etc/awl/ >"$bad/c/conffiles"
+sed -i "s/^Version: .*/Version: $VERSION-1/; s/^Installed-Size: .*/Installed-Size: 12345/" "$bad/c/control"
+tar -C "$bad/d" -czf "$bad/o/data.tar.gz" .; tar -C "$bad/c" -czf "$bad/o/control.tar.gz" .
+tar -C "$bad/o" -czf "$bad/bad.ipk" ./debian-binary ./data.tar.gz ./control.tar.gz
+out=$($PT check-ipk "$bad/bad.ipk" 2>&1 >/dev/null)
+check "refused: a directory in conffiles" grep -q "conffile /etc/awl/ is not a regular file" <<<"$out"
+check "refused: version $VERSION-1 (no -r)" grep -q "version '$VERSION-1'" <<<"$out"
+check "refused: Installed-Size that is not the data tar's size" grep -q "Installed-Size" <<<"$out"
+for v in "$VERSION-1" "$VERSION" "$VERSION-r" "v$VERSION-r1"; do
+    check "apk version rule refuses '$v'" sh -c "! $PT version '$v'"
+done
+check "opkg orders 0.1.0-9 below 0.1.0-r1 (as the real opkg does)" test "$($PT opkg-cmp 0.1.0-9 0.1.0-r1)" = "<"
+check "opkg orders 0.1.0-r9 below 0.1.0-r10" test "$($PT opkg-cmp 0.1.0-r9 0.1.0-r10)" = "<"
+
+# install -> modify -> upgrade -> reinstall -> remove -> reinstall in an offline root, with
+# opkg's conffile rules (pkgtool opkg; the real opkg's run is in vectors/package-managers.md).
+t=${targets[0]}; arch=$(bash -c "source cross/package/common.sh; openwrt_arch $t")
+next=$(bash -c 'source cross/package/common.sh; echo $((RELEASE + 1))')
+AWL_PKG_RELEASE=$next bash cross/package/build-ipk.sh "$t" >/dev/null
+AWL_PKG_RELEASE=$next bash cross/package/build-ipk.sh luci-app-awl >/dev/null
+r1=dist/packages/awl_${PKGV}_${arch}.ipk r2=dist/packages/awl_${VERSION}-r${next}_${arch}.ipk
+l2=dist/packages/luci-app-awl_${VERSION}-r${next}_all.ipk
+R=$WORK/root; mkdir -p "$R"
+opkg() { $PT opkg "$R" "$@"; }
+check "install awl $PKGV" opkg install "$r1" >/dev/null
+check "install luci-app-awl $PKGV" opkg install "$lipk" >/dev/null
+printf "\toption name 'my-router'\n" >>"$R/etc/config/awl"
+mkdir -p "$R/etc/awl"; echo identity >"$R/etc/awl/identity"; mine=$(sha256sum <"$R/etc/config/awl")
+out=$(opkg install "$r2")
+check "upgrade to r$next keeps the user's /etc/config/awl" test "$(sha256sum <"$R/etc/config/awl")" = "$mine"
+check "upgrade writes the new default as awl-opkg" cmp -s "$R/etc/config/awl-opkg" openwrt/awl/files/awl.config
+check "upgrade says so" grep -q "awl-opkg" <<<"$out"
+check "upgrade keeps the identity" test "$(cat "$R/etc/awl/identity")" = identity
+check "upgrade installs the new init script" cmp -s "$R/etc/init.d/awl" openwrt/awl/files/awl.init
+check "upgrade luci-app-awl" opkg install "$l2" >/dev/null
+check "older release is not installed over a newer one" sh -c "$PT opkg '$R' install '$r1' | grep -q 'Not downgrading'"
+check "reinstall keeps config and identity" sh -c "$PT opkg '$R' install '$r2' >/dev/null && test \"\$(sha256sum <'$R/etc/config/awl')\" = '$mine' && test -f '$R/etc/awl/identity'"
+opkg remove luci-app-awl >/dev/null
+out=$(opkg remove awl)
+check "remove deletes the binary and init script" test ! -e "$R/usr/sbin/awl" -a ! -e "$R/etc/init.d/awl"
+check "remove keeps the modified config" test "$(sha256sum <"$R/etc/config/awl")" = "$mine"
+check "remove keeps the identity" test -f "$R/etc/awl/identity"
+check "reinstall after remove works and keeps both" sh -c "$PT opkg '$R' install '$r2' >/dev/null && test \"\$(sha256sum <'$R/etc/config/awl')\" = '$mine' && test -x '$R/usr/sbin/awl' && test -f '$R/etc/awl/identity'"
+check "luci-app-awl removed: its views are gone" test ! -e "$R/www/luci-static/resources/view/awl/status.js"
+check "luci-app-awl reinstalled after remove" sh -c "$PT opkg '$R' install '$l2' >/dev/null && test -f '$R/www/luci-static/resources/view/awl/status.js' && test -x '$R/usr/libexec/rpcd/awl'"
+rm -f "$r2" "$l2"
 
 # Signed feed, verified by openssl (an independent Ed25519 implementation).
 if command -v signify-openbsd >/dev/null; then
     bash cross/package/keygen.sh "$WORK/keys" >/dev/null
+    for t in "${targets[@]}"; do bash cross/package/build-apk.sh "$t" >/dev/null; done
+    bash cross/package/build-apk.sh luci-app-awl >/dev/null
     bash cross/package/publish-feed.sh "$WORK/feed" "$WORK/keys/key-build.sec" >/dev/null
     check "feed has Packages, Packages.gz, Packages.sig" test -s "$WORK/feed/Packages" -a -s "$WORK/feed/Packages.gz" -a -s "$WORK/feed/Packages.sig"
     check "Packages lists every ipk with its SHA256" python3 - "$WORK/feed" <<'EOF'
@@ -161,6 +184,56 @@ EOF
     fp=$(bash cross/package/fingerprint.sh "$WORK/keys/key-build.pub")
     check "key fingerprint is 16 hex digits ($fp)" sh -c "echo '$fp' | grep -qx '[0-9a-f]\{16\}'"
 fi
+
+# The apk feeds beside it: packages.adb per architecture, signed with the ECDSA P-256 key,
+# checked here with openssl (the real apk's acceptance is in vectors/apk-mkpkg.md).
+if command -v signify-openbsd >/dev/null && [ -d "$WORK/feed/apk" ]; then
+    for ndx in "$WORK"/feed/apk/*/packages.adb; do
+        a=$(basename "$(dirname "$ndx")")
+        python3 cross/package/adb.py dump-index "$ndx" >"$WORK/ndx-$a.json"
+        check "apk feed $a: lists awl and luci-app-awl with file size and ADB-block sha256" python3 - "$WORK/ndx-$a.json" "$(dirname "$ndx")" "$a" "$PKGV" <<'EOF2'
+import hashlib, json, os, sys, zlib, struct
+d = json.load(open(sys.argv[1])); feed = sys.argv[2]
+assert d["schema"] == "78646e69"
+assert [p["name"] for p in d["packages"]] == ["awl", "luci-app-awl"], d["packages"]
+for p in d["packages"]:
+    f = os.path.join(feed, "%s-%s.apk" % (p["name"], p["version"]))
+    raw = open(f, "rb").read(); assert p["version"] == sys.argv[4]
+    body = zlib.decompress(raw[4:], -15)
+    n = struct.unpack_from("<I", body, 8)[0] & 0x3FFFFFFF
+    assert p["hashes"] == hashlib.sha256(body[12:8 + n]).hexdigest() and p["file-size"] == len(raw)
+assert d["packages"][0]["arch"] == sys.argv[3] and d["packages"][1]["arch"] == "noarch"
+assert len(d["signatures"]) == 1 and d["signatures"][0]["hash_alg"] == 4
+EOF2
+        # The signed message: schema, signature header (version, hash, key id), SHA-512 of the ADB block.
+        python3 - "$ndx" "$WORK/msg-$a" "$WORK/sig-$a" <<'EOF2'
+import struct, sys, zlib, hashlib
+raw = open(sys.argv[1], "rb").read(); b = zlib.decompress(raw[4:], -15)
+pos, blocks = 8, []
+while pos < len(b):
+    ts, = struct.unpack_from("<I", b, pos); n = ts & 0x3FFFFFFF
+    blocks.append((ts >> 30, b[pos + 4:pos + n])); pos += n + (-n % 8)
+adb = blocks[0][1]; sig = [x for t, x in blocks if t == 1][0]
+open(sys.argv[2], "wb").write(b[4:8] + sig[:18] + hashlib.sha512(adb).digest())
+open(sys.argv[3], "wb").write(sig[18:])
+EOF2
+        check "apk feed $a: signature verifies with openssl and the feed's public key" openssl dgst -sha512 -verify "$WORK/feed/apk/awl-feed.pem" -signature "$WORK/sig-$a" "$WORK/msg-$a"
+        kid=$(openssl pkey -pubin -in "$WORK/feed/apk/awl-feed.pem" -outform DER | tail -c 65 | sha512sum | cut -c1-32)
+        check "apk feed $a: key id is apk's (SHA-512 of the public point)" python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['signatures'][0]['key_id']==sys.argv[2]" "$WORK/ndx-$a.json" "$kid"
+        printf 'x' >>"$WORK/msg-$a"
+        check "apk feed $a: a changed index fails verification" sh -c "! openssl dgst -sha512 -verify '$WORK/feed/apk/awl-feed.pem' -signature '$WORK/sig-$a' '$WORK/msg-$a' >/dev/null 2>&1"
+    done
+fi
+
+# The size guard (cross/package/check-size.sh): over budget fails, at budget passes.
+sz=$WORK/size; mkdir -p "$sz/mipsel-unknown-linux-musl" "$sz/packages"
+sg() { AWL_DIST=$sz bash cross/package/check-size.sh >/dev/null; }
+head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800000 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
+check "size guard passes at the budget (1,800,000 B binary, 800,000 B ipk)" sg
+head -c 1800001 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"
+check "size guard fails for a binary 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
+head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800001 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
+check "size guard fails for an ipk 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
 
 # Raspberry Pi / Debian package.
 if [ -x dist/x86_64-unknown-linux-musl/awl ]; then

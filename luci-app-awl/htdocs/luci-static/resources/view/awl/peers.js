@@ -4,20 +4,35 @@
 'require ui';
 'require awl';
 
-/* Peers: the UCI 'peer' sections, an "Invite peer" dialog and removal through the daemon. */
+/*
+ * Peers: the UCI 'peer' sections, an "Invite peer" dialog and removal through the daemon.
+ *
+ * Who writes what in /etc/config/awl: the daemon adds and removes whole peer sections, each
+ * named after the peer ('peer_<peer ID>'), and keeps every other line as it is. This grid only
+ * edits options of existing sections, through LuCI's staged uci changes addressed by those
+ * section names (never by position), so a peer the daemon removes meanwhile cannot
+ * redirect a staged edit to another peer. Save & Apply commits the staged changes; rpcd's
+ * config.change makes the daemon reload.
+ */
 
 return view.extend({
+	load() {
+		return awl.canWrite();
+	},
+
 	handleInvite(map) {
+		if (!this.writable)
+			return Promise.resolve();
 		const id = E('input', { 'class': 'cbi-input-text', 'id': 'awl-invite-id', 'placeholder': '12D3KooW…', 'style': 'width:100%' });
 		const alias = E('input', { 'class': 'cbi-input-text', 'id': 'awl-invite-alias', 'placeholder': _('e.g. office-router') });
 		const ip = E('input', { 'class': 'cbi-input-text', 'id': 'awl-invite-ip', 'placeholder': _('allocated') });
 		const addr = E('input', { 'class': 'cbi-input-text', 'id': 'awl-invite-address', 'placeholder': '/ip4/203.0.113.7/udp/4363/quic-v1' });
 		const err = E('p', { 'class': 'alert-message warning', 'style': 'display:none' });
-		const field = function(label, input) { return E('div', { 'class': 'cbi-value' }, [ E('label', { 'class': 'cbi-value-title' }, label), E('div', { 'class': 'cbi-value-field' }, input) ]); };
+		const field = function(label, input) { return E('div', { 'class': 'cbi-value' }, [ E('label', { 'class': 'cbi-value-title' }, [ label ]), E('div', { 'class': 'cbi-value-field' }, [ input ]) ]); };
 		ui.showModal(_('Invite peer'), [
 			field(_('Peer ID'), id), field(_('Alias'), alias), field(_('Mesh IP'), ip), field(_('Address'), addr), err,
 			E('div', { 'class': 'right' }, [
-				E('button', { 'class': 'cbi-button', 'click': ui.hideModal }, _('Cancel')), ' ',
+				E('button', { 'class': 'cbi-button', 'click': ui.hideModal }, [ _('Cancel') ]), ' ',
 				E('button', {
 					'class': 'cbi-button cbi-button-positive', 'id': 'awl-invite-send',
 					'click': ui.createHandlerFn(this, function() {
@@ -29,21 +44,25 @@ return view.extend({
 						}
 						return awl.act('invite', [ id.value.trim(), alias.value.trim(), ip.value.trim(), addr.value.trim() ], function(p) {
 							ui.hideModal();
-							ui.addTimeLimitedNotification(null, E('p', _('Invited %s (%s)').format(p.alias, p.ip)), 5000, 'info');
+							awl.notify(_('Invited %s (%s)').format(p.alias, p.ip), 'info', 5000);
 							return map.load().then(function() { return map.reset(); });
 						});
 					})
-				}, _('Invite'))
+				}, [ _('Invite') ])
 			])
 		]);
 	},
 
-	render() {
+	render(writable) {
 		const self = this;
+		this.writable = writable === true;
 		const m = new form.Map('awl', _('Awl peers'),
 			_('Known peers. Invite a peer by its ID; it appears as "invited" until it accepts. Removing a peer also blocks it, as in AWL.'));
 		const s = m.section(form.GridSection, 'peer');
 		s.anonymous = true;
+		/* A read-only login: LuCI disables the grid's inputs, Add and Delete buttons. */
+		if (!this.writable)
+			m.readonly = true;
 		s.addremove = true;
 		s.nodescriptions = true;
 		s.sortable = false;
@@ -58,6 +77,8 @@ return view.extend({
 		};
 		/* Removal goes through the daemon: it blocks the peer and drops its section. */
 		s.handleRemove = function(section_id) {
+			if (!self.writable)
+				return Promise.resolve();
 			const peer = this.map.data.get('awl', section_id, 'peer_id');
 			const alias = this.map.data.get('awl', section_id, 'alias') || peer;
 			if (!confirm(_('Remove and block peer %s?').format(alias)))
@@ -86,9 +107,14 @@ return view.extend({
 		o.default = '0';
 		o.rmempty = true;
 
-		o = s.option(form.Flag, 'accept_routes', _('Accept routes'), _('Install the LAN routes this peer announces'));
-		o.default = '1';
+		o = s.option(form.Flag, 'accept_routes', _('Accept routes'), _('Install the private LAN routes this peer announces (10/8, 172.16/12, 192.168/16, 100.64/10)'));
+		o.default = '0';
 		o.rmempty = true;
+
+		o = s.option(form.DynamicList, 'accept_route', _('Other accepted prefixes'), _('Public prefixes this peer may announce, e.g. 203.0.113.0/24'));
+		o.datatype = 'cidr4';
+		o.modalonly = true;
+		o.depends('accept_routes', '1');
 
 		o = s.option(form.DynamicList, 'address', _('Addresses'));
 		o.datatype = 'string';

@@ -15,7 +15,7 @@ return view.extend({
 		s.tab('advanced', _('Advanced'));
 
 		let o = s.taboption('general', form.Flag, 'enabled', _('Enabled'));
-		o.default = '0';
+		o.default = '1';
 		o.rmempty = false;
 
 		o = s.taboption('general', form.Value, 'name', _('Name'), _('Shown to peers; default: the host name'));
@@ -55,7 +55,7 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'snat_lan', _('Masquerade into LAN'), _('LAN hosts see the router as the source of mesh traffic'));
 		o.default = '1';
 
-		o = s.taboption('advanced', form.DynamicList, 'bootstrap', _('Bootstrap peers'), _('Multiaddrs ending in /p2p/<peer ID>'));
+		o = s.taboption('advanced', form.DynamicList, 'bootstrap', _('Bootstrap peers'), _('Multiaddrs that end in /p2p/ and the peer ID'));
 		o.datatype = 'string';
 
 		o = s.taboption('advanced', form.Flag, 'use_default_bootstrap', _('Use AWL\'s public bootstrap nodes'));
@@ -73,7 +73,7 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'datagrams', _('Datagram tunnel'), _('Carry packets to other awl routers in QUIC datagrams (AWL peers keep the stream tunnel)'));
 		o.default = '1';
 
-		o = s.taboption('network', form.Flag, 'services', _('Local services'), _('Ping, DNS for <peer>.awl names and a status page on the service address'));
+		o = s.taboption('network', form.Flag, 'services', _('Local services'), _('Ping, DNS for PEER.awl names and a status page on the service address'));
 		o.default = '1';
 
 		o = s.taboption('network', form.Value, 'service_address', _('Service address'), _('Inside the mesh subnet; empty: its last address (10.66.255.254)'));

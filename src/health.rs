@@ -1,0 +1,590 @@
+//! The health checks `awl health` reports and LuCI's Status page shows with advice: each a
+//! verdict and a detail that says what is wrong and what to do. The verdicts are pure
+//! functions of facts the node gathers (`Node::health_json`), so they are tested here.
+//!
+//! - `interface`: the TUN device could not be created (userspace mode); the cause named.
+//! - `listen`: the configured UDP port was taken and a random one is used.
+//! - `config`: the file on disk does not load, or the last reload failed (the daemon keeps
+//!   running the configuration it had).
+//! - `relay`: `use_relays` is on, relays are reachable, but no reservation is held.
+//! - `udp`: a heuristic, as honest as it can be with QUIC only: (1) no direct QUIC
+//!   connection to anyone although bootstrap peers have addresses to dial: outgoing UDP is
+//!   probably blocked; (2) connected peers reach us only through relays and hole punching
+//!   with them failed (or is off): direct UDP does not get through.
+//!
+//! When the daemon is not running, `offline` reports the config file's check and
+//! `daemon: not running`.
+
+use serde_json::{json, Value};
+use std::sync::Mutex;
+
+/// What the daemon learnt at start-up and on reloads that health reports.
+#[derive(Debug, Default)]
+pub struct Notes {
+    inner: Mutex<NotesInner>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NotesInner {
+    /// Why the TUN device could not be created (userspace mode).
+    pub tun_error: Option<String>,
+    /// (configured port, port in use) when the configured one was taken.
+    pub listen_fallback: Option<(u16, u16)>,
+    /// The error of the last reload, until a reload succeeds.
+    pub reload_error: Option<String>,
+}
+
+impl Notes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NotesInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self) -> NotesInner {
+        self.lock().clone()
+    }
+
+    pub fn set_tun_error(&self, e: String) {
+        self.lock().tun_error = Some(e);
+    }
+
+    /// Records the listen port: `wanted` from the config (None: an explicit
+    /// `listen_address`, no fallback), `bound` the socket's.
+    pub fn set_listen(&self, wanted: Option<u16>, bound: u16) {
+        self.lock().listen_fallback = wanted
+            .filter(|w| *w != 0 && *w != bound)
+            .map(|w| (w, bound));
+    }
+
+    pub fn set_reload(&self, result: Result<(), String>) {
+        self.lock().reload_error = result.err();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(check: &'static str, ok: bool, detail: impl Into<String>) -> Check {
+        Check {
+            check,
+            ok,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({"check": self.check, "ok": self.ok, "detail": self.detail})
+    }
+}
+
+/// What the TUN error means for the router owner.
+pub fn tun_cause(error: &str, interface: &str, dev_tun_exists: bool) -> String {
+    let e = error.to_ascii_lowercase();
+    let cause = if !dev_tun_exists {
+        "/dev/net/tun missing: install kmod-tun (opkg install kmod-tun), then restart awl".into()
+    } else if e.contains("operation not permitted") || e.contains("permission denied") {
+        format!(
+            "no permission to create {interface}: run awl as root or with CAP_NET_ADMIN ({error})"
+        )
+    } else if e.contains("busy") || e.contains("file exists") {
+        format!("{interface} is in use by another program (AWL, or another awl?): stop it, or set another 'interface' ({error})")
+    } else if e.contains("no such device") {
+        format!("the kernel has no TUN support: install kmod-tun, then restart awl ({error})")
+    } else {
+        error.to_string()
+    };
+    format!("{cause}; running in userspace mode: no VPN interface, the LAN can't reach the mesh")
+}
+
+pub fn interface(tun: Option<&str>, tun_error: Option<&str>, configured: &str) -> Check {
+    match (tun, tun_error) {
+        (Some(t), _) => Check::new("interface", true, format!("{t} up")),
+        (None, Some(e)) => Check::new(
+            "interface",
+            false,
+            tun_cause(e, configured, std::path::Path::new("/dev/net/tun").exists()),
+        ),
+        (None, None) => Check::new("interface", false, "no VPN interface yet"),
+    }
+}
+
+/// `bound`: the UDP port the node listens on.
+pub fn listen(fallback: Option<(u16, u16)>, bound: Option<u16>) -> Check {
+    match (fallback, bound) {
+        (Some((wanted, used)), _) => Check::new(
+            "listen",
+            false,
+            format!(
+                "UDP port {wanted} is in use by another program (is AWL still running?); listening on random port {used} instead: \
+                 a port forward or firewall rule for {wanted} does not reach awl. Free port {wanted} or set 'listen_port', then restart awl"
+            ),
+        ),
+        (None, Some(p)) => Check::new("listen", true, format!("UDP port {p}")),
+        (None, None) => Check::new("listen", false, "no listening socket"),
+    }
+}
+
+/// `file`: the config file's check now (Ok: a short verdict; Err: the error with its line).
+pub fn config(file: Result<String, String>, reload_error: Option<&str>) -> Check {
+    match (file, reload_error) {
+        (Err(e), _) => Check::new(
+            "config",
+            false,
+            format!("{e} (not applied: the daemon runs the configuration it loaded last)"),
+        ),
+        (Ok(_), Some(e)) => Check::new(
+            "config",
+            false,
+            format!("the last reload failed: {e}; the file loads now: run 'awl reload' (or /etc/init.d/awl reload)"),
+        ),
+        (Ok(v), None) => Check::new("config", true, v),
+    }
+}
+
+/// What the relay and UDP checks look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Long enough up for bootstrap connections and reservations to exist.
+    pub warm: bool,
+    pub use_relays: bool,
+    pub hole_punching: bool,
+    /// Bootstrap peers configured, with a known QUIC address, connected.
+    pub bootstrap_configured: usize,
+    pub bootstrap_resolved: usize,
+    pub bootstrap_connected: usize,
+    /// Connected bootstrap peers that offer relaying.
+    pub relay_candidates: usize,
+    pub reservations: usize,
+    /// Why the last reservation failed.
+    pub reservation_error: Option<String>,
+    /// Peers (any) we have a direct QUIC connection with.
+    pub direct: usize,
+    /// Known peers connected, and of them the ones through a relay only.
+    pub friends_connected: usize,
+    pub friends_relayed: usize,
+    /// Relayed-only known peers whose last hole punch failed.
+    pub friends_punch_failed: usize,
+    pub listen_port: Option<u16>,
+}
+
+pub fn relay(r: &Reach) -> Check {
+    let c = |ok: bool, d: String| Check::new("relay", ok, d);
+    if !r.use_relays {
+        return c(true, "off (use_relays 0)".into());
+    }
+    if r.reservations > 0 {
+        return c(true, format!("{} reservation(s) held", r.reservations));
+    }
+    if r.bootstrap_configured == 0 {
+        return c(
+            true,
+            "no bootstrap peers configured: nothing to reserve on".into(),
+        );
+    }
+    if !r.warm {
+        return c(true, "starting".into());
+    }
+    let why = if r.bootstrap_connected == 0 {
+        "no bootstrap peer is connected (see 'bootstrap')".to_string()
+    } else if r.relay_candidates == 0 {
+        format!(
+            "none of the {} connected bootstrap peer(s) offers relaying: add one that does ('bootstrap')",
+            r.bootstrap_connected
+        )
+    } else {
+        match &r.reservation_error {
+            Some(e) => format!("reservations refused ({e}); retried every minute"),
+            None => "reservations not granted yet; retried every minute".to_string(),
+        }
+    };
+    c(
+        false,
+        format!("no relay reservation: {why}. Peers behind NAT can't reach this node until it holds one"),
+    )
+}
+
+pub fn udp(r: &Reach) -> Check {
+    let c = |ok: bool, d: String| Check::new("udp", ok, d);
+    if !r.warm {
+        return c(true, "starting".into());
+    }
+    if r.direct == 0 && r.bootstrap_resolved > 0 {
+        return c(
+            false,
+            format!(
+                "no QUIC (UDP) connection to anyone: none of {} bootstrap peer(s) answered. \
+                 Outgoing UDP is probably blocked on this network; awl speaks QUIC over UDP only",
+                r.bootstrap_resolved
+            ),
+        );
+    }
+    let port = r
+        .listen_port
+        .map_or_else(|| "the listen port".to_string(), |p| format!("UDP {p}"));
+    if r.friends_connected > 0
+        && r.friends_relayed == r.friends_connected
+        && (!r.hole_punching || r.friends_punch_failed == r.friends_relayed)
+    {
+        let how = if r.hole_punching {
+            "hole punching failed"
+        } else {
+            "hole punching is off"
+        };
+        return c(
+            false,
+            format!(
+                "all {} connected peer(s) go through a relay ({how}): direct UDP does not get through a NAT or firewall. \
+                 Relayed traffic is slow and cut by the relay's limits; forward {port} to this node for direct connections",
+                r.friends_connected
+            ),
+        );
+    }
+    if r.direct == 0 {
+        return c(
+            true,
+            "not tested: no bootstrap address to dial and no peer connected".into(),
+        );
+    }
+    let relayed = if r.friends_relayed > 0 {
+        format!(
+            "; {} of {} connected peer(s) relayed",
+            r.friends_relayed, r.friends_connected
+        )
+    } else {
+        String::new()
+    };
+    c(
+        true,
+        format!("{} direct QUIC connection(s){relayed}", r.direct),
+    )
+}
+
+/// The health reply when the daemon does not answer: the config file's check and why.
+pub fn offline(file: Result<String, String>, reason: &str) -> Value {
+    let checks = [
+        match file {
+            Ok(v) => Check::new("config", true, v),
+            Err(e) => Check::new(
+                "config",
+                false,
+                format!("{e} (the daemon does not start with this file: fix it first)"),
+            ),
+        },
+        Check::new(
+            "daemon",
+            false,
+            format!("not running ({reason}): start it with /etc/init.d/awl start (enabled '1' in the config)"),
+        ),
+    ];
+    json!({"ok": false, "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tun_failure_names_its_cause() {
+        let i = interface(
+            None,
+            Some("cannot create TUN device awl0: No such file or directory (os error 2)"),
+            "awl0",
+        );
+        assert!(!i.ok);
+        assert!(interface(Some("awl0"), None, "awl0").ok);
+        let missing = tun_cause("cannot create TUN device awl0: No such file", "awl0", false);
+        assert!(
+            missing.starts_with("/dev/net/tun missing: install kmod-tun"),
+            "{missing}"
+        );
+        assert!(missing.contains("userspace mode"));
+        let perm = tun_cause(
+            "cannot create TUN device awl0: Operation not permitted (os error 1)",
+            "awl0",
+            true,
+        );
+        assert!(perm.contains("CAP_NET_ADMIN"), "{perm}");
+        let busy = tun_cause(
+            "cannot create TUN device awl0: Device or resource busy (os error 16)",
+            "awl0",
+            true,
+        );
+        assert!(busy.contains("in use by another program"), "{busy}");
+        let other = tun_cause("cannot create TUN device awl0: strange", "awl0", true);
+        assert!(
+            other.starts_with("cannot create TUN device awl0: strange;"),
+            "{other}"
+        );
+    }
+
+    #[test]
+    fn listen_fallback_is_reported_with_the_port_in_use() {
+        let n = Notes::default();
+        n.set_listen(Some(4363), 4363);
+        assert_eq!(n.get().listen_fallback, None);
+        n.set_listen(Some(0), 51000);
+        assert_eq!(n.get().listen_fallback, None, "0 asks for a random port");
+        n.set_listen(None, 51000);
+        assert_eq!(n.get().listen_fallback, None, "listen_address: no fallback");
+        n.set_listen(Some(4363), 51000);
+        let c = listen(n.get().listen_fallback, Some(51000));
+        assert!(!c.ok);
+        assert!(
+            c.detail.contains("4363 is in use") && c.detail.contains("random port 51000"),
+            "{}",
+            c.detail
+        );
+        let c = listen(None, Some(4363));
+        assert!(c.ok && c.detail == "UDP port 4363");
+    }
+
+    #[test]
+    fn config_reports_the_file_error_and_a_failed_reload() {
+        let e = "/etc/config/awl: line 12: option 'mtu' = 'abc': expected an integer 576..9000";
+        let c = config(Err(e.into()), Some(e));
+        assert!(!c.ok && c.detail.starts_with(e) && c.detail.contains("not applied"));
+        let c = config(Ok("/etc/config/awl: OK".into()), Some(e));
+        assert!(!c.ok && c.detail.contains("last reload failed") && c.detail.contains("line 12"));
+        let c = config(Ok("/etc/config/awl: OK".into()), None);
+        assert!(c.ok);
+        let n = Notes::default();
+        n.set_reload(Err(e.into()));
+        assert_eq!(n.get().reload_error.as_deref(), Some(e));
+        n.set_reload(Ok(()));
+        assert_eq!(n.get().reload_error, None);
+    }
+
+    fn reach() -> Reach {
+        Reach {
+            warm: true,
+            use_relays: true,
+            hole_punching: true,
+            bootstrap_configured: 9,
+            bootstrap_resolved: 5,
+            bootstrap_connected: 3,
+            relay_candidates: 3,
+            reservations: 2,
+            direct: 4,
+            listen_port: Some(4363),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn relay_fails_only_when_a_reservation_is_expected() {
+        assert!(relay(&reach()).ok);
+        let none = Reach {
+            reservations: 0,
+            ..reach()
+        };
+        let c = relay(&none);
+        assert!(
+            !c.ok && c.detail.contains("no relay reservation"),
+            "{}",
+            c.detail
+        );
+        let c = relay(&Reach {
+            reservation_error: Some("QmRelay: RESERVATION_REFUSED".into()),
+            ..none.clone()
+        });
+        assert!(c.detail.contains("RESERVATION_REFUSED"), "{}", c.detail);
+        let c = relay(&Reach {
+            relay_candidates: 0,
+            ..none.clone()
+        });
+        assert!(
+            !c.ok && c.detail.contains("offers relaying"),
+            "{}",
+            c.detail
+        );
+        let c = relay(&Reach {
+            bootstrap_connected: 0,
+            relay_candidates: 0,
+            ..none.clone()
+        });
+        assert!(!c.ok && c.detail.contains("no bootstrap peer is connected"));
+        assert!(
+            relay(&Reach {
+                warm: false,
+                ..none.clone()
+            })
+            .ok,
+            "warming up"
+        );
+        assert!(
+            relay(&Reach {
+                use_relays: false,
+                ..none.clone()
+            })
+            .ok
+        );
+        assert!(
+            relay(&Reach {
+                bootstrap_configured: 0,
+                ..none
+            })
+            .ok,
+            "no bootstrap list: nothing to reserve on"
+        );
+    }
+
+    #[test]
+    fn udp_heuristic() {
+        assert!(udp(&reach()).ok);
+        // Nothing answers over UDP although there are addresses to dial.
+        let blocked = Reach {
+            direct: 0,
+            bootstrap_connected: 0,
+            relay_candidates: 0,
+            reservations: 0,
+            ..reach()
+        };
+        let c = udp(&blocked);
+        assert!(
+            !c.ok && c.detail.contains("Outgoing UDP is probably blocked"),
+            "{}",
+            c.detail
+        );
+        assert!(
+            udp(&Reach {
+                warm: false,
+                ..blocked.clone()
+            })
+            .ok
+        );
+        // No address to dial (DNS down, or no bootstrap list) and no peer: not tested.
+        assert!(
+            udp(&Reach {
+                bootstrap_resolved: 0,
+                ..blocked
+            })
+            .ok
+        );
+        // Peers only through relays, and punching failed with all of them.
+        let relayed = Reach {
+            friends_connected: 2,
+            friends_relayed: 2,
+            friends_punch_failed: 2,
+            ..reach()
+        };
+        let c = udp(&relayed);
+        assert!(
+            !c.ok && c.detail.contains("forward UDP 4363"),
+            "{}",
+            c.detail
+        );
+        // Punching not tried (or still trying) with one of them: no verdict yet.
+        assert!(
+            udp(&Reach {
+                friends_punch_failed: 1,
+                ..relayed.clone()
+            })
+            .ok
+        );
+        // Punching off: relayed-only is the verdict.
+        let c = udp(&Reach {
+            hole_punching: false,
+            friends_punch_failed: 0,
+            ..relayed.clone()
+        });
+        assert!(!c.ok && c.detail.contains("hole punching is off"));
+        // One peer direct: fine, the detail says how many are relayed.
+        let c = udp(&Reach {
+            friends_relayed: 1,
+            friends_punch_failed: 1,
+            ..relayed
+        });
+        assert!(
+            c.ok && c.detail.contains("1 of 2 connected peer(s) relayed"),
+            "{}",
+            c.detail
+        );
+    }
+
+    /// The node's glue: what the daemon records reaches `awl health`.
+    #[tokio::test]
+    async fn a_node_reports_what_the_daemon_recorded() {
+        let dir = std::env::temp_dir().join(format!("awl-health-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = crate::config::Config::default();
+        cfg.main.use_default_bootstrap = false;
+        cfg.main.packet_pool = 64;
+        let host = crate::p2p::Host::start(
+            crate::identity::Keypair::generate(),
+            crate::p2p::HostConfig::new("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let port = host.local_addr().unwrap().port();
+        let path = dir.join("config");
+        std::fs::write(&path, "config awl 'main'\n").unwrap();
+        let node = crate::node::Node::new(host, cfg, path.clone(), &dir);
+        node.health
+            .set_tun_error("cannot create TUN device awl0: Operation not permitted".into());
+        node.health.set_listen(Some(4363), port);
+        std::fs::write(&path, "config awl 'main'\n\toption mtu 'abc'\n").unwrap();
+        assert!(node.reload().is_err());
+        std::fs::write(&path, "config awl 'main'\n").unwrap();
+        let v = node.health_json();
+        let check = |name: &str| check_of(&v, name);
+        assert_eq!(v["ok"], false);
+        assert_eq!(check("interface")["ok"], false);
+        let listen = check("listen");
+        assert!(listen["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("random port {port}")));
+        let config = check("config");
+        assert_eq!(config["ok"], false);
+        assert!(
+            config["detail"].as_str().unwrap().contains("line 2"),
+            "{config}"
+        );
+        assert_eq!(check("relay")["ok"], true, "no bootstrap peers configured");
+        assert_eq!(check("udp")["ok"], true, "warming up");
+        assert!(node.reload().is_ok());
+        assert_eq!(check_of(&node.health_json(), "config")["ok"], true);
+        node.host.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn check_of(v: &Value, name: &str) -> Value {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    }
+
+    #[test]
+    fn offline_reports_config_and_daemon() {
+        let v = offline(
+            Err(
+                "/etc/config/awl: line 3: option 'mtu' = 'x': expected an integer 576..9000".into(),
+            ),
+            "cannot reach the daemon at /var/run/awl.sock: No such file or directory",
+        );
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["checks"][0]["check"], "config");
+        assert_eq!(v["checks"][0]["ok"], false);
+        assert!(v["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("line 3"));
+        assert_eq!(v["checks"][1]["check"], "daemon");
+        assert!(v["checks"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not running"));
+        let v = offline(Ok("/etc/config/awl: OK (2 peer(s))".into()), "x");
+        assert_eq!(v["checks"][0]["ok"], true);
+        assert_eq!(v["ok"], false);
+    }
+}
