@@ -111,7 +111,7 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
             let uid = conn.peer_cred().map(|c| c.uid()).ok();
             if !uid.is_some_and(|u| peer_allowed(u, own_uid)) {
                 log::warn!("control socket: refused a client with uid {uid:?}");
-                tokio::spawn(async move {
+                crate::spawn(async move {
                     let _permit = permit;
                     let _ = tokio::time::timeout(Duration::from_secs(2), refuse(conn)).await;
                 });

@@ -157,7 +157,7 @@ impl Upstreams {
         s.set_nonblocking(true)?;
         let s = Arc::new(tokio::net::UdpSocket::from_std(s)?);
         let (rx, tx) = (s.clone(), self.tx.clone());
-        let task = tokio::spawn(async move {
+        let task = crate::spawn(async move {
             let mut buf = vec![0u8; 4096];
             while let Ok((n, from)) = rx.recv_from(&mut buf).await {
                 let _ = tx.try_send((slot, from, buf[..n].to_vec()));
