@@ -13,15 +13,7 @@ what=${1:?usage: build-ipk.sh <rust-target>|luci-app-awl [binary]}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=$work/data ctl=$work/control
-if [ "$what" = luci-app-awl ]; then
-    pkg_meta luci-app-awl
-    stage_payload luci-app-awl "$data"
-else
-    pkg_meta awl "$what"
-    bin=${2:-$ROOT/dist/$what/awl}
-    [ -x "$bin" ] || { echo "binary not found: $bin (run cross/build.sh $what)" >&2; exit 1; }
-    stage_payload awl "$data" "$bin"
-fi
+stage_package "$what" "$data" "${2:-}"
 
 outer=$work/outer
 mkdir -p "$ctl" "$outer"

@@ -49,3 +49,18 @@ stage_payload() {
     # Files root-owned, directories 0755 as a build tree has them (umask 022).
     find "$d" -type d -exec chmod 0755 {} +
 }
+
+# stage_package WHAT DATA [BINARY]: metadata and payload of luci-app-awl, or of awl for the
+# Rust target WHAT (its binary from dist/ unless given).
+stage_package() {
+    local what=$1 data=$2 bin=${3:-}
+    if [ "$what" = luci-app-awl ]; then
+        pkg_meta luci-app-awl
+        stage_payload luci-app-awl "$data"
+    else
+        pkg_meta awl "$what"
+        bin=${bin:-$ROOT/dist/$what/awl}
+        [ -x "$bin" ] || { echo "binary not found: $bin (run cross/build.sh $what)" >&2; return 1; }
+        stage_payload awl "$data" "$bin"
+    fi
+}
