@@ -1074,6 +1074,10 @@ impl Host {
                 batch.clear();
             }
         });
+        let host = self.clone();
+        let watched = link.clone();
+        let p = peer.clone();
+        crate::spawn(async move { host.watch_path(p, watched).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
         // A direct connection supersedes relayed ones: new streams use it at once; the
         // circuits close after a grace period so streams on them can finish.
@@ -1159,6 +1163,47 @@ impl Host {
             }
         });
         self.connection_added(peer, id, link, remote, outbound, true);
+    }
+
+    /// Closes a direct connection whose path died (we send, nothing comes back, a ping on it
+    /// fails): the disconnect makes the node redial at once instead of after the idle timeout.
+    async fn watch_path(&self, peer: PeerId, link: Link) {
+        use super::liveness::{Liveness, PROBE_TIMEOUT, TICK};
+        let Link::Quic(conn) = &link else { return };
+        let counters = |c: &quinn::Connection| {
+            let s = c.stats();
+            (s.udp_tx.datagrams, s.udp_rx.datagrams)
+        };
+        let (tx, rx) = counters(conn);
+        let mut live = Liveness::new(std::time::Instant::now(), tx, rx);
+        loop {
+            tokio::time::sleep(TICK).await;
+            if conn.close_reason().is_some() {
+                return;
+            }
+            let (tx, rx) = counters(conn);
+            if !live.observe(std::time::Instant::now(), tx, rx) {
+                continue;
+            }
+            let answered = tokio::time::timeout(PROBE_TIMEOUT, async {
+                let (mut send, mut recv) = link.open().await?;
+                multistream::dialer_select(&mut recv, &mut send, &[ping::PROTOCOL]).await?;
+                ping::ping(&mut recv, &mut send).await?;
+                send.finish().await;
+                Ok::<(), Error>(())
+            })
+            .await;
+            if matches!(answered, Ok(Ok(()))) {
+                live.heard(std::time::Instant::now());
+                continue;
+            }
+            log::info!(
+                "path to {} is dead (sending, nothing back, ping unanswered): closing it",
+                peer.short()
+            );
+            link.close(b"path dead");
+            return;
+        }
     }
 
     fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {

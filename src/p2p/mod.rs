@@ -11,6 +11,7 @@ pub mod host;
 pub mod identify;
 pub mod ifaddrs;
 pub mod kad;
+pub mod liveness;
 pub mod multistream;
 pub mod muxer;
 pub mod observed;

@@ -1,0 +1,104 @@
+//! Noticing a dead path in seconds instead of at the idle timeout. A peer that restarts
+//! without resetting our old QUIC connection (rust-libp2p does not derive its stateless-reset
+//! key from the identity, as awl and go-libp2p do) leaves us sending into a connection nobody
+//! reads until the 30 s idle timeout. While we keep sending and hear nothing back for
+//! `SILENCE`, the host probes the connection with a ping and closes it if that fails; the node
+//! redials at once on the disconnect. Pure: the host feeds it quinn's datagram counters.
+
+use std::time::{Duration, Instant};
+
+/// How long we may send without hearing anything before the path is probed.
+pub const SILENCE: Duration = Duration::from_secs(2);
+/// Datagrams sent since the last one received before silence counts: a lone ACK or
+/// keep-alive that nobody answers (a quiet connection) is not a dead path.
+pub const SENT_WITHOUT_REPLY: u64 = 3;
+/// The probe's own timeout: a dead path is closed within SILENCE + TICK + PROBE_TIMEOUT
+/// (4 s) of the last reply.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How often the counters are read.
+pub const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    tx: u64,
+    rx: u64,
+    /// Datagrams sent since the last datagram received.
+    sent_since_rx: u64,
+    heard_at: Instant,
+}
+
+impl Liveness {
+    pub fn new(now: Instant, tx: u64, rx: u64) -> Self {
+        Liveness {
+            tx,
+            rx,
+            sent_since_rx: 0,
+            heard_at: now,
+        }
+    }
+
+    /// Takes the connection's total datagrams sent and received; true when the path should
+    /// be probed (we keep sending and hear nothing).
+    pub fn observe(&mut self, now: Instant, tx: u64, rx: u64) -> bool {
+        if rx != self.rx {
+            self.rx = rx;
+            self.tx = tx;
+            self.sent_since_rx = 0;
+            self.heard_at = now;
+            return false;
+        }
+        self.sent_since_rx += tx.saturating_sub(self.tx);
+        self.tx = tx;
+        self.sent_since_rx >= SENT_WITHOUT_REPLY && now.duration_since(self.heard_at) >= SILENCE
+    }
+
+    /// A probe was answered: the path lives.
+    pub fn heard(&mut self, now: Instant) {
+        self.sent_since_rx = 0;
+        self.heard_at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_into_silence_is_noticed_and_a_quiet_connection_is_not() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut l = Liveness::new(t0, 100, 100);
+        // Normal traffic: replies keep coming.
+        for i in 1..20u64 {
+            assert!(!l.observe(at(i * 500), 100 + i * 10, 100 + i * 8));
+        }
+        // Quiet: one last ACK from us, nothing more, for a minute.
+        let (tx, rx) = (100 + 19 * 10 + 1, 100 + 19 * 8);
+        for i in 20..140u64 {
+            assert!(
+                !l.observe(at(i * 500), tx, rx),
+                "a quiet connection is not dead"
+            );
+        }
+        // Traffic again, into a dead path: noticed once SILENCE has passed since the last reply.
+        let mut noticed = None;
+        for i in 140..160u64 {
+            if l.observe(at(i * 500), tx + (i - 139) * 5, rx) {
+                noticed = Some(i * 500);
+                break;
+            }
+        }
+        assert_eq!(
+            noticed,
+            Some(140 * 500),
+            "silence since the last reply was long over"
+        );
+        l.heard(at(140 * 500));
+        assert!(!l.observe(at(141 * 500), tx + 200, rx));
+        // Sending into silence from a fresh start: after SILENCE, not before.
+        let mut l = Liveness::new(t0, 0, 0);
+        assert!(!l.observe(at(1000), 10, 0));
+        assert!(!l.observe(at(1500), 20, 0));
+        assert!(l.observe(at(2000), 30, 0));
+    }
+}
