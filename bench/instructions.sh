@@ -238,7 +238,7 @@ done
 kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 
 # --- boringtun (userspace WireGuard, mtu 1420) ---
-wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
+(umask 077; wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb")
 wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
 BT=$(command -v boringtun-cli)
 for n in a b; do
