@@ -90,14 +90,22 @@ dumped() {
     awk '/^totals:/ {print $2; exit}' "$WORK/$1-$2.out"
 }
 now() { date +%s.%N; }
+# qsnap NAME LABEL: the plugin's counts per symbol (syms=1) into NAME-LABEL.syms.
+qsnap() {
+    touch "$WORK/$1.cnt.snap"
+    for _ in $(seq 100); do [ -e "$WORK/$1.cnt.snap" ] || break; sleep 0.05; done
+    mv "$WORK/$1.cnt.syms" "$WORK/$1-$2.syms" 2>/dev/null
+}
 # window VPN LABEL PID_A PID_B CMD...: count both daemons while CMD runs; prints
 # "seconds instructions_A instructions_B".
 window() {
     local vpn=$1 label=$2 pa=$3 pb=$4 t0 t1 a0 b0; shift 4
     if [ -n "${QEMU:-}" ]; then # the plugin's counters (bench/qemu-insn.c), read before and after
+        [ -z "${QSYMS:-}" ] || { qsnap "$vpn-a" "$label-0"; qsnap "$vpn-b" "$label-0"; }
         a0=$(cat "$WORK/$vpn-a.cnt"); b0=$(cat "$WORK/$vpn-b.cnt")
         t0=$(now); "$@"; t1=$(now)
         sleep 0.2
+        [ -z "${QSYMS:-}" ] || { qsnap "$vpn-a" "$label-1"; qsnap "$vpn-b" "$label-1"; }
         echo "$(python3 -c "print($t1 - $t0)") $(( $(cat "$WORK/$vpn-a.cnt") - a0 )) $(( $(cat "$WORK/$vpn-b.cnt") - b0 ))"
         return
     fi
@@ -270,9 +278,12 @@ if command -v gcc >/dev/null && gcc -O2 -shared -fPIC -o "$WORK/libqemu-insn.so"
             echo "instructions: no $bin or no $q (apt-get install qemu-user): $t skipped" >&2; continue
         fi
         v=${t%%-*}
+        # A binary with its symbol table (CARGO_PROFILE_RELEASE_STRIP=false bash cross/build.sh
+        # TARGET) gets a split by function name of the bulk window.
+        QSYMS=; file -b "$bin" | grep -q 'not stripped' && QSYMS=1
         for n in a b; do
             rm -f "$WORK/$v-$n.cnt"
-            ip netns exec "bi-$n" taskset -c 0 "$q" -plugin "$WORK/libqemu-insn.so,out=$WORK/$v-$n.cnt" "$bin" -c "$WORK/$n.uci" run \
+            ip netns exec "bi-$n" taskset -c 0 "$q" -plugin "$WORK/libqemu-insn.so,out=$WORK/$v-$n.cnt${QSYMS:+,syms=1}" "$bin" -c "$WORK/$n.uci" run \
                 >"$WORK/$v-$n.log" 2>&1 &
             PIDS+=($!); eval "Q_$n=$!"
         done
@@ -284,6 +295,38 @@ if command -v gcc >/dev/null && gcc -O2 -shared -fPIC -o "$WORK/libqemu-insn.so"
         # shellcheck disable=SC2154
         measure "$v" "$AWL_DST" "$Q_a" "$Q_b"
         QEMU=
+        if [ -n "$QSYMS" ]; then
+            for n in a b; do
+                python3 - "$WORK/$v-$n-bulk-0.syms" "$WORK/$v-$n-bulk-1.syms" >"$WORK/split-$v-$n-bulk.tsv" <<'EOF'
+import collections, re, subprocess, sys
+def load(f):
+    c = collections.Counter()
+    for l in open(f):
+        n, _, sym = l.rstrip('\n').partition(' ')
+        c[sym] += int(n)
+    return c
+d = load(sys.argv[2]); d.subtract(load(sys.argv[1]))
+names = list(d)
+dem = subprocess.run(['c++filt'], input='\n'.join(names), capture_output=True, text=True).stdout.split('\n')
+AREAS = ['crypto', 'quic', 'kernel', 'awl', 'tokio', 'mem', 'std', 'other']
+def area(fn):
+    if re.search(r'ring_core|^<?ring::|ring::aead|aes_nohw|gcm_|chacha|poly1305|HeaderProtectionKey|PacketKey', fn): return 'crypto'
+    if re.match(r'<?(quinn_udp|tun)::', fn): return 'kernel'
+    if re.match(r'<?(quinn|quinn_proto)::', fn): return 'quic'
+    if re.match(r'<?(tokio|mio)::', fn): return 'tokio'
+    if 'awl::' in fn: return 'awl'
+    if re.match(r'(mem(cpy|move|set|cmp)|malloc|free|realloc|calloc|alloc_slot|enframe|get_meta|__libc_(malloc|free|calloc)\w*|__malloc\w*)$', fn): return 'mem'
+    if re.match(r'(__)?(sendmsg|recvmsg|sendmmsg|recvmmsg|read|write|readv|writev|epoll_p?wait|ioctl|__syscall\w*|syscall|clock_gettime|__clock_gettime)\w*$', fn): return 'kernel'
+    if re.match(r'<?(core|alloc|std|hashbrown)::', fn): return 'std'
+    return 'other'
+tot = dict.fromkeys(AREAS, 0)
+for sym, fn in zip(names, dem):
+    tot[area(fn)] += d[sym]
+for a in AREAS: print(f'{a}\t{tot[a]}')
+print(f'total\t{sum(tot.values())}')
+EOF
+            done
+        fi
         # shellcheck disable=SC2154
         kill "$Q_a" "$Q_b"; wait "$Q_a" "$Q_b" 2>/dev/null
         QEMU_TARGETS+=("$v")
@@ -349,6 +392,17 @@ for win, per, div in (('bulk', '1400 B packet', lambda v: g(v + '.bulk_rx') or 1
     for k, label in LABELS.items():
         print(f'| {label} | ' + ' | '.join(f'{d.get(k, 0) / div(v):,.0f}' for d, (v, s) in zip(data, cols)) + ' |')
     print('| total | ' + ' | '.join(f'{d.get("total", 0) / div(v):,.0f}' for d, (v, s) in zip(data, cols)) + ' |')
+    print()
+for q in os.environ['QEMU_DONE'].split():
+    if not os.path.exists(f'{w}/split-{q}-a-bulk.tsv'): continue
+    data = [load(f'{q}-{s}-bulk') for s in 'ab']
+    n = g(q + '.bulk_rx') or 1
+    print(f'awl {q}: split of the bulk window by the symbol of each executed block (function names only: what LTO inlined counts for the function it went into), instructions per 1400 B packet\n')
+    print('| area | sender A | receiver B |')
+    print('|---|---:|---:|')
+    for k, label in LABELS.items():
+        print(f'| {label} | ' + ' | '.join(f'{d.get(k, 0) / n:,.0f}' for d in data) + ' |')
+    print('| total | ' + ' | '.join(f'{d.get("total", 0) / n:,.0f}' for d in data) + ' |')
     print()
 EOF
 echo "awl packets A sent in QUIC datagrams / in all: ${R[awl.dgram]:-} / ${R[awl.pkts]:-}."
