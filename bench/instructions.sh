@@ -57,7 +57,7 @@ cleanup() {
     sleep 1
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     ip netns del bi-a 2>/dev/null; ip netns del bi-b 2>/dev/null
-    if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$WORK"/*.out* "$BENCH_KEEP"/ 2>/dev/null; fi
+    if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$WORK"/*.out* "$WORK"/*.syms "$BENCH_KEEP"/ 2>/dev/null; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -321,7 +321,7 @@ def area(fn):
     return 'other'
 tot = dict.fromkeys(AREAS, 0)
 for sym, fn in zip(names, dem):
-    tot[area(fn)] += d[sym]
+    tot[area(re.sub(r'\[[0-9a-f]+\]', '', fn))] += d[sym]  # v0 names carry crate hashes
 for a in AREAS: print(f'{a}\t{tot[a]}')
 print(f'total\t{sum(tot.values())}')
 EOF
