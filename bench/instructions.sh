@@ -315,7 +315,7 @@ def area(fn):
     if re.match(r'<?(quinn|quinn_proto)::', fn): return 'quic'
     if re.match(r'<?(tokio|mio)::', fn): return 'tokio'
     if 'awl::' in fn: return 'awl'
-    if re.match(r'(mem(cpy|move|set|cmp)|malloc|free|realloc|calloc|alloc_slot|enframe|get_meta|__libc_(malloc|free|calloc)\w*|__malloc\w*)$', fn): return 'mem'
+    if re.search(r'mem(cpy|move|set|cmp)|\bbcmp|^(malloc|free|realloc|calloc|alloc_slot|enframe|get_meta|__libc_(malloc|free|calloc)\w*|__malloc\w*)$', fn): return 'mem'
     if re.match(r'(__)?(sendmsg|recvmsg|sendmmsg|recvmmsg|read|write|readv|writev|epoll_p?wait|ioctl|__syscall\w*|syscall|clock_gettime|__clock_gettime)\w*$', fn): return 'kernel'
     if re.match(r'<?(core|alloc|std|hashbrown)::', fn): return 'std'
     return 'other'
