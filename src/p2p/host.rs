@@ -724,15 +724,10 @@ impl Host {
         }
         // Strangers share half of the relayed slots; friends may use all of them. `from` is
         // checked against the TLS identity below.
-        let cap = if self.is_friend(&from) {
-            self.0.config.max_relayed
+        let (cap, count) = if self.is_friend(&from) {
+            (self.0.config.max_relayed, self.relayed_count())
         } else {
-            self.0.config.max_relayed / 2
-        };
-        let count = if self.is_friend(&from) {
-            self.relayed_count()
-        } else {
-            self.relayed_stranger_count()
+            (self.0.config.max_relayed / 2, self.relayed_stranger_count())
         };
         if count >= cap {
             bump(&self.0.counters.refused_circuits);
