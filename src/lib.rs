@@ -1,45 +1,21 @@
 //! awl: a mesh VPN node wire-compatible with Anywherelan (AWL).
 //!
 //! See `docs/ARCHITECTURE.md` for how a packet and a peer flow through these modules.
-pub mod cli;
+// Rooms, from the top (wiring) down; a room may use the rooms below it, never above.
+pub mod app;
+pub mod base;
 pub mod config;
-pub mod control;
-pub mod daemon;
 pub mod dataplane;
-pub mod discovery;
-pub mod dnsaddr;
-pub mod friends;
-pub mod health;
-pub mod identity;
 #[cfg(feature = "gateway")]
-pub mod lan;
+pub mod gateway;
 /// Without the `gateway` feature: the same API, doing nothing.
 #[cfg(not(feature = "gateway"))]
-#[path = "lan_disabled.rs"]
-pub mod lan;
-pub mod lan_discovery;
-pub mod logring;
-pub mod methods;
-pub mod metrics;
-pub mod migrate;
-pub mod multiaddr;
-pub mod node;
+#[path = "gateway/disabled.rs"]
+pub mod gateway;
+pub mod mesh;
 pub mod p2p;
-pub mod packet;
-pub mod peers;
-pub mod proto;
-pub mod ratelimit;
-pub mod routes;
-pub mod selftest;
-#[cfg(feature = "services")]
 pub mod services;
-/// Without the `services` feature: the same API, no smoltcp stack.
-#[cfg(not(feature = "services"))]
-#[path = "services_disabled.rs"]
-pub mod services;
-pub mod sockmark;
-#[cfg(feature = "socks5")]
-pub mod socks5;
+pub mod sys;
 
 /// A spawned task's future, boxed (see [`spawn`]).
 pub type BoxedTask<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

@@ -1,8 +1,8 @@
 //! The `awl` binary: argument handling and the tokio runtime; the work lives in the library.
 
-use awl::cli::{self, Command};
+use awl::app::cli::{self, Command};
 use awl::config::{self, Config};
-use awl::identity;
+use awl::p2p::identity;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,11 +115,11 @@ fn resolve(args: &cli::Args) -> Result<Resolved, String> {
 fn socket_for(args: &cli::Args, r: &Resolved) -> PathBuf {
     args.socket
         .clone()
-        .unwrap_or_else(|| awl::control::socket_path(&r.cfg.main.control_socket, &r.data_dir))
+        .unwrap_or_else(|| awl::app::control::socket_path(&r.cfg.main.control_socket, &r.data_dir))
 }
 
 fn init_logging(level: log::LevelFilter) {
-    awl::logring::init(level);
+    awl::app::logring::init(level);
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -192,16 +192,16 @@ fn run(args: cli::Args) -> Result<(), String> {
             let socket = socket_for(&args, &r);
             println!(
                 "{}",
-                runtime()?.block_on(awl::control::call_raw(&socket, &line))?
+                runtime()?.block_on(awl::app::control::call_raw(&socket, &line))?
             );
             Ok(())
         }
         Command::Rpcd(cli::Rpcd::List) => {
-            println!("{}", awl::methods::rpcd_signatures());
+            println!("{}", awl::app::methods::rpcd_signatures());
             Ok(())
         }
         Command::Rpcd(cli::Rpcd::Methods) => {
-            println!("{}", awl::methods::describe());
+            println!("{}", awl::app::methods::describe());
             Ok(())
         }
         Command::Rpcd(cli::Rpcd::Call(method)) => {
@@ -226,7 +226,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         Command::Control(req) => {
             let r = resolve(&args)?;
             let socket = socket_for(&args, &r);
-            let result = runtime()?.block_on(awl::control::call(&socket, &req))?;
+            let result = runtime()?.block_on(awl::app::control::call(&socket, &req))?;
             if args.json {
                 println!("{result}");
             } else {
@@ -239,12 +239,12 @@ fn run(args: cli::Args) -> Result<(), String> {
         }
         Command::Ping(addr) => {
             init_logging(log::LevelFilter::Warn);
-            let addr: awl::multiaddr::Multiaddr = addr.parse().map_err(|e| format!("{e}"))?;
+            let addr: awl::p2p::multiaddr::Multiaddr = addr.parse().map_err(|e| format!("{e}"))?;
             runtime()?.block_on(ping(addr, args.json))
         }
         Command::SelfTest => {
             init_logging(log::LevelFilter::Warn);
-            let msg = runtime()?.block_on(awl::selftest::run())?;
+            let msg = runtime()?.block_on(awl::app::selftest::run())?;
             println!("{msg}");
             Ok(())
         }
@@ -258,7 +258,7 @@ fn run(args: cli::Args) -> Result<(), String> {
                 log::warn!("'enabled' is 0 in the config; running anyway because 'awl run' was called directly");
             }
             let socket = socket_for(&args, &r);
-            runtime()?.block_on(awl::daemon::run(r.cfg, r.path, r.data_dir, socket))
+            runtime()?.block_on(awl::app::daemon::run(r.cfg, r.path, r.data_dir, socket))
         }
     }
 }
@@ -300,17 +300,16 @@ fn health(args: &cli::Args) -> serde_json::Value {
                 .or(env.map(PathBuf::from))
                 .or_else(|| peek("data_dir"))
                 .unwrap_or_else(|| default_data_dir(&d));
-            let socket = args
-                .socket
-                .clone()
-                .unwrap_or_else(|| awl::control::socket_path(&d.main.control_socket, &data_dir));
+            let socket = args.socket.clone().unwrap_or_else(|| {
+                awl::app::control::socket_path(&d.main.control_socket, &data_dir)
+            });
             (socket, Err(e))
         }
     };
     let req = serde_json::json!({"cmd": "health"});
-    match runtime().and_then(|rt| rt.block_on(awl::control::call(&socket, &req))) {
+    match runtime().and_then(|rt| rt.block_on(awl::app::control::call(&socket, &req))) {
         Ok(v) => v,
-        Err(e) => awl::health::offline(file, &e),
+        Err(e) => awl::app::health::offline(file, &e),
     }
 }
 
@@ -318,7 +317,7 @@ fn health(args: &cli::Args) -> serde_json::Value {
 fn import_awl(args: &cli::Args, file: &str, write: bool) -> Result<(), String> {
     let r = resolve(args)?;
     let mut text = String::new();
-    let limit = awl::migrate::MAX_FILE_BYTES;
+    let limit = awl::app::migrate::MAX_FILE_BYTES;
     let read = if file == "-" {
         std::io::stdin().take(limit + 1).read_to_string(&mut text)
     } else {
@@ -336,11 +335,12 @@ fn import_awl(args: &cli::Args, file: &str, write: bool) -> Result<(), String> {
             socket.display()
         ));
     }
-    let paths = awl::migrate::Paths {
+    let paths = awl::app::migrate::Paths {
         config: r.path.clone(),
         data_dir: r.data_dir.clone(),
     };
-    let out = awl::migrate::import(&text, &paths, write).map_err(|e| format!("{file}: {e}"))?;
+    let out =
+        awl::app::migrate::import(&text, &paths, write).map_err(|e| format!("{file}: {e}"))?;
     if !write {
         print!("{}", out.plan.text);
         eprint!("{}", out.plan.summary());
@@ -466,17 +466,17 @@ fn rpcd_call(args: &cli::Args, method: &str) -> Result<String, String> {
         .take(64 * 1024)
         .read_to_string(&mut input)
         .map_err(|e| format!("reading the arguments: {e}"))?;
-    let req = awl::methods::rpcd_request(method, &input)?;
+    let req = awl::app::methods::rpcd_request(method, &input)?;
     if req["cmd"] == "health" {
         return Ok(serde_json::json!({"ok": true, "result": health(args)}).to_string());
     }
     let r = resolve(args)?;
     let socket = socket_for(args, &r);
-    runtime()?.block_on(awl::control::call_raw(&socket, &req.to_string()))
+    runtime()?.block_on(awl::app::control::call_raw(&socket, &req.to_string()))
 }
 
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.
-async fn ping(addr: awl::multiaddr::Multiaddr, json: bool) -> Result<(), String> {
+async fn ping(addr: awl::p2p::multiaddr::Multiaddr, json: bool) -> Result<(), String> {
     use awl::p2p::{Host, HostConfig};
     let host = Host::start(
         identity::Keypair::generate(),

@@ -1,6 +1,6 @@
 //! AWL's JSON messages (auth request/response, status) as read from a stream.
 #![no_main]
-use awl::proto::messages::{self, AuthRequest, AuthResponse, Fields, StatusInfo};
+use awl::mesh::messages::{self, AuthRequest, AuthResponse, Fields, StatusInfo};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

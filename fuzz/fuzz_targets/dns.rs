@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let id = data.first().map_or(0, |b| u16::from(*b));
-    let _ = awl::dnsaddr::parse_txt(data, id);
+    let _ = awl::p2p::dnsaddr::parse_txt(data, id);
 });

@@ -33,13 +33,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         5 => {
-            if let Ok(a) = awl::multiaddr::Multiaddr::from_bytes(body) {
-                let _ = a.to_string().parse::<awl::multiaddr::Multiaddr>();
+            if let Ok(a) = awl::p2p::multiaddr::Multiaddr::from_bytes(body) {
+                let _ = a.to_string().parse::<awl::p2p::multiaddr::Multiaddr>();
                 let _ = relay::parse_circuit(&a);
             }
         }
         6 => {
-            let _ = awl::identity::PeerId::from_bytes(body);
+            let _ = awl::p2p::identity::PeerId::from_bytes(body);
         }
         _ => {
             let _ = multistream::decode_body(body);

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 fuzz_target!(|data: &[u8]| {
     let mut a = data.to_vec();
-    let _ = awl::packet::rewrite(&mut a, Some(Ipv4Addr::new(10, 66, 0, 2)), Some(Ipv4Addr::new(10, 66, 0, 1)));
+    let _ = awl::dataplane::packet::rewrite(&mut a, Some(Ipv4Addr::new(10, 66, 0, 2)), Some(Ipv4Addr::new(10, 66, 0, 1)));
     let mut b = data.to_vec();
-    let _ = awl::packet::rewrite(&mut b, None, Some(Ipv4Addr::new(192, 168, 1, 10)));
-    let _ = awl::packet::ip_version(data);
+    let _ = awl::dataplane::packet::rewrite(&mut b, None, Some(Ipv4Addr::new(192, 168, 1, 10)));
+    let _ = awl::dataplane::packet::ip_version(data);
 });

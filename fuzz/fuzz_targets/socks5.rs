@@ -1,6 +1,6 @@
 //! SOCKS5 greetings, requests and replies from peers and local clients.
 #![no_main]
-use awl::socks5;
+use awl::services::socks5;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 //! A tunnel stream as the receiver walks it: 8-byte headers and bodies, then the rewrite.
 #![no_main]
-use awl::proto::tunnel::{RecordHeader, HEADER_LEN};
+use awl::mesh::tunnel::{RecordHeader, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
 
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         let mut pkt = rest[..hdr.len].to_vec();
-        let _ = awl::packet::rewrite(&mut pkt, Some(Ipv4Addr::new(10, 66, 0, 2)), Some(Ipv4Addr::new(10, 66, 0, 1)));
+        let _ = awl::dataplane::packet::rewrite(&mut pkt, Some(Ipv4Addr::new(10, 66, 0, 2)), Some(Ipv4Addr::new(10, 66, 0, 1)));
         rest = &rest[hdr.len..];
     }
 });

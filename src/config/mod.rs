@@ -12,7 +12,7 @@ pub mod uci;
 
 pub use schema::{find, schema, Kind, OptionDesc, OPTIONS};
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use schema::{MAIN, PEER};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -56,7 +56,7 @@ pub struct MainConfig {
     pub max_peers: u32,
     pub packet_pool: u32,
     pub peer_queue: u32,
-    pub route: Vec<crate::routes::Prefix>,
+    pub route: Vec<crate::base::prefix::Prefix>,
     pub gateway: bool,
     /// Peer ID or alias of the exit node to use.
     pub exit_node: Option<String>,
@@ -140,7 +140,7 @@ pub struct PeerConfig {
     pub allow_lan: bool,
     pub accept_routes: bool,
     /// Prefixes outside the private ranges this peer may announce.
-    pub accept_route: Vec<crate::routes::Prefix>,
+    pub accept_route: Vec<crate::base::prefix::Prefix>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +305,7 @@ fn validate(desc: &OptionDesc, raw: &str) -> Result<Val, String> {
             Ok(Val::Cidr(ip, len))
         }
         Kind::Prefix4 => v
-            .parse::<crate::routes::Prefix>()
+            .parse::<crate::base::prefix::Prefix>()
             .map(|p| Val::Cidr(p.addr, p.len))
             .map_err(|e| format!("expected a network prefix: {e}")),
         Kind::Path => {
@@ -316,7 +316,7 @@ fn validate(desc: &OptionDesc, raw: &str) -> Result<Val, String> {
             }
         }
         Kind::Multiaddr => v
-            .parse::<crate::multiaddr::Multiaddr>()
+            .parse::<crate::p2p::multiaddr::Multiaddr>()
             .map(|_| Val::Text(v.to_string()))
             .map_err(|e| format!("expected a multiaddr ({e})")),
         Kind::PeerId => v
@@ -496,7 +496,7 @@ fn build_main(v: &SectionValues) -> Result<MainConfig, String> {
             .map(|(_, vals)| {
                 vals.iter()
                     .filter_map(|x| match x {
-                        Val::Cidr(ip, len) => crate::routes::Prefix::new(*ip, *len),
+                        Val::Cidr(ip, len) => crate::base::prefix::Prefix::new(*ip, *len),
                         _ => None,
                     })
                     .collect()
@@ -632,7 +632,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Loaded, ConfigError> {
         ));
     }
 
-    let mesh = crate::routes::Prefix::new(Ipv4Addr::from(net), main.prefix);
+    let mesh = crate::base::prefix::Prefix::new(Ipv4Addr::from(net), main.prefix);
     for r in &main.route {
         if mesh.is_some_and(|m| m.overlaps(r)) || r.is_default() {
             let line = main_values.get("route").map(|(l, _)| *l);
@@ -714,7 +714,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Loaded, ConfigError> {
             .map(|(_, vals)| {
                 vals.iter()
                     .filter_map(|v| match v {
-                        Val::Cidr(a, l) => crate::routes::Prefix::new(*a, *l),
+                        Val::Cidr(a, l) => crate::base::prefix::Prefix::new(*a, *l),
                         _ => None,
                     })
                     .collect()

@@ -9,18 +9,19 @@
 //! pool drops the packet and counts it. Nothing here blocks the TUN reader.
 
 pub mod offload;
+pub mod packet;
 pub mod pool;
 pub mod qos;
 pub mod stats;
 pub mod tun;
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use crate::p2p::stream::{read_exact_or_eof, SendStream};
 use crate::p2p::{Host, Stream};
-use crate::packet;
-use crate::peers::{PeerTable, Relation};
-use crate::proto::tunnel::{self, GatewayDir, RecordHeader};
-use crate::routes::{self, Prefix};
+
+use crate::base::prefix::{self, Prefix};
+use crate::mesh::peers::{PeerTable, Relation};
+use crate::mesh::tunnel::{self, GatewayDir, RecordHeader};
 use pool::{PacketBuf, PacketPool};
 use qos::{QueueRx, QueueTx};
 use stats::Stats;
@@ -297,7 +298,7 @@ impl Dataplane {
             return Route::Peer(p.peer_id.clone(), dir);
         }
         drop(t);
-        if let Some(peer) = routes::lookup(&routing.installed, dst) {
+        if let Some(peer) = prefix::lookup(&routing.installed, dst) {
             return Route::Peer(peer.clone(), GatewayDir::Forward);
         }
         match routing.exit_node.as_ref().filter(|_| forwardable(dst)) {

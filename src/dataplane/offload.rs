@@ -4,7 +4,7 @@
 //! them into MSS-sized segments here (what the peer's TUN expects) and complete the checksums
 //! the kernel left partial. Pure functions; `tun.rs` does the I/O.
 
-use crate::packet::{fold, sum16, Ipv4};
+use crate::dataplane::packet::{fold, sum16, Ipv4};
 
 /// The legacy virtio-net header: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
 pub const HDR_LEN: usize = 10;
@@ -309,7 +309,7 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::tests::build;
+    use crate::dataplane::packet::tests::build;
 
     /// A TCP header with sequence number `seq` and `flags`, then `payload`.
     fn tcp(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! `PeerQueue` wires them to two bounded tokio channels.
 
 use super::pool::PacketBuf;
-use crate::proto::tunnel::GatewayDir;
+use crate::mesh::tunnel::GatewayDir;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Traffic counters, per peer and global. Plain `u64`s behind a mutex: 32-bit MIPS has no
 //! 64-bit atomics, and one uncontended lock per batch costs nothing on a single-thread runtime.
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,9 +1,9 @@
 //! Two data planes on loopback QUIC hosts: which path packets take between awl nodes.
 
 use super::*;
-use crate::identity::Keypair;
-use crate::packet::tests::build;
-use crate::peers::PeerTable;
+use crate::dataplane::packet::tests::build;
+use crate::mesh::peers::PeerTable;
+use crate::p2p::identity::Keypair;
 
 const T: Duration = Duration::from_secs(10);
 const OWN: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);

@@ -4,7 +4,7 @@
 //! oldest stranger's. Pure logic: the host gathers the inbound connections and acts on the
 //! answer.
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use std::net::IpAddr;
 
 /// Share of `max_connections` that strangers may hold at once (the rest is kept for friends).
@@ -71,7 +71,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     fn held(n: usize, ip: [u8; 4], friend: bool) -> Vec<Inbound> {
         (0..n)

@@ -15,8 +15,8 @@
 use super::protobuf::{self, DecodeError};
 use super::relay::write_msg;
 use super::Host;
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -184,7 +184,7 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
 pub fn serve(host: &Host) {
     let mut rx = host.register(PROTOCOL, 8);
     let host = host.clone();
-    let mut limit = crate::ratelimit::RateLimiter::new(0.1, 3.0, 256);
+    let mut limit = crate::base::ratelimit::RateLimiter::new(0.1, 3.0, 256);
     crate::spawn(async move {
         while let Some(mut s) = rx.recv().await {
             if !host.is_friend(&s.peer) || !limit.allow(&s.peer, Instant::now()) {
@@ -314,7 +314,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     #[test]
     fn messages_round_trip() {

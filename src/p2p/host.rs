@@ -14,9 +14,10 @@ use super::identify::{self, IdentifyInfo};
 use super::observed::ObservedAddrs;
 use super::relay::{self, HopMessage, HopType, Status, StopMessage};
 use super::stream::{split_muxed, RecvStream, SendStream};
-use super::{ifaddrs, multistream, muxer, ping, secure, tls};
-use crate::identity::{Keypair, PeerId};
-use crate::multiaddr::Multiaddr;
+use super::{multistream, muxer, ping, secure, tls};
+use crate::p2p::identity::{Keypair, PeerId};
+use crate::p2p::multiaddr::Multiaddr;
+use crate::sys::ifaddrs;
 use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -262,7 +263,7 @@ struct Inner {
     identified: Notify,
     events: broadcast::Sender<HostEvent>,
     counters: Counters,
-    stream_limit: Mutex<crate::ratelimit::RateLimiter<PeerId>>,
+    stream_limit: Mutex<crate::base::ratelimit::RateLimiter<PeerId>>,
     /// The protocol name advertised for datagrams and who gets them; set once.
     datagrams: std::sync::OnceLock<(String, DatagramHandler)>,
     /// Who our friends are, and whose word on our address counts (set by the node).
@@ -374,7 +375,7 @@ impl Host {
             quinn::Endpoint::new_with_abstract_socket(endpoint_cfg, Some(server), socket, runtime)?;
         let (events, _) = broadcast::channel(64);
         let peer_id = keypair.peer_id();
-        let stream_limit = crate::ratelimit::RateLimiter::new(
+        let stream_limit = crate::base::ratelimit::RateLimiter::new(
             f64::from(config.stream_rate),
             f64::from(config.stream_rate) * 2.0,
             config.max_connections,
@@ -1450,7 +1451,7 @@ impl Host {
 /// keeps our own traffic on the underlay. Needs CAP_NET_ADMIN; without it nothing is marked.
 fn mark_socket(socket: &std::net::UdpSocket) {
     use std::os::fd::AsRawFd;
-    if let Err(e) = crate::sockmark::set(socket.as_raw_fd()) {
+    if let Err(e) = crate::sys::sockmark::set(socket.as_raw_fd()) {
         log::debug!("SO_MARK not set: {e}");
     }
 }

@@ -5,8 +5,8 @@
 
 use super::protobuf::{self, DecodeError};
 use super::varint;
-use crate::identity::PublicKey;
-use crate::multiaddr::Multiaddr;
+use crate::p2p::identity::PublicKey;
+use crate::p2p::multiaddr::Multiaddr;
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -143,7 +143,7 @@ pub async fn read_framed<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     fn sample() -> IdentifyInfo {
         IdentifyInfo {

@@ -5,8 +5,8 @@
 //! returns; nothing here touches a socket or a clock.
 
 use super::protobuf::{self, DecodeError};
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use std::collections::BTreeMap;
 use tokio::io::AsyncWriteExt;
 
@@ -377,7 +377,7 @@ fn answer(host: &super::Host, key: &[u8]) -> Vec<KadPeer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     fn peer(i: u8) -> KadPeer {
         KadPeer {

@@ -7,11 +7,13 @@
 pub mod admission;
 pub mod dcutr;
 pub mod der;
+pub mod dnsaddr;
 pub mod host;
 pub mod identify;
-pub mod ifaddrs;
+pub mod identity;
 pub mod kad;
 pub mod liveness;
+pub mod multiaddr;
 pub mod multistream;
 pub mod muxer;
 pub mod observed;

@@ -4,7 +4,7 @@
 //! `CONFIRMATIONS` different network addresses do. Strangers with many identities from one
 //! place confirm nothing. Pure and bounded.
 
-use crate::multiaddr::Multiaddr;
+use crate::p2p::multiaddr::Multiaddr;
 use std::net::IpAddr;
 
 /// Confirmed addresses kept (newest first).

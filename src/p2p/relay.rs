@@ -4,8 +4,8 @@
 
 use super::identify::{frame, read_framed};
 use super::protobuf::{self, DecodeError};
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub const HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";
@@ -293,13 +293,13 @@ pub fn circuit_addr(relay_addr: &Multiaddr, relay: &PeerId) -> Multiaddr {
     relay_addr
         .without_p2p()
         .with_p2p(relay)
-        .with(crate::multiaddr::Protocol::P2pCircuit)
+        .with(crate::p2p::multiaddr::Protocol::P2pCircuit)
 }
 
 /// Splits `<relay addr>/p2p/<relay>/p2p-circuit[/p2p/<target>]` into the relay's address
 /// and id.
 pub fn parse_circuit(addr: &Multiaddr) -> Option<(Multiaddr, PeerId)> {
-    use crate::multiaddr::Protocol;
+    use crate::p2p::multiaddr::Protocol;
     let parts: Vec<&Protocol> = addr.iter().collect();
     let pos = parts.iter().position(|p| **p == Protocol::P2pCircuit)?;
     let Some(Protocol::P2p(relay)) = pos.checked_sub(1).and_then(|i| parts.get(i)) else {
@@ -315,7 +315,7 @@ pub fn parse_circuit(addr: &Multiaddr) -> Option<(Multiaddr, PeerId)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     #[test]
     fn hop_round_trip() {

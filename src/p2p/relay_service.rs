@@ -4,7 +4,7 @@
 
 use super::relay::{self, HopMessage, HopType, Limit, Reservation, Status, StopMessage};
 use super::{Host, Stream};
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

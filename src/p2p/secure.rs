@@ -6,7 +6,7 @@
 //! go-libp2p lists TLS first and accepts it, and rust-libp2p peers are not our counterpart here.
 
 use super::{multistream, muxer, tls};
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -108,7 +108,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]

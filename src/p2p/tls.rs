@@ -14,7 +14,7 @@
 //! No CA, no chain, no webpki: the parser below reads only what this check needs.
 
 use super::der::{self, DerError};
-use crate::identity::{Keypair, PeerId, PublicKey};
+use crate::p2p::identity::{Keypair, PeerId, PublicKey};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, EcdsaKeyPair, KeyPair as _};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

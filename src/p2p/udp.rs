@@ -11,7 +11,7 @@
 //! resident only when the kernel first fills them (under load), not at start. Sending keeps GSO.
 
 use super::udp_socket::ReadRegistered;
-use crate::sockmark::setsockopt_int;
+use crate::sys::sockmark::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use std::io::{self, IoSliceMut};

@@ -1,8 +1,8 @@
 //! awl's libp2p stack against rust-libp2p, both directions: QUIC v1 + libp2p TLS handshake,
 //! PeerIds, identify fields, ping, and refusal of a peer that isn't the one dialled.
 
-use awl::identity::Keypair;
-use awl::multiaddr::Multiaddr as AwlAddr;
+use awl::p2p::identity::Keypair;
+use awl::p2p::multiaddr::Multiaddr as AwlAddr;
 use awl::p2p::{Host, HostConfig};
 use awl_interop::peer::{Event, Libp2pPeer, AGENT, PROTOCOL_VERSION};
 use libp2p::{identity, Multiaddr, PeerId};
@@ -28,7 +28,7 @@ fn to_libp2p(a: &AwlAddr) -> Multiaddr {
         .expect("rust-libp2p parses awl's multiaddr")
 }
 
-fn awl_peer_of(p: &PeerId) -> awl::identity::PeerId {
+fn awl_peer_of(p: &PeerId) -> awl::p2p::identity::PeerId {
     p.to_string().parse().unwrap()
 }
 

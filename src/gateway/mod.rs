@@ -5,7 +5,7 @@
 //! Uses the `ip` and `nft` commands (iproute2 and nftables are on every OpenWrt and Debian
 //! system that can route) rather than netlink code in the binary.
 
-use crate::routes::Prefix;
+use crate::base::prefix::Prefix;
 use std::process::{Command, Stdio};
 
 /// AWL's socket mark ("awl") for its own traffic, and the routing table of the exit route.

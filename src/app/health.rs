@@ -515,7 +515,7 @@ mod tests {
         cfg.main.use_default_bootstrap = false;
         cfg.main.packet_pool = 64;
         let host = crate::p2p::Host::start(
-            crate::identity::Keypair::generate(),
+            crate::p2p::identity::Keypair::generate(),
             crate::p2p::HostConfig::new("127.0.0.1:0".parse().unwrap()),
         )
         .await
@@ -523,7 +523,7 @@ mod tests {
         let port = host.local_addr().unwrap().port();
         let path = dir.join("config");
         std::fs::write(&path, "config awl 'main'\n").unwrap();
-        let node = crate::node::Node::new(host, cfg, path.clone(), &dir);
+        let node = crate::app::node::Node::new(host, cfg, path.clone(), &dir);
         node.health
             .set_tun_error("cannot create TUN device awl0: Operation not permitted".into());
         node.health.set_listen(Some(4363), port);

@@ -5,13 +5,13 @@
 use crate::config::{self, Config, PeerConfig};
 use crate::dataplane::pool::PacketPool;
 use crate::dataplane::{self, Dataplane, DataplaneConfig, SharedPeers};
-use crate::friends;
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
+use crate::mesh::friends;
+use crate::mesh::messages::StatusInfo;
+use crate::mesh::peers::{self, KnownPeer, PeerTable, Relation};
+use crate::mesh::tunnel;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::{Host, HostEvent};
-use crate::peers::{self, KnownPeer, PeerTable, Relation};
-use crate::proto::messages::StatusInfo;
-use crate::proto::tunnel;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -32,7 +32,7 @@ pub struct Node {
     pub host: Host,
     pub peers: SharedPeers,
     pub dp: Arc<Dataplane>,
-    pub discovery: Arc<crate::discovery::Discovery>,
+    pub discovery: Arc<crate::mesh::discovery::Discovery>,
     cfg: Mutex<Config>,
     /// The UCI file peers are written to (created from the defaults if missing).
     config_path: PathBuf,
@@ -43,14 +43,14 @@ pub struct Node {
     /// Packets for the TUN; taken by `attach_tun`. Until then the bounded queue fills and
     /// further packets are dropped and counted.
     from_mesh: Mutex<Option<tokio::sync::mpsc::Receiver<dataplane::pool::PacketBuf>>>,
-    lan: Mutex<Option<crate::lan::Lan>>,
+    lan: Mutex<Option<crate::gateway::Lan>>,
     /// Routes already refused (logged once, not on every status).
-    refused_routes: Mutex<Vec<(PeerId, crate::routes::Prefix)>>,
+    refused_routes: Mutex<Vec<(PeerId, crate::base::prefix::Prefix)>>,
     /// Held across a change to the UCI file and the peer table, so two writers (a control
     /// request and an auto-accept) never interleave. Never held across an await.
     writer: Mutex<()>,
     /// Start-up and reload facts `awl health` reports (TUN error, listen fallback, reload).
-    pub health: crate::health::Notes,
+    pub health: crate::app::health::Notes,
 }
 
 /// On OpenWrt, tells procd that /etc/config/awl changed, as LuCI's apply does: the init
@@ -116,7 +116,7 @@ impl Node {
                 datagrams: cfg.main.datagrams,
             },
         );
-        let discovery = crate::discovery::Discovery::new(host.clone(), &cfg);
+        let discovery = crate::mesh::discovery::Discovery::new(host.clone(), &cfg);
         if cfg.main.serve {
             let m = &cfg.main;
             crate::p2p::kad::serve(&host);
@@ -129,14 +129,14 @@ impl Node {
                 },
                 ..Default::default()
             };
-            let policy = crate::discovery::relay_policy(&cfg, peers.clone());
+            let policy = crate::mesh::discovery::relay_policy(&cfg, peers.clone());
             crate::p2p::relay_service::start(&host, limits, policy);
             log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
         }
-        discovery.start(crate::discovery::known_peers(peers.clone()));
+        discovery.start(crate::mesh::discovery::known_peers(peers.clone()));
         let bootstrap = Arc::downgrade(&discovery);
         host.set_trust(crate::p2p::Trust {
-            friend: crate::discovery::known_peers(peers.clone()),
+            friend: crate::mesh::discovery::known_peers(peers.clone()),
             trusted_observer: Arc::new(move |p| {
                 bootstrap.upgrade().is_some_and(|d| d.is_bootstrap(p))
             }),
@@ -240,7 +240,7 @@ impl Node {
     }
 
     /// Hands the host-side gateway (kernel routes, firewall) to the node; routes follow.
-    pub fn attach_lan(&self, lan: crate::lan::Lan) {
+    pub fn attach_lan(&self, lan: crate::gateway::Lan) {
         *lock(&self.lan) = Some(lan);
         self.sync_routes();
     }
@@ -255,13 +255,14 @@ impl Node {
     /// Recomputes routing beyond the mesh: our exported routes, peers' announced routes that
     /// pass the safety checks, and the exit node; applies them to the data plane and kernel.
     pub fn sync_routes(&self) {
-        use crate::routes::{Guard, Prefix};
+        use crate::base::prefix::Prefix;
+        use crate::mesh::routes::Guard;
         let cfg = lock(&self.cfg).main.clone();
         let mesh = Prefix::new(cfg.address, cfg.prefix).unwrap_or(Prefix {
             addr: cfg.address,
             len: 32,
         });
-        let local: Vec<Ipv4Addr> = crate::p2p::ifaddrs::local_addrs()
+        let local: Vec<Ipv4Addr> = crate::sys::ifaddrs::local_addrs()
             .into_iter()
             .filter_map(|ip| match ip {
                 std::net::IpAddr::V4(v4) if !mesh.contains(v4) => Some(v4),
@@ -278,7 +279,7 @@ impl Node {
                 _ => None,
             })
             .collect();
-        let kernel = crate::routes::kernel_routes(lock(&self.tun_name).as_deref());
+        let kernel = crate::mesh::routes::kernel_routes(lock(&self.tun_name).as_deref());
         let t = lock(&self.peers);
         let mut installed: Vec<(Prefix, PeerId)> = Vec::new();
         let mut refused = lock(&self.refused_routes);
@@ -680,14 +681,14 @@ impl Node {
         let mut checks = Vec::new();
         let notes = self.health.get();
         let tun = lock(&self.tun_name).clone();
-        let mut add = |c: crate::health::Check| checks.push(c.json());
-        add(crate::health::interface(
+        let mut add = |c: crate::app::health::Check| checks.push(c.json());
+        add(crate::app::health::interface(
             tun.as_deref(),
             notes.tun_error.as_deref(),
             &cfg.main.interface,
         ));
         let port = self.host.local_addr().ok().map(|a| a.port());
-        add(crate::health::listen(notes.listen_fallback, port));
+        add(crate::app::health::listen(notes.listen_fallback, port));
         let file = match config::load(&self.config_path) {
             Ok(l) => Ok(format!(
                 "{}: OK ({} peer(s))",
@@ -700,10 +701,13 @@ impl Node {
             )),
             Err(e) => Err(e.to_string()),
         };
-        add(crate::health::config(file, notes.reload_error.as_deref()));
+        add(crate::app::health::config(
+            file,
+            notes.reload_error.as_deref(),
+        ));
         let reach = self.reach(&cfg, warm, port);
-        add(crate::health::relay(&reach));
-        add(crate::health::udp(&reach));
+        add(crate::app::health::relay(&reach));
+        add(crate::app::health::udp(&reach));
         let mut check = |name: &str, ok: bool, detail: String| {
             checks.push(json!({"check": name, "ok": ok, "detail": detail}));
         };
@@ -744,7 +748,7 @@ impl Node {
     }
 
     /// The facts the relay and UDP health checks judge.
-    fn reach(&self, cfg: &Config, warm: bool, port: Option<u16>) -> crate::health::Reach {
+    fn reach(&self, cfg: &Config, warm: bool, port: Option<u16>) -> crate::app::health::Reach {
         let d = &self.discovery;
         let known: Vec<PeerId> = lock(&self.peers)
             .iter()
@@ -758,7 +762,7 @@ impl Node {
             .iter()
             .filter(|p| !self.host.has_direct(p))
             .collect();
-        crate::health::Reach {
+        crate::app::health::Reach {
             warm,
             use_relays: cfg.main.use_relays,
             hole_punching: cfg.main.hole_punching,

@@ -1,7 +1,7 @@
 //! Stand-in for `lan.rs` in builds without the `gateway` feature (a router that only needs
 //! mesh access for itself): same API, installs nothing, and says so when asked to.
 
-use crate::routes::Prefix;
+use crate::base::prefix::Prefix;
 
 pub const FWMARK: u32 = 0x0061_776c;
 pub const EXIT_TABLE: u32 = 0x0061_776c;

@@ -19,7 +19,7 @@
 //! Codecs are pure functions (`encode_*`, `decode_*`, [`message_len`]); the async parts
 //! read byte-exactly, so data a client pipelines after its request is never lost.
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use crate::p2p::stream::{RecvStream, SendStream};
 use crate::p2p::{Host, Stream};
 use std::fmt;
@@ -588,7 +588,7 @@ async fn connect(dst: &Address, allow_loopback: bool) -> Result<TcpStream, Reply
     }
 }
 
-/// Connects with `SO_MARK` = [`crate::lan::FWMARK`], so exit traffic is not routed back into
+/// Connects with `SO_MARK` = [`crate::gateway::FWMARK`], so exit traffic is not routed back into
 /// the mesh by our own policy rules. Without CAP_NET_ADMIN the socket is left unmarked.
 async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     use std::os::fd::AsRawFd;
@@ -597,7 +597,7 @@ async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     } else {
         TcpSocket::new_v6()?
     };
-    if let Err(e) = crate::sockmark::set(socket.as_raw_fd()) {
+    if let Err(e) = crate::sys::sockmark::set(socket.as_raw_fd()) {
         log::debug!("socks5: SO_MARK not set: {e}");
     }
     socket.connect(addr).await
@@ -750,7 +750,7 @@ async fn client_session(host: Host, mut local: TcpStream, exit: ExitPeer) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     const T: Duration = Duration::from_secs(20);
     const SUCCESS: [u8; 10] = [5, 0, 0, 1, 0, 0, 0, 0, 4, 0x38];

@@ -6,7 +6,7 @@
 //! by the caller, rarely. No I/O here except `load_state`/`save_state`.
 
 use crate::config::PeerConfig;
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -32,9 +32,9 @@ pub struct KnownPeer {
     /// We install the routes the peer announces (private ranges, and `accept_route`).
     pub accept_routes: bool,
     /// Prefixes outside the private ranges we accept from this peer.
-    pub accept_route: Vec<crate::routes::Prefix>,
+    pub accept_route: Vec<crate::base::prefix::Prefix>,
     /// LAN routes the peer announced in its status (awl extension; AWL peers send none).
-    pub routes: Vec<crate::routes::Prefix>,
+    pub routes: Vec<crate::base::prefix::Prefix>,
     /// Name the peer gave itself (status `Name`).
     pub name: String,
     pub confirmed: bool,
@@ -198,7 +198,7 @@ impl PeerTable {
     /// Loads the UCI peers, keeping what we knew about each from `saved`.
     pub fn load(&mut self, peers: &[PeerConfig], saved: &SavedState) {
         // Routes announced by peers survive a reload (they come with status, not config).
-        let announced: HashMap<PeerId, Vec<crate::routes::Prefix>> =
+        let announced: HashMap<PeerId, Vec<crate::base::prefix::Prefix>> =
             self.peers.drain().map(|(id, p)| (id, p.routes)).collect();
         self.peers.clear();
         self.by_ip.clear();
@@ -441,7 +441,7 @@ impl PeerTable {
         (0..)
             .map(|i| {
                 let suffix = format!("_{i}");
-                let room = crate::proto::messages::MAX_NAME_CHARS.saturating_sub(suffix.len());
+                let room = crate::mesh::messages::MAX_NAME_CHARS.saturating_sub(suffix.len());
                 format!("{}{suffix}", alias.chars().take(room).collect::<String>())
             })
             .find(|a| !taken(a))
@@ -520,7 +520,7 @@ impl PeerTable {
     }
 
     /// Merges a status message (AWL `processPeerStatusInfo`).
-    pub fn apply_status(&mut self, peer: &PeerId, s: &crate::proto::messages::StatusInfo) {
+    pub fn apply_status(&mut self, peer: &PeerId, s: &crate::mesh::messages::StatusInfo) {
         let Some(p) = self.peers.get_mut(peer) else {
             return;
         };
@@ -625,8 +625,8 @@ pub fn save_state(path: &Path, state: &SavedState) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
-    use crate::proto::messages::StatusInfo;
+    use crate::mesh::messages::StatusInfo;
+    use crate::p2p::identity::Keypair;
 
     fn table() -> PeerTable {
         PeerTable::new(

@@ -1,10 +1,10 @@
 use super::*;
-use crate::peers::{PeerTable, Relation};
+use crate::mesh::peers::{PeerTable, Relation};
 
 /// config_awl.json as AWL v0.18 writes it (json.MarshalIndent of config.Config, 2-space
 /// indent, map keys sorted, no trailing newline), with a pending invite, a declined peer, an
 /// exit grant, a hostile name and domain, and a blocked peer.
-const FIXTURE: &str = include_str!("../../tests/fixtures/config_awl.json");
+const FIXTURE: &str = include_str!("../../../tests/fixtures/config_awl.json");
 const SELF: &str = "12D3KooWLNs9wLoh5UKLaR2z3NhkNBxZ2Rv8DxDpVgNe1ydfdtAh";
 const LAPTOP: &str = "12D3KooWT3AGk19Cm96RTyzoThyiLPcJBdmktfaX1scnn6JEaUMG";
 const PHONE: &str = "12D3KooWK5BbEnAQNXymHSRximEs39B6LKLfppde9oiKgf5ipXvD";
@@ -390,9 +390,9 @@ fn import_writes_config_state_and_identity() {
     assert!(out.identity_written);
     let l = config::load(&paths.config).unwrap().config;
     assert_eq!(l.peers.len(), 4);
-    let state = crate::peers::load_state(&paths.data_dir.join("state"));
+    let state = crate::mesh::peers::load_state(&paths.data_dir.join("state"));
     assert!(state.peers[LAPTOP].confirmed);
-    let (kp, created) = crate::identity::load_or_create(&paths.data_dir).unwrap();
+    let (kp, created) = crate::p2p::identity::load_or_create(&paths.data_dir).unwrap();
     assert!(!created);
     assert_eq!(kp.peer_id(), id(SELF));
     // Again: nothing new, nothing lost.
@@ -408,7 +408,7 @@ fn import_writes_config_state_and_identity() {
 fn a_failed_import_changes_nothing() {
     let (dir, paths) = scratch("fail");
     // Another identity here: the peers know the AWL one.
-    crate::identity::store(&paths.data_dir, &Keypair::generate()).unwrap();
+    crate::p2p::identity::store(&paths.data_dir, &Keypair::generate()).unwrap();
     std::fs::write(&paths.config, "# mine\nconfig awl 'main'\n").unwrap();
     let before = snapshot(&dir);
     let e = import(FIXTURE, &paths, true).err().unwrap();
@@ -416,7 +416,7 @@ fn a_failed_import_changes_nothing() {
     assert_eq!(snapshot(&dir), before);
 
     // The same identity, but the peers don't fit max_peers.
-    crate::identity::store(&paths.data_dir, &Keypair::from_awl_base58(
+    crate::p2p::identity::store(&paths.data_dir, &Keypair::from_awl_base58(
         "5EpmdMa7AcUe5UMZdSg1UT483iTJ8zfKsKSJBHuHcHtCfcoRyzTfGEaiWgpSRz16UT3EY8NCGMiVnHPvMbwnffj3",
     )
     .unwrap())
@@ -442,11 +442,11 @@ fn a_failed_import_changes_nothing() {
 
     // A UCI file that can't be replaced (its temp file's name is taken by a directory): the
     // state written first is put back, the identity not written.
-    std::fs::remove_file(paths.data_dir.join(crate::identity::IDENTITY_FILE)).unwrap();
+    std::fs::remove_file(paths.data_dir.join(crate::p2p::identity::IDENTITY_FILE)).unwrap();
     std::fs::write(&paths.config, "config awl 'main'\n").unwrap();
     let mut old = SavedState::default();
     old.blocked.insert(OLDPC.into(), SavedBlocked::default());
-    crate::peers::save_state(&paths.data_dir.join("state"), &old).unwrap();
+    crate::mesh::peers::save_state(&paths.data_dir.join("state"), &old).unwrap();
     assert!(
         import(FIXTURE, &paths, false).is_ok(),
         "only the write fails"

@@ -31,7 +31,7 @@ impl log::Log for Logger {
         self.inner.log(r);
         push(format!(
             "{} {:<5} {}: {}",
-            crate::peers::now_unix(),
+            crate::mesh::peers::now_unix(),
             r.level(),
             r.target(),
             r.args()

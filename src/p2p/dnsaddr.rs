@@ -2,8 +2,8 @@
 //! `dnsaddr=<multiaddr>` lines. A minimal DNS client over UDP asks the first nameserver of
 //! /etc/resolv.conf; no cache (bootstrap addresses are resolved rarely).
 
-use crate::identity::PeerId;
-use crate::multiaddr::{Multiaddr, Protocol};
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::{Multiaddr, Protocol};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -211,10 +211,10 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_through_a_local_dns_server_and_filters_by_peer() {
-        let want = crate::identity::Keypair::from_seed([1; 32])
+        let want = crate::p2p::identity::Keypair::from_seed([1; 32])
             .unwrap()
             .peer_id();
-        let other = crate::identity::Keypair::from_seed([2; 32])
+        let other = crate::p2p::identity::Keypair::from_seed([2; 32])
             .unwrap()
             .peer_id();
         let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

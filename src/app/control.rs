@@ -5,8 +5,8 @@
 //! Request: `{"cmd":"invite","peer_id":"12D3…","alias":"x"}`.
 //! Reply: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
 
-use crate::identity::PeerId;
-use crate::node::Node;
+use crate::app::node::Node;
+use crate::p2p::identity::PeerId;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
             let peer = peer_arg(req)?;
             let address = arg(req, "address")
                 .map(|a| {
-                    a.parse::<crate::multiaddr::Multiaddr>()
+                    a.parse::<crate::p2p::multiaddr::Multiaddr>()
                         .map_err(|e| e.to_string())
                 })
                 .transpose()?;
@@ -212,18 +212,18 @@ pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
         "remove" => node.remove(&peer_arg(req)?).map(|_| json!({})),
         "reload" => node.reload().map(|n| json!({"peers": n})),
         "health" => Ok(node.health_json()),
-        "metrics" => Ok(Value::String(crate::metrics::render(node))),
+        "metrics" => Ok(Value::String(crate::app::metrics::render(node))),
         "logs" => {
             let n = req
                 .get("lines")
                 .and_then(Value::as_u64)
                 .unwrap_or(100)
-                .min(crate::logring::LINES as u64) as usize;
-            Ok(json!(crate::logring::recent(n)))
+                .min(crate::app::logring::LINES as u64) as usize;
+            Ok(json!(crate::app::logring::recent(n)))
         }
         other => Err(format!(
             "unknown command '{other}' (known: {})",
-            crate::methods::names().join(", ")
+            crate::app::methods::names().join(", ")
         )),
     }
 }

@@ -8,9 +8,9 @@
 //! announcement is only a hint: the TLS handshake still proves the peer ID, and unknown peers'
 //! announcements are ignored.
 
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
-use crate::node::Node;
+use crate::app::node::Node;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -60,8 +60,8 @@ fn lan_addrs(node: &Node) -> Vec<Ipv4Addr> {
         let c = node.config();
         (c.main.address, c.main.prefix)
     };
-    let mesh = crate::routes::Prefix::new(mesh_ip, prefix);
-    crate::p2p::ifaddrs::local_addrs()
+    let mesh = crate::base::prefix::Prefix::new(mesh_ip, prefix);
+    crate::sys::ifaddrs::local_addrs()
         .into_iter()
         .filter_map(|ip| match ip {
             IpAddr::V4(v4) if is_local_range(v4) && !mesh.is_some_and(|m| m.contains(v4)) => {
@@ -152,7 +152,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
             };
             let SocketAddr::V4(from) = from else { continue };
             if peer == me
-                || node.relation(&peer) != crate::peers::Relation::Known
+                || node.relation(&peer) != crate::mesh::peers::Relation::Known
                 || node.host.is_connected(&peer)
             {
                 continue;
@@ -203,7 +203,7 @@ fn set_multicast_if(sock: &tokio::net::UdpSocket, ip: Ipv4Addr) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     #[test]
     fn only_lan_ranges_are_announced_on() {

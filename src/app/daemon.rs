@@ -3,12 +3,12 @@
 //! SIGHUP re-reads the UCI file (procd's reload); a broken file is reported with its line and
 //! the running configuration is kept. SIGINT/SIGTERM close connections and exit.
 
+use crate::app::control;
+use crate::app::node::Node;
 use crate::config::Config;
-use crate::control;
 use crate::dataplane::tun::{self, TunConfig};
-use crate::identity;
-use crate::multiaddr::Multiaddr;
-use crate::node::Node;
+use crate::p2p::identity;
+use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::{Host, HostConfig};
 use crate::services;
 use std::net::SocketAddr;
@@ -74,7 +74,7 @@ fn service_config(cfg: &Config) -> Option<services::ServiceConfig> {
         log::warn!("built without the 'services' feature: no DNS, HTTP status or ping on the service address");
         return None;
     }
-    let mesh = crate::routes::Prefix::new(m.address, m.prefix)?;
+    let mesh = crate::base::prefix::Prefix::new(m.address, m.prefix)?;
     let default = services::default_address(m.address, m.prefix);
     let addr = match m.service_address {
         Some(a) if mesh.contains(a) && a != m.address => a,
@@ -89,7 +89,7 @@ fn service_config(cfg: &Config) -> Option<services::ServiceConfig> {
     let upstream = m
         .dns_upstream
         .map(|ip| SocketAddr::new(ip.into(), 53))
-        .or_else(|| Some(crate::dnsaddr::system_nameserver()))
+        .or_else(|| Some(crate::p2p::dnsaddr::system_nameserver()))
         .filter(|u| u.ip() != std::net::IpAddr::V4(addr));
     Some(services::ServiceConfig {
         addrs: vec![addr],
@@ -113,7 +113,7 @@ async fn start_socks5(node: &Arc<Node>) {
     let m = node.config().main;
     if m.socks5_server {
         let peers = node.peers.clone();
-        crate::socks5::serve(
+        crate::services::socks5::serve(
             &node.host,
             Arc::new(move |p| {
                 peers
@@ -130,7 +130,11 @@ async fn start_socks5(node: &Arc<Node>) {
                 log::info!("SOCKS5 proxy on {addr}");
                 let n = node.clone();
                 let exit = Arc::new(move || n.socks5_exit());
-                crate::spawn(crate::socks5::run_client(node.host.clone(), l, exit));
+                crate::spawn(crate::services::socks5::run_client(
+                    node.host.clone(),
+                    l,
+                    exit,
+                ));
             }
             Err(e) => log::error!("SOCKS5 proxy on {addr}: {e}"),
         }
@@ -138,14 +142,14 @@ async fn start_socks5(node: &Arc<Node>) {
 }
 
 /// Forwarding and firewall as the configuration asks (docs/GATEWAY.md).
-fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
+fn lan_setup(cfg: &Config, tun: &str) -> crate::gateway::Lan {
     use crate::config::Firewall;
     let m = &cfg.main;
     let gatewaying = !m.route.is_empty() || m.gateway || m.exit_node.is_some();
     let nft = match m.firewall {
         Firewall::Nftables => true,
         Firewall::None => false,
-        Firewall::Auto if crate::lan::is_openwrt() => {
+        Firewall::Auto if crate::gateway::is_openwrt() => {
             if gatewaying {
                 log::info!("OpenWrt: forwarding and masquerade come from the fw4 zone 'awl'");
             }
@@ -153,16 +157,18 @@ fn lan_setup(cfg: &Config, tun: &str) -> crate::lan::Lan {
         }
         Firewall::Auto => gatewaying,
     };
-    let mesh = crate::routes::Prefix::new(m.address, m.prefix).unwrap_or(crate::routes::Prefix {
-        addr: m.address,
-        len: 32,
-    });
+    let mesh = crate::base::prefix::Prefix::new(m.address, m.prefix).unwrap_or(
+        crate::base::prefix::Prefix {
+            addr: m.address,
+            len: 32,
+        },
+    );
     let lans = if gatewaying || nft {
-        crate::lan::lan_interfaces(&m.lan_interface, &m.route, tun)
+        crate::gateway::lan_interfaces(&m.lan_interface, &m.route, tun)
     } else {
         Vec::new()
     };
-    crate::lan::Lan::setup(
+    crate::gateway::Lan::setup(
         tun,
         mesh,
         gatewaying || nft,
@@ -254,7 +260,7 @@ pub async fn run(
     control::serve(node.clone(), &socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
-            crate::lan_discovery::start(node.clone(), local.port());
+            crate::mesh::lan_discovery::start(node.clone(), local.port());
         }
     }
     log::info!(

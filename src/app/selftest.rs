@@ -5,11 +5,11 @@
 //! and checksums. Meant for qemu-user runs of cross-built binaries, where endianness and
 //! atomics bugs of a target show up as a failed handshake, a garbled frame or a hang.
 
+use crate::app::node::Node;
 use crate::config::Config;
-use crate::identity::Keypair;
-use crate::node::Node;
+use crate::dataplane::packet;
+use crate::p2p::identity::Keypair;
 use crate::p2p::{Host, HostConfig};
-use crate::packet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,14 +104,14 @@ pub async fn run() -> Result<String, String> {
     if !info
         .protocols
         .iter()
-        .any(|p| p == crate::proto::tunnel::PROTOCOL)
+        .any(|p| p == crate::mesh::tunnel::PROTOCOL)
     {
         return Err("identify lacks the tunnel protocol".into());
     }
     let rtt = a.host.ping(&b_id).await.map_err(|e| format!("ping: {e}"))?;
 
     // AWL: auth (B auto-accepts) and status (both confirmed).
-    let confirmed = |n: &Arc<Node>, p: &crate::identity::PeerId| {
+    let confirmed = |n: &Arc<Node>, p: &crate::p2p::identity::PeerId| {
         n.peers
             .lock()
             .map(|t| t.get(p).is_some_and(|k| k.confirmed))
@@ -202,7 +202,7 @@ mod tests {
         a.invite(&b_id, Some("b".into()), None, Some(b_addr))
             .await
             .unwrap();
-        let confirmed = |n: &Arc<Node>, p: &crate::identity::PeerId| {
+        let confirmed = |n: &Arc<Node>, p: &crate::p2p::identity::PeerId| {
             n.peers
                 .lock()
                 .map(|t| t.get(p).is_some_and(|k| k.confirmed))
@@ -218,13 +218,13 @@ mod tests {
         oversized.extend_from_slice(&(1u64 << 20).to_be_bytes());
         oversized.extend_from_slice(&[0u8; 64]);
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            (crate::proto::tunnel::PROTOCOL, oversized),
-            (crate::proto::tunnel::PROTOCOL, vec![0xff; 8]),
+            (crate::mesh::tunnel::PROTOCOL, oversized),
+            (crate::mesh::tunnel::PROTOCOL, vec![0xff; 8]),
             (
-                crate::proto::messages::STATUS_PROTOCOL,
+                crate::mesh::messages::STATUS_PROTOCOL,
                 b"{not json at all\n".to_vec(),
             ),
-            (crate::proto::messages::AUTH_PROTOCOL, vec![b'{'; 200_000]),
+            (crate::mesh::messages::AUTH_PROTOCOL, vec![b'{'; 200_000]),
             (
                 crate::p2p::identify::PUSH_PROTOCOL,
                 vec![0x85, 0x01, 0xff, 0xff],

@@ -3,7 +3,7 @@
 //! `/ip4|ip6/…/udp/N/quic-v1/p2p/…`, `/tcp/N`, `/dns|dns4|dns6|dnsaddr/…` and `/p2p-circuit`.
 //! Anything else is a parse error; callers reading addresses from the network skip those.
 
-use crate::identity::PeerId;
+use crate::p2p::identity::PeerId;
 use crate::p2p::varint;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -301,11 +301,9 @@ impl FromStr for Multiaddr {
                 "quic" => Protocol::Quic,
                 "quic-v1" => Protocol::QuicV1,
                 "p2p-circuit" => Protocol::P2pCircuit,
-                "p2p" | "ipfs" => {
-                    Protocol::P2p(arg("a peer ID")?.parse().map_err(
-                        |e: crate::identity::IdentityError| MultiaddrError(e.to_string()),
-                    )?)
-                }
+                "p2p" | "ipfs" => Protocol::P2p(arg("a peer ID")?.parse().map_err(
+                    |e: crate::p2p::identity::IdentityError| MultiaddrError(e.to_string()),
+                )?),
                 "dns" => Protocol::Dns(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns4" => Protocol::Dns4(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns6" => Protocol::Dns6(dns_name(Some(arg("a host name")?.to_string()))?),

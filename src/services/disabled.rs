@@ -3,14 +3,9 @@
 //! The pure parts stay: the `.awl` name rules (peer names are checked against them) and the
 //! HTTP status views (the control API serves them too).
 
-#[path = "services/dns.rs"]
-pub mod dns;
-#[path = "services/http.rs"]
-pub mod http;
-
+use crate::app::node::Node;
 use crate::dataplane::pool::PacketBuf;
 use crate::dataplane::Dataplane;
-use crate::node::Node;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc;

@@ -5,11 +5,11 @@
 //! Policy lives here; the protocols are in `p2p::{kad, relay, dcutr}`.
 
 use crate::config::Config;
-use crate::identity::PeerId;
-use crate::multiaddr::Multiaddr;
+use crate::mesh::peers::Relation;
+use crate::p2p::identity::PeerId;
 use crate::p2p::kad::{self, KadPeer};
+use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::{dcutr, relay, Host, HostEvent};
-use crate::peers::Relation;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -189,11 +189,11 @@ impl Discovery {
 
     async fn resolve(&self) {
         let configured = lock(&self.configured).clone();
-        let ns = crate::dnsaddr::system_nameserver();
+        let ns = crate::p2p::dnsaddr::system_nameserver();
         let mut table: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
         for a in configured {
             let Some(id) = a.peer_id() else { continue };
-            let addrs = match crate::dnsaddr::resolve(&a, ns).await {
+            let addrs = match crate::p2p::dnsaddr::resolve(&a, ns).await {
                 Ok(v) => v,
                 Err(e) => {
                     log::debug!("resolving {a}: {e}");

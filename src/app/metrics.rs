@@ -1,8 +1,8 @@
 //! Prometheus text exposition (format 0.0.4) of the node's counters and gauges: served by the
 //! control API (`awl metrics`) and at `/metrics` on the service address.
 
+use crate::app::node::Node;
 use crate::dataplane::stats::PeerStats;
-use crate::node::Node;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 

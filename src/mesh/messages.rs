@@ -23,7 +23,7 @@ pub struct StatusInfo {
     pub vpn_gateway_server_enabled: bool,
     /// awl extension `AwlRoutes`: LAN prefixes the sender exports to this recipient. AWL
     /// ignores unknown keys, so it is only sent when non-empty.
-    pub routes: Vec<crate::routes::Prefix>,
+    pub routes: Vec<crate::base::prefix::Prefix>,
 }
 
 /// Auth request (inviter → invitee).

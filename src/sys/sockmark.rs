@@ -10,7 +10,7 @@ pub fn set(fd: RawFd) -> io::Result<()> {
         fd,
         libc::SOL_SOCKET,
         libc::SO_MARK,
-        crate::lan::FWMARK as libc::c_int,
+        crate::gateway::FWMARK as libc::c_int,
     )
 }
 

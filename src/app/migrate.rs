@@ -9,9 +9,9 @@
 //! if a later write fails.
 
 use crate::config::{self, PeerConfig};
-use crate::identity::{Keypair, PeerId};
-use crate::peers::{SavedBlocked, SavedPeer, SavedState};
-use crate::proto::messages::peer_text;
+use crate::mesh::messages::peer_text;
+use crate::mesh::peers::{SavedBlocked, SavedPeer, SavedState};
+use crate::p2p::identity::{Keypair, PeerId};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -209,7 +209,7 @@ pub fn parse_awl(text: &str) -> Result<AwlConfig, String> {
         .unwrap_or_default();
     if !listen.is_empty() {
         let quic = listen.iter().find_map(|a| {
-            a.parse::<crate::multiaddr::Multiaddr>()
+            a.parse::<crate::p2p::multiaddr::Multiaddr>()
                 .ok()
                 .and_then(|m| m.quic_socket_addr())
         });
@@ -228,7 +228,7 @@ pub fn parse_awl(text: &str) -> Result<AwlConfig, String> {
         .filter_map(Value::as_str)
         .take(64)
     {
-        match b.trim().parse::<crate::multiaddr::Multiaddr>() {
+        match b.trim().parse::<crate::p2p::multiaddr::Multiaddr>() {
             Ok(m) if m.peer_id().is_some() => out.bootstrap.push(b.trim().to_string()),
             _ => out.notes.push(format!(
                 "bootstrap peer '{}' skipped: not a multiaddr ending in /p2p/<id> that awl reads",
@@ -386,7 +386,7 @@ pub struct Plan {
 
 /// A unique alias of at most 64 characters: AWL's rule (`name_0`, `name_1`, … when taken).
 fn unique_alias(base: &str, taken: &HashSet<String>) -> String {
-    let limit = crate::proto::messages::MAX_NAME_CHARS;
+    let limit = crate::mesh::messages::MAX_NAME_CHARS;
     if !taken.contains(base) {
         return base.to_string();
     }
@@ -575,8 +575,12 @@ pub fn plan(awl: &AwlConfig, uci: &str, file: &str, state: &SavedState) -> Resul
             .peer_id
             .clone()
             .unwrap_or_else(|| Keypair::generate().peer_id());
-        let mut table =
-            crate::peers::PeerTable::new(own, main.address, main.prefix, main.max_peers as usize);
+        let mut table = crate::mesh::peers::PeerTable::new(
+            own,
+            main.address,
+            main.prefix,
+            main.max_peers as usize,
+        );
         if let Some(s) = main.service_addr() {
             table.reserve(s);
         }
@@ -692,7 +696,7 @@ pub struct Outcome {
 pub fn import(awl_text: &str, paths: &Paths, write: bool) -> Result<Outcome, String> {
     let awl = parse_awl(awl_text)?;
     // The identity: peers know this node by AWL's.
-    let key = match crate::identity::parse_import(awl_text) {
+    let key = match crate::p2p::identity::parse_import(awl_text) {
         Ok(k) => Some(k),
         Err(_) if awl.peer_id.is_none() => None,
         Err(e) => return Err(format!("p2pNode.identity: {e}")),
@@ -704,7 +708,7 @@ pub fn import(awl_text: &str, paths: &Paths, write: bool) -> Result<Outcome, Str
             ));
         }
     }
-    let id_file = paths.data_dir.join(crate::identity::IDENTITY_FILE);
+    let id_file = paths.data_dir.join(crate::p2p::identity::IDENTITY_FILE);
     let existing = if id_file.exists() {
         let text =
             std::fs::read_to_string(&id_file).map_err(|e| format!("{}: {e}", id_file.display()))?;
@@ -770,7 +774,7 @@ pub fn import(awl_text: &str, paths: &Paths, write: bool) -> Result<Outcome, Str
         }
     };
     create_private_dir(&paths.data_dir)?;
-    crate::peers::save_state(&state_path, &plan.state)
+    crate::mesh::peers::save_state(&state_path, &plan.state)
         .map_err(|e| format!("{}: {e}", state_path.display()))?;
     if plan.text != base || old_uci.is_none() {
         if let Some(dir) = paths.config.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -783,7 +787,7 @@ pub fn import(awl_text: &str, paths: &Paths, write: bool) -> Result<Outcome, Str
     }
     if write_identity {
         if let Some(k) = &key {
-            if let Err(e) = crate::identity::store(&paths.data_dir, k) {
+            if let Err(e) = crate::p2p::identity::store(&paths.data_dir, k) {
                 match &old_uci {
                     Some(t) => {
                         let _ = config::write_atomic(&paths.config, t);

@@ -3,12 +3,12 @@
 //! Unknown peers get nothing but auth: their status and tunnel streams are closed unanswered.
 //! Blocked peers get `Declined` on status and silence on auth, as AWL does.
 
-use crate::identity::PeerId;
-use crate::node::Node;
+use crate::app::node::Node;
+use crate::base::ratelimit::RateLimiter;
+use crate::mesh::messages::{self, AuthRequest, AuthResponse, StatusInfo};
+use crate::mesh::peers::Relation;
+use crate::p2p::identity::PeerId;
 use crate::p2p::Stream;
-use crate::peers::Relation;
-use crate::proto::messages::{self, AuthRequest, AuthResponse, StatusInfo};
-use crate::ratelimit::RateLimiter;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -210,7 +210,7 @@ pub async fn send_auth(node: &Arc<Node>, peer: &PeerId) -> Result<AuthResponse, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::Keypair;
+    use crate::p2p::identity::Keypair;
 
     #[test]
     fn a_flood_of_identities_is_limited_per_source_and_in_total() {
