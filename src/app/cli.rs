@@ -22,6 +22,7 @@ Commands:
   status                 This node: peer ID, mesh IP, listen addresses, traffic
   peers                  Known peers: IP, connected, path, RTT, traffic
   requests               Pending incoming friend requests
+  blocked                Blocked peers (declined or removed)
   invite <PEER> [ALIAS]  Invite a peer (--ip IP for a custom mesh IP,
                          --address MULTIADDR to dial it at)
   accept <PEER> [ALIAS]  Accept a friend request (--ip IP)
