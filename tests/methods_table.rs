@@ -35,7 +35,7 @@ fn every_method_is_in_the_cli_help_and_parser_with_its_declared_parameters() {
     for m in METHODS {
         let in_help = cli::USAGE
             .lines()
-            .any(|l| l.trim_start().split_whitespace().next() == Some(m.name));
+            .any(|l| l.split_whitespace().next() == Some(m.name));
         assert!(in_help, "`{}` is missing from `awl help`", m.name);
 
         let line = cli_line(m.name);
