@@ -8,8 +8,9 @@
 use crate::base::prefix::Prefix;
 use std::process::{Command, Stdio};
 
-/// AWL's socket mark ("awl") for its own traffic, and the routing table of the exit route.
-pub const FWMARK: u32 = 0x0061_776c;
+/// AWL's socket mark ("awl") for its own traffic (set in `sys`), and the routing table of the
+/// exit route.
+pub use crate::sys::sockmark::FWMARK;
 pub const EXIT_TABLE: u32 = 0x0061_776c;
 const RULE_PREF: u32 = 5200;
 pub const NFT_TABLE: &str = "awl";

@@ -588,7 +588,7 @@ async fn connect(dst: &Address, allow_loopback: bool) -> Result<TcpStream, Reply
     }
 }
 
-/// Connects with `SO_MARK` = [`crate::gateway::FWMARK`], so exit traffic is not routed back into
+/// Connects with `SO_MARK` = [`crate::sys::sockmark::FWMARK`], so exit traffic is not routed back into
 /// the mesh by our own policy rules. Without CAP_NET_ADMIN the socket is left unmarked.
 async fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     use std::os::fd::AsRawFd;
