@@ -1,4 +1,6 @@
 //! The `awl` binary: argument handling and the tokio runtime; the work lives in the library.
+// OS calls go through `awl::sys`.
+#![deny(unsafe_code)]
 
 use awl::app::cli::{self, Command};
 use awl::config::{self, Config};
@@ -21,10 +23,7 @@ fn main() -> ExitCode {
     if args.command != cli::Command::Run {
         // A CLI command piped into `head` ends quietly, as other tools do, instead of
         // panicking on EPIPE (Rust ignores SIGPIPE). The daemon keeps ignoring it.
-        // SAFETY: restoring a signal's default disposition has no preconditions.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        awl::sys::signal::default_sigpipe();
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,8 +50,7 @@ fn default_data_dir(cfg: &Config) -> PathBuf {
     if let Some(d) = std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if awl::sys::user::is_root() {
         return cfg.main.data_dir.clone();
     }
     match std::env::var_os("HOME") {

@@ -97,8 +97,7 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
     let listener = UnixListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = crate::sys::user::euid();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     crate::spawn(async move {
         loop {
@@ -265,8 +264,7 @@ pub async fn call(path: &Path, req: &Value) -> Result<Value, String> {
 
 /// Default socket path when the config gives none usable: next to the data for non-root runs.
 pub fn socket_path(configured: &Path, data_dir: &Path) -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::user::is_root() {
         configured.to_path_buf()
     } else {
         data_dir.join("awl.sock")
@@ -317,33 +315,12 @@ mod tests {
     fn the_socket_is_never_reachable_with_wider_permissions() {
         let d = tmpdir("race");
         let p = d.join("awl.sock");
-        let cdir = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: plain syscalls on a descriptor we own; the buffer outlives the read.
-        let events = unsafe {
-            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-            assert!(fd >= 0);
-            assert!(
-                libc::inotify_add_watch(fd, cdir.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO)
-                    >= 0
-            );
-            let l = bind_private(&p).unwrap();
-            let mut buf = [0u8; 4096];
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            libc::close(fd);
-            drop(l);
-            let mut out = Vec::new();
-            let mut i = 0usize;
-            while n > 0 && i + 16 <= n as usize {
-                let mask = u32::from_ne_bytes(buf[i + 4..i + 8].try_into().unwrap());
-                let len = u32::from_ne_bytes(buf[i + 12..i + 16].try_into().unwrap()) as usize;
-                let name = String::from_utf8_lossy(&buf[i + 16..i + 16 + len])
-                    .trim_end_matches('\0')
-                    .to_string();
-                out.push((mask, name));
-                i += 16 + len;
-            }
-            out
-        };
+        let watch =
+            crate::sys::inotify::Watch::new(&d, libc::IN_CREATE | libc::IN_MOVED_TO).unwrap();
+        let l = bind_private(&p).unwrap();
+        let events = watch.events();
+        drop(watch);
+        drop(l);
         let at_path: Vec<_> = events.iter().filter(|(_, n)| n == "awl.sock").collect();
         assert!(!at_path.is_empty(), "{events:?}");
         assert!(

@@ -73,42 +73,10 @@ fn lan_addrs(node: &Node) -> Vec<Ipv4Addr> {
 }
 
 fn socket() -> std::io::Result<std::net::UdpSocket> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket(2)/setsockopt(2)/bind(2) on a new fd owned by the returned socket.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let sock = std::net::UdpSocket::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: PORT.to_be(),
-            sin_addr: libc::in_addr { s_addr: 0 },
-            sin_zero: [0; 8],
-        };
-        if libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        sock.set_nonblocking(true)?;
-        sock.set_multicast_loop_v4(false)?;
-        Ok(sock)
-    }
+    let sock = crate::sys::sockopt::udp4_bind_reuse(PORT)?;
+    sock.set_nonblocking(true)?;
+    sock.set_multicast_loop_v4(false)?;
+    Ok(sock)
 }
 
 /// Starts announcing and listening; logs and gives up quietly if the socket can't be had.
@@ -180,24 +148,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
 
 fn set_multicast_if(sock: &tokio::net::UdpSocket, ip: Ipv4Addr) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    // SAFETY: valid fd, in_addr option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&addr as *const libc::in_addr).cast(),
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::sys::sockopt::set_multicast_if_v4(sock.as_raw_fd(), ip)
 }
 
 #[cfg(test)]
