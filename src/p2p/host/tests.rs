@@ -4,6 +4,7 @@
 use super::*;
 use crate::p2p::relay::{self, Status, StopMessage};
 use crate::p2p::{admission, ping};
+use tokio::io::AsyncWriteExt;
 
 async fn host() -> Host {
     Host::loopback().await
