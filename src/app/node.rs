@@ -120,7 +120,7 @@ impl Node {
         if cfg.main.serve {
             let m = &cfg.main;
             crate::p2p::kad::serve(&host);
-            let limits = crate::p2p::relay_service::Limits {
+            let limits = crate::p2p::relay::server::Limits {
                 max_reservations: m.relay_max_reservations as usize,
                 max_circuits: m.relay_max_circuits as usize,
                 circuit: crate::p2p::relay::Limit {
@@ -130,7 +130,7 @@ impl Node {
                 ..Default::default()
             };
             let policy = crate::mesh::discovery::relay_policy(&cfg, peers.clone());
-            crate::p2p::relay_service::start(&host, limits, policy);
+            crate::p2p::relay::server::start(&host, limits, policy);
             log::info!("serving as bootstrap and relay (for {:?})", m.relay_for);
         }
         discovery.start(crate::mesh::discovery::known_peers(peers.clone()));

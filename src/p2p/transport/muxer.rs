@@ -21,7 +21,25 @@ const OPEN_QUEUE: usize = 16;
 const MAX_STREAMS: usize = 64;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-type OpenReply = oneshot::Sender<Result<yamux::Stream, String>>;
+type OpenReply = oneshot::Sender<Result<yamux::Stream, Error>>;
+
+/// Why a relayed connection's session could not open a stream.
+#[derive(Debug)]
+pub enum Error {
+    Closed,
+    OpenTimeout,
+    Yamux(yamux::ConnectionError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Closed => f.write_str("connection closed"),
+            Error::OpenTimeout => f.write_str("timed out opening a stream"),
+            Error::Yamux(e) => write!(f, "{e}"),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Handle {
@@ -31,16 +49,13 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub async fn open(&self) -> Result<yamux::Stream, String> {
+    pub async fn open(&self) -> Result<yamux::Stream, Error> {
         let (tx, rx) = oneshot::channel();
-        self.open
-            .send(tx)
-            .await
-            .map_err(|_| "connection closed".to_string())?;
+        self.open.send(tx).await.map_err(|_| Error::Closed)?;
         match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err("connection closed".into()),
-            Err(_) => Err("timed out opening a stream".into()),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::OpenTimeout),
         }
     }
 
@@ -101,7 +116,7 @@ async fn drive<T>(
 {
     let mut pending: VecDeque<OpenReply> = VecDeque::new();
     let mut closing = false;
-    let result: Result<(), String> = poll_fn(|cx| {
+    let result: Result<(), yamux::ConnectionError> = poll_fn(|cx| {
         if !closing && close_rx.poll_recv(cx).is_ready() {
             closing = true;
         }
@@ -114,7 +129,7 @@ async fn drive<T>(
         }
         if closing {
             return match conn.poll_close(cx) {
-                Poll::Ready(r) => Poll::Ready(r.map_err(|e| e.to_string())),
+                Poll::Ready(r) => Poll::Ready(r),
                 Poll::Pending => Poll::Pending,
             };
         }
@@ -122,7 +137,7 @@ async fn drive<T>(
             match conn.poll_new_outbound(cx) {
                 Poll::Ready(r) => {
                     if let Some(reply) = pending.pop_front() {
-                        let _ = reply.send(r.map_err(|e| e.to_string()));
+                        let _ = reply.send(r.map_err(Error::Yamux));
                     }
                 }
                 Poll::Pending => break,
@@ -134,7 +149,7 @@ async fn drive<T>(
                     // Full: the stream is dropped, which resets it.
                     let _ = inbound.try_send(s);
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.to_string())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,
             }
@@ -145,7 +160,7 @@ async fn drive<T>(
         log::debug!("yamux session ended: {e}");
     }
     for reply in pending {
-        let _ = reply.send(Err("connection closed".into()));
+        let _ = reply.send(Err(Error::Closed));
     }
 }
 
@@ -160,20 +175,22 @@ mod tests {
         let (ha, mut ina) = start(a, true);
         let (hb, mut inb) = start(b, false);
         let s = ha.open().await.unwrap();
-        let (mut w, mut r) = crate::p2p::stream::split_muxed(s);
+        let (mut w, mut r) = crate::p2p::transport::stream::split_muxed(s);
         w.write_all(b"ping").await.unwrap();
         let s2 = inb.recv().await.unwrap();
-        let (mut w2, mut r2) = crate::p2p::stream::split_muxed(s2);
+        let (mut w2, mut r2) = crate::p2p::transport::stream::split_muxed(s2);
         let mut buf = [0u8; 4];
         r2.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
         w2.write_all(b"pong").await.unwrap();
         w2.finish().await;
-        let got = crate::p2p::stream::read_to_end(&mut r, 16).await.unwrap();
+        let got = crate::p2p::transport::stream::read_to_end(&mut r, 16)
+            .await
+            .unwrap();
         assert_eq!(got, b"pong");
         // The other direction opens too.
         let s3 = hb.open().await.unwrap();
-        let (mut w3, _r3) = crate::p2p::stream::split_muxed(s3);
+        let (mut w3, _r3) = crate::p2p::transport::stream::split_muxed(s3);
         w3.write_all(b"x").await.unwrap();
         assert!(ina.recv().await.is_some());
         ha.close();
