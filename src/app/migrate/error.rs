@@ -1,7 +1,7 @@
 //! Why an import cannot be done; nothing was changed when one is returned.
 
 use crate::config::ConfigError;
-use crate::p2p::identity::{IdentityError, PeerId};
+use crate::p2p::identity::{IdentityError, ImportError, PeerId};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ pub enum Error {
     /// The UCI file with the imported peers would not load.
     WouldNotLoad(ConfigError),
     /// AWL's `p2pNode.identity` is unreadable (the reason).
-    Identity(String),
+    Identity(ImportError),
     /// AWL's key is not that of its `p2pNode.peerId` (shown).
     KeyNotPeerId(PeerId),
     /// This node has another identity than the AWL node's.
