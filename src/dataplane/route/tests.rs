@@ -116,7 +116,12 @@ fn mesh_ips_broadcast_and_what_is_not_routed() {
     v6[0] = 0x60;
     assert_eq!(to(&s, &v6), To::Unroutable);
     assert_eq!(to(&s, &pkt("10.66.0.1", "10.66.0.2")[..19]), To::Unroutable);
-    let big = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; tunnel::AWL_MAX_PACKET - 27]);
+    let big = build(
+        17,
+        [10, 66, 0, 1],
+        [10, 66, 0, 2],
+        &[0u8; tunnel::AWL_MAX_PACKET - 19],
+    );
     assert_eq!(to(&s, &big), To::TooBig);
 }
 
@@ -189,13 +194,18 @@ fn forwarded_packets_enter_only_with_the_grant() {
     });
     let s = m.published.load();
     let (a, b) = (s.peer(&m.a).unwrap(), s.peer(&m.b).unwrap());
-    let fwd = |p: &PeerEntry, dst: &str| {
-        accepts(&s, p, GatewayDir::Forward, ip("10.66.0.2"), ip(dst))
-    };
+    let fwd =
+        |p: &PeerEntry, dst: &str| accepts(&s, p, GatewayDir::Forward, ip("10.66.0.2"), ip(dst));
     assert!(fwd(a, "192.168.1.20"), "a into our LAN");
     assert!(!fwd(a, "8.8.8.8"), "a may not use our exit");
     assert!(fwd(b, "8.8.8.8"), "b through our exit");
-    assert!(accepts(&s, a, GatewayDir::None, ip("1.2.3.4"), ip("5.6.7.8")));
+    assert!(accepts(
+        &s,
+        a,
+        GatewayDir::None,
+        ip("1.2.3.4"),
+        ip("5.6.7.8")
+    ));
 }
 
 /// Packets coming back from our exit node keep their source, so it must be one the exit can
