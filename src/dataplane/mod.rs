@@ -144,6 +144,15 @@ impl Dataplane {
                 }),
             );
         }
+        // Connection events make the cached datagram paths stale.
+        let mut events = self.host.events();
+        let published = self.published.clone();
+        crate::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            while !matches!(events.recv().await, Err(RecvError::Closed)) {
+                published.links_changed();
+            }
+        });
         let mut inbound = self.host.register(tunnel::PROTOCOL, 64);
         let dp = self.clone();
         crate::spawn(async move {
@@ -190,7 +199,7 @@ impl Dataplane {
         let mut slot = peer.sender.lock();
         let pkt = if !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
             let path = match self.cfg.datagrams {
-                true => self.host.datagram_path(&peer.id, tunnel::DATAGRAM_PROTOCOL),
+                true => self.datagram_path(&mut slot, &peer.id),
                 false => None,
             };
             match sender::send_now(path, &self.stats, &peer.id, pkt, dir) {
@@ -203,6 +212,20 @@ impl Dataplane {
         let dropped = self.push(&mut slot, &peer.id, std::iter::once(pkt), dir);
         drop(slot);
         self.count_dropped(&peer.id, dropped);
+    }
+
+    /// The peer's datagram path, cached in its slot until the host reports a connection
+    /// event or the cached connection closed: an atomic load per packet, not the host's lock.
+    fn datagram_path(&self, slot: &mut SlotState, peer: &PeerId) -> Option<quinn::Connection> {
+        let generation = self.published.links_generation();
+        if let Some((g, conn)) = &slot.path {
+            if *g == generation && conn.as_ref().is_none_or(|c| c.close_reason().is_none()) {
+                return conn.clone();
+            }
+        }
+        let conn = self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL);
+        slot.path = Some((generation, conn.clone()));
+        conn
     }
 
     /// Sends packets that share one route where it points, or counts them as dropped.

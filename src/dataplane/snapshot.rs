@@ -50,6 +50,9 @@ pub struct SlotState {
     pub tx: Option<QueueTx>,
     /// The peer was removed: packets still routed by an old snapshot are dropped.
     pub closed: bool,
+    /// The peer's datagram path as last looked up in the host, with the
+    /// [`Published::links_generation`] it was looked up at.
+    pub path: Option<(usize, Option<quinn::Connection>)>,
 }
 
 impl SenderSlot {
@@ -117,6 +120,9 @@ struct Parts {
 /// The published snapshot and the control-plane parts behind it.
 pub struct Published {
     generation: AtomicUsize,
+    /// Moved by every connection event of the host (connected, identified, disconnected):
+    /// cached datagram paths older than it are looked up again.
+    links: AtomicUsize,
     slot: Mutex<Arc<Snapshot>>,
     parts: Mutex<Parts>,
 }
@@ -126,6 +132,7 @@ impl Default for Published {
         let empty = Snapshot::empty();
         Published {
             generation: AtomicUsize::new(0),
+            links: AtomicUsize::new(0),
             parts: Mutex::new(Parts {
                 own_ip: empty.own_ip,
                 mesh: empty.mesh,
@@ -144,6 +151,15 @@ impl Published {
     /// The current snapshot (one short lock of the slot; loops keep a [`Reader`] instead).
     pub fn load(&self) -> Arc<Snapshot> {
         lock(&self.slot).clone()
+    }
+
+    /// A connection to some peer came, went or was identified.
+    pub fn links_changed(&self) {
+        self.links.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn links_generation(&self) -> usize {
+        self.links.load(Ordering::Acquire)
     }
 
     /// Publishes the peer table as it is now (called from the table's change hook).
