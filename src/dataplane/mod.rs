@@ -53,9 +53,6 @@ pub struct Dataplane {
     /// What routing reads, republished by the control plane on every change.
     published: Arc<Published>,
     to_tun: mpsc::Sender<PacketBuf>,
-    /// The service stack's input queue (its addresses are in the snapshot). Set once at
-    /// start, when the stack exists; read per packet without a lock.
-    services: OnceLock<mpsc::Sender<PacketBuf>>,
     /// The TUN device the writer task serves, for packets written without it.
     tun: OnceLock<Arc<tun::Tun>>,
     pub stats: Arc<Stats>,
@@ -83,19 +80,16 @@ impl Dataplane {
             cfg,
             published,
             to_tun,
-            services: OnceLock::new(),
             tun: OnceLock::new(),
             stats: Arc::new(Stats::default()),
         });
         (dp, from_mesh)
     }
 
-    /// Packets from the TUN to these addresses go to the service stack instead of peers.
-    /// Set once; a second call is ignored.
+    /// Packets from the TUN to these addresses go to the service stack instead of peers
+    /// (published with the rest of the snapshot).
     pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
-        if self.services.set(tx).is_ok() {
-            self.published.set_services(addrs);
-        }
+        self.published.set_services(addrs, tx);
     }
 
     /// The device behind the TUN-bound queue; packets arriving alone are written to it at
@@ -238,7 +232,7 @@ impl Dataplane {
         match route {
             Route::Peer(peer, dir) => self.enqueue(peer, pkts, dir),
             Route::Service => {
-                let refused = match self.services.get() {
+                let refused = match &snap.service_tx {
                     Some(tx) => pkts.fold(0u64, |n, pkt| n + u64::from(tx.try_send(pkt).is_err())),
                     None => pkts.len() as u64,
                 };

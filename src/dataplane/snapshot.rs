@@ -7,6 +7,7 @@
 //! just for a pointer swap, to clone the new `Arc`. (Hand-written rather than `arc-swap`: a
 //! counter and a mutex cost nothing on the binary, and a reader refreshes once per change.)
 
+use super::pool::PacketBuf;
 use super::qos::QueueTx;
 use crate::base::prefix::Prefix;
 use crate::mesh::peers::PeerTable;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
 
 /// Routing beyond the mesh subnet (LAN gateway, exit node), set by the node.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +82,8 @@ pub struct Snapshot {
     pub routing: Arc<Routing>,
     /// Addresses answered by the service stack.
     pub services: Arc<[Ipv4Addr]>,
+    /// The service stack's input queue.
+    pub service_tx: Option<mpsc::Sender<PacketBuf>>,
 }
 
 impl Snapshot {
@@ -102,6 +106,7 @@ impl Snapshot {
             by_id: HashMap::new(),
             routing: Arc::default(),
             services: Arc::new([]),
+            service_tx: None,
         }
     }
 }
@@ -114,6 +119,7 @@ struct Parts {
     peers: Vec<(PeerId, Ipv4Addr, bool, bool)>,
     routing: Arc<Routing>,
     services: Arc<[Ipv4Addr]>,
+    service_tx: Option<mpsc::Sender<PacketBuf>>,
     slots: HashMap<PeerId, Arc<SenderSlot>>,
 }
 
@@ -140,6 +146,7 @@ impl Default for Published {
                 peers: Vec::new(),
                 routing: empty.routing.clone(),
                 services: empty.services.clone(),
+                service_tx: None,
                 slots: HashMap::new(),
             }),
             slot: Mutex::new(Arc::new(empty)),
@@ -186,9 +193,11 @@ impl Published {
         lock(&self.parts).routing.clone()
     }
 
-    pub fn set_services(&self, addrs: Vec<Ipv4Addr>) {
+    /// Packets from the TUN to `addrs` go to the service stack's queue `tx`.
+    pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
         let mut parts = lock(&self.parts);
         parts.services = addrs.into();
+        parts.service_tx = Some(tx);
         self.publish(&mut parts);
     }
 
@@ -227,6 +236,7 @@ impl Published {
             by_id,
             routing: parts.routing.clone(),
             services: parts.services.clone(),
+            service_tx: parts.service_tx.clone(),
         });
         let mut slot = lock(&self.slot);
         *slot = snap;

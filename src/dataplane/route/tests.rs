@@ -128,7 +128,8 @@ fn mesh_ips_broadcast_and_what_is_not_routed() {
 #[test]
 fn service_addresses_go_to_the_service_stack() {
     let m = mesh();
-    m.published.set_services(vec![ip("10.66.0.254")]);
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    m.published.set_services(vec![ip("10.66.0.254")], tx);
     let s = m.published.load();
     assert_eq!(to(&s, &pkt("10.66.0.1", "10.66.0.254")), To::Service);
     assert_eq!(
