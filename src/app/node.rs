@@ -4,10 +4,10 @@
 
 use crate::config::{self, Config, PeerConfig};
 use crate::dataplane::pool::PacketPool;
-use crate::dataplane::{self, Dataplane, DataplaneConfig, SharedPeers};
+use crate::dataplane::{self, Dataplane, DataplaneConfig};
 use crate::mesh::friends;
 use crate::mesh::messages::StatusInfo;
-use crate::mesh::peers::{self, KnownPeer, PeerTable, Relation};
+use crate::mesh::peers::{self, KnownPeer, PeerTable, Relation, SharedPeers};
 use crate::mesh::tunnel;
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;

@@ -70,12 +70,13 @@ pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
     }
     let dev = &tun.dev;
     let mut scratch = vec![0u8; dp.pool().buffer_size()];
+    let mut snap = dp.reader();
     loop {
         match dp.pool().get() {
             Some(mut buf) => match dev.recv(buf.space()).await {
                 Ok(n) => {
                     buf.set_len(n);
-                    dp.route_outbound(buf);
+                    dp.route_with(&mut snap, buf);
                 }
                 Err(e) => {
                     log::error!("TUN read failed: {e}");
@@ -97,6 +98,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
     // One fixed buffer for the largest read (64 KB super-packet and its header).
     let mut big = vec![0u8; offload::HDR_LEN + 65535];
     let mut segments: Vec<PacketBuf> = Vec::new();
+    let mut snap = dp.reader();
     loop {
         let n = match dev.recv(&mut big).await {
             Ok(n) => n,
@@ -123,7 +125,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                 if hdr.needs_csum {
                     offload::complete_checksum(buf.data_mut());
                 }
-                dp.route_outbound(buf);
+                dp.route_with(&mut snap, buf);
             }
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
@@ -146,7 +148,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                         }
                     }
                 }
-                dp.route_segments(&mut segments);
+                dp.route_segments(&mut snap, &mut segments);
             }
         }
     }

@@ -131,6 +131,14 @@ impl std::fmt::Display for PeerError {
 
 impl std::error::Error for PeerError {}
 
+/// The peer table as the control plane shares it. The data plane never locks it per packet:
+/// it reads a snapshot published through [`PeerTable::on_change`].
+pub type SharedPeers = std::sync::Arc<std::sync::Mutex<PeerTable>>;
+
+/// Called with the table after each change to its peers (under the table's lock, so the
+/// calls come in the order of the changes).
+pub type ChangeHook = std::sync::Arc<dyn Fn(&PeerTable) + Send + Sync>;
+
 pub struct PeerTable {
     own_id: PeerId,
     own_ip: Ipv4Addr,
@@ -144,6 +152,7 @@ pub struct PeerTable {
     reserved: Vec<Ipv4Addr>,
     /// Set when something worth saving changed.
     pub dirty: bool,
+    on_change: Option<ChangeHook>,
 }
 
 pub fn now_unix() -> u64 {
@@ -174,6 +183,20 @@ impl PeerTable {
             pending: Vec::new(),
             reserved: Vec::new(),
             dirty: false,
+            on_change: None,
+        }
+    }
+
+    /// Sets the hook told of every change to the known peers (the data plane's snapshot), and
+    /// calls it once for the table as it is.
+    pub fn on_change(&mut self, hook: ChangeHook) {
+        hook(self);
+        self.on_change = Some(hook);
+    }
+
+    fn changed(&self) {
+        if let Some(hook) = &self.on_change {
+            hook(self);
         }
     }
 
@@ -250,6 +273,7 @@ impl PeerTable {
                 last_seen: s.last_seen,
             });
         }
+        self.changed();
     }
 
     fn insert(&mut self, p: KnownPeer) {
@@ -312,6 +336,8 @@ impl PeerTable {
         self.peers.get(peer)
     }
 
+    /// For fields the data plane does not route by (addresses): a change made here is not
+    /// published to it.
     pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut KnownPeer> {
         self.peers.get_mut(peer)
     }
@@ -430,6 +456,7 @@ impl PeerTable {
         self.blocked.remove(&peer.peer_id);
         self.insert(peer);
         self.dirty = true;
+        self.changed();
     }
 
     /// AWL makes aliases unique with `_0`, `_1`, … suffixes.
@@ -463,6 +490,7 @@ impl PeerTable {
                 p.name.clone()
             },
         );
+        self.changed();
         Ok(p)
     }
 
