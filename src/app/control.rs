@@ -5,9 +5,13 @@
 //! Request: `{"cmd":"invite","peer_id":"12D3…","alias":"x"}`.
 //! Reply: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
 
+use crate::app::error::NodeError;
 use crate::app::node::Node;
-use crate::p2p::identity::PeerId;
+use crate::mesh::peers::KnownPeer;
+use crate::p2p::identity::{IdentityError, PeerId};
+use crate::p2p::multiaddr::{Multiaddr, MultiaddrError};
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,7 +104,8 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     let own_uid = unsafe { libc::geteuid() };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    crate::spawn(async move {
+    let owner = node.clone();
+    owner.tasks.spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
                 continue;
@@ -111,16 +116,16 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
             let uid = conn.peer_cred().map(|c| c.uid()).ok();
             if !uid.is_some_and(|u| peer_allowed(u, own_uid)) {
                 log::warn!("control socket: refused a client with uid {uid:?}");
-                crate::spawn(async move {
+                node.tasks.spawn(async move {
                     let _permit = permit;
                     let _ = tokio::time::timeout(Duration::from_secs(2), refuse(conn)).await;
                 });
                 continue;
             }
-            let node = node.clone();
-            crate::spawn(async move {
+            let n = node.clone();
+            node.tasks.spawn(async move {
                 let _permit = permit;
-                let _ = tokio::time::timeout(Duration::from_secs(60), handle(node, conn)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(60), handle(n, conn)).await;
             });
         }
     });
@@ -146,7 +151,7 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
         let reply = match serde_json::from_str::<Value>(&line) {
             Ok(req) => match dispatch(&node, &req).await {
                 Ok(result) => json!({"ok": true, "result": result}),
-                Err(e) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
             },
             Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
         };
@@ -157,75 +162,214 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A control request, parsed from its JSON (`cmd` and the parameters `methods` declares).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Status,
+    Peers,
+    Requests,
+    Blocked,
+    Health,
+    Metrics,
+    Logs {
+        lines: usize,
+    },
+    Invite {
+        peer: PeerId,
+        alias: Option<String>,
+        ip: Option<Ipv4Addr>,
+        address: Option<Multiaddr>,
+    },
+    Accept {
+        peer: PeerId,
+        alias: Option<String>,
+        ip: Option<Ipv4Addr>,
+    },
+    Decline {
+        peer: PeerId,
+    },
+    Remove {
+        peer: PeerId,
+    },
+    Reload,
+}
+
+/// A request's result, as the `result` of the reply.
+#[derive(Debug)]
+pub enum Response {
+    /// A JSON view of the node (status, peers, requests, blocked, health).
+    View(Value),
+    /// The peer an invite or accept added: `{"peer_id","alias","ip"}`.
+    Added(KnownPeer),
+    /// Done, nothing to tell: `{}`.
+    Done,
+    /// Peers known after a reload: `{"peers": n}`.
+    Reloaded(usize),
+    /// Prometheus text, as a JSON string.
+    Text(String),
+    /// Recent log lines.
+    Lines(Vec<String>),
+}
+
+impl Response {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Response::View(v) => v.clone(),
+            Response::Added(p) => {
+                json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()})
+            }
+            Response::Done => json!({}),
+            Response::Reloaded(n) => json!({ "peers": n }),
+            Response::Text(t) => Value::String(t.clone()),
+            Response::Lines(l) => json!(l),
+        }
+    }
+}
+
+/// Why a request failed: the reply's `error`.
+#[derive(Debug)]
+pub enum Error {
+    MissingCmd,
+    Missing(&'static str),
+    BadPeerId(IdentityError),
+    BadIp(String),
+    BadAddress(MultiaddrError),
+    UnknownCommand(String),
+    Node(NodeError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::MissingCmd => f.write_str("missing cmd"),
+            Error::Missing(what) => write!(f, "missing {what}"),
+            Error::BadPeerId(e) => e.fmt(f),
+            Error::BadIp(s) => write!(f, "bad IPv4 address '{s}'"),
+            Error::BadAddress(e) => e.fmt(f),
+            Error::UnknownCommand(c) => write!(
+                f,
+                "unknown command '{c}' (known: {})",
+                crate::app::methods::names().join(", ")
+            ),
+            Error::Node(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<NodeError> for Error {
+    fn from(e: NodeError) -> Self {
+        Error::Node(e)
+    }
+}
+
+/// A string parameter; an empty one counts as absent.
 fn arg<'a>(req: &'a Value, key: &str) -> Option<&'a str> {
     req.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
 
-fn peer_arg(req: &Value) -> Result<PeerId, String> {
+fn peer_arg(req: &Value) -> Result<PeerId, Error> {
     arg(req, "peer_id")
-        .ok_or("missing peer_id")?
+        .ok_or(Error::Missing("peer_id"))?
         .parse::<PeerId>()
-        .map_err(|e| e.to_string())
+        .map_err(Error::BadPeerId)
 }
 
-fn ip_arg(req: &Value) -> Result<Option<std::net::Ipv4Addr>, String> {
+fn ip_arg(req: &Value) -> Result<Option<Ipv4Addr>, Error> {
     arg(req, "ip")
-        .map(|s| s.parse().map_err(|_| format!("bad IPv4 address '{s}'")))
+        .map(|s| s.parse().map_err(|_| Error::BadIp(s.to_string())))
         .transpose()
 }
 
-pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
-    let cmd = arg(req, "cmd").ok_or("missing cmd")?;
-    match cmd {
-        "status" => Ok(node.status_json()),
-        "peers" => Ok(node.peers_json()),
-        "requests" => Ok(node.requests_json()),
-        "blocked" => Ok(node.blocked_json()),
-        "invite" => {
-            let peer = peer_arg(req)?;
-            let address = arg(req, "address")
-                .map(|a| {
-                    a.parse::<crate::p2p::multiaddr::Multiaddr>()
-                        .map_err(|e| e.to_string())
-                })
-                .transpose()?;
-            let p = node
-                .invite(
-                    &peer,
-                    arg(req, "alias").map(String::from),
-                    ip_arg(req)?,
+fn alias_arg(req: &Value) -> Option<String> {
+    arg(req, "alias").map(String::from)
+}
+
+impl Request {
+    /// Reads a request; the names and parameters are those of [`crate::app::methods`].
+    pub fn parse(req: &Value) -> Result<Request, Error> {
+        let cmd = arg(req, "cmd").ok_or(Error::MissingCmd)?;
+        Ok(match cmd {
+            "status" => Request::Status,
+            "peers" => Request::Peers,
+            "requests" => Request::Requests,
+            "blocked" => Request::Blocked,
+            "health" => Request::Health,
+            "metrics" => Request::Metrics,
+            "logs" => Request::Logs {
+                lines: req
+                    .get("lines")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(100)
+                    .min(crate::app::logring::LINES as u64) as usize,
+            },
+            "invite" => {
+                let peer = peer_arg(req)?;
+                let address = arg(req, "address")
+                    .map(|a| a.parse::<Multiaddr>().map_err(Error::BadAddress))
+                    .transpose()?;
+                Request::Invite {
+                    peer,
+                    alias: alias_arg(req),
+                    ip: ip_arg(req)?,
                     address,
-                )
-                .await?;
-            Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
-        }
-        "accept" => {
-            let peer = peer_arg(req)?;
-            let p = node
-                .accept(&peer, arg(req, "alias").map(String::from), ip_arg(req)?)
-                .await?;
-            Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
-        }
-        "decline" => node.decline(&peer_arg(req)?).await.map(|_| json!({})),
-        "remove" => node.remove(&peer_arg(req)?).map(|_| json!({})),
-        "reload" => node.reload().map(|n| json!({"peers": n})),
-        "health" => Ok(node.health_json()),
-        "metrics" => Ok(Value::String(crate::app::metrics::render(node))),
-        "logs" => {
-            let n = req
-                .get("lines")
-                .and_then(Value::as_u64)
-                .unwrap_or(100)
-                .min(crate::app::logring::LINES as u64) as usize;
-            Ok(json!(crate::app::logring::recent(n)))
-        }
-        other => Err(format!(
-            "unknown command '{other}' (known: {})",
-            crate::app::methods::names().join(", ")
-        )),
+                }
+            }
+            "accept" => Request::Accept {
+                peer: peer_arg(req)?,
+                alias: alias_arg(req),
+                ip: ip_arg(req)?,
+            },
+            "decline" => Request::Decline {
+                peer: peer_arg(req)?,
+            },
+            "remove" => Request::Remove {
+                peer: peer_arg(req)?,
+            },
+            "reload" => Request::Reload,
+            other => return Err(Error::UnknownCommand(other.to_string())),
+        })
     }
+}
+
+/// Carries out a request.
+pub async fn execute(node: &Arc<Node>, req: Request) -> Result<Response, Error> {
+    Ok(match req {
+        Request::Status => Response::View(node.status_json()),
+        Request::Peers => Response::View(node.peers_json()),
+        Request::Requests => Response::View(node.requests_json()),
+        Request::Blocked => Response::View(node.blocked_json()),
+        Request::Health => Response::View(node.health_json()),
+        Request::Metrics => Response::Text(crate::app::metrics::render(node)),
+        Request::Logs { lines } => Response::Lines(crate::app::logring::recent(lines)),
+        Request::Invite {
+            peer,
+            alias,
+            ip,
+            address,
+        } => Response::Added(node.invite(&peer, alias, ip, address).await?),
+        Request::Accept { peer, alias, ip } => {
+            Response::Added(node.accept(&peer, alias, ip).await?)
+        }
+        Request::Decline { peer } => {
+            node.decline(&peer).await?;
+            Response::Done
+        }
+        Request::Remove { peer } => {
+            node.remove(&peer)?;
+            Response::Done
+        }
+        Request::Reload => Response::Reloaded(node.reload()?),
+    })
+}
+
+/// One JSON request to its JSON result.
+pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, Error> {
+    let req = Request::parse(req)?;
+    execute(node, req).await.map(|r| r.to_json())
 }
 
 /// Client side: one raw request line, one raw reply line.

@@ -4,7 +4,7 @@
 //! the running configuration is kept. SIGINT/SIGTERM close connections and exit.
 
 use crate::app::control;
-use crate::app::node::Node;
+use crate::app::node::{Node, TunDevice};
 use crate::config::Config;
 use crate::dataplane::tun::{self, TunConfig};
 use crate::p2p::identity;
@@ -130,7 +130,7 @@ async fn start_socks5(node: &Arc<Node>) {
                 log::info!("SOCKS5 proxy on {addr}");
                 let n = node.clone();
                 let exit = Arc::new(move || n.socks5_exit());
-                crate::spawn(crate::services::socks5::run_client(
+                node.tasks.spawn(crate::services::socks5::run_client(
                     node.host.clone(),
                     l,
                     exit,
@@ -138,6 +138,19 @@ async fn start_socks5(node: &Arc<Node>) {
             }
             Err(e) => log::error!("SOCKS5 proxy on {addr}: {e}"),
         }
+    }
+}
+
+/// The service stack on `node`'s tasks; a failure is logged (the node runs without it).
+fn start_services(
+    node: &Arc<Node>,
+    sc: services::ServiceConfig,
+    rx: tokio::sync::mpsc::Receiver<crate::dataplane::pool::PacketBuf>,
+    out: services::Output,
+) {
+    match services::start(node.clone(), node.dp.pool().clone(), sc, rx, out) {
+        Ok(task) => node.tasks.spawn_boxed(task),
+        Err(e) => log::error!("services not started: {e}"),
     }
 }
 
@@ -200,7 +213,30 @@ pub async fn run(
         offload: cfg.main.tun_offload,
     };
     let name = cfg.main.name.clone();
-    let node = Node::new(host.clone(), cfg, config_path, &data_dir);
+    // In order: the VPN interface and its gateway first, so the node is built with them.
+    let tun = match tun::open(&tun_cfg) {
+        Ok(dev) => {
+            log::info!(
+                "VPN interface {} up: {}/{} mtu {}",
+                tun_cfg.name,
+                tun_cfg.address,
+                tun_cfg.prefix,
+                tun_cfg.mtu
+            );
+            host.hide_addr(tun_cfg.address.into());
+            Ok(TunDevice {
+                dev,
+                name: tun_cfg.name.clone(),
+                lan: lan_setup(&cfg, &tun_cfg.name),
+            })
+        }
+        Err(e) => Err(e),
+    };
+    let (tun, tun_error) = match tun {
+        Ok(t) => (Some(t), None),
+        Err(e) => (None, Some(e)),
+    };
+    let (node, tun_queue) = Node::new(host.clone(), cfg, config_path, &data_dir, tun);
     if let Ok(a) = host.local_addr() {
         node.health.set_listen(wanted_port, a.port());
     }
@@ -213,28 +249,16 @@ pub async fn run(
                 .reserve(*ip);
         }
     }
-    match tun::open(&tun_cfg) {
-        Ok(dev) => {
-            log::info!(
-                "VPN interface {} up: {}/{} mtu {}",
-                tun_cfg.name,
-                tun_cfg.address,
-                tun_cfg.prefix,
-                tun_cfg.mtu
-            );
-            host.hide_addr(tun_cfg.address.into());
-            node.attach_tun(dev, tun_cfg.name.clone());
-            node.attach_lan(lan_setup(&node.config(), &tun_cfg.name));
+    match tun_error {
+        None => {
             if let Some(sc) = svc_cfg {
                 let (tx, rx) = tokio::sync::mpsc::channel(services::INPUT_QUEUE);
                 node.dp.set_services(sc.addrs.clone(), tx);
                 let out = services::Output::Tun(node.dp.tun_sender());
-                if let Err(e) = services::start(node.clone(), sc, rx, out) {
-                    log::error!("services not started: {e}");
-                }
+                start_services(&node, sc, rx, out);
             }
         }
-        Err(e) => {
+        Some(e) => {
             node.health.set_tun_error(e.clone());
             // Userspace mode: mesh traffic to our own address ends in the service stack, and
             // the SOCKS5 proxy reaches into the mesh.
@@ -243,16 +267,14 @@ pub async fn run(
                  this node answers ping, DNS and status on {} and the SOCKS5 proxy reaches peers",
                 tun_cfg.address
             );
-            if let Some(rx) = node.take_tun_queue() {
+            if let Some(rx) = tun_queue {
                 let sc = services::ServiceConfig {
                     addrs: vec![tun_cfg.address],
                     upstream: svc_cfg.as_ref().and_then(|s| s.upstream),
                     http: node.config().main.http_status,
                 };
                 let out = services::Output::Mesh(node.dp.clone());
-                if let Err(e) = services::start(node.clone(), sc, rx, out) {
-                    log::error!("services not started: {e}");
-                }
+                start_services(&node, sc, rx, out);
             }
         }
     }
@@ -260,7 +282,10 @@ pub async fn run(
     control::serve(node.clone(), &socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
-            crate::mesh::lan_discovery::start(node.clone(), local.port());
+            let loops = crate::mesh::lan_discovery::start(&host, node.clone(), local.port());
+            for task in loops.into_iter().flatten() {
+                node.tasks.spawn_boxed(task);
+            }
         }
     }
     log::info!(
@@ -286,6 +311,8 @@ pub async fn run(
         }
     }
     log::info!("shutting down");
+    // The loops first: none may change routes or files after this.
+    node.tasks.shutdown();
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
