@@ -14,6 +14,7 @@ pub mod methods;
 pub mod metrics;
 pub mod migrate;
 pub mod node;
+pub mod request;
 mod routes_sync;
 pub mod selftest;
 pub mod tasks;
