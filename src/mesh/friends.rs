@@ -126,14 +126,17 @@ fn serve_protocol(
     let mut inbound = host.register(protocol, 16);
     let host = host.clone();
     crate::boxed(async move {
+        // The handlers end with the loop (when its owner stops it).
+        let mut handlers = tokio::task::JoinSet::new();
         while let Some(s) = inbound.recv().await {
+            while handlers.try_join_next().is_some() {}
             let (h, a) = (host.clone(), app.clone());
-            crate::spawn(async move {
+            handlers.spawn(crate::boxed(async move {
                 let peer = s.peer.clone();
                 if let Err(e) = handler(h, a, s).await {
                     log::debug!("{protocol} from {}: {e}", peer.short());
                 }
-            });
+            }));
         }
     })
 }

@@ -154,7 +154,10 @@ pub fn start(
     let listening = crate::boxed(async move {
         let mut last_dial: HashMap<PeerId, Instant> = HashMap::new();
         let mut buf = [0u8; 128];
+        // The dials end with the loop (when its owner stops it).
+        let mut dials = tokio::task::JoinSet::new();
         loop {
+            while dials.try_join_next().is_some() {}
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 continue;
             };
@@ -176,12 +179,12 @@ pub fn start(
             let addr =
                 Multiaddr::quic(SocketAddr::new(IpAddr::V4(*from.ip()), port)).with_p2p(&peer);
             let host = host.clone();
-            crate::spawn(async move {
+            dials.spawn(crate::boxed(async move {
                 match host.dial(&addr).await {
                     Ok(_) => log::info!("found {} on the LAN at {addr}", peer.short()),
                     Err(e) => log::debug!("LAN dial {addr}: {e}"),
                 }
-            });
+            }));
         }
     });
     Some([announcing, listening])
