@@ -20,38 +20,62 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
+/// Why the control socket could not be had.
+#[derive(Debug)]
+pub enum SocketError {
+    /// Its directory could not be made.
+    Dir(PathBuf, std::io::Error),
+    InUse(PathBuf),
+    NotASocket(PathBuf),
+    NoFileName(PathBuf),
+    Bind(PathBuf, std::io::Error),
+    Listen(std::io::Error),
+}
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketError::Dir(p, e) | SocketError::Bind(p, e) => write!(f, "{}: {e}", p.display()),
+            SocketError::InUse(p) => {
+                write!(f, "{} is in use: is another awl running?", p.display())
+            }
+            SocketError::NotASocket(p) => write!(
+                f,
+                "control_socket {} exists and is not a socket; refusing to replace it",
+                p.display()
+            ),
+            SocketError::NoFileName(p) => write!(f, "control_socket {}: no file name", p.display()),
+            SocketError::Listen(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
 /// Binds the control socket without a moment where anyone but us can reach it: the socket is
 /// made inside a fresh 0700 directory next to `path`, set to 0600 there and renamed into
 /// place. An existing socket is replaced only when nothing answers on it (a stale one from a
 /// killed daemon); anything at `path` that is not a socket is left alone and refused.
-pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, SocketError> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| SocketError::Dir(dir.to_path_buf(), e))?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             // A live daemon would answer; a stale socket from a killed one is replaced.
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use: is another awl running?",
-                    path.display()
-                ));
+                return Err(SocketError::InUse(path.to_path_buf()));
             }
         }
-        Ok(_) => {
-            return Err(format!(
-                "control_socket {} exists and is not a socket; refusing to replace it",
-                path.display()
-            ))
-        }
+        Ok(_) => return Err(SocketError::NotASocket(path.to_path_buf())),
         Err(_) => {}
     }
     let name = path
         .file_name()
-        .ok_or_else(|| format!("control_socket {}: no file name", path.display()))?;
+        .ok_or_else(|| SocketError::NoFileName(path.to_path_buf()))?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
@@ -61,16 +85,15 @@ pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, Str
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        .map_err(|e| SocketError::Dir(tmp.clone(), e))?;
     let inner = tmp.join("s");
     let bound = std::os::unix::net::UnixListener::bind(&inner)
-        .map_err(|e| format!("{}: {e}", path.display()))
         .and_then(|l| {
             std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
-                .and_then(|()| std::fs::rename(&inner, path))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .and_then(|()| std::fs::rename(&inner, path))?;
             Ok(l)
-        });
+        })
+        .map_err(|e| SocketError::Bind(path.to_path_buf(), e));
     let _ = std::fs::remove_file(&inner);
     let _ = std::fs::remove_dir(&tmp);
     bound
@@ -91,12 +114,12 @@ pub fn peer_allowed(uid: u32, own_uid: u32) -> bool {
 }
 
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
-pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
+pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), SocketError> {
     let std_listener = bind_private(path)?;
     std_listener
         .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let listener = UnixListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        .map_err(SocketError::Listen)?;
+    let listener = UnixListener::from_std(std_listener).map_err(SocketError::Listen)?;
     // SAFETY: geteuid has no preconditions.
     let own_uid = unsafe { libc::geteuid() };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
@@ -158,38 +181,67 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why a client's call failed.
+#[derive(Debug)]
+pub enum CallError {
+    Unreachable(PathBuf, std::io::Error),
+    Io(std::io::Error),
+    NoAnswer,
+    Closed,
+    BadReply(serde_json::Error),
+    /// The daemon's answer was an error: its text.
+    Refused(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(p, e) => write!(
+                f,
+                "cannot reach the daemon at {}: {e} (is 'awl run' running?)",
+                p.display()
+            ),
+            CallError::Io(e) => e.fmt(f),
+            CallError::NoAnswer => f.write_str("daemon did not answer"),
+            CallError::Closed => f.write_str("daemon closed the connection"),
+            CallError::BadReply(e) => e.fmt(f),
+            CallError::Refused(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
 /// Client side: one raw request line, one raw reply line.
-pub async fn call_raw(path: &Path, request: &str) -> Result<String, String> {
-    let conn = UnixStream::connect(path).await.map_err(|e| {
-        format!(
-            "cannot reach the daemon at {}: {e} (is 'awl run' running?)",
-            path.display()
-        )
-    })?;
+pub async fn call_raw(path: &Path, request: &str) -> Result<String, CallError> {
+    let conn = UnixStream::connect(path)
+        .await
+        .map_err(|e| CallError::Unreachable(path.to_path_buf(), e))?;
     let (r, mut w) = conn.into_split();
     let mut line = request.trim().as_bytes().to_vec();
     line.push(b'\n');
-    w.write_all(&line).await.map_err(|e| e.to_string())?;
+    w.write_all(&line).await.map_err(CallError::Io)?;
     let mut lines = BufReader::new(r).lines();
     tokio::time::timeout(Duration::from_secs(30), lines.next_line())
         .await
-        .map_err(|_| "daemon did not answer".to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "daemon closed the connection".to_string())
+        .map_err(|_| CallError::NoAnswer)?
+        .map_err(CallError::Io)?
+        .ok_or(CallError::Closed)
 }
 
 /// Client side: one request, one reply.
-pub async fn call(path: &Path, req: &Value) -> Result<Value, String> {
+pub async fn call(path: &Path, req: &Value) -> Result<Value, CallError> {
     let reply = call_raw(path, &req.to_string()).await?;
-    let v: Value = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&reply).map_err(CallError::BadReply)?;
     if v.get("ok").and_then(Value::as_bool) == Some(true) {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     } else {
-        Err(v
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .to_string())
+        Err(CallError::Refused(
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string(),
+        ))
     }
 }
 
@@ -220,7 +272,7 @@ mod tests {
         let d = tmpdir("file");
         let p = d.join("awl.sock");
         std::fs::write(&p, "precious").unwrap();
-        let e = bind_private(&p).unwrap_err();
+        let e = bind_private(&p).unwrap_err().to_string();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
         remove_socket(&p);
@@ -234,7 +286,7 @@ mod tests {
         let p = d.join("awl.sock");
         drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
         let live = bind_private(&p).expect("stale socket replaced");
-        assert!(bind_private(&p).unwrap_err().contains("in use"));
+        assert!(bind_private(&p).unwrap_err().to_string().contains("in use"));
         drop(live);
         remove_socket(&p);
         assert!(!p.exists());

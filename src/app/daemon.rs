@@ -32,9 +32,34 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], cfg.main.listen_port))
 }
 
-pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum Error {
+    Identity(PathBuf, std::io::Error),
+    /// Not even a random port could be had.
+    ListenAnywhere(crate::p2p::Error),
+    Listen(SocketAddr, crate::p2p::Error),
+    Socket(control::SocketError),
+    Signal(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Identity(dir, e) => write!(f, "identity in {}: {e}", dir.display()),
+            Error::ListenAnywhere(e) => e.fmt(f),
+            Error::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Error::Socket(e) => e.fmt(f),
+            Error::Signal(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, Error> {
     let (keypair, created) = identity::load_or_create(data_dir)
-        .map_err(|e| format!("identity in {}: {e}", data_dir.display()))?;
+        .map_err(|e| Error::Identity(data_dir.to_path_buf(), e))?;
     if created {
         log::info!("created a new identity in {}", data_dir.display());
     }
@@ -57,9 +82,9 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
             );
             Host::start(keypair, host_cfg(SocketAddr::new(listen.ip(), 0)))
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(Error::ListenAnywhere)?
         }
-        Err(e) => return Err(format!("cannot listen on {listen}: {e}")),
+        Err(e) => return Err(Error::Listen(listen, e)),
     };
     Ok(host)
 }
@@ -197,7 +222,7 @@ pub async fn run(
     config_path: PathBuf,
     data_dir: PathBuf,
     socket: PathBuf,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let host = start_host(&cfg, &data_dir).await?;
     // The port asked for, when start_host may have fallen back to a random one.
     let wanted_port = cfg
@@ -279,7 +304,7 @@ pub async fn run(
         }
     }
     start_socks5(&node).await;
-    control::serve(node.clone(), &socket)?;
+    control::serve(node.clone(), &socket).map_err(Error::Socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
             let loops = crate::mesh::lan_discovery::start(&host, node.clone(), local.port());
@@ -297,9 +322,9 @@ pub async fn run(
         socket.display()
     );
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     loop {
         tokio::select! {
             _ = hup.recv() => match node.reload() {
