@@ -1,5 +1,8 @@
 use super::*;
-use crate::mesh::peers::{PeerTable, Relation};
+use crate::mesh::peers::{PeerTable, Relation, SavedBlocked, SavedPeer};
+use crate::p2p::identity::PeerId;
+use serde_json::Value;
+use std::net::Ipv4Addr;
 
 /// config_awl.json as AWL v0.18 writes it (json.MarshalIndent of config.Config, 2-space
 /// indent, map keys sorted, no trailing newline), with a pending invite, a declined peer, an
