@@ -14,8 +14,6 @@ impl Node {
         crate::services::http::lan_view(self.status_json(), self.peers_json())
     }
 
-    // ---- JSON views for the control API ----
-
     pub fn status_json(&self) -> Value {
         let cfg = self.config();
         let totals = self.dp.stats.totals();

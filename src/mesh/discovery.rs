@@ -431,7 +431,7 @@ impl Discovery {
 /// The policy the relay service applies when serving.
 pub fn relay_policy(
     cfg: &Config,
-    peers: crate::dataplane::SharedPeers,
+    peers: crate::mesh::peers::SharedPeers,
 ) -> crate::p2p::relay_service::Policy {
     match cfg.main.relay_for {
         crate::config::RelayFor::All => Arc::new(|_| true),
@@ -440,7 +440,7 @@ pub fn relay_policy(
 }
 
 /// "Is this peer a friend?" over the shared peer table.
-pub fn known_peers(peers: crate::dataplane::SharedPeers) -> crate::p2p::relay_service::Policy {
+pub fn known_peers(peers: crate::mesh::peers::SharedPeers) -> crate::p2p::relay_service::Policy {
     Arc::new(move |p| {
         peers
             .lock()

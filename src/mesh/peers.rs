@@ -131,6 +131,9 @@ impl std::fmt::Display for PeerError {
 
 impl std::error::Error for PeerError {}
 
+/// The peer table as the node's parts share it (data plane, discovery, friend flow).
+pub type SharedPeers = std::sync::Arc<std::sync::Mutex<PeerTable>>;
+
 pub struct PeerTable {
     own_id: PeerId,
     own_ip: Ipv4Addr,
