@@ -190,7 +190,9 @@ fn run(args: cli::Args) -> Result<(), String> {
             let socket = socket_for(&args, &r);
             println!(
                 "{}",
-                runtime()?.block_on(awl::app::control::call_raw(&socket, &line))?
+                runtime()?
+                    .block_on(awl::app::control::call_raw(&socket, &line))
+                    .map_err(|e| e.to_string())?
             );
             Ok(())
         }
@@ -224,7 +226,9 @@ fn run(args: cli::Args) -> Result<(), String> {
         Command::Control(req) => {
             let r = resolve(&args)?;
             let socket = socket_for(&args, &r);
-            let result = runtime()?.block_on(awl::app::control::call(&socket, &req))?;
+            let result = runtime()?
+                .block_on(awl::app::control::call(&socket, &req))
+                .map_err(|e| e.to_string())?;
             if args.json {
                 println!("{result}");
             } else {
@@ -256,7 +260,9 @@ fn run(args: cli::Args) -> Result<(), String> {
                 log::warn!("'enabled' is 0 in the config; running anyway because 'awl run' was called directly");
             }
             let socket = socket_for(&args, &r);
-            runtime()?.block_on(awl::app::daemon::run(r.cfg, r.path, r.data_dir, socket))
+            runtime()?
+                .block_on(awl::app::daemon::run(r.cfg, r.path, r.data_dir, socket))
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -305,7 +311,11 @@ fn health(args: &cli::Args) -> serde_json::Value {
         }
     };
     let req = serde_json::json!({"cmd": "health"});
-    match runtime().and_then(|rt| rt.block_on(awl::app::control::call(&socket, &req))) {
+    let reply = runtime().and_then(|rt| {
+        rt.block_on(awl::app::control::call(&socket, &req))
+            .map_err(|e| e.to_string())
+    });
+    match reply {
         Ok(v) => v,
         Err(e) => awl::app::health::offline(file, &e),
     }
@@ -470,7 +480,9 @@ fn rpcd_call(args: &cli::Args, method: &str) -> Result<String, String> {
     }
     let r = resolve(args)?;
     let socket = socket_for(args, &r);
-    runtime()?.block_on(awl::app::control::call_raw(&socket, &req.to_string()))
+    runtime()?
+        .block_on(awl::app::control::call_raw(&socket, &req.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.
