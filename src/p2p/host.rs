@@ -186,7 +186,9 @@ impl Link {
                     .map_err(|e| Error::Connect(e.to_string()))?;
                 Ok((SendStream::Quic(s), RecvStream::Quic(r)))
             }
-            Link::Relayed(h) => Ok(split_muxed(h.open().await.map_err(Error::Connect)?)),
+            Link::Relayed(h) => Ok(split_muxed(
+                h.open().await.map_err(|e| Error::Connect(e.to_string()))?,
+            )),
         }
     }
 

@@ -19,7 +19,7 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Upgraded {
     pub peer: PeerId,
     pub handle: muxer::Handle,
-    pub inbound: mpsc::Receiver<yamux::Stream>,
+    pub inbound: mpsc::Receiver<muxer::Stream>,
 }
 
 async fn select<T: AsyncRead + AsyncWrite + Unpin>(
