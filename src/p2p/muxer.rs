@@ -6,6 +6,8 @@
 //! feeds it what it reads. Inbound streams go to a bounded channel (more are reset). The
 //! `Handle` is what the host keeps in its connection table.
 
+#[cfg(test)]
+mod crosscheck;
 mod frame;
 mod session;
 #[cfg(test)]

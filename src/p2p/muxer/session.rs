@@ -85,9 +85,16 @@ impl StreamState {
 
 /// Where the reader is inside the incoming byte stream.
 enum ReadState {
-    Header { buf: [u8; HEADER_LEN], got: usize },
+    Header {
+        buf: [u8; HEADER_LEN],
+        got: usize,
+    },
     /// A data frame's body for `stream` (0: discarded), then FIN applied if `fin`.
-    Body { stream: u32, left: u32, fin: bool },
+    Body {
+        stream: u32,
+        left: u32,
+        fin: bool,
+    },
 }
 
 pub struct Inner {

@@ -242,12 +242,18 @@ async fn streams_beyond_the_cap_are_reset_and_dropped_ones_too() {
     }
     // Dropped without finishing: reset.
     drop(held.remove(0));
-    assert_eq!(read_header(&mut peer).await, Header::new(Kind::Data, RST, 1, 0));
+    assert_eq!(
+        read_header(&mut peer).await,
+        Header::new(Kind::Data, RST, 1, 0)
+    );
     // Finished, then dropped: a FIN and nothing more.
     let mut s = held.remove(0);
     s.shutdown().await.unwrap();
     drop(s);
-    assert_eq!(read_header(&mut peer).await, Header::new(Kind::Data, FIN, 3, 0));
+    assert_eq!(
+        read_header(&mut peer).await,
+        Header::new(Kind::Data, FIN, 3, 0)
+    );
 }
 
 #[tokio::test]
