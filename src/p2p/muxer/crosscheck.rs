@@ -152,3 +152,59 @@ async fn their_client_our_server_and_resets() {
         m.await.unwrap();
     }
 }
+
+/// Throughput of one stream over an in-memory pipe, ours against rust-libp2p's yamux (both
+/// ends the same implementation): `cargo test --release --lib muxer_throughput -- --ignored
+/// --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn muxer_throughput() {
+    const TOTAL: usize = 1 << 30;
+    let chunk = vec![0x5au8; 64 * 1024];
+    for round in 0..3 {
+        // Ours.
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (ha, _ia) = start(a, true);
+        let (_hb, mut ib) = start(b, false);
+        let t0 = std::time::Instant::now();
+        let mut s = ha.open().await.unwrap();
+        let c = chunk.clone();
+        let w = crate::spawn(async move {
+            for _ in 0..TOTAL / c.len() {
+                s.write_all(&c).await.unwrap();
+            }
+            s.shutdown().await.unwrap();
+            s
+        });
+        let mut r = ib.recv().await.unwrap();
+        let n = tokio::io::copy(&mut r, &mut tokio::io::sink())
+            .await
+            .unwrap();
+        drop(w.await.unwrap());
+        assert_eq!(n as usize, TOTAL);
+        let ours = n as f64 * 8.0 / t0.elapsed().as_secs_f64() / 1e6;
+        // Theirs.
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (open, mut ia) = theirs(a, true);
+        let (_o, mut ib) = theirs(b, false);
+        let t0 = std::time::Instant::now();
+        open.send(()).await.unwrap();
+        let (_, mut s) = ia.recv().await.unwrap();
+        let c = chunk.clone();
+        let w = crate::spawn(async move {
+            for _ in 0..TOTAL / c.len() {
+                s.write_all(&c).await.unwrap();
+            }
+            s.shutdown().await.unwrap();
+            s
+        });
+        let (_, mut r) = ib.recv().await.unwrap();
+        let n = tokio::io::copy(&mut r, &mut tokio::io::sink())
+            .await
+            .unwrap();
+        drop(w.await.unwrap());
+        assert_eq!(n as usize, TOTAL);
+        let them = n as f64 * 8.0 / t0.elapsed().as_secs_f64() / 1e6;
+        eprintln!("round {round}: ours {ours:.0} Mbit/s, yamux crate {them:.0} Mbit/s");
+    }
+}
