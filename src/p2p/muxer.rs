@@ -181,13 +181,15 @@ async fn drive(
             }
             let mut rb = ReadBuf::new(&mut rbuf);
             match io.as_mut().poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                    return Poll::Ready(Err(Error::Closed))
-                }
+                // The peer closed the connection: a normal end.
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(())) => {
                     reads += 1;
                     let mut inner = shared.lock();
                     if let Err(e) = inner.on_bytes(rb.filled()) {
+                        if matches!(e, Error::GoAway(GO_AWAY_NORMAL)) {
+                            return Poll::Ready(Ok(()));
+                        }
                         if !matches!(e, Error::GoAway(_)) {
                             // Tell the peer why, best effort; then the session ends.
                             go_away(GO_AWAY_PROTOCOL).encode(&mut inner.out);
