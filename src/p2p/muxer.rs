@@ -190,8 +190,9 @@ async fn drive(
                         if matches!(e, Error::GoAway(GO_AWAY_NORMAL)) {
                             return Poll::Ready(Ok(()));
                         }
-                        if !matches!(e, Error::GoAway(_)) {
-                            // Tell the peer why, best effort; then the session ends.
+                        // Tell the peer why, best effort (not after a partly written
+                        // frame); then the session ends.
+                        if !matches!(e, Error::GoAway(_)) && wbuf.is_empty() {
                             go_away(GO_AWAY_PROTOCOL).encode(&mut inner.out);
                             let out = std::mem::take(&mut inner.out);
                             drop(inner);
