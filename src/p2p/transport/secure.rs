@@ -45,7 +45,7 @@ impl std::fmt::Display for Error {
 pub struct Upgraded {
     pub peer: PeerId,
     pub handle: muxer::Handle,
-    pub inbound: mpsc::Receiver<yamux::Stream>,
+    pub inbound: mpsc::Receiver<muxer::Stream>,
 }
 
 async fn select<T: AsyncRead + AsyncWrite + Unpin>(
