@@ -27,6 +27,9 @@ check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; f
 cleanup() {
     local p ns
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    # Wrappers (faketime, ip netns exec) may leave their child behind: every process still
+    # running on this test's files goes too.
+    pkill -9 -f -- "$WORK/" 2>/dev/null
     for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
