@@ -18,6 +18,7 @@ pub mod multistream;
 pub mod muxer;
 pub mod observed;
 pub mod ping;
+pub mod portmap;
 pub mod protobuf;
 pub mod relay;
 pub mod relay_service;
