@@ -1,6 +1,8 @@
 //! awl: a mesh VPN node wire-compatible with Anywherelan (AWL).
 //!
 //! See `docs/ARCHITECTURE.md` for how a packet and a peer flow through these modules.
+// Unsafe code lives in `sys` only, behind safe wrappers.
+#![deny(unsafe_code)]
 // Rooms, from the top (wiring) down; a room may use the rooms below it, never above.
 pub mod app;
 pub mod base;
@@ -15,6 +17,7 @@ pub mod gateway;
 pub mod mesh;
 pub mod p2p;
 pub mod services;
+#[allow(unsafe_code)]
 pub mod sys;
 
 /// A spawned task's future, boxed (see [`spawn`]).

@@ -1,4 +1,6 @@
 //! The `awl` binary: argument handling and the tokio runtime; the work lives in the library.
+// OS calls go through `awl::sys`.
+#![deny(unsafe_code)]
 
 use awl::app::cli::{self, Command};
 use awl::config::{self, Config};
@@ -21,10 +23,7 @@ fn main() -> ExitCode {
     if args.command != cli::Command::Run {
         // A CLI command piped into `head` ends quietly, as other tools do, instead of
         // panicking on EPIPE (Rust ignores SIGPIPE). The daemon keeps ignoring it.
-        // SAFETY: restoring a signal's default disposition has no preconditions.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        awl::sys::signal::default_sigpipe();
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,8 +50,7 @@ fn default_data_dir(cfg: &Config) -> PathBuf {
     if let Some(d) = std::env::var_os("AWL_DATA_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if awl::sys::user::is_root() {
         return cfg.main.data_dir.clone();
     }
     match std::env::var_os("HOME") {
@@ -192,7 +190,9 @@ fn run(args: cli::Args) -> Result<(), String> {
             let socket = socket_for(&args, &r);
             println!(
                 "{}",
-                runtime()?.block_on(awl::app::control::call_raw(&socket, &line))?
+                runtime()?
+                    .block_on(awl::app::control::call_raw(&socket, &line))
+                    .map_err(|e| e.to_string())?
             );
             Ok(())
         }
@@ -226,7 +226,9 @@ fn run(args: cli::Args) -> Result<(), String> {
         Command::Control(req) => {
             let r = resolve(&args)?;
             let socket = socket_for(&args, &r);
-            let result = runtime()?.block_on(awl::app::control::call(&socket, &req))?;
+            let result = runtime()?
+                .block_on(awl::app::control::call(&socket, &req))
+                .map_err(|e| e.to_string())?;
             if args.json {
                 println!("{result}");
             } else {
@@ -258,7 +260,9 @@ fn run(args: cli::Args) -> Result<(), String> {
                 log::warn!("'enabled' is 0 in the config; running anyway because 'awl run' was called directly");
             }
             let socket = socket_for(&args, &r);
-            runtime()?.block_on(awl::app::daemon::run(r.cfg, r.path, r.data_dir, socket))
+            runtime()?
+                .block_on(awl::app::daemon::run(r.cfg, r.path, r.data_dir, socket))
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -307,7 +311,11 @@ fn health(args: &cli::Args) -> serde_json::Value {
         }
     };
     let req = serde_json::json!({"cmd": "health"});
-    match runtime().and_then(|rt| rt.block_on(awl::app::control::call(&socket, &req))) {
+    let reply = runtime().and_then(|rt| {
+        rt.block_on(awl::app::control::call(&socket, &req))
+            .map_err(|e| e.to_string())
+    });
+    match reply {
         Ok(v) => v,
         Err(e) => awl::app::health::offline(file, &e),
     }
@@ -472,7 +480,9 @@ fn rpcd_call(args: &cli::Args, method: &str) -> Result<String, String> {
     }
     let r = resolve(args)?;
     let socket = socket_for(args, &r);
-    runtime()?.block_on(awl::app::control::call_raw(&socket, &req.to_string()))
+    runtime()?
+        .block_on(awl::app::control::call_raw(&socket, &req.to_string()))
+        .map_err(|e| e.to_string())
 }
 
 /// `awl ping ADDR`: a throwaway identity dials, identifies and pings a peer.

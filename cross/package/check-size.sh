@@ -3,14 +3,21 @@
 #   bash cross/package/check-size.sh [TARGET...]   (default: mipsel-unknown-linux-musl)
 # Reads dist/<target>/awl (as cross/build.sh leaves it: stripped) and the target's .ipk and
 # .apk in dist/packages (build-ipk.sh, build-apk.sh); prints every number with its budget.
-# Exit 1 when over budget, 2 when something is missing. Not yet in .ci/run: the size work of
-# issue 19 item 4 brings mipsel under budget first.
+# Exit 1 when over the ceiling, 2 when something is missing.
+#
+# Two lines per file: the budget issue 19 sets (1.8 MB / 800 kB), shown with how far we are
+# over it, and a ceiling a little above today's size, which fails the build. The ceiling is a
+# ratchet: lower it whenever a cut lands, never raise it without saying why in
+# docs/BENCHMARKS.md, so the size can only go down until the budget is met.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 # The budget, in bytes (issue 19: <= 1.8 MB stripped, <= 800 kB package, no UPX).
 BUDGET_BINARY=1800000
 BUDGET_PACKAGE=800000
+# Enforced: today's mipsel (1,953,020 B / 919,994 B at the own-yamux merge) plus ~0.5 %.
+CEILING_BINARY=1962000
+CEILING_PACKAGE=925000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl
@@ -21,7 +28,7 @@ report() { # what size budget [info]: with "info" an excess is shown but does no
         verdict="OVER by $(($2 - $3))"
         if [ "${4:-}" = info ]; then verdict="$verdict (not enforced)"; else fail=1; fi
     fi
-    printf '%-52s %10s B  budget %10s B  %s\n' "$1" "$2" "$3" "$verdict"
+    printf '%-62s %10s B  limit %10s B  %s\n' "$1" "$2" "$3" "$verdict"
 }
 for t in "$@"; do
     arch=$(openwrt_arch "$t")
@@ -30,8 +37,10 @@ for t in "$@"; do
     apk=$DIST/packages/apk/$arch/awl-$PKG_VERSION.apk
     [ -f "$bin" ] || { echo "missing $bin (cross/build.sh --size-flags $t)" >&2; exit 2; }
     [ -f "$ipk" ] || { echo "missing $ipk (cross/package/build-ipk.sh $t)" >&2; exit 2; }
-    report "$t stripped binary" "$(stat -c %s "$bin")" "$BUDGET_BINARY"
-    report "$(basename "$ipk")" "$(stat -c %s "$ipk")" "$BUDGET_PACKAGE"
+    report "$t stripped binary" "$(stat -c %s "$bin")" "$BUDGET_BINARY" info
+    report "$(basename "$ipk")" "$(stat -c %s "$ipk")" "$BUDGET_PACKAGE" info
+    report "  ceiling: $t stripped binary" "$(stat -c %s "$bin")" "$CEILING_BINARY"
+    report "  ceiling: $(basename "$ipk")" "$(stat -c %s "$ipk")" "$CEILING_PACKAGE"
     # The .apk is about the .ipk's size with zopfli (3.5% more without): shown against the
     # same budget, enforced on the .ipk only, as issue 19 sets it.
     if [ -f "$apk" ]; then report "apk/$arch/$(basename "$apk")" "$(stat -c %s "$apk")" "$BUDGET_PACKAGE" info; fi

@@ -6,7 +6,7 @@
 //! Reply: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
 
 use crate::app::node::Node;
-use crate::p2p::identity::PeerId;
+pub use crate::app::request::{dispatch, execute, Error, Request, Response};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,38 +20,62 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// Concurrent control clients.
 const MAX_CLIENTS: usize = 16;
 
+/// Why the control socket could not be had.
+#[derive(Debug)]
+pub enum SocketError {
+    /// Its directory could not be made.
+    Dir(PathBuf, std::io::Error),
+    InUse(PathBuf),
+    NotASocket(PathBuf),
+    NoFileName(PathBuf),
+    Bind(PathBuf, std::io::Error),
+    Listen(std::io::Error),
+}
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SocketError::Dir(p, e) | SocketError::Bind(p, e) => write!(f, "{}: {e}", p.display()),
+            SocketError::InUse(p) => {
+                write!(f, "{} is in use: is another awl running?", p.display())
+            }
+            SocketError::NotASocket(p) => write!(
+                f,
+                "control_socket {} exists and is not a socket; refusing to replace it",
+                p.display()
+            ),
+            SocketError::NoFileName(p) => write!(f, "control_socket {}: no file name", p.display()),
+            SocketError::Listen(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
 /// Binds the control socket without a moment where anyone but us can reach it: the socket is
 /// made inside a fresh 0700 directory next to `path`, set to 0600 there and renamed into
 /// place. An existing socket is replaced only when nothing answers on it (a stale one from a
 /// killed daemon); anything at `path` that is not a socket is left alone and refused.
-pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, SocketError> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| SocketError::Dir(dir.to_path_buf(), e))?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             // A live daemon would answer; a stale socket from a killed one is replaced.
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use: is another awl running?",
-                    path.display()
-                ));
+                return Err(SocketError::InUse(path.to_path_buf()));
             }
         }
-        Ok(_) => {
-            return Err(format!(
-                "control_socket {} exists and is not a socket; refusing to replace it",
-                path.display()
-            ))
-        }
+        Ok(_) => return Err(SocketError::NotASocket(path.to_path_buf())),
         Err(_) => {}
     }
     let name = path
         .file_name()
-        .ok_or_else(|| format!("control_socket {}: no file name", path.display()))?;
+        .ok_or_else(|| SocketError::NoFileName(path.to_path_buf()))?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
@@ -61,16 +85,15 @@ pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, Str
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        .map_err(|e| SocketError::Dir(tmp.clone(), e))?;
     let inner = tmp.join("s");
     let bound = std::os::unix::net::UnixListener::bind(&inner)
-        .map_err(|e| format!("{}: {e}", path.display()))
         .and_then(|l| {
             std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))
-                .and_then(|()| std::fs::rename(&inner, path))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .and_then(|()| std::fs::rename(&inner, path))?;
             Ok(l)
-        });
+        })
+        .map_err(|e| SocketError::Bind(path.to_path_buf(), e));
     let _ = std::fs::remove_file(&inner);
     let _ = std::fs::remove_dir(&tmp);
     bound
@@ -91,16 +114,16 @@ pub fn peer_allowed(uid: u32, own_uid: u32) -> bool {
 }
 
 /// Binds the socket (replacing a stale one) and serves it until the process ends.
-pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
+pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), SocketError> {
     let std_listener = bind_private(path)?;
     std_listener
         .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let listener = UnixListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+        .map_err(SocketError::Listen)?;
+    let listener = UnixListener::from_std(std_listener).map_err(SocketError::Listen)?;
+    let own_uid = crate::sys::user::euid();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    crate::spawn(async move {
+    let owner = node.clone();
+    owner.tasks.spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
                 continue;
@@ -111,16 +134,16 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), String> {
             let uid = conn.peer_cred().map(|c| c.uid()).ok();
             if !uid.is_some_and(|u| peer_allowed(u, own_uid)) {
                 log::warn!("control socket: refused a client with uid {uid:?}");
-                crate::spawn(async move {
+                node.tasks.spawn(async move {
                     let _permit = permit;
                     let _ = tokio::time::timeout(Duration::from_secs(2), refuse(conn)).await;
                 });
                 continue;
             }
-            let node = node.clone();
-            crate::spawn(async move {
+            let n = node.clone();
+            node.tasks.spawn(async move {
                 let _permit = permit;
-                let _ = tokio::time::timeout(Duration::from_secs(60), handle(node, conn)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(60), handle(n, conn)).await;
             });
         }
     });
@@ -146,7 +169,7 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
         let reply = match serde_json::from_str::<Value>(&line) {
             Ok(req) => match dispatch(&node, &req).await {
                 Ok(result) => json!({"ok": true, "result": result}),
-                Err(e) => json!({"ok": false, "error": e}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
             },
             Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
         };
@@ -157,116 +180,73 @@ async fn handle(node: Arc<Node>, conn: UnixStream) -> std::io::Result<()> {
     Ok(())
 }
 
-fn arg<'a>(req: &'a Value, key: &str) -> Option<&'a str> {
-    req.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+/// Why a client's call failed.
+#[derive(Debug)]
+pub enum CallError {
+    Unreachable(PathBuf, std::io::Error),
+    Io(std::io::Error),
+    NoAnswer,
+    Closed,
+    BadReply(serde_json::Error),
+    /// The daemon's answer was an error: its text.
+    Refused(String),
 }
 
-fn peer_arg(req: &Value) -> Result<PeerId, String> {
-    arg(req, "peer_id")
-        .ok_or("missing peer_id")?
-        .parse::<PeerId>()
-        .map_err(|e| e.to_string())
-}
-
-fn ip_arg(req: &Value) -> Result<Option<std::net::Ipv4Addr>, String> {
-    arg(req, "ip")
-        .map(|s| s.parse().map_err(|_| format!("bad IPv4 address '{s}'")))
-        .transpose()
-}
-
-pub async fn dispatch(node: &Arc<Node>, req: &Value) -> Result<Value, String> {
-    let cmd = arg(req, "cmd").ok_or("missing cmd")?;
-    match cmd {
-        "status" => Ok(node.status_json()),
-        "peers" => Ok(node.peers_json()),
-        "requests" => Ok(node.requests_json()),
-        "blocked" => Ok(node.blocked_json()),
-        "invite" => {
-            let peer = peer_arg(req)?;
-            let address = arg(req, "address")
-                .map(|a| {
-                    a.parse::<crate::p2p::multiaddr::Multiaddr>()
-                        .map_err(|e| e.to_string())
-                })
-                .transpose()?;
-            let p = node
-                .invite(
-                    &peer,
-                    arg(req, "alias").map(String::from),
-                    ip_arg(req)?,
-                    address,
-                )
-                .await?;
-            Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(p, e) => write!(
+                f,
+                "cannot reach the daemon at {}: {e} (is 'awl run' running?)",
+                p.display()
+            ),
+            CallError::Io(e) => e.fmt(f),
+            CallError::NoAnswer => f.write_str("daemon did not answer"),
+            CallError::Closed => f.write_str("daemon closed the connection"),
+            CallError::BadReply(e) => e.fmt(f),
+            CallError::Refused(e) => f.write_str(e),
         }
-        "accept" => {
-            let peer = peer_arg(req)?;
-            let p = node
-                .accept(&peer, arg(req, "alias").map(String::from), ip_arg(req)?)
-                .await?;
-            Ok(json!({"peer_id": p.peer_id.to_string(), "alias": p.alias, "ip": p.ip.to_string()}))
-        }
-        "decline" => node.decline(&peer_arg(req)?).await.map(|_| json!({})),
-        "remove" => node.remove(&peer_arg(req)?).map(|_| json!({})),
-        "reload" => node.reload().map(|n| json!({"peers": n})),
-        "health" => Ok(node.health_json()),
-        "metrics" => Ok(Value::String(crate::app::metrics::render(node))),
-        "logs" => {
-            let n = req
-                .get("lines")
-                .and_then(Value::as_u64)
-                .unwrap_or(100)
-                .min(crate::app::logring::LINES as u64) as usize;
-            Ok(json!(crate::app::logring::recent(n)))
-        }
-        other => Err(format!(
-            "unknown command '{other}' (known: {})",
-            crate::app::methods::names().join(", ")
-        )),
     }
 }
 
+impl std::error::Error for CallError {}
+
 /// Client side: one raw request line, one raw reply line.
-pub async fn call_raw(path: &Path, request: &str) -> Result<String, String> {
-    let conn = UnixStream::connect(path).await.map_err(|e| {
-        format!(
-            "cannot reach the daemon at {}: {e} (is 'awl run' running?)",
-            path.display()
-        )
-    })?;
+pub async fn call_raw(path: &Path, request: &str) -> Result<String, CallError> {
+    let conn = UnixStream::connect(path)
+        .await
+        .map_err(|e| CallError::Unreachable(path.to_path_buf(), e))?;
     let (r, mut w) = conn.into_split();
     let mut line = request.trim().as_bytes().to_vec();
     line.push(b'\n');
-    w.write_all(&line).await.map_err(|e| e.to_string())?;
+    w.write_all(&line).await.map_err(CallError::Io)?;
     let mut lines = BufReader::new(r).lines();
     tokio::time::timeout(Duration::from_secs(30), lines.next_line())
         .await
-        .map_err(|_| "daemon did not answer".to_string())?
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "daemon closed the connection".to_string())
+        .map_err(|_| CallError::NoAnswer)?
+        .map_err(CallError::Io)?
+        .ok_or(CallError::Closed)
 }
 
 /// Client side: one request, one reply.
-pub async fn call(path: &Path, req: &Value) -> Result<Value, String> {
+pub async fn call(path: &Path, req: &Value) -> Result<Value, CallError> {
     let reply = call_raw(path, &req.to_string()).await?;
-    let v: Value = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&reply).map_err(CallError::BadReply)?;
     if v.get("ok").and_then(Value::as_bool) == Some(true) {
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     } else {
-        Err(v
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .to_string())
+        Err(CallError::Refused(
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string(),
+        ))
     }
 }
 
 /// Default socket path when the config gives none usable: next to the data for non-root runs.
 pub fn socket_path(configured: &Path, data_dir: &Path) -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::user::is_root() {
         configured.to_path_buf()
     } else {
         data_dir.join("awl.sock")
@@ -290,7 +270,7 @@ mod tests {
         let d = tmpdir("file");
         let p = d.join("awl.sock");
         std::fs::write(&p, "precious").unwrap();
-        let e = bind_private(&p).unwrap_err();
+        let e = bind_private(&p).unwrap_err().to_string();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
         remove_socket(&p);
@@ -304,7 +284,7 @@ mod tests {
         let p = d.join("awl.sock");
         drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
         let live = bind_private(&p).expect("stale socket replaced");
-        assert!(bind_private(&p).unwrap_err().contains("in use"));
+        assert!(bind_private(&p).unwrap_err().to_string().contains("in use"));
         drop(live);
         remove_socket(&p);
         assert!(!p.exists());
@@ -317,33 +297,12 @@ mod tests {
     fn the_socket_is_never_reachable_with_wider_permissions() {
         let d = tmpdir("race");
         let p = d.join("awl.sock");
-        let cdir = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: plain syscalls on a descriptor we own; the buffer outlives the read.
-        let events = unsafe {
-            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-            assert!(fd >= 0);
-            assert!(
-                libc::inotify_add_watch(fd, cdir.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO)
-                    >= 0
-            );
-            let l = bind_private(&p).unwrap();
-            let mut buf = [0u8; 4096];
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            libc::close(fd);
-            drop(l);
-            let mut out = Vec::new();
-            let mut i = 0usize;
-            while n > 0 && i + 16 <= n as usize {
-                let mask = u32::from_ne_bytes(buf[i + 4..i + 8].try_into().unwrap());
-                let len = u32::from_ne_bytes(buf[i + 12..i + 16].try_into().unwrap()) as usize;
-                let name = String::from_utf8_lossy(&buf[i + 16..i + 16 + len])
-                    .trim_end_matches('\0')
-                    .to_string();
-                out.push((mask, name));
-                i += 16 + len;
-            }
-            out
-        };
+        let watch =
+            crate::sys::inotify::Watch::new(&d, libc::IN_CREATE | libc::IN_MOVED_TO).unwrap();
+        let l = bind_private(&p).unwrap();
+        let events = watch.events();
+        drop(watch);
+        drop(l);
         let at_path: Vec<_> = events.iter().filter(|(_, n)| n == "awl.sock").collect();
         assert!(!at_path.is_empty(), "{events:?}");
         assert!(

@@ -4,7 +4,7 @@
 //! the running configuration is kept. SIGINT/SIGTERM close connections and exit.
 
 use crate::app::control;
-use crate::app::node::Node;
+use crate::app::node::{Node, TunDevice};
 use crate::config::Config;
 use crate::dataplane::tun::{self, TunConfig};
 use crate::p2p::identity;
@@ -32,9 +32,34 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], cfg.main.listen_port))
 }
 
-pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum Error {
+    Identity(PathBuf, std::io::Error),
+    /// Not even a random port could be had.
+    ListenAnywhere(crate::p2p::Error),
+    Listen(SocketAddr, crate::p2p::Error),
+    Socket(control::SocketError),
+    Signal(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Identity(dir, e) => write!(f, "identity in {}: {e}", dir.display()),
+            Error::ListenAnywhere(e) => e.fmt(f),
+            Error::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            Error::Socket(e) => e.fmt(f),
+            Error::Signal(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, Error> {
     let (keypair, created) = identity::load_or_create(data_dir)
-        .map_err(|e| format!("identity in {}: {e}", data_dir.display()))?;
+        .map_err(|e| Error::Identity(data_dir.to_path_buf(), e))?;
     if created {
         log::info!("created a new identity in {}", data_dir.display());
     }
@@ -57,9 +82,9 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, String> {
             );
             Host::start(keypair, host_cfg(SocketAddr::new(listen.ip(), 0)))
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(Error::ListenAnywhere)?
         }
-        Err(e) => return Err(format!("cannot listen on {listen}: {e}")),
+        Err(e) => return Err(Error::Listen(listen, e)),
     };
     Ok(host)
 }
@@ -130,7 +155,7 @@ async fn start_socks5(node: &Arc<Node>) {
                 log::info!("SOCKS5 proxy on {addr}");
                 let n = node.clone();
                 let exit = Arc::new(move || n.socks5_exit());
-                crate::spawn(crate::services::socks5::run_client(
+                node.tasks.spawn(crate::services::socks5::run_client(
                     node.host.clone(),
                     l,
                     exit,
@@ -138,6 +163,19 @@ async fn start_socks5(node: &Arc<Node>) {
             }
             Err(e) => log::error!("SOCKS5 proxy on {addr}: {e}"),
         }
+    }
+}
+
+/// The service stack on `node`'s tasks; a failure is logged (the node runs without it).
+fn start_services(
+    node: &Arc<Node>,
+    sc: services::ServiceConfig,
+    rx: tokio::sync::mpsc::Receiver<crate::dataplane::pool::PacketBuf>,
+    out: services::Output,
+) {
+    match services::start(node.clone(), node.dp.pool().clone(), sc, rx, out) {
+        Ok(task) => node.tasks.spawn_boxed(task),
+        Err(e) => log::error!("services not started: {e}"),
     }
 }
 
@@ -184,7 +222,7 @@ pub async fn run(
     config_path: PathBuf,
     data_dir: PathBuf,
     socket: PathBuf,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let host = start_host(&cfg, &data_dir).await?;
     // The port asked for, when start_host may have fallen back to a random one.
     let wanted_port = cfg
@@ -200,7 +238,30 @@ pub async fn run(
         offload: cfg.main.tun_offload,
     };
     let name = cfg.main.name.clone();
-    let node = Node::new(host.clone(), cfg, config_path, &data_dir);
+    // In order: the VPN interface and its gateway first, so the node is built with them.
+    let tun = match tun::open(&tun_cfg) {
+        Ok(dev) => {
+            log::info!(
+                "VPN interface {} up: {}/{} mtu {}",
+                tun_cfg.name,
+                tun_cfg.address,
+                tun_cfg.prefix,
+                tun_cfg.mtu
+            );
+            host.hide_addr(tun_cfg.address.into());
+            Ok(TunDevice {
+                dev,
+                name: tun_cfg.name.clone(),
+                lan: lan_setup(&cfg, &tun_cfg.name),
+            })
+        }
+        Err(e) => Err(e),
+    };
+    let (tun, tun_error) = match tun {
+        Ok(t) => (Some(t), None),
+        Err(e) => (None, Some(e)),
+    };
+    let (node, tun_queue) = Node::new(host.clone(), cfg, config_path, &data_dir, tun);
     if let Ok(a) = host.local_addr() {
         node.health.set_listen(wanted_port, a.port());
     }
@@ -213,28 +274,16 @@ pub async fn run(
                 .reserve(*ip);
         }
     }
-    match tun::open(&tun_cfg) {
-        Ok(dev) => {
-            log::info!(
-                "VPN interface {} up: {}/{} mtu {}",
-                tun_cfg.name,
-                tun_cfg.address,
-                tun_cfg.prefix,
-                tun_cfg.mtu
-            );
-            host.hide_addr(tun_cfg.address.into());
-            node.attach_tun(dev, tun_cfg.name.clone());
-            node.attach_lan(lan_setup(&node.config(), &tun_cfg.name));
+    match tun_error {
+        None => {
             if let Some(sc) = svc_cfg {
                 let (tx, rx) = tokio::sync::mpsc::channel(services::INPUT_QUEUE);
                 node.dp.set_services(sc.addrs.clone(), tx);
                 let out = services::Output::Tun(node.dp.tun_sender());
-                if let Err(e) = services::start(node.clone(), sc, rx, out) {
-                    log::error!("services not started: {e}");
-                }
+                start_services(&node, sc, rx, out);
             }
         }
-        Err(e) => {
+        Some(e) => {
             node.health.set_tun_error(e.clone());
             // Userspace mode: mesh traffic to our own address ends in the service stack, and
             // the SOCKS5 proxy reaches into the mesh.
@@ -243,24 +292,25 @@ pub async fn run(
                  this node answers ping, DNS and status on {} and the SOCKS5 proxy reaches peers",
                 tun_cfg.address
             );
-            if let Some(rx) = node.take_tun_queue() {
+            if let Some(rx) = tun_queue {
                 let sc = services::ServiceConfig {
                     addrs: vec![tun_cfg.address],
                     upstream: svc_cfg.as_ref().and_then(|s| s.upstream),
                     http: node.config().main.http_status,
                 };
                 let out = services::Output::Mesh(node.dp.clone());
-                if let Err(e) = services::start(node.clone(), sc, rx, out) {
-                    log::error!("services not started: {e}");
-                }
+                start_services(&node, sc, rx, out);
             }
         }
     }
     start_socks5(&node).await;
-    control::serve(node.clone(), &socket)?;
+    control::serve(node.clone(), &socket).map_err(Error::Socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
-            crate::mesh::lan_discovery::start(node.clone(), local.port());
+            let loops = crate::mesh::lan_discovery::start(&host, node.clone(), local.port());
+            for task in loops.into_iter().flatten() {
+                node.tasks.spawn_boxed(task);
+            }
         }
     }
     log::info!(
@@ -272,9 +322,9 @@ pub async fn run(
         socket.display()
     );
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     loop {
         tokio::select! {
             _ = hup.recv() => match node.reload() {
@@ -286,6 +336,8 @@ pub async fn run(
         }
     }
     log::info!("shutting down");
+    // The loops first: none may change routes or files after this.
+    node.tasks.shutdown();
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();

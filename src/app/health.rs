@@ -523,7 +523,7 @@ mod tests {
         let port = host.local_addr().unwrap().port();
         let path = dir.join("config");
         std::fs::write(&path, "config awl 'main'\n").unwrap();
-        let node = crate::app::node::Node::new(host, cfg, path.clone(), &dir);
+        let (node, _tun_queue) = crate::app::node::Node::new(host, cfg, path.clone(), &dir, None);
         node.health
             .set_tun_error("cannot create TUN device awl0: Operation not permitted".into());
         node.health.set_listen(Some(4363), port);

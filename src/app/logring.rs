@@ -73,7 +73,6 @@ pub fn init(level: log::LevelFilter) {
     b.filter_module("quinn", log::LevelFilter::Warn.min(level));
     b.filter_module("quinn_proto", log::LevelFilter::Warn.min(level));
     b.filter_module("rustls", log::LevelFilter::Warn.min(level));
-    b.filter_module("yamux", log::LevelFilter::Warn.min(level));
     b.filter_module("smoltcp", log::LevelFilter::Warn.min(level));
     if let Ok(filter) = std::env::var("RUST_LOG") {
         b.parse_filters(&filter);

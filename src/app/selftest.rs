@@ -14,9 +14,16 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+type TunQueue = tokio::sync::mpsc::Receiver<crate::dataplane::pool::PacketBuf>;
+
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn node(dir: &std::path::Path, name: &str, auto_accept: bool) -> Result<Arc<Node>, String> {
+/// A node without a TUN, and the queue of packets that would go to it.
+async fn node(
+    dir: &std::path::Path,
+    name: &str,
+    auto_accept: bool,
+) -> Result<(Arc<Node>, TunQueue), String> {
     let mut cfg = Config::default();
     cfg.main.name = name.into();
     cfg.main.auto_accept = auto_accept;
@@ -30,7 +37,10 @@ async fn node(dir: &std::path::Path, name: &str, auto_accept: bool) -> Result<Ar
     .map_err(|e| format!("start {name}: {e}"))?;
     let data = dir.join(name);
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-    Ok(Node::new(host, cfg, data.join("config"), &data))
+    match Node::new(host, cfg, data.join("config"), &data, None) {
+        (node, Some(queue)) => Ok((node, queue)),
+        (_, None) => Err("no TUN queue".into()),
+    }
 }
 
 async fn until<F: Fn() -> bool>(what: &str, f: F) -> Result<(), String> {
@@ -80,9 +90,8 @@ pub async fn run() -> Result<String, String> {
     let start = Instant::now();
     let dir = std::env::temp_dir().join(format!("awl-selftest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let a = node(&dir, "a", false).await?;
-    let b = node(&dir, "b", true).await?;
-    let mut b_tun = b.take_tun_queue().ok_or("no TUN queue")?;
+    let (a, _a_tun) = node(&dir, "a", false).await?;
+    let (b, mut b_tun) = node(&dir, "b", true).await?;
     let b_id = b.host.peer_id();
     let a_id = a.host.peer_id();
 
@@ -94,7 +103,8 @@ pub async fn run() -> Result<String, String> {
         .cloned()
         .ok_or("B has no address")?;
     a.invite(&b_id, Some("b".into()), None, Some(b_addr))
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     until("QUIC connection", || a.host.is_connected(&b_id)).await?;
     let info = a
         .host
@@ -194,9 +204,8 @@ mod tests {
     async fn malformed_input_closes_only_that_stream() {
         let dir = std::env::temp_dir().join(format!("awl-badinput-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let a = node(&dir, "a", false).await.unwrap();
-        let b = node(&dir, "b", true).await.unwrap();
-        let mut b_tun = b.take_tun_queue().unwrap();
+        let (a, _a_tun) = node(&dir, "a", false).await.unwrap();
+        let (b, mut b_tun) = node(&dir, "b", true).await.unwrap();
         let (a_id, b_id) = (a.host.peer_id(), b.host.peer_id());
         let b_addr = b.host.listen_addrs()[0].clone();
         a.invite(&b_id, Some("b".into()), None, Some(b_addr))

@@ -1,3 +1,4 @@
+use super::value::validate;
 use super::*;
 
 const ID_A: &str = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7";
@@ -115,16 +116,16 @@ fn peer_sections_are_checked() {
         format!("config peer\n\toption peer_id '{ID_A}'\nconfig peer\n\toption peer_id '{ID_A}'\n");
     assert_eq!(bad(&twice).line, Some(4));
     let alias = format!("config peer\n\toption peer_id '{ID_A}'\n\toption alias 'x'\nconfig peer\n\toption peer_id '{ID_B}'\n\toption alias 'x'\n");
-    assert!(bad(&alias).message.contains("line 1"));
+    assert!(bad(&alias).message().contains("line 1"));
     let ip = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.67.0.2'\n");
     assert_eq!(bad(&ip).line, Some(3));
     let own = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.0.1'\n");
-    assert!(bad(&own).message.contains("own address"));
+    assert!(bad(&own).message().contains("own address"));
     let svc = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.254'\n");
     assert!(
-        bad(&svc).message.contains("service address"),
+        bad(&svc).message().contains("service address"),
         "{}",
-        bad(&svc).message
+        bad(&svc).message()
     );
     let bcast = format!("config peer\n\toption peer_id '{ID_A}'\n\toption ip '10.66.255.255'\n");
     assert_eq!(bad(&bcast).line, Some(3));

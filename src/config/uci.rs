@@ -12,6 +12,49 @@ pub enum Stmt {
     List { name: String, value: String },
 }
 
+/// A statement that does not follow the grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyntaxError {
+    /// A quote (the character) not closed before the end of the file.
+    Unterminated(char),
+    SectionType(String),
+    SectionName(String),
+    OptionName(String),
+    /// `option` or `list` (the keyword) before any `config` line.
+    BeforeConfig(String),
+    NoValue {
+        keyword: String,
+        name: String,
+    },
+    WordCount(String),
+    Keyword(String),
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyntaxError::Unterminated(q) => write!(f, "unterminated {q}…{q} quote"),
+            SyntaxError::SectionType(t) => write!(f, "invalid section type '{t}'"),
+            SyntaxError::SectionName(n) => write!(
+                f,
+                "invalid section name '{n}' (letters, digits, '_' and '-' only)"
+            ),
+            SyntaxError::OptionName(n) => write!(f, "invalid option name '{n}'"),
+            SyntaxError::BeforeConfig(k) => write!(f, "'{k}' before any 'config' section"),
+            SyntaxError::NoValue { keyword, name } => {
+                write!(f, "{keyword} '{name}' has no value")
+            }
+            SyntaxError::WordCount(k) => write!(
+                f,
+                "wrong number of words for '{k}' (quote values with spaces)"
+            ),
+            SyntaxError::Keyword(k) => {
+                write!(f, "unknown keyword '{k}' (expected config, option or list)")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     pub line: usize,
@@ -21,7 +64,7 @@ pub struct Located {
 /// Splits one logical line into words, honouring '…', "…" (with \ escapes), adjacent quoted
 /// parts (`'it'\''s'`), and `#` comments. Returns the words and the number of physical lines
 /// consumed (quoted values may span lines).
-fn words(lines: &[&str]) -> Result<(Vec<String>, usize), String> {
+fn words(lines: &[&str]) -> Result<(Vec<String>, usize), SyntaxError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -51,7 +94,7 @@ fn words(lines: &[&str]) -> Result<(Vec<String>, usize), String> {
                     if i >= chars.len() {
                         // Quoted value continues on the next physical line.
                         if used >= lines.len() {
-                            return Err(format!("unterminated {quote}…{quote} quote"));
+                            return Err(SyntaxError::Unterminated(quote));
                         }
                         cur.push('\n');
                         text = lines[used].to_string();
@@ -99,7 +142,7 @@ fn ident_ok(s: &str) -> bool {
 }
 
 /// Parses the text into statements; errors carry the 1-based line number.
-pub fn statements(text: &str) -> Result<Vec<Located>, (usize, String)> {
+pub fn statements(text: &str) -> Result<Vec<Located>, (usize, SyntaxError)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     let mut n = 0;
@@ -112,17 +155,12 @@ pub fn statements(text: &str) -> Result<Vec<Located>, (usize, String)> {
             ("package", 2) => Stmt::Package(w[1].clone()),
             ("config", 2) | ("config", 3) => {
                 if !ident_ok(&w[1]) {
-                    return Err((line, format!("invalid section type '{}'", w[1])));
+                    return Err((line, SyntaxError::SectionType(w[1].clone())));
                 }
                 let name = w.get(2).cloned();
                 if let Some(nm) = &name {
                     if !ident_ok(nm) {
-                        return Err((
-                            line,
-                            format!(
-                                "invalid section name '{nm}' (letters, digits, '_' and '-' only)"
-                            ),
-                        ));
+                        return Err((line, SyntaxError::SectionName(nm.clone())));
                     }
                 }
                 Stmt::Config {
@@ -132,13 +170,13 @@ pub fn statements(text: &str) -> Result<Vec<Located>, (usize, String)> {
             }
             ("option", 3) | ("list", 3) => {
                 if !ident_ok(&w[1]) {
-                    return Err((line, format!("invalid option name '{}'", w[1])));
+                    return Err((line, SyntaxError::OptionName(w[1].clone())));
                 }
                 if out
                     .iter()
                     .all(|s: &Located| !matches!(s.stmt, Stmt::Config { .. }))
                 {
-                    return Err((line, format!("'{keyword}' before any 'config' section")));
+                    return Err((line, SyntaxError::BeforeConfig(keyword.clone())));
                 }
                 if keyword == "option" {
                     Stmt::Option {
@@ -153,20 +191,18 @@ pub fn statements(text: &str) -> Result<Vec<Located>, (usize, String)> {
                 }
             }
             ("option", 2) | ("list", 2) => {
-                return Err((line, format!("{keyword} '{}' has no value", w[1])))
+                return Err((
+                    line,
+                    SyntaxError::NoValue {
+                        keyword: keyword.clone(),
+                        name: w[1].clone(),
+                    },
+                ))
             }
             ("config" | "option" | "list" | "package", _) => {
-                return Err((
-                    line,
-                    format!("wrong number of words for '{keyword}' (quote values with spaces)"),
-                ))
+                return Err((line, SyntaxError::WordCount(keyword.clone())))
             }
-            (other, _) => {
-                return Err((
-                    line,
-                    format!("unknown keyword '{other}' (expected config, option or list)"),
-                ))
-            }
+            (other, _) => return Err((line, SyntaxError::Keyword(other.to_string()))),
         };
         out.push(Located { line, stmt });
     }

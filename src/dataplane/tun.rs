@@ -60,14 +60,7 @@ pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
 /// Checksum offload and TSO for IPv4 (with ECN): the kernel skips segmenting TCP for us.
 /// Not IPv6 (the mesh drops it) and not UDP (AWL peers could not take a UDP super-packet).
 fn set_offload(fd: RawFd) -> io::Result<()> {
-    let flags = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO_ECN;
-    // SAFETY: TUNSETOFFLOAD takes an unsigned int by value on a TUN fd we own.
-    let rc = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD as _, flags as libc::c_ulong) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::tun::set_offload(fd)
 }
 
 /// Reads packets from the device into pooled buffers and routes them.
@@ -77,12 +70,13 @@ pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
     }
     let dev = &tun.dev;
     let mut scratch = vec![0u8; dp.pool().buffer_size()];
+    let mut snap = dp.reader();
     loop {
         match dp.pool().get() {
             Some(mut buf) => match dev.recv(buf.space()).await {
                 Ok(n) => {
                     buf.set_len(n);
-                    dp.route_outbound(buf);
+                    dp.route_with(&mut snap, buf);
                 }
                 Err(e) => {
                     log::error!("TUN read failed: {e}");
@@ -104,6 +98,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
     // One fixed buffer for the largest read (64 KB super-packet and its header).
     let mut big = vec![0u8; offload::HDR_LEN + 65535];
     let mut segments: Vec<PacketBuf> = Vec::new();
+    let mut snap = dp.reader();
     loop {
         let n = match dev.recv(&mut big).await {
             Ok(n) => n,
@@ -130,7 +125,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                 if hdr.needs_csum {
                     offload::complete_checksum(buf.data_mut());
                 }
-                dp.route_outbound(buf);
+                dp.route_with(&mut snap, buf);
             }
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
@@ -153,7 +148,7 @@ async fn reader_vnet(dev: &::tun::AsyncDevice, dp: &Arc<Dataplane>) {
                         }
                     }
                 }
-                dp.route_segments(&mut segments);
+                dp.route_segments(&mut snap, &mut segments);
             }
         }
     }
@@ -184,13 +179,7 @@ pub fn write_now(tun: &Tun, pkt: &[u8]) -> io::Result<()> {
 
 /// One `write(2)` of `buf`, without waiting.
 fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: a live buffer of the given length; write only reads it.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    crate::sys::tun::write(fd, buf)
 }
 
 /// Packets taken from the queue at once for coalescing; only what is already waiting, so
@@ -257,22 +246,5 @@ async fn write_raw(dev: &::tun::AsyncDevice, buf: &[u8]) {
 
 /// One packet behind `SINGLE_HDR` (no segmentation), without copying it.
 fn write_vnet(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
-    let hdr = offload::SINGLE_HDR;
-    let iov = [
-        libc::iovec {
-            iov_base: hdr.as_ptr() as *mut libc::c_void,
-            iov_len: hdr.len(),
-        },
-        libc::iovec {
-            iov_base: pkt.as_ptr() as *mut libc::c_void,
-            iov_len: pkt.len(),
-        },
-    ];
-    // SAFETY: both iovecs point at live buffers of the given lengths; writev only reads them.
-    let n = unsafe { libc::writev(fd, iov.as_ptr(), 2) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    crate::sys::tun::writev(fd, [&offload::SINGLE_HDR[..], pkt])
 }

@@ -3,7 +3,7 @@
 
 use crate::base::prefix::Prefix;
 
-pub const FWMARK: u32 = 0x0061_776c;
+pub use crate::sys::sockmark::FWMARK;
 pub const EXIT_TABLE: u32 = 0x0061_776c;
 pub const NFT_TABLE: &str = "awl";
 

@@ -8,34 +8,50 @@
 use crate::base::prefix::Prefix;
 use std::process::{Command, Stdio};
 
-/// AWL's socket mark ("awl") for its own traffic, and the routing table of the exit route.
-pub const FWMARK: u32 = 0x0061_776c;
+/// AWL's socket mark ("awl") for its own traffic (set in `sys`), and the routing table of the
+/// exit route.
+pub use crate::sys::sockmark::FWMARK;
 pub const EXIT_TABLE: u32 = 0x0061_776c;
 const RULE_PREF: u32 = 5200;
 pub const NFT_TABLE: &str = "awl";
 
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+/// A command that could not be run, or that failed.
+#[derive(Debug)]
+enum CmdError {
+    /// Starting it or piping to it failed (the command's name).
+    Io(String, std::io::Error),
+    /// It exited with an error: the command line and what it wrote to stderr.
+    Failed(String, String),
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CmdError::Io(cmd, e) => write!(f, "{cmd}: {e}"),
+            CmdError::Failed(line, stderr) => write!(f, "{line}: {stderr}"),
+        }
+    }
+}
+
+fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<(), CmdError> {
+    let io_err = |e| CmdError::Io(cmd.to_string(), e);
     let mut c = Command::new(cmd);
     c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     if stdin.is_some() {
         c.stdin(Stdio::piped());
     }
-    let mut child = c.spawn().map_err(|e| format!("{cmd}: {e}"))?;
+    let mut child = c.spawn().map_err(io_err)?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         use std::io::Write;
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| format!("{cmd}: {e}"))?;
+        pipe.write_all(text.as_bytes()).map_err(io_err)?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
+    let out = child.wait_with_output().map_err(io_err)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+        Err(CmdError::Failed(
+            format!("{cmd} {}", args.join(" ")),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ))
     }
 }

@@ -113,7 +113,7 @@ impl Discovery {
 
     /// Starts the background work. `known` tells whether a peer is a friend (hole punching
     /// is only attempted with friends).
-    pub fn start(self: &Arc<Self>, known: crate::p2p::relay_service::Policy) {
+    pub fn start(self: &Arc<Self>, known: crate::p2p::relay::server::Policy) {
         if self.hole_punching {
             dcutr::serve(&self.host);
         }
@@ -431,8 +431,8 @@ impl Discovery {
 /// The policy the relay service applies when serving.
 pub fn relay_policy(
     cfg: &Config,
-    peers: crate::dataplane::SharedPeers,
-) -> crate::p2p::relay_service::Policy {
+    peers: crate::mesh::peers::SharedPeers,
+) -> crate::p2p::relay::server::Policy {
     match cfg.main.relay_for {
         crate::config::RelayFor::All => Arc::new(|_| true),
         crate::config::RelayFor::Friends => known_peers(peers),
@@ -440,7 +440,7 @@ pub fn relay_policy(
 }
 
 /// "Is this peer a friend?" over the shared peer table.
-pub fn known_peers(peers: crate::dataplane::SharedPeers) -> crate::p2p::relay_service::Policy {
+pub fn known_peers(peers: crate::mesh::peers::SharedPeers) -> crate::p2p::relay::server::Policy {
     Arc::new(move |p| {
         peers
             .lock()

@@ -8,9 +8,10 @@
 //! announcement is only a hint: the TLS handshake still proves the peer ID, and unknown peers'
 //! announcements are ignored.
 
-use crate::app::node::Node;
+use crate::base::prefix::Prefix;
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::Host;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -54,13 +55,17 @@ fn is_local_range(ip: Ipv4Addr) -> bool {
         )
 }
 
+/// What LAN discovery asks of the application, read afresh each time (a reload may change it).
+pub trait LanView: Send + Sync {
+    /// A friend: its announcements are worth a dial.
+    fn is_known(&self, peer: &PeerId) -> bool;
+    /// The mesh subnet (never announced on), if the configured one is valid.
+    fn mesh(&self) -> Option<Prefix>;
+}
+
 /// IPv4 interface addresses to announce on (LAN ranges only; not loopback, not the mesh).
-fn lan_addrs(node: &Node) -> Vec<Ipv4Addr> {
-    let (mesh_ip, prefix) = {
-        let c = node.config();
-        (c.main.address, c.main.prefix)
-    };
-    let mesh = crate::base::prefix::Prefix::new(mesh_ip, prefix);
+fn lan_addrs(view: &dyn LanView) -> Vec<Ipv4Addr> {
+    let mesh = view.mesh();
     crate::sys::ifaddrs::local_addrs()
         .into_iter()
         .filter_map(|ip| match ip {
@@ -73,61 +78,34 @@ fn lan_addrs(node: &Node) -> Vec<Ipv4Addr> {
 }
 
 fn socket() -> std::io::Result<std::net::UdpSocket> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain socket(2)/setsockopt(2)/bind(2) on a new fd owned by the returned socket.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let sock = std::net::UdpSocket::from_raw_fd(fd);
-        let one: libc::c_int = 1;
-        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: PORT.to_be(),
-            sin_addr: libc::in_addr { s_addr: 0 },
-            sin_zero: [0; 8],
-        };
-        if libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        sock.set_nonblocking(true)?;
-        sock.set_multicast_loop_v4(false)?;
-        Ok(sock)
-    }
+    let sock = crate::sys::sockopt::udp4_bind_reuse(PORT)?;
+    sock.set_nonblocking(true)?;
+    sock.set_multicast_loop_v4(false)?;
+    Ok(sock)
 }
 
-/// Starts announcing and listening; logs and gives up quietly if the socket can't be had.
-pub fn start(node: Arc<Node>, quic_port: u16) {
+/// The announcing and the listening loop, for the caller to spawn and own; logs and gives up
+/// quietly (None) if the socket can't be had.
+pub fn start(
+    host: &Host,
+    view: Arc<dyn LanView>,
+    quic_port: u16,
+) -> Option<[crate::BoxedTask<()>; 2]> {
     let sock = match socket().and_then(tokio::net::UdpSocket::from_std) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             log::warn!("LAN discovery off: UDP {PORT}: {e}");
-            return;
+            return None;
         }
     };
-    let me = node.host.peer_id();
+    let me = host.peer_id();
     let announce = encode(quic_port, &me);
 
-    let (s, n) = (sock.clone(), node.clone());
-    crate::spawn(async move {
+    let (s, v) = (sock.clone(), view.clone());
+    let announcing = crate::boxed(async move {
         let mut joined: Vec<Ipv4Addr> = Vec::new();
         loop {
-            for ip in lan_addrs(&n) {
+            for ip in lan_addrs(&*v) {
                 if !joined.contains(&ip) && s.join_multicast_v4(GROUP, ip).is_ok() {
                     joined.push(ip);
                 }
@@ -140,10 +118,14 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
         }
     });
 
-    crate::spawn(async move {
+    let host = host.clone();
+    let listening = crate::boxed(async move {
         let mut last_dial: HashMap<PeerId, Instant> = HashMap::new();
         let mut buf = [0u8; 128];
+        // The dials end with the loop (when its owner stops it).
+        let mut dials = tokio::task::JoinSet::new();
         loop {
+            while dials.try_join_next().is_some() {}
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 continue;
             };
@@ -151,10 +133,7 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
                 continue;
             };
             let SocketAddr::V4(from) = from else { continue };
-            if peer == me
-                || node.relation(&peer) != crate::mesh::peers::Relation::Known
-                || node.host.is_connected(&peer)
-            {
+            if peer == me || !view.is_known(&peer) || host.is_connected(&peer) {
                 continue;
             }
             if last_dial
@@ -167,37 +146,21 @@ pub fn start(node: Arc<Node>, quic_port: u16) {
             last_dial.retain(|_, t| t.elapsed() < DIAL_BACKOFF * 6);
             let addr =
                 Multiaddr::quic(SocketAddr::new(IpAddr::V4(*from.ip()), port)).with_p2p(&peer);
-            let host = node.host.clone();
-            crate::spawn(async move {
+            let host = host.clone();
+            dials.spawn(crate::boxed(async move {
                 match host.dial(&addr).await {
                     Ok(_) => log::info!("found {} on the LAN at {addr}", peer.short()),
                     Err(e) => log::debug!("LAN dial {addr}: {e}"),
                 }
-            });
+            }));
         }
     });
+    Some([announcing, listening])
 }
 
 fn set_multicast_if(sock: &tokio::net::UdpSocket, ip: Ipv4Addr) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    let addr = libc::in_addr {
-        s_addr: u32::from(ip).to_be(),
-    };
-    // SAFETY: valid fd, in_addr option value of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&addr as *const libc::in_addr).cast(),
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::sys::sockopt::set_multicast_if_v4(sock.as_raw_fd(), ip)
 }
 
 #[cfg(test)]

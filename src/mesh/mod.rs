@@ -4,6 +4,7 @@ pub mod discovery;
 pub mod friends;
 pub mod lan_discovery;
 pub mod messages;
+pub mod names;
 pub mod peers;
 pub mod routes;
 pub mod tunnel;

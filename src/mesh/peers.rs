@@ -3,14 +3,13 @@
 //! Settings (peer id, alias, IP, exit permission, addresses) come from UCI `peer` sections;
 //! what we learn at run time (confirmed, declined, remote name, last seen, blocked peers, IPs
 //! allocated for sections without one) is kept here and saved to a small postcard state file
-//! by the caller, rarely. No I/O here except `load_state`/`save_state`.
+//! by the caller, rarely (`state`: the only I/O of this module).
 
 use crate::config::PeerConfig;
 use crate::p2p::identity::PeerId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 /// Incoming friend requests held at once. When full, new requests are refused: a flood of
 /// fresh identities must not push out a genuine request that came before it.
@@ -65,31 +64,6 @@ pub enum RequestRefused {
     SourceFull,
 }
 
-/// What survives a restart besides UCI (postcard-encoded).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedState {
-    pub version: u8,
-    pub peers: BTreeMap<String, SavedPeer>,
-    pub blocked: BTreeMap<String, SavedBlocked>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedPeer {
-    pub ip: Option<[u8; 4]>,
-    pub name: String,
-    pub confirmed: bool,
-    pub declined: bool,
-    pub allowed_exit: bool,
-    pub remote_gateway: bool,
-    pub last_seen: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedBlocked {
-    pub name: String,
-    pub since: u64,
-}
-
 /// How we relate to a peer that opened a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
@@ -131,6 +105,14 @@ impl std::fmt::Display for PeerError {
 
 impl std::error::Error for PeerError {}
 
+/// The peer table as the control plane shares it. The data plane never locks it per packet:
+/// it reads a snapshot published through [`PeerTable::on_change`].
+pub type SharedPeers = std::sync::Arc<std::sync::Mutex<PeerTable>>;
+
+/// Called with the table after each change to its peers (under the table's lock, so the
+/// calls come in the order of the changes).
+pub type ChangeHook = std::sync::Arc<dyn Fn(&PeerTable) + Send + Sync>;
+
 pub struct PeerTable {
     own_id: PeerId,
     own_ip: Ipv4Addr,
@@ -144,6 +126,7 @@ pub struct PeerTable {
     reserved: Vec<Ipv4Addr>,
     /// Set when something worth saving changed.
     pub dirty: bool,
+    on_change: Option<ChangeHook>,
 }
 
 pub fn now_unix() -> u64 {
@@ -174,6 +157,20 @@ impl PeerTable {
             pending: Vec::new(),
             reserved: Vec::new(),
             dirty: false,
+            on_change: None,
+        }
+    }
+
+    /// Sets the hook told of every change to the known peers (the data plane's snapshot), and
+    /// calls it once for the table as it is.
+    pub fn on_change(&mut self, hook: ChangeHook) {
+        hook(self);
+        self.on_change = Some(hook);
+    }
+
+    fn changed(&self) {
+        if let Some(hook) = &self.on_change {
+            hook(self);
         }
     }
 
@@ -250,6 +247,7 @@ impl PeerTable {
                 last_seen: s.last_seen,
             });
         }
+        self.changed();
     }
 
     fn insert(&mut self, p: KnownPeer) {
@@ -312,6 +310,8 @@ impl PeerTable {
         self.peers.get(peer)
     }
 
+    /// For fields the data plane does not route by (addresses): a change made here is not
+    /// published to it.
     pub fn get_mut(&mut self, peer: &PeerId) -> Option<&mut KnownPeer> {
         self.peers.get_mut(peer)
     }
@@ -430,6 +430,7 @@ impl PeerTable {
         self.blocked.remove(&peer.peer_id);
         self.insert(peer);
         self.dirty = true;
+        self.changed();
     }
 
     /// AWL makes aliases unique with `_0`, `_1`, … suffixes.
@@ -463,6 +464,7 @@ impl PeerTable {
                 p.name.clone()
             },
         );
+        self.changed();
         Ok(p)
     }
 
@@ -555,336 +557,10 @@ impl PeerTable {
             self.dirty = true;
         }
     }
-
-    pub fn to_saved(&self) -> SavedState {
-        SavedState {
-            version: 1,
-            peers: self
-                .peers
-                .values()
-                .map(|p| {
-                    (
-                        p.peer_id.to_string(),
-                        SavedPeer {
-                            ip: Some(p.ip.octets()),
-                            name: p.name.clone(),
-                            confirmed: p.confirmed,
-                            declined: p.declined,
-                            allowed_exit: p.allowed_exit,
-                            remote_gateway: p.remote_gateway,
-                            last_seen: p.last_seen,
-                        },
-                    )
-                })
-                .collect(),
-            blocked: self
-                .blocked
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
-    }
 }
 
-/// Reads the state file; a missing or unreadable file yields an empty state (with a log line),
-/// never an error that would stop the daemon.
-pub fn load_state(path: &Path) -> SavedState {
-    match std::fs::read(path) {
-        Ok(bytes) => postcard::from_bytes(&bytes).unwrap_or_else(|e| {
-            log::warn!(
-                "{}: unreadable state ({e}); starting with an empty one",
-                path.display()
-            );
-            SavedState::default()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedState::default(),
-        Err(e) => {
-            log::warn!("{}: {e}", path.display());
-            SavedState::default()
-        }
-    }
-}
-
-/// Writes the state file atomically (temp file + fsync + rename).
-pub fn save_state(path: &Path, state: &SavedState) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let bytes = postcard::to_stdvec(state).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
+mod state;
+pub use state::{load_state, save_state, SavedBlocked, SavedPeer, SavedState};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mesh::messages::StatusInfo;
-    use crate::p2p::identity::Keypair;
-
-    fn table() -> PeerTable {
-        PeerTable::new(
-            Keypair::generate().peer_id(),
-            Ipv4Addr::new(10, 66, 0, 1),
-            16,
-            8,
-        )
-    }
-
-    fn cfg(alias: &str, ip: Option<Ipv4Addr>) -> PeerConfig {
-        PeerConfig {
-            section: None,
-            line: 1,
-            peer_id: Keypair::generate().peer_id(),
-            alias: alias.into(),
-            ip,
-            allow_exit: false,
-            address: vec![],
-            domain: alias.into(),
-            allow_lan: false,
-            accept_routes: true,
-            accept_route: vec![],
-        }
-    }
-
-    #[test]
-    fn ips_are_allocated_as_awl_does() {
-        let mut t = table();
-        let a = t
-            .add(Keypair::generate().peer_id(), Some("a".into()), None, false)
-            .unwrap();
-        assert_eq!(a.ip, Ipv4Addr::new(10, 66, 0, 2));
-        let b = t
-            .add(
-                Keypair::generate().peer_id(),
-                Some("b".into()),
-                Some(Ipv4Addr::new(10, 66, 0, 50)),
-                false,
-            )
-            .unwrap();
-        assert_eq!(b.ip, Ipv4Addr::new(10, 66, 0, 50));
-        let c = t
-            .add(Keypair::generate().peer_id(), Some("c".into()), None, false)
-            .unwrap();
-        assert_eq!(c.ip, Ipv4Addr::new(10, 66, 0, 51));
-        assert_eq!(
-            t.add(
-                Keypair::generate().peer_id(),
-                None,
-                Some(Ipv4Addr::new(10, 66, 0, 50)),
-                false
-            )
-            .unwrap_err(),
-            PeerError::IpTaken(Ipv4Addr::new(10, 66, 0, 50))
-        );
-        assert!(matches!(
-            t.add(
-                Keypair::generate().peer_id(),
-                None,
-                Some(Ipv4Addr::new(10, 67, 0, 5)),
-                false
-            ),
-            Err(PeerError::IpOutsideMesh(_))
-        ));
-        assert_eq!(t.broadcast(), Ipv4Addr::new(10, 66, 255, 255));
-    }
-
-    #[test]
-    fn allocation_wraps_to_the_lowest_free_address() {
-        let mut t = PeerTable::new(
-            Keypair::generate().peer_id(),
-            Ipv4Addr::new(10, 0, 0, 1),
-            30,
-            8,
-        );
-        // /30: hosts .1 (us) and .2 only.
-        assert_eq!(
-            t.add(Keypair::generate().peer_id(), None, None, false)
-                .unwrap()
-                .ip,
-            Ipv4Addr::new(10, 0, 0, 2)
-        );
-        assert_eq!(
-            t.add(Keypair::generate().peer_id(), None, None, false)
-                .unwrap_err(),
-            PeerError::NoFreeIp
-        );
-    }
-
-    #[test]
-    fn friend_flow_and_blocking() {
-        let mut t = table();
-        let stranger = Keypair::generate().peer_id();
-        assert_eq!(t.relation(&stranger), Relation::Unknown);
-        t.add_request(stranger.clone(), "laptop".into(), None)
-            .unwrap();
-        assert!(t.is_pending(&stranger));
-        let p = t.add(stranger.clone(), None, None, true).unwrap();
-        assert_eq!(
-            p.alias, "laptop",
-            "alias defaults to the name in the request"
-        );
-        assert!(!t.is_pending(&stranger));
-        assert_eq!(t.relation(&stranger), Relation::Known);
-        t.apply_status(
-            &stranger,
-            &StatusInfo {
-                name: "laptop2".into(),
-                allow_using_as_exit_node: true,
-                ..Default::default()
-            },
-        );
-        let p = t.get(&stranger).unwrap();
-        assert!(p.confirmed && p.allowed_exit && p.last_seen > 0);
-        assert_eq!(p.name, "laptop2");
-        let with_routes = StatusInfo {
-            name: "l".into(),
-            routes: vec!["192.168.7.0/24".parse().unwrap()],
-            ..Default::default()
-        };
-        t.apply_status(&stranger, &with_routes);
-        assert_eq!(t.get(&stranger).unwrap().routes.len(), 1);
-        let declined = StatusInfo {
-            declined: true,
-            ..Default::default()
-        };
-        t.apply_status(&stranger, &declined);
-        assert!(t.get(&stranger).unwrap().declined);
-        assert!(
-            t.get(&stranger).unwrap().routes.is_empty(),
-            "a declining peer's routes are dropped"
-        );
-        t.remove(&stranger).unwrap();
-        assert_eq!(t.relation(&stranger), Relation::Blocked);
-        // Adding again (explicit invite) unblocks.
-        t.add(stranger.clone(), Some("again".into()), None, false)
-            .unwrap();
-        assert_eq!(t.relation(&stranger), Relation::Known);
-    }
-
-    #[test]
-    fn aliases_are_made_unique_and_pending_is_capped() {
-        let mut t = PeerTable::new(
-            Keypair::generate().peer_id(),
-            Ipv4Addr::new(10, 66, 0, 1),
-            16,
-            64,
-        );
-        let a = t
-            .add(Keypair::generate().peer_id(), Some("x".into()), None, false)
-            .unwrap();
-        let b = t
-            .add(Keypair::generate().peer_id(), Some("x".into()), None, false)
-            .unwrap();
-        assert_eq!((a.alias.as_str(), b.alias.as_str()), ("x", "x_0"));
-        let genuine = Keypair::generate().peer_id();
-        t.add_request(
-            genuine.clone(),
-            "friend".into(),
-            Some([192, 0, 2, 1].into()),
-        )
-        .unwrap();
-        // One address with many identities gets a small share.
-        let flood: std::net::IpAddr = [198, 51, 100, 7].into();
-        let kept = (0..10)
-            .filter(|_| {
-                t.add_request(Keypair::generate().peer_id(), "spam".into(), Some(flood))
-                    .is_ok()
-            })
-            .count();
-        assert_eq!(kept, MAX_PENDING_PER_SOURCE);
-        // Many addresses fill the table, but never push out the request before the flood.
-        for i in 0..MAX_PENDING_REQUESTS as u8 + 5 {
-            let _ = t.add_request(
-                Keypair::generate().peer_id(),
-                "spam".into(),
-                Some([203, 0, 113, i].into()),
-            );
-        }
-        assert_eq!(t.pending().count(), MAX_PENDING_REQUESTS);
-        assert!(t.is_pending(&genuine), "the genuine request was evicted");
-        assert_eq!(
-            t.add_request(Keypair::generate().peer_id(), "late".into(), None),
-            Err(RequestRefused::Full)
-        );
-    }
-
-    #[test]
-    fn reserved_addresses_are_never_assigned_and_failed_adds_change_nothing() {
-        let mut t = table();
-        t.reserve(Ipv4Addr::new(10, 66, 255, 254));
-        for ip in [
-            [10, 66, 255, 255],
-            [10, 66, 0, 0],
-            [10, 66, 0, 1],
-            [10, 66, 255, 254],
-        ] {
-            let ip = Ipv4Addr::from(ip);
-            assert_eq!(
-                t.add(Keypair::generate().peer_id(), None, Some(ip), false),
-                Err(PeerError::IpReserved(ip))
-            );
-        }
-        // prepare_add does not touch the table: the caller commits after writing UCI.
-        let stranger = Keypair::generate().peer_id();
-        t.add_request(stranger.clone(), "x".repeat(64), None)
-            .unwrap();
-        let p = t.prepare_add(&stranger, None, None, true).unwrap();
-        assert_eq!(t.relation(&stranger), Relation::Unknown);
-        assert!(t.is_pending(&stranger));
-        assert!(!p.accept_routes, "routes are opt-in");
-        t.commit_add(p);
-        assert_eq!(t.relation(&stranger), Relation::Known);
-        // A 64-character name taken twice still makes a valid (≤ 64) alias.
-        let other = Keypair::generate().peer_id();
-        t.add_request(other.clone(), "x".repeat(64), None).unwrap();
-        let q = t.add(other, None, None, true).unwrap();
-        assert_eq!(q.alias.chars().count(), 64);
-        assert!(q.alias.ends_with("_0"));
-    }
-
-    #[test]
-    fn state_survives_a_reload_and_a_file_round_trip() {
-        let mut t = table();
-        let peers = vec![
-            cfg("fixed", Some(Ipv4Addr::new(10, 66, 0, 9))),
-            cfg("dyn", None),
-        ];
-        t.load(&peers, &SavedState::default());
-        let dyn_ip = t.get(&peers[1].peer_id).unwrap().ip;
-        assert_eq!(dyn_ip, Ipv4Addr::new(10, 66, 0, 10));
-        t.apply_status(
-            &peers[0].peer_id,
-            &StatusInfo {
-                name: "n".into(),
-                ..Default::default()
-            },
-        );
-        let blocked = Keypair::generate().peer_id();
-        t.block(blocked.clone(), "bad".into());
-
-        let dir = std::env::temp_dir().join(format!("awl-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state");
-        save_state(&path, &t.to_saved()).unwrap();
-        let saved = load_state(&path);
-        let mut t2 = table();
-        t2.load(&peers, &saved);
-        assert_eq!(
-            t2.get(&peers[1].peer_id).unwrap().ip,
-            dyn_ip,
-            "allocated IPs are stable"
-        );
-        assert!(t2.get(&peers[0].peer_id).unwrap().confirmed);
-        assert_eq!(t2.relation(&blocked), Relation::Blocked);
-        std::fs::write(&path, b"\xff\xff garbage").unwrap();
-        assert_eq!(load_state(&path), SavedState::default());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

@@ -18,6 +18,7 @@ use super::Host;
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,39 @@ const PUNCH_GAP: Duration = Duration::from_millis(100);
 /// How long a round waits for the direct connection.
 const ROUND_WAIT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a hole punch (our side B) ended without a direct connection.
+#[derive(Debug)]
+pub enum Error {
+    /// Opening the stream over the relayed connection.
+    Host(super::Error),
+    Io(std::io::Error),
+    Timeout,
+    Malformed(DecodeError),
+    UnexpectedSync,
+    NoAddress,
+    NoDirect,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Host(e) => write!(f, "{e}"),
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Malformed(e) => write!(f, "{e}"),
+            Error::UnexpectedSync => f.write_str("expected CONNECT, got SYNC"),
+            Error::NoAddress => f.write_str("peer offered no address to punch"),
+            Error::NoDirect => write!(f, "no direct connection after {ROUNDS} rounds"),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolePunch {
@@ -75,12 +109,11 @@ impl HolePunch {
     }
 }
 
-async fn read<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<HolePunch, String> {
+async fn read<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<HolePunch, Error> {
     let body = tokio::time::timeout(IO_TIMEOUT, super::identify::read_framed(r, MAX_MESSAGE))
         .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    HolePunch::decode(&body).map_err(|e| e.to_string())
+        .map_err(|_| Error::Timeout)??;
+    HolePunch::decode(&body).map_err(Error::Malformed)
 }
 
 /// The addresses we offer: what peers observed first (the NAT's public side), then our own.
@@ -126,12 +159,12 @@ fn their_sockets(host: &Host, addrs: &[Multiaddr]) -> Vec<SocketAddr> {
 
 /// Side B: we accepted a relayed connection from `peer`; try to punch through. Returns the
 /// time it took when a direct connection exists at the end.
-pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
+pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, Error> {
     let started = Instant::now();
     let mut s = host
         .open_stream(peer, &[PROTOCOL])
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::Host)?;
     for round in 1..=ROUNDS {
         if host.has_direct(peer) {
             break;
@@ -141,25 +174,21 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
             addrs: our_addrs(host),
         };
         let t0 = Instant::now();
-        write_msg(&mut s.send, &offer.encode())
-            .await
-            .map_err(|e| e.to_string())?;
+        write_msg(&mut s.send, &offer.encode()).await?;
         let answer = read(&mut s.recv).await?;
         if answer.sync {
-            return Err("expected CONNECT, got SYNC".into());
+            return Err(Error::UnexpectedSync);
         }
         let rtt = t0.elapsed();
         let targets = their_sockets(host, &answer.addrs);
         if targets.is_empty() {
-            return Err("peer offered no address to punch".into());
+            return Err(Error::NoAddress);
         }
         let sync = HolePunch {
             sync: true,
             addrs: Vec::new(),
         };
-        write_msg(&mut s.send, &sync.encode())
-            .await
-            .map_err(|e| e.to_string())?;
+        write_msg(&mut s.send, &sync.encode()).await?;
         tokio::time::sleep(rtt / 2).await;
         log::debug!(
             "dcutr with {} round {round}: rtt {:?}, dialling {:?}",
@@ -173,7 +202,7 @@ pub async fn upgrade(host: &Host, peer: &PeerId) -> Result<Duration, String> {
     if host.has_direct(peer) {
         Ok(started.elapsed())
     } else {
-        Err(format!("no direct connection after {ROUNDS} rounds"))
+        Err(Error::NoDirect)
     }
 }
 
@@ -247,6 +276,21 @@ async fn punch_and_wait(host: &Host, peer: &PeerId, targets: &[SocketAddr]) -> b
         tokio::time::sleep(PUNCH_GAP).await;
     }
     host.has_direct(peer)
+}
+
+impl Host {
+    /// Sends one datagram of random bytes from our QUIC socket to `to`: it opens our NAT's
+    /// mapping towards a peer that is about to dial us (DCUtR over QUIC).
+    pub fn punch(&self, to: SocketAddr) {
+        let mut junk = [0u8; 64];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut junk);
+        // A QUIC long-header bit pattern would make the peer's endpoint try to parse it; a
+        // short header with an unknown connection ID is dropped quietly.
+        junk[0] = (junk[0] & 0x3f) | 0x40;
+        if let Err(e) = self.0.punch_socket.send_to(&junk, to) {
+            log::debug!("punch to {to}: {e}");
+        }
+    }
 }
 
 /// Dials all `targets` at once; true when one reaches `peer`.

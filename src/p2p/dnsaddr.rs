@@ -4,7 +4,8 @@
 
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::{Multiaddr, Protocol};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -12,6 +13,36 @@ const TYPE_TXT: u16 = 16;
 /// Nested `/dnsaddr` lookups followed, and addresses kept in all.
 const MAX_DEPTH: usize = 3;
 const MAX_RESULTS: usize = 32;
+
+#[derive(Debug)]
+pub enum DnsError {
+    BadName(String),
+    Malformed,
+    /// The server's response code (RCODE), not 0.
+    Code(u8),
+    NoRandomness,
+    Io(std::io::Error),
+    NoAnswer(SocketAddr),
+}
+
+impl fmt::Display for DnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsError::BadName(name) => write!(f, "bad DNS name '{name}'"),
+            DnsError::Malformed => f.write_str("malformed DNS response"),
+            DnsError::Code(rcode) => write!(f, "DNS error code {rcode}"),
+            DnsError::NoRandomness => f.write_str("no randomness"),
+            DnsError::Io(e) => write!(f, "{e}"),
+            DnsError::NoAnswer(ns) => write!(f, "no DNS answer from {ns}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for DnsError {
+    fn from(e: std::io::Error) -> Self {
+        DnsError::Io(e)
+    }
+}
 
 /// The first `nameserver` of resolv.conf text, port 53.
 pub fn nameserver_from(resolv_conf: &str) -> Option<SocketAddr> {
@@ -31,13 +62,13 @@ pub fn system_nameserver() -> SocketAddr {
         .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53))
 }
 
-pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, String> {
+pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, DnsError> {
     let mut q = Vec::with_capacity(name.len() + 18);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
     for label in name.trim_end_matches('.').split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(format!("bad DNS name '{name}'"));
+            return Err(DnsError::BadName(name.to_string()));
         }
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
@@ -65,14 +96,14 @@ fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
 }
 
 /// The TXT strings of a response to query `id` (each record's strings joined).
-pub fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, String> {
-    let bad = || "malformed DNS response".to_string();
+pub fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
+    let bad = || DnsError::Malformed;
     if msg.len() < 12 || u16_at(msg, 0) != Some(id) {
         return Err(bad());
     }
     let rcode = msg[3] & 0x0f;
     if rcode != 0 {
-        return Err(format!("DNS error code {rcode}"));
+        return Err(DnsError::Code(rcode));
     }
     let qd = u16_at(msg, 4).ok_or_else(bad)?;
     let an = u16_at(msg, 6).ok_or_else(bad)?;
@@ -103,30 +134,25 @@ pub fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-async fn query_txt(ns: SocketAddr, name: &str) -> Result<Vec<String>, String> {
+async fn query_txt(ns: SocketAddr, name: &str) -> Result<Vec<String>, DnsError> {
     let mut idb = [0u8; 2];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut idb)
-        .map_err(|_| "no randomness".to_string())?;
+        .map_err(|_| DnsError::NoRandomness)?;
     let id = u16::from_be_bytes(idb);
-    let bind: SocketAddr = if ns.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(|_| "bind")?
+    let any: IpAddr = if ns.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
     } else {
-        "[::]:0".parse().map_err(|_| "bind")?
+        Ipv6Addr::UNSPECIFIED.into()
     };
-    let sock = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(ns).await.map_err(|e| e.to_string())?;
-    sock.send(&encode_query(id, name)?)
-        .await
-        .map_err(|e| e.to_string())?;
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(any, 0)).await?;
+    sock.connect(ns).await?;
+    sock.send(&encode_query(id, name)?).await?;
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
             .await
-            .map_err(|_| format!("no DNS answer from {ns}"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| DnsError::NoAnswer(ns))??;
         // A stray datagram with another id is ignored, not fatal.
         if let Ok(v) = parse_txt(&buf[..n], id) {
             return Ok(v);
@@ -136,7 +162,7 @@ async fn query_txt(ns: SocketAddr, name: &str) -> Result<Vec<String>, String> {
 
 /// Resolves `/dnsaddr/<host>[/p2p/<id>]` to the multiaddrs it names (those for `<id>` only,
 /// when given). Other addresses are returned as they are.
-pub async fn resolve(addr: &Multiaddr, ns: SocketAddr) -> Result<Vec<Multiaddr>, String> {
+pub async fn resolve(addr: &Multiaddr, ns: SocketAddr) -> Result<Vec<Multiaddr>, DnsError> {
     let mut out = Vec::new();
     let mut todo = vec![(addr.clone(), 0usize)];
     while let Some((a, depth)) = todo.pop() {

@@ -290,21 +290,38 @@ pub fn store(dir: &std::path::Path, kp: &Keypair) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(IDENTITY_FILE))
 }
 
+/// Why an identity to import could not be read.
+#[derive(Debug)]
+pub enum ImportError {
+    Json(serde_json::Error),
+    NoIdentity,
+    Key(IdentityError),
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Json(e) => write!(f, "not valid JSON: {e}"),
+            ImportError::NoIdentity => f.write_str("no p2pNode.identity in this AWL config"),
+            ImportError::Key(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Reads an identity to import: AWL's `config_awl.json` (`p2pNode.identity`) or the bare
 /// base58 string.
-pub fn parse_import(text: &str) -> Result<Keypair, String> {
+pub fn parse_import(text: &str) -> Result<Keypair, ImportError> {
     let trimmed = text.trim();
     if trimmed.starts_with('{') {
-        let v: serde_json::Value =
-            serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(trimmed).map_err(ImportError::Json)?;
         let id = v
             .get("p2pNode")
             .and_then(|n| n.get("identity"))
             .and_then(|i| i.as_str())
-            .ok_or("no p2pNode.identity in this AWL config")?;
-        Keypair::from_awl_base58(id).map_err(|e| e.to_string())
+            .ok_or(ImportError::NoIdentity)?;
+        Keypair::from_awl_base58(id).map_err(ImportError::Key)
     } else {
-        Keypair::from_awl_base58(trimmed).map_err(|e| e.to_string())
+        Keypair::from_awl_base58(trimmed).map_err(ImportError::Key)
     }
 }
 

@@ -5,6 +5,7 @@
 //! returns; nothing here touches a socket or a clock.
 
 use super::protobuf::{self, DecodeError};
+use super::{identify, Error, Host};
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
 use std::collections::BTreeMap;
@@ -242,29 +243,24 @@ impl Lookup {
 }
 
 /// Sends one FIND_NODE for `target` to a connected peer and returns the peers it names.
-pub async fn query(
-    host: &super::Host,
-    peer: &PeerId,
-    target: &PeerId,
-) -> Result<Vec<KadPeer>, super::Error> {
-    use super::Error;
+pub async fn query(host: &Host, peer: &PeerId, target: &PeerId) -> Result<Vec<KadPeer>, Error> {
     let mut s = host.open_stream(peer, &[PROTOCOL]).await?;
-    let msg = super::identify::frame(&FindNode::request(target).encode());
+    let msg = identify::frame(&FindNode::request(target).encode());
     s.send.write_all(&msg).await?;
-    let body = super::identify::read_framed(&mut s.recv, MAX_MESSAGE).await?;
+    let body = identify::read_framed(&mut s.recv, MAX_MESSAGE).await?;
     s.send.finish().await;
-    let resp = FindNode::decode(&body).map_err(|e| Error::Protocol(e.to_string()))?;
+    let resp = FindNode::decode(&body)?;
     Ok(resp.closer)
 }
 
 /// Iterative FIND_NODE for `target` starting at `seeds` (dialled as needed), within `deadline`.
 /// Returns the target's entry with addresses, or `None` when the lookup ran out of peers.
 pub async fn find_peer(
-    host: &super::Host,
+    host: &Host,
     target: &PeerId,
     seeds: Vec<KadPeer>,
     deadline: std::time::Duration,
-) -> Result<Option<KadPeer>, super::Error> {
+) -> Result<Option<KadPeer>, Error> {
     let run = async {
         let mut lookup = Lookup::new(target.clone(), seeds);
         let mut inflight = tokio::task::JoinSet::new();
@@ -301,14 +297,14 @@ pub async fn find_peer(
     };
     tokio::time::timeout(deadline, run)
         .await
-        .map_err(|_| super::Error::Timeout("peer lookup"))?
+        .map_err(|_| Error::Timeout("peer lookup"))?
 }
 
 /// Server mode: answers FIND_NODE from what connected peers told us in identify. The target
 /// comes first when connected, even if it is a DHT client (as go-libp2p-kad-dht does), so a
 /// node behind NAT is found through the relay addresses it advertises; then the closest
 /// connected peers that serve the DHT themselves.
-pub fn serve(host: &super::Host) {
+pub fn serve(host: &Host) {
     let mut rx = host.register(PROTOCOL, 32);
     let host = host.clone();
     crate::spawn(async move {
@@ -319,7 +315,7 @@ pub fn serve(host: &super::Host) {
                 for _ in 0..64 {
                     let body = match tokio::time::timeout(
                         std::time::Duration::from_secs(30),
-                        super::identify::read_framed(&mut s.recv, MAX_MESSAGE),
+                        identify::read_framed(&mut s.recv, MAX_MESSAGE),
                     )
                     .await
                     {
@@ -333,7 +329,7 @@ pub fn serve(host: &super::Host) {
                         closer: answer(&host, &req.key),
                         key: req.key,
                     };
-                    let msg = super::identify::frame(&resp.encode());
+                    let msg = identify::frame(&resp.encode());
                     if s.send.write_all(&msg).await.is_err() {
                         break;
                     }
@@ -344,7 +340,7 @@ pub fn serve(host: &super::Host) {
     });
 }
 
-fn answer(host: &super::Host, key: &[u8]) -> Vec<KadPeer> {
+fn answer(host: &Host, key: &[u8]) -> Vec<KadPeer> {
     let mut out = Vec::new();
     let entry = |p: &PeerId| {
         host.identify_info(p).map(|info| KadPeer {

@@ -3,8 +3,12 @@
 //! key from the identity, as awl and go-libp2p do) leaves us sending into a connection nobody
 //! reads until the 30 s idle timeout. While we keep sending and hear nothing back for
 //! `SILENCE`, the host probes the connection with a ping and closes it if that fails; the node
-//! redials at once on the disconnect. Pure: the host feeds it quinn's datagram counters.
+//! redials at once on the disconnect. `Liveness` is pure; `Host::watch_path` feeds it quinn's
+//! datagram counters.
 
+use crate::p2p::host::Link;
+use crate::p2p::identity::PeerId;
+use crate::p2p::Host;
 use std::time::{Duration, Instant};
 
 /// How long we may send without hearing anything before the path is probed.
@@ -56,6 +60,41 @@ impl Liveness {
     pub fn heard(&mut self, now: Instant) {
         self.sent_since_rx = 0;
         self.heard_at = now;
+    }
+}
+
+impl Host {
+    /// Closes a direct connection whose path died (we send, nothing comes back, a ping on it
+    /// fails): the disconnect makes the node redial at once instead of after the idle timeout.
+    pub(in crate::p2p) async fn watch_path(&self, peer: PeerId, link: Link) {
+        let Link::Quic(conn) = &link else { return };
+        let counters = |c: &quinn::Connection| {
+            let s = c.stats();
+            (s.udp_tx.datagrams, s.udp_rx.datagrams)
+        };
+        let (tx, rx) = counters(conn);
+        let mut live = Liveness::new(Instant::now(), tx, rx);
+        loop {
+            tokio::time::sleep(TICK).await;
+            if conn.close_reason().is_some() {
+                return;
+            }
+            let (tx, rx) = counters(conn);
+            if !live.observe(Instant::now(), tx, rx) {
+                continue;
+            }
+            let answered = tokio::time::timeout(PROBE_TIMEOUT, link.ping()).await;
+            if matches!(answered, Ok(Ok(()))) {
+                live.heard(Instant::now());
+                continue;
+            }
+            log::info!(
+                "path to {} is dead (sending, nothing back, ping unanswered): closing it",
+                peer.short()
+            );
+            link.close(b"path dead");
+            return;
+        }
     }
 }
 

@@ -1,13 +1,23 @@
 //! The trimmed libp2p stack: QUIC v1 + libp2p TLS, multistream-select, identify, ping,
 //! Kademlia, circuit relay v2 (over TLS + yamux circuits) and DCUtR.
 //!
-//! Codecs (`varint`, `protobuf`, `der`, `multistream`, `identify`, `ping`, `tls`, `relay`,
-//! `kad`) are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
-//! owns the sockets and the connection table.
+//! - `host`: the connection table, accepting connections, dispatching inbound streams and
+//!   datagrams by protocol, and the host's events. `Error` (in `error`) is its error type.
+//! - `transport`: the QUIC endpoint and its UDP socket, libp2p TLS (certificates and the
+//!   rustls verifier), and the TLS + yamux upgrade of relay circuits.
+//! - Protocols, each a codec plus the host's side of it: `identify`, `ping`, `relay`
+//!   (`wire`, `client`, `server`), `dcutr` (hole punching), `kad`.
+//! - Connection policy: `admission` (inbound slots), `liveness` (dead-path detection),
+//!   `observed` (our address as peers see it).
+//! - Encodings: `identity` (keys, PeerIds), `multiaddr`, `varint`, `protobuf`, `multistream`;
+//!   `dnsaddr` resolves `/dnsaddr/` bootstrap addresses.
+//!
+//! Codecs are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
+//! and `transport` own the sockets.
 pub mod admission;
 pub mod dcutr;
-pub mod der;
 pub mod dnsaddr;
+mod error;
 pub mod host;
 pub mod identify;
 pub mod identity;
@@ -15,19 +25,16 @@ pub mod kad;
 pub mod liveness;
 pub mod multiaddr;
 pub mod multistream;
-pub mod muxer;
 pub mod observed;
 pub mod ping;
 pub mod portmap;
 pub mod protobuf;
 pub mod relay;
-pub mod relay_service;
-pub mod secure;
-pub mod stream;
-pub mod tls;
-pub mod udp;
-pub mod udp_socket;
+pub mod transport;
 pub mod varint;
 
-pub use host::{Error, Host, HostConfig, HostEvent, Policy, Stream, Trust};
+pub use error::{Error, Refusal, Violation};
+pub use host::{Host, HostConfig, HostEvent, Policy, Stream, Trust};
 pub use identify::IdentifyInfo;
+/// The stream halves of `Stream`, for the layers above.
+pub use transport::stream;

@@ -45,20 +45,51 @@ pub enum Protocol {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Multiaddr(Vec<Protocol>);
 
+/// What is wrong with a multiaddr, in text or binary form.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MultiaddrError(pub String);
+pub enum MultiaddrError {
+    BadVarint,
+    Truncated,
+    BadLength,
+    PeerId(crate::p2p::identity::IdentityError),
+    UnsupportedCode(u64),
+    BadDnsName,
+    /// The text does not start with `/`.
+    NoLeadingSlash(String),
+    /// `/<name>` without its argument (`what` it needs).
+    MissingArg {
+        name: String,
+        what: &'static str,
+    },
+    BadPort(String),
+    BadIpv4,
+    BadIpv6,
+    EmptyComponent,
+    UnsupportedProtocol(String),
+}
 
 impl fmt::Display for MultiaddrError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid multiaddr: {}", self.0)
+        f.write_str("invalid multiaddr: ")?;
+        match self {
+            MultiaddrError::BadVarint => f.write_str("bad varint"),
+            MultiaddrError::Truncated => f.write_str("truncated"),
+            MultiaddrError::BadLength => f.write_str("bad length"),
+            MultiaddrError::PeerId(e) => write!(f, "{e}"),
+            MultiaddrError::UnsupportedCode(c) => write!(f, "unsupported protocol code 0x{c:x}"),
+            MultiaddrError::BadDnsName => f.write_str("bad DNS name"),
+            MultiaddrError::NoLeadingSlash(s) => write!(f, "'{s}' must start with '/'"),
+            MultiaddrError::MissingArg { name, what } => write!(f, "'/{name}' needs {what}"),
+            MultiaddrError::BadPort(a) => write!(f, "bad port '{a}'"),
+            MultiaddrError::BadIpv4 => f.write_str("bad IPv4 address"),
+            MultiaddrError::BadIpv6 => f.write_str("bad IPv6 address"),
+            MultiaddrError::EmptyComponent => f.write_str("empty component"),
+            MultiaddrError::UnsupportedProtocol(p) => write!(f, "unsupported protocol '{p}'"),
+        }
     }
 }
 
 impl std::error::Error for MultiaddrError {}
-
-fn err<T>(msg: impl Into<String>) -> Result<T, MultiaddrError> {
-    Err(MultiaddrError(msg.into()))
-}
 
 impl Multiaddr {
     pub fn empty() -> Self {
@@ -158,22 +189,20 @@ impl Multiaddr {
     pub fn from_bytes(mut b: &[u8]) -> Result<Self, MultiaddrError> {
         let mut out = Vec::new();
         while !b.is_empty() {
-            let (code, rest) =
-                varint::decode(b).map_err(|_| MultiaddrError("bad varint".into()))?;
+            let (code, rest) = varint::decode(b).map_err(|_| MultiaddrError::BadVarint)?;
             b = rest;
             let fixed = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, MultiaddrError> {
                 if b.len() < n {
-                    return err("truncated");
+                    return Err(MultiaddrError::Truncated);
                 }
                 let (head, tail) = b.split_at(n);
                 *b = tail;
                 Ok(head.to_vec())
             };
             let var = |b: &mut &[u8]| -> Result<Vec<u8>, MultiaddrError> {
-                let (len, rest) =
-                    varint::decode(b).map_err(|_| MultiaddrError("bad length".into()))?;
+                let (len, rest) = varint::decode(b).map_err(|_| MultiaddrError::BadLength)?;
                 *b = rest;
-                let len = usize::try_from(len).map_err(|_| MultiaddrError("length".into()))?;
+                let len = usize::try_from(len).map_err(|_| MultiaddrError::BadLength)?;
                 fixed(b, len)
             };
             let p = match code {
@@ -201,9 +230,7 @@ impl Multiaddr {
                 P2P_CIRCUIT => Protocol::P2pCircuit,
                 P2P => {
                     let id = var(&mut b)?;
-                    Protocol::P2p(
-                        PeerId::from_bytes(&id).map_err(|e| MultiaddrError(e.to_string()))?,
-                    )
+                    Protocol::P2p(PeerId::from_bytes(&id).map_err(MultiaddrError::PeerId)?)
                 }
                 DNS | DNS4 | DNS6 | DNSADDR => {
                     let name = dns_name(String::from_utf8(var(&mut b)?).ok())?;
@@ -214,7 +241,7 @@ impl Multiaddr {
                         _ => Protocol::Dnsaddr(name),
                     }
                 }
-                other => return err(format!("unsupported protocol code 0x{other:x}")),
+                other => return Err(MultiaddrError::UnsupportedCode(other)),
             };
             out.push(p);
         }
@@ -239,7 +266,7 @@ fn dns_name(name: Option<String>) -> Result<String, MultiaddrError> {
         {
             Ok(n)
         }
-        _ => err("bad DNS name"),
+        _ => Err(MultiaddrError::BadDnsName),
     }
 }
 
@@ -270,46 +297,49 @@ impl FromStr for Multiaddr {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some(rest) = s.strip_prefix('/') else {
-            return err(format!("'{s}' must start with '/'"));
+            return Err(MultiaddrError::NoLeadingSlash(s.to_string()));
         };
         let mut parts = rest.split('/');
         let mut out = Vec::new();
         while let Some(name) = parts.next() {
-            let mut arg = |what: &str| -> Result<&str, MultiaddrError> {
+            let mut arg = |what: &'static str| -> Result<&str, MultiaddrError> {
                 match parts.next() {
                     Some(a) if !a.is_empty() => Ok(a),
-                    _ => err(format!("'/{name}' needs {what}")),
+                    _ => Err(MultiaddrError::MissingArg {
+                        name: name.to_string(),
+                        what,
+                    }),
                 }
             };
             let port = |a: &str| {
                 a.parse::<u16>()
-                    .map_err(|_| MultiaddrError(format!("bad port '{a}'")))
+                    .map_err(|_| MultiaddrError::BadPort(a.to_string()))
             };
             let p = match name {
                 "ip4" => Protocol::Ip4(
                     arg("an IPv4 address")?
                         .parse()
-                        .map_err(|_| MultiaddrError("bad IPv4 address".into()))?,
+                        .map_err(|_| MultiaddrError::BadIpv4)?,
                 ),
                 "ip6" => Protocol::Ip6(
                     arg("an IPv6 address")?
                         .parse()
-                        .map_err(|_| MultiaddrError("bad IPv6 address".into()))?,
+                        .map_err(|_| MultiaddrError::BadIpv6)?,
                 ),
                 "tcp" => Protocol::Tcp(port(arg("a port")?)?),
                 "udp" => Protocol::Udp(port(arg("a port")?)?),
                 "quic" => Protocol::Quic,
                 "quic-v1" => Protocol::QuicV1,
                 "p2p-circuit" => Protocol::P2pCircuit,
-                "p2p" | "ipfs" => Protocol::P2p(arg("a peer ID")?.parse().map_err(
-                    |e: crate::p2p::identity::IdentityError| MultiaddrError(e.to_string()),
-                )?),
+                "p2p" | "ipfs" => {
+                    Protocol::P2p(arg("a peer ID")?.parse().map_err(MultiaddrError::PeerId)?)
+                }
                 "dns" => Protocol::Dns(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns4" => Protocol::Dns4(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dns6" => Protocol::Dns6(dns_name(Some(arg("a host name")?.to_string()))?),
                 "dnsaddr" => Protocol::Dnsaddr(dns_name(Some(arg("a host name")?.to_string()))?),
-                "" => return err("empty component"),
-                other => return err(format!("unsupported protocol '{other}'")),
+                "" => return Err(MultiaddrError::EmptyComponent),
+                other => return Err(MultiaddrError::UnsupportedProtocol(other.to_string())),
             };
             out.push(p);
         }

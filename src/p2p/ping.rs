@@ -1,5 +1,8 @@
 //! Ping `/ipfs/ping/1.0.0`: the dialer sends 32 random bytes, the listener echoes them.
 
+use crate::p2p::host::NEGOTIATION_TIMEOUT;
+use crate::p2p::identity::PeerId;
+use crate::p2p::{Error, Host};
 use std::io;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -49,6 +52,18 @@ where
         w.flush().await?;
     }
     Ok(())
+}
+
+impl Host {
+    /// Round-trip time to a connected peer over `/ipfs/ping/1.0.0`.
+    pub async fn ping(&self, peer: &PeerId) -> Result<Duration, Error> {
+        let mut s = self.open_stream(peer, &[PROTOCOL]).await?;
+        let rtt = tokio::time::timeout(NEGOTIATION_TIMEOUT, ping(&mut s.recv, &mut s.send))
+            .await
+            .map_err(|_| Error::Timeout("ping"))??;
+        s.send.finish().await;
+        Ok(rtt)
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@
 //! The pure parts stay: the `.awl` name rules (peer names are checked against them) and the
 //! HTTP status views (the control API serves them too).
 
-use crate::app::node::Node;
-use crate::dataplane::pool::PacketBuf;
+use crate::dataplane::pool::{PacketBuf, PacketPool};
 use crate::dataplane::Dataplane;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,11 +23,12 @@ pub enum Output {
 }
 
 pub fn start(
-    _node: Arc<Node>,
+    _node: Arc<dyn super::NodeView>,
+    _pool: PacketPool,
     _cfg: ServiceConfig,
     _input: mpsc::Receiver<PacketBuf>,
     _output: Output,
-) -> Result<(), String> {
+) -> Result<crate::BoxedTask<()>, String> {
     Err(
         "built without the 'services' feature (no DNS, HTTP status or ping on the service address)"
             .into(),

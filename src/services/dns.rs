@@ -364,10 +364,8 @@ impl<C> Forwarder<C> {
     }
 }
 
-/// The DNS label for a name: lower case, spaces as `_` (AWL's default domain name).
-pub fn label_of(name: &str) -> String {
-    name.trim().to_lowercase().replace(' ', "_")
-}
+/// The `.awl` name rules live with the peer table's names.
+pub use crate::mesh::names::label_of;
 
 #[cfg(test)]
 mod tests {

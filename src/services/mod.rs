@@ -12,3 +12,16 @@ mod stack;
 #[path = "disabled.rs"]
 mod stack;
 pub use stack::*;
+
+/// What the services tell about the node: `.awl` names for DNS, the documents for HTTP.
+pub trait NodeView: Send + Sync {
+    /// The mesh IP for a `.awl` label.
+    fn dns_lookup(&self, label: &str) -> Option<std::net::Ipv4Addr>;
+    /// The `.awl` label of a mesh IP (PTR).
+    fn dns_reverse(&self, ip: std::net::Ipv4Addr) -> Option<String>;
+    fn in_mesh(&self, ip: std::net::Ipv4Addr) -> bool;
+    /// The JSON status document for LAN hosts (`/`).
+    fn http_status(&self) -> String;
+    /// The Prometheus text (`/metrics`).
+    fn metrics(&self) -> String;
+}

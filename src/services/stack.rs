@@ -6,9 +6,8 @@
 //! Packets come in through a bounded queue and go out to the TUN or to the mesh. Socket
 //! counts and buffers are fixed at start, as is the table of forwarded DNS queries.
 
-use super::{dns, http};
+use super::{dns, http, NodeView};
 
-use crate::app::node::Node;
 use crate::dataplane::pool::{PacketBuf, PacketPool};
 use crate::dataplane::Dataplane;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -212,7 +211,7 @@ struct TcpConn {
 }
 
 struct Stack {
-    node: Arc<Node>,
+    node: Arc<dyn NodeView>,
     upstream: Option<SocketAddr>,
     iface: Interface,
     dev: Queues,
@@ -232,18 +231,19 @@ fn tcp_socket() -> tcp::Socket<'static> {
     )
 }
 
-/// Starts the stack. Returns at once; a task runs it.
+/// Builds the stack; the returned task runs it (the caller spawns and owns it).
 pub fn start(
-    node: Arc<Node>,
+    node: Arc<dyn NodeView>,
+    pool: PacketPool,
     cfg: ServiceConfig,
     input: mpsc::Receiver<PacketBuf>,
     output: Output,
-) -> Result<(), String> {
+) -> Result<crate::BoxedTask<()>, String> {
     let Some(first) = cfg.addrs.first().copied() else {
         return Err("no service address".into());
     };
     let mut dev = Queues {
-        pool: node.dp.pool().clone(),
+        pool,
         rx: VecDeque::new(),
         tx: Vec::new(),
     };
@@ -311,8 +311,7 @@ pub fn start(
             .unwrap_or_else(|| "none".into()),
         if cfg.http { "HTTP status, " } else { "" }
     );
-    crate::spawn(async move { stack.run(input, output).await });
-    Ok(())
+    Ok(crate::boxed(async move { stack.run(input, output).await }))
 }
 
 impl Stack {
@@ -521,11 +520,9 @@ impl Stack {
                     continue
                 }
                 http::Parsed::Incomplete => http::response(400, "text/plain", b"bad request\n"),
-                http::Parsed::Request { path } => http::route(
-                    &path,
-                    || node.http_status_json(),
-                    || crate::app::metrics::render(&node),
-                ),
+                http::Parsed::Request { path } => {
+                    http::route(&path, || node.http_status(), || node.metrics())
+                }
             };
             let _ = s.send_slice(&resp);
             s.close();
@@ -589,18 +586,4 @@ pub fn default_address(own: Ipv4Addr, prefix: u8) -> Ipv4Addr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_service_address_is_the_last_host() {
-        assert_eq!(
-            default_address(Ipv4Addr::new(10, 66, 0, 1), 16),
-            Ipv4Addr::new(10, 66, 255, 254)
-        );
-        assert_eq!(
-            default_address(Ipv4Addr::new(10, 70, 0, 1), 24),
-            Ipv4Addr::new(10, 70, 0, 254)
-        );
-    }
-}
+mod tests;

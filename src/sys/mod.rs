@@ -1,3 +1,12 @@
-//! Calls into the operating system that need `unsafe` or raw file descriptors.
+//! Calls into the operating system that need `unsafe` or raw file descriptors. The rest of
+//! the crate denies `unsafe_code`: every unsafe block lives here, behind a small safe wrapper.
+pub mod asyncfd;
 pub mod ifaddrs;
+#[cfg(test)]
+pub mod inotify;
+pub mod mmap;
+pub mod signal;
 pub mod sockmark;
+pub mod sockopt;
+pub mod tun;
+pub mod user;

@@ -225,15 +225,21 @@ EOF2
     done
 fi
 
-# The size guard (cross/package/check-size.sh): over budget fails, at budget passes.
+# The size guard (cross/package/check-size.sh): the budget is reported, the ceiling enforced.
 sz=$WORK/size; mkdir -p "$sz/mipsel-unknown-linux-musl" "$sz/packages"
-sg() { AWL_DIST=$sz bash cross/package/check-size.sh >/dev/null; }
-head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800000 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
+ceil() { sed -n "s/^CEILING_$1=//p" cross/package/check-size.sh; }
+CB=$(ceil BINARY); CP=$(ceil PACKAGE)
+sizes() { head -c "$1" /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c "$2" /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"; }
+sg() { AWL_DIST=$sz bash cross/package/check-size.sh >"$WORK/sg.out"; }
+check "the ceiling is no higher than 1,962,000 B / 925,000 B (lower it, never raise it)" test "$CB" -le 1962000 -a "$CP" -le 925000
+sizes 1800000 800000
 check "size guard passes at the budget (1,800,000 B binary, 800,000 B ipk)" sg
-head -c 1800001 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"
-check "size guard fails for a binary 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
-head -c 1800000 /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c 800001 /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"
-check "size guard fails for an ipk 1 byte over" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
+sizes "$CB" "$CP"
+check "size guard passes at the ceiling and reports the budget as not met" sh -c "AWL_DIST='$sz' bash cross/package/check-size.sh | grep -q 'OVER by .* (not enforced)'"
+sizes $((CB + 1)) "$CP"
+check "size guard fails for a binary 1 byte over the ceiling" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
+sizes "$CB" $((CP + 1))
+check "size guard fails for an ipk 1 byte over the ceiling" sh -c "! AWL_DIST='$sz' bash cross/package/check-size.sh >/dev/null"
 
 # Raspberry Pi / Debian package.
 if [ -x dist/x86_64-unknown-linux-musl/awl ]; then

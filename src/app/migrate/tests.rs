@@ -1,5 +1,6 @@
 use super::*;
 use crate::mesh::peers::{PeerTable, Relation};
+use serde_json::Value;
 
 /// config_awl.json as AWL v0.18 writes it (json.MarshalIndent of config.Config, 2-space
 /// indent, map keys sorted, no trailing newline), with a pending invite, a declined peer, an
@@ -333,7 +334,8 @@ fn a_failed_plan_says_why() {
         "awl",
         &SavedState::default(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("line 2") && e.contains("fix the configuration first"),
         "{e}"
@@ -344,7 +346,8 @@ fn a_failed_plan_says_why() {
         "awl",
         &SavedState::default(),
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("would not load") && e.contains("max_peers"),
         "{e}"
@@ -411,7 +414,7 @@ fn a_failed_import_changes_nothing() {
     crate::p2p::identity::store(&paths.data_dir, &Keypair::generate()).unwrap();
     std::fs::write(&paths.config, "# mine\nconfig awl 'main'\n").unwrap();
     let before = snapshot(&dir);
-    let e = import(FIXTURE, &paths, true).err().unwrap();
+    let e = import(FIXTURE, &paths, true).err().unwrap().to_string();
     assert!(e.contains("awl id import"), "{e}");
     assert_eq!(snapshot(&dir), before);
 
@@ -427,7 +430,7 @@ fn a_failed_import_changes_nothing() {
     )
     .unwrap();
     let before = snapshot(&dir);
-    let e = import(FIXTURE, &paths, true).err().unwrap();
+    let e = import(FIXTURE, &paths, true).err().unwrap().to_string();
     assert!(e.contains("max_peers"), "{e}");
     assert_eq!(snapshot(&dir), before);
 
@@ -437,6 +440,7 @@ fn a_failed_import_changes_nothing() {
     assert!(import(&wrong, &paths, true)
         .err()
         .unwrap()
+        .to_string()
         .contains("not the key"));
     assert_eq!(snapshot(&dir), before);
 
@@ -453,7 +457,7 @@ fn a_failed_import_changes_nothing() {
     );
     std::fs::create_dir_all(dir.join(".awl.uci.awl-tmp").join("x")).unwrap();
     let before = snapshot(&dir);
-    let e = import(FIXTURE, &paths, true).err().unwrap();
+    let e = import(FIXTURE, &paths, true).err().unwrap().to_string();
     assert!(e.contains("awl.uci: File exists"), "{e}");
     assert_eq!(snapshot(&dir), before);
     let _ = std::fs::remove_dir_all(&dir);

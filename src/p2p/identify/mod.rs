@@ -1,12 +1,15 @@
 //! Identify `/ipfs/id/1.0.0` and identify push `/ipfs/id/push/1.0.0`.
 //!
 //! The responder writes one varint-length-prefixed protobuf `Identify` message and closes its
-//! side; push sends the same message unasked. This module is the codec; `host` does the I/O.
+//! side; push sends the same message unasked. This module is the codec; `exchange` runs it on
+//! the host's connections.
 
-use super::protobuf::{self, DecodeError};
-use super::varint;
+mod exchange;
+
 use crate::p2p::identity::PublicKey;
 use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::protobuf::{self, DecodeError};
+use crate::p2p::varint;
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt};
 

@@ -2,9 +2,9 @@
 //! reservations for peers behind NAT and splices circuits to them, within configured caps
 //! on reservations, circuits, and each circuit's duration and bytes.
 
-use super::relay::{self, HopMessage, HopType, Limit, Reservation, Status, StopMessage};
-use super::{Host, Stream};
+use super::wire::{self as relay, HopMessage, HopType, Limit, Reservation, Status, StopMessage};
 use crate::p2p::identity::PeerId;
+use crate::p2p::{Host, Stream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,47 @@ impl Default for Limits {
                 data_bytes: 21 << 20,
             },
         }
+    }
+}
+
+/// Why a hop request was not served (logged; the client got a status).
+#[derive(Debug)]
+enum ServeError {
+    Timeout,
+    Io(std::io::Error),
+    NotAllowed,
+    UnexpectedStatus,
+    ReservationsFull,
+    NoPeer,
+    NoReservation(PeerId),
+    CircuitLimit,
+    /// Opening the STOP stream to the target.
+    Host(crate::p2p::Error),
+    TargetAnswered(Option<Status>),
+    TargetSilent,
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Timeout => f.write_str("timed out"),
+            ServeError::Io(e) => write!(f, "{e}"),
+            ServeError::NotAllowed => f.write_str("not allowed by policy"),
+            ServeError::UnexpectedStatus => f.write_str("unexpected STATUS"),
+            ServeError::ReservationsFull => f.write_str("reservations full"),
+            ServeError::NoPeer => f.write_str("CONNECT without a peer"),
+            ServeError::NoReservation(p) => write!(f, "no reservation for {}", p.short()),
+            ServeError::CircuitLimit => f.write_str("circuit limit reached"),
+            ServeError::Host(e) => write!(f, "{e}"),
+            ServeError::TargetAnswered(s) => write!(f, "target answered {s:?}"),
+            ServeError::TargetSilent => f.write_str("target did not answer"),
+        }
+    }
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> Self {
+        ServeError::Io(e)
     }
 }
 
@@ -85,23 +126,22 @@ pub fn start(host: &Host, limits: Limits, policy: Policy) {
 }
 
 impl Service {
-    async fn serve(self: Arc<Self>, mut s: Stream) -> Result<(), String> {
+    async fn serve(self: Arc<Self>, mut s: Stream) -> Result<(), ServeError> {
         let msg = tokio::time::timeout(REQUEST_TIMEOUT, relay::read_hop(&mut s.recv))
             .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string());
+            .map_err(|_| ServeError::Timeout)?;
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
                 self.reply(&mut s, HopMessage::status(Status::MalformedMessage))
                     .await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         if !(self.policy)(&s.peer) {
             self.reply(&mut s, HopMessage::status(Status::PermissionDenied))
                 .await;
-            return Err("not allowed by policy".into());
+            return Err(ServeError::NotAllowed);
         }
         match msg.kind {
             HopType::Reserve => self.reserve(s).await,
@@ -109,7 +149,7 @@ impl Service {
             HopType::Status => {
                 self.reply(&mut s, HopMessage::status(Status::UnexpectedMessage))
                     .await;
-                Err("unexpected STATUS".into())
+                Err(ServeError::UnexpectedStatus)
             }
         }
     }
@@ -118,7 +158,7 @@ impl Service {
         let _ = relay::write_msg(&mut s.send, &msg.encode()).await;
     }
 
-    async fn reserve(&self, mut s: Stream) -> Result<(), String> {
+    async fn reserve(&self, mut s: Stream) -> Result<(), ServeError> {
         let expire = now() + self.limits.reservation_ttl.as_secs();
         let accepted = {
             let mut r = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,7 +174,7 @@ impl Service {
         if !accepted {
             self.reply(&mut s, HopMessage::status(Status::ReservationRefused))
                 .await;
-            return Err("reservations full".into());
+            return Err(ServeError::ReservationsFull);
         }
         let me = self.host.peer_id();
         let mut addrs: Vec<_> = self
@@ -193,47 +233,44 @@ impl Service {
         }
     }
 
-    async fn connect(&self, mut s: Stream, target: Option<PeerId>) -> Result<(), String> {
+    async fn connect(&self, mut s: Stream, target: Option<PeerId>) -> Result<(), ServeError> {
         let Some(dst) = target else {
             self.reply(&mut s, HopMessage::status(Status::MalformedMessage))
                 .await;
-            return Err("CONNECT without a peer".into());
+            return Err(ServeError::NoPeer);
         };
         let src = s.peer.clone();
         if !self.has_reservation(&dst) {
             self.reply(&mut s, HopMessage::status(Status::NoReservation))
                 .await;
-            return Err(format!("no reservation for {}", dst.short()));
+            return Err(ServeError::NoReservation(dst));
         }
         if !self.take_slot(&src, &dst) {
             self.reply(&mut s, HopMessage::status(Status::ResourceLimitExceeded))
                 .await;
-            return Err("circuit limit reached".into());
+            return Err(ServeError::CircuitLimit);
         }
         let r = self.splice(&mut s, &src, &dst).await;
         self.release_slot(&src, &dst);
         r
     }
 
-    async fn splice(&self, s: &mut Stream, src: &PeerId, dst: &PeerId) -> Result<(), String> {
+    async fn splice(&self, s: &mut Stream, src: &PeerId, dst: &PeerId) -> Result<(), ServeError> {
         let limit = self.limits.circuit;
         let stop = async {
             let mut t = self
                 .host
                 .open_stream(dst, &[relay::STOP_PROTOCOL])
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(ServeError::Host)?;
             relay::write_msg(
                 &mut t.send,
                 &StopMessage::connect(src, Some(limit)).encode(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
-            let reply = relay::read_stop(&mut t.recv)
-                .await
-                .map_err(|e| e.to_string())?;
+            .await?;
+            let reply = relay::read_stop(&mut t.recv).await?;
             if reply.status != Some(Status::Ok) {
-                return Err(format!("target answered {:?}", reply.status));
+                return Err(ServeError::TargetAnswered(reply.status));
             }
             Ok(t)
         };
@@ -247,14 +284,12 @@ impl Service {
             Err(_) => {
                 self.reply(s, HopMessage::status(Status::ConnectionFailed))
                     .await;
-                return Err("target did not answer".into());
+                return Err(ServeError::TargetSilent);
             }
         };
         let mut ok = HopMessage::status(Status::Ok);
         ok.limit = Some(limit);
-        relay::write_msg(&mut s.send, &ok.encode())
-            .await
-            .map_err(|e| e.to_string())?;
+        relay::write_msg(&mut s.send, &ok.encode()).await?;
         log::debug!("relay: circuit {} -> {}", src.short(), dst.short());
         let max = if limit.data_bytes == 0 {
             u64::MAX

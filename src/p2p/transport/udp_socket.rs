@@ -32,9 +32,7 @@ impl ReadRegistered {
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let state = UdpSocketState::new((&socket).into())?;
-        // SAFETY: the AsyncFd owns the socket, so its descriptor stays open and the same for
-        // the registration's whole life.
-        let io = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
+        let io = crate::sys::asyncfd::register(socket, Interest::READABLE)?;
         Ok(ReadRegistered {
             io,
             state,
@@ -133,8 +131,7 @@ impl UdpPoller for WriteWaiter {
             None if !this.socket.blocked.load(Ordering::Relaxed) => return Poll::Ready(Ok(())),
             None => {
                 let dup = this.socket.io.get_ref().as_fd().try_clone_to_owned()?;
-                // SAFETY: as in `new`: the AsyncFd owns the duplicate descriptor.
-                unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) }?
+                crate::sys::asyncfd::register(dup, Interest::WRITABLE)?
             }
         };
         // Registering reports the current state, so room that appeared meanwhile is not missed.

@@ -2,10 +2,10 @@
 //! client and a relay, the stop protocol from the relay to the target. Length-prefixed
 //! protobufs of at most 4 KiB. I/O-free codecs; the host and the relay service do the I/O.
 
-use super::identify::{frame, read_framed};
-use super::protobuf::{self, DecodeError};
+use crate::p2p::identify::{frame, read_framed};
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::protobuf::{self, DecodeError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub const HOP_PROTOCOL: &str = "/libp2p/circuit/relay/0.2.0/hop";

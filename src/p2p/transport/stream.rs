@@ -7,10 +7,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_util::compat::Compat;
 
-/// A yamux stream seen through tokio's I/O traits.
-pub type MuxStream = Compat<yamux::Stream>;
+/// A yamux stream (it implements tokio's I/O traits itself).
+pub type MuxStream = super::muxer::Stream;
 
 pub enum SendStream {
     Quic(quinn::SendStream),
@@ -117,9 +116,8 @@ impl AsyncRead for RecvStream {
 }
 
 /// Splits a yamux stream into the halves the rest of the code uses.
-pub fn split_muxed(s: yamux::Stream) -> (SendStream, RecvStream) {
-    use tokio_util::compat::FuturesAsyncReadCompatExt;
-    let (r, w) = tokio::io::split(s.compat());
+pub fn split_muxed(s: MuxStream) -> (SendStream, RecvStream) {
+    let (r, w) = tokio::io::split(s);
     (SendStream::Muxed(w), RecvStream::Muxed(r))
 }
 

@@ -5,8 +5,9 @@
 //! The dialer of the circuit is the TLS client and the yamux client. Noise is not offered:
 //! go-libp2p lists TLS first and accepts it, and rust-libp2p peers are not our counterpart here.
 
-use super::{multistream, muxer, tls};
+use super::{muxer, tls};
 use crate::p2p::identity::PeerId;
+use crate::p2p::multistream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,10 +17,35 @@ pub const TLS_PROTOCOL: &str = "/tls/1.0.0";
 pub const YAMUX_PROTOCOL: &str = "/yamux/1.0.0";
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Why a circuit could not be secured.
+#[derive(Debug)]
+pub enum Error {
+    /// multistream-select of `/tls/1.0.0` (`"security"`) or `/yamux/1.0.0` (`"muxer"`).
+    Negotiation(&'static str, std::io::Error),
+    Config(rustls::Error),
+    Tls(std::io::Error),
+    NoCertificate,
+    WrongPeer,
+    Timeout,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Negotiation(what, e) => write!(f, "{what} negotiation: {e}"),
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::NoCertificate => f.write_str("no verified certificate"),
+            Error::WrongPeer => f.write_str("wrong peer id"),
+            Error::Timeout => f.write_str("timed out upgrading the relayed connection"),
+        }
+    }
+}
+
 pub struct Upgraded {
     pub peer: PeerId,
     pub handle: muxer::Handle,
-    pub inbound: mpsc::Receiver<yamux::Stream>,
+    pub inbound: mpsc::Receiver<muxer::Stream>,
 }
 
 async fn select<T: AsyncRead + AsyncWrite + Unpin>(
@@ -42,30 +68,30 @@ pub async fn upgrade<T>(
     dialer: bool,
     cert: &tls::Certificate,
     expected: Option<PeerId>,
-) -> Result<Upgraded, String>
+) -> Result<Upgraded, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let run = async {
         let io = select(io, dialer, TLS_PROTOCOL)
             .await
-            .map_err(|e| format!("security negotiation: {e}"))?;
+            .map_err(|e| Error::Negotiation("security", e))?;
         let tls_io: tokio_rustls::TlsStream<T> = if dialer {
-            let cfg = tls::client_config(cert, expected.clone()).map_err(|e| e.to_string())?;
+            let cfg = tls::client_config(cert, expected.clone()).map_err(Error::Config)?;
             let name = rustls::pki_types::ServerName::try_from("libp2p")
-                .map_err(|e| e.to_string())?
+                .map_err(|e| Error::Config(rustls::Error::General(e.to_string())))?
                 .to_owned();
             tokio_rustls::TlsConnector::from(Arc::new(cfg))
                 .connect(name, io)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?
+                .map_err(Error::Tls)?
                 .into()
         } else {
-            let cfg = tls::server_config(cert).map_err(|e| e.to_string())?;
+            let cfg = tls::server_config(cert).map_err(Error::Config)?;
             tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
                 .accept(io)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?
+                .map_err(Error::Tls)?
                 .into()
         };
         let peer = tls_io
@@ -73,12 +99,12 @@ where
             .1
             .peer_certificates()
             .and_then(tls::peer_id_of)
-            .ok_or("no verified certificate")?;
+            .ok_or(Error::NoCertificate)?;
         start_muxer(tls_io, peer, dialer, expected.as_ref()).await
     };
     tokio::time::timeout(UPGRADE_TIMEOUT, run)
         .await
-        .map_err(|_| "timed out upgrading the relayed connection".to_string())?
+        .map_err(|_| Error::Timeout)?
 }
 
 /// Checks the peer, negotiates yamux and starts the session.
@@ -87,16 +113,16 @@ async fn start_muxer<T>(
     peer: PeerId,
     dialer: bool,
     expected: Option<&PeerId>,
-) -> Result<Upgraded, String>
+) -> Result<Upgraded, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if expected.is_some_and(|e| *e != peer) {
-        return Err("wrong peer id".into());
+        return Err(Error::WrongPeer);
     }
     let tls_io = select(tls_io, dialer, YAMUX_PROTOCOL)
         .await
-        .map_err(|e| format!("muxer negotiation: {e}"))?;
+        .map_err(|e| Error::Negotiation("muxer", e))?;
     let (handle, inbound) = muxer::start(tls_io, dialer);
     Ok(Upgraded {
         peer,
@@ -123,9 +149,10 @@ mod tests {
         assert_eq!(dialed.peer, kb.peer_id());
         assert_eq!(listen.peer, ka.peer_id());
         let s = dialed.handle.open().await.unwrap();
-        let (mut w, _r) = crate::p2p::stream::split_muxed(s);
+        let (mut w, _r) = crate::p2p::transport::stream::split_muxed(s);
         w.write_all(b"over tls").await.unwrap();
-        let (_w2, mut r2) = crate::p2p::stream::split_muxed(listen.inbound.recv().await.unwrap());
+        let (_w2, mut r2) =
+            crate::p2p::transport::stream::split_muxed(listen.inbound.recv().await.unwrap());
         let mut buf = [0u8; 8];
         r2.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"over tls");

@@ -1,0 +1,243 @@
+//! The receive side: tunnel streams and datagrams from peers, checked against the published
+//! snapshot, rewritten and handed to the TUN.
+
+use super::packet;
+use super::pool::PacketBuf;
+use super::route::accepts;
+use super::snapshot::{PeerEntry, Reader, Snapshot};
+use super::stats::Stats;
+use super::{tun, Dataplane};
+use crate::mesh::tunnel::{self, GatewayDir, RecordHeader};
+use crate::p2p::identity::PeerId;
+use crate::p2p::stream::read_exact_or_eof;
+use crate::p2p::Stream;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// Why a tunnel stream from a peer was given up.
+#[derive(Debug)]
+enum StreamError {
+    Io(std::io::Error),
+    Header(tunnel::RecordError),
+    TooLarge(usize),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Io(e) => write!(f, "{e}"),
+            StreamError::Header(e) => write!(f, "{e}"),
+            StreamError::TooLarge(n) => {
+                write!(f, "{n}-byte record is larger than our packet buffers")
+            }
+        }
+    }
+}
+
+impl From<std::io::Error> for StreamError {
+    fn from(e: std::io::Error) -> Self {
+        StreamError::Io(e)
+    }
+}
+
+impl Dataplane {
+    pub(super) fn accept_stream(self: Arc<Self>, mut stream: Stream) {
+        if self.snapshot().peer(&stream.peer).is_none() {
+            // AWL closes without reading; so do we, and count it.
+            self.stats.global(|g| g.rx_unknown_peer_streams += 1);
+            stream.recv.stop();
+            stream.send.reset();
+            return;
+        }
+        crate::spawn(async move {
+            let peer = stream.peer.clone();
+            if let Err(e) = self.read_stream(&mut stream).await {
+                log::debug!("tunnel stream from {}: {e}", peer.short());
+                self.stats.peer(&peer, |s| s.rx_errors += 1);
+                stream.recv.stop();
+            }
+        });
+    }
+
+    async fn read_stream(&self, stream: &mut Stream) -> Result<(), StreamError> {
+        let peer = stream.peer.clone();
+        let mut scratch = Vec::new();
+        let mut reader = Reader::new(&self.published);
+        loop {
+            let mut hdr = [0u8; tunnel::HEADER_LEN];
+            if !read_exact_or_eof(&mut stream.recv, &mut hdr).await? {
+                return Ok(());
+            }
+            let h = RecordHeader::parse(hdr).map_err(StreamError::Header)?;
+            if h.len > self.pool.buffer_size() {
+                return Err(StreamError::TooLarge(h.len));
+            }
+            let Some(mut buf) = self.pool.get() else {
+                // Read it out anyway to stay in sync with the stream, then drop it.
+                scratch.resize(h.len, 0);
+                stream.recv.read_exact(&mut scratch).await?;
+                self.stats.peer(&peer, |s| s.rx_dropped += 1);
+                continue;
+            };
+            stream.recv.read_exact(&mut buf.space()[..h.len]).await?;
+            buf.set_len(h.len);
+            self.deliver(reader.get(&self.published), &peer, h.dir, buf);
+        }
+    }
+
+    /// QUIC datagrams from `peer`, each one packet with its direction trailer. The peer's
+    /// addresses and permissions are looked up once for the batch, counters updated once.
+    pub(super) fn receive_datagrams(&self, peer: &PeerId, batch: &mut Vec<bytes::Bytes>) {
+        let snap = self.snapshot();
+        let Some(from) = snap.peer(peer) else {
+            // Streams from strangers are refused earlier; datagrams end here.
+            let n = batch.len() as u64;
+            batch.clear();
+            self.stats.global(|g| g.rx_unknown_peer_packets += n);
+            return;
+        };
+        let mut tally = RxTally::default();
+        let alone = batch.len() == 1;
+        for d in batch.drain(..) {
+            let Ok((dir, pkt)) = tunnel::parse_datagram(&d) else {
+                tally.errors += 1;
+                continue;
+            };
+            if pkt.len() > self.pool.buffer_size() {
+                tally.errors += 1;
+                continue;
+            }
+            let Some(mut buf) = self.pool.get() else {
+                tally.dropped += 1;
+                continue;
+            };
+            buf.space()[..pkt.len()].copy_from_slice(pkt);
+            buf.set_len(pkt.len());
+            let how = Delivery {
+                datagram: true,
+                alone,
+            };
+            self.deliver_one(&snap, from, dir, buf, how, &mut tally);
+        }
+        tally.flush(&self.stats, peer);
+    }
+
+    /// One packet from a tunnel stream.
+    fn deliver(&self, snap: &Snapshot, peer: &PeerId, dir: GatewayDir, buf: PacketBuf) {
+        let Some(from) = snap.peer(peer) else {
+            self.stats.global(|g| g.rx_unknown_peer_packets += 1);
+            return;
+        };
+        let mut tally = RxTally::default();
+        let how = Delivery {
+            datagram: false,
+            alone: false,
+        };
+        self.deliver_one(snap, from, dir, buf, how, &mut tally);
+        tally.flush(&self.stats, peer);
+    }
+
+    /// The receive-side rewrite and hand-off to the TUN writer.
+    fn deliver_one(
+        &self,
+        snap: &Snapshot,
+        from: &PeerEntry,
+        dir: GatewayDir,
+        mut buf: PacketBuf,
+        how: Delivery,
+        tally: &mut RxTally,
+    ) {
+        if packet::ip_version(buf.data()) != 4 {
+            tally.dropped += 1;
+            return;
+        }
+        let d = buf.data();
+        let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+        let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        if !accepts(snap, from, dir, src, dst) {
+            tally.dropped += 1;
+            return;
+        }
+        let (src, dst) = match dir {
+            GatewayDir::None => (Some(from.ip), Some(snap.own_ip)),
+            GatewayDir::Forward => (Some(from.ip), None),
+            GatewayDir::Return => (None, Some(snap.own_ip)),
+        };
+        // Datagrams come only from awl nodes: their checksums are complete, so an incremental
+        // update is enough; stream packets may come from AWL and get its full recompute.
+        let rewritten = if how.datagram {
+            packet::rewrite_incremental(buf.data_mut(), src, dst)
+        } else {
+            packet::rewrite(buf.data_mut(), src, dst)
+        };
+        if rewritten.is_err() {
+            tally.dropped += 1;
+            return;
+        }
+        let len = buf.len() as u64;
+        if self.to_tun(buf, how.alone) {
+            tally.packets += 1;
+            tally.bytes += len;
+            tally.datagrams += u64::from(how.datagram);
+        } else {
+            tally.dropped += 1;
+        }
+    }
+
+    /// Hands a packet to the TUN. One that came alone, with nothing waiting for the writer
+    /// task, is written at once: a task hop less on every round trip. Otherwise it queues
+    /// for the writer, which joins runs of segments. (The writer holds taken packets only
+    /// while the device refuses writes, and then this write is refused as well.)
+    fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
+        let tun = self
+            .tun
+            .get()
+            .filter(|_| alone && self.to_tun.capacity() == self.to_tun.max_capacity());
+        if let Some(tun) = tun {
+            match tun::write_now(tun, buf.data()) {
+                Ok(()) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    log::debug!("TUN write failed: {e}");
+                    return false;
+                }
+            }
+        }
+        self.to_tun.try_send(buf).is_ok()
+    }
+}
+
+/// How a received packet came: in a datagram (from an awl node) or a stream record, and
+/// alone or with others right behind it.
+#[derive(Clone, Copy)]
+struct Delivery {
+    datagram: bool,
+    alone: bool,
+}
+
+/// Packets received in one batch, counted once per batch (one stats lock).
+#[derive(Default)]
+struct RxTally {
+    packets: u64,
+    bytes: u64,
+    datagrams: u64,
+    dropped: u64,
+    errors: u64,
+}
+
+impl RxTally {
+    fn flush(&self, stats: &Stats, peer: &PeerId) {
+        if self.packets + self.dropped + self.errors == 0 {
+            return;
+        }
+        stats.peer(peer, |s| {
+            s.rx_packets += self.packets;
+            s.rx_bytes += self.bytes;
+            s.rx_datagrams += self.datagrams;
+            s.rx_dropped += self.dropped;
+            s.rx_errors += self.errors;
+        });
+    }
+}

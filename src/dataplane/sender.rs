@@ -1,0 +1,337 @@
+//! The sending side toward one peer, over a [`PeerLink`]: the shortcut straight into the
+//! datagram buffer, and the per-peer sender task that drains the peer's queue into QUIC
+//! datagrams or records on a tunnel stream. The link is a trait so this is tested without QUIC.
+
+use super::pool::PacketBuf;
+use super::qos::{QueueRx, QueueTx};
+use super::stats::Stats;
+use crate::mesh::tunnel::{self, GatewayDir};
+use crate::p2p::identity::PeerId;
+use crate::p2p::stream::SendStream;
+use crate::p2p::Host;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// AWL closes an outbound tunnel stream after 30 s without packets.
+const IDLE_CLOSE: Duration = Duration::from_secs(30);
+/// AWL gives up opening a tunnel stream after 2 s.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rotation as AWL: 5 GiB / 3500 packets on a direct connection, 20 MiB / 3500 when relayed.
+const ROTATE_DIRECT: u64 = 5 * 1024 * 1024 * 1024 / 3500;
+pub const ROTATE_RELAYED: u64 = 20 * 1024 * 1024 / 3500;
+/// Upper bound of one batched write, so a batch buffer stays small on a router.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// What the sender needs of the connection(s) to one peer.
+pub trait PeerLink: Send + Sync + 'static {
+    type Datagrams: DatagramPath;
+    type Stream: TunnelStream;
+    type Error: Display + Send;
+    /// The datagram path if the peer takes datagrams on its current connection; `None`
+    /// means: use a stream.
+    fn datagram_path(&self) -> Option<Self::Datagrams>;
+    fn is_connected(&self) -> bool;
+    fn has_direct(&self) -> bool;
+    /// Whether new streams go through a relay (smaller rotation limit).
+    fn is_relayed(&self) -> bool;
+    fn open_stream(&self) -> impl Future<Output = Result<Self::Stream, Self::Error>> + Send;
+}
+
+/// A connection's datagram side.
+pub trait DatagramPath: Send + Sync {
+    type Error: Display + Send;
+    fn max_size(&self) -> Option<usize>;
+    fn buffer_space(&self) -> usize;
+    /// Without waiting: `false` when it was refused.
+    fn send(&self, d: bytes::Bytes) -> bool;
+    /// Waits while the buffer is full (backpressure to the peer's queue).
+    fn send_wait(&self, d: bytes::Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The outbound tunnel stream.
+pub trait TunnelStream: Send {
+    fn write_all(&mut self, b: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+    fn finish(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// The real link: the host's connections to `peer`.
+pub struct HostLink {
+    pub host: Host,
+    pub peer: PeerId,
+    /// Datagrams are on (`DataplaneConfig::datagrams`).
+    pub datagrams: bool,
+}
+
+impl PeerLink for HostLink {
+    type Datagrams = quinn::Connection;
+    type Stream = SendStream;
+    type Error = crate::p2p::host::Error;
+    fn datagram_path(&self) -> Option<quinn::Connection> {
+        match self.datagrams {
+            true => self
+                .host
+                .datagram_path(&self.peer, tunnel::DATAGRAM_PROTOCOL),
+            false => None,
+        }
+    }
+    fn is_connected(&self) -> bool {
+        self.host.is_connected(&self.peer)
+    }
+    fn has_direct(&self) -> bool {
+        self.host.has_direct(&self.peer)
+    }
+    fn is_relayed(&self) -> bool {
+        self.host.is_relayed(&self.peer)
+    }
+    async fn open_stream(&self) -> Result<SendStream, Self::Error> {
+        let s = self
+            .host
+            .open_stream(&self.peer, &[tunnel::PROTOCOL])
+            .await?;
+        Ok(s.send)
+    }
+}
+
+impl DatagramPath for quinn::Connection {
+    type Error = quinn::SendDatagramError;
+    fn max_size(&self) -> Option<usize> {
+        self.max_datagram_size()
+    }
+    fn buffer_space(&self) -> usize {
+        self.datagram_send_buffer_space()
+    }
+    fn send(&self, d: bytes::Bytes) -> bool {
+        self.send_datagram(d).is_ok()
+    }
+    async fn send_wait(&self, d: bytes::Bytes) -> Result<(), Self::Error> {
+        self.send_datagram_wait(d).await
+    }
+}
+
+impl TunnelStream for SendStream {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        AsyncWriteExt::write_all(self, b).await
+    }
+    async fn finish(&mut self) {
+        SendStream::finish(self).await
+    }
+}
+
+/// The shortcut for a packet to an awl node when nothing waits for that peer (checked by
+/// the caller): straight to quinn's datagram buffer, without the hop through the peer's
+/// queue and sender task (on every round trip, twice). Only with room in quinn's buffer,
+/// and only while the sender holds nothing, so nothing is overtaken and bulk still queues
+/// behind CoDel. Gives the packet back when it has to take the queue.
+pub fn send_now<D: DatagramPath>(
+    path: Option<D>,
+    stats: &Stats,
+    peer: &PeerId,
+    pkt: PacketBuf,
+    dir: GatewayDir,
+) -> Result<(), PacketBuf> {
+    let Some(conn) = path else {
+        return Err(pkt);
+    };
+    let len = pkt.len();
+    // The trailer byte must fit as well.
+    let fits = conn.max_size().is_some_and(|m| len < m)
+        && conn.buffer_space() > len
+        && len < pkt.capacity();
+    if !fits {
+        return Err(pkt);
+    }
+    let sent = conn.send(with_trailer(pkt, dir));
+    stats.peer(peer, |s| {
+        if sent {
+            s.tx_packets += 1;
+            s.tx_bytes += len as u64;
+            s.tx_datagrams += 1;
+        } else {
+            s.tx_dropped += 1;
+        }
+    });
+    Ok(())
+}
+
+/// Queues packets; returns how many found the queue full (bounded: they are dropped).
+pub fn push(tx: &QueueTx, pkts: impl Iterator<Item = PacketBuf>, dir: GatewayDir) -> u64 {
+    pkts.fold(0, |n, pkt| n + u64::from(tx.push(pkt, dir).is_err()))
+}
+
+/// One task per peer with traffic: sends packets as QUIC datagrams when the peer takes them
+/// and they fit, else batches them as records on the long-lived outbound stream. Ends when
+/// every producer of the queue is gone and it is drained.
+pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc<Stats>) {
+    let mut stream: Option<L::Stream> = None;
+    let mut on_stream: u64 = 0;
+    // Whether `stream` rides a relay: once a direct connection appears (hole punching),
+    // the next batch goes on a new stream over it.
+    let mut stream_relayed = false;
+    let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+    loop {
+        // The idle timer only matters while a stream is open; datagram-only traffic skips
+        // arming a timer per packet.
+        let next = match stream.as_mut() {
+            Some(_) => tokio::time::timeout(IDLE_CLOSE, rx.recv()).await,
+            None => Ok(rx.recv().await),
+        };
+        let first = match next {
+            Err(_) => {
+                if let Some(mut s) = stream.take() {
+                    s.finish().await;
+                }
+                continue;
+            }
+            Ok(None) => break,
+            Ok(Some(p)) => p,
+        };
+        // Looked up once per batch: the path can change between batches (hole punching).
+        let dgram = link
+            .datagram_path()
+            .and_then(|c| c.max_size().map(|m| (c, m)));
+        batch.clear();
+        let mut taken = 0usize;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut dg = DatagramTally::default();
+        let mut next = Some(first);
+        while let Some(q) = next.take() {
+            taken += 1;
+            match &dgram {
+                // The trailer byte must fit as well.
+                Some((conn, max)) if q.pkt.len() < *max => {
+                    dg.send(conn, q.pkt, q.dir).await;
+                }
+                _ => {
+                    tunnel::push_record(&mut batch, q.dir, q.pkt.data());
+                    count += 1;
+                    bytes += q.pkt.len() as u64;
+                }
+            }
+            if taken < tunnel::BATCH && batch.len() < BATCH_BYTES {
+                next = rx.try_recv();
+            }
+        }
+        rx.done();
+        let delay_dropped = rx.take_dropped();
+        if dg.any() || delay_dropped > 0 {
+            stats.peer(&peer, |s| {
+                s.tx_packets += dg.sent;
+                s.tx_bytes += dg.bytes;
+                s.tx_datagrams += dg.sent;
+                s.tx_dropped += dg.failed + delay_dropped;
+                s.tx_delay_dropped += delay_dropped;
+            });
+        }
+        if count == 0 {
+            continue;
+        }
+        if stream_relayed && link.has_direct() {
+            if let Some(mut s) = stream.take() {
+                s.finish().await;
+            }
+            stream_relayed = false;
+        }
+        if stream.is_none() {
+            if !link.is_connected() {
+                // Connecting is the reconnect loop's job; AWL drops here too.
+                stats.peer(&peer, |s| s.tx_dropped += count);
+                continue;
+            }
+            match tokio::time::timeout(OPEN_TIMEOUT, link.open_stream()).await {
+                Ok(Ok(s)) => {
+                    stream = Some(s);
+                    stream_relayed = link.is_relayed();
+                    on_stream = 0;
+                }
+                Ok(Err(e)) => {
+                    log::debug!("tunnel stream to {}: {e}", peer.short());
+                    stats.peer(&peer, |s| s.tx_dropped += count);
+                    continue;
+                }
+                Err(_) => {
+                    stats.peer(&peer, |s| s.tx_dropped += count);
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        match s.write_all(&batch).await {
+            Ok(()) => {
+                stats.peer(&peer, |st| {
+                    st.tx_packets += count;
+                    st.tx_bytes += bytes;
+                });
+                on_stream += count;
+                let limit = if link.is_relayed() {
+                    ROTATE_RELAYED
+                } else {
+                    ROTATE_DIRECT
+                };
+                if on_stream >= limit {
+                    if let Some(mut s) = stream.take() {
+                        s.finish().await;
+                    }
+                }
+            }
+            Err(e) => {
+                log::debug!("tunnel write to {}: {e}", peer.short());
+                stream = None;
+                stats.peer(&peer, |s| s.tx_dropped += count);
+            }
+        }
+    }
+    if let Some(mut s) = stream {
+        s.finish().await;
+    }
+}
+
+/// Datagrams sent in one batch, counted once per batch (one stats lock).
+#[derive(Default)]
+struct DatagramTally {
+    sent: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+impl DatagramTally {
+    /// Sends one packet with its direction trailer; the pooled buffer itself goes to quinn.
+    /// Waits while quinn's small datagram buffer is full (backpressure to the peer queue).
+    async fn send<D: DatagramPath>(&mut self, conn: &D, pkt: PacketBuf, dir: GatewayDir) {
+        let len = pkt.len();
+        if len >= pkt.capacity() {
+            self.failed += 1;
+            return;
+        }
+        match conn.send_wait(with_trailer(pkt, dir)).await {
+            Ok(()) => {
+                self.sent += 1;
+                self.bytes += len as u64;
+            }
+            Err(e) => {
+                log::debug!("tunnel datagram: {e}");
+                self.failed += 1;
+            }
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.sent + self.failed > 0
+    }
+}
+
+/// A packet as a datagram: its direction trailer appended (room checked by the caller), the
+/// pooled buffer itself handed to quinn.
+fn with_trailer(mut pkt: PacketBuf, dir: GatewayDir) -> bytes::Bytes {
+    let len = pkt.len();
+    if let Some(b) = pkt.space().get_mut(len) {
+        *b = tunnel::dir_byte(dir);
+        pkt.set_len(len + 1);
+    }
+    bytes::Bytes::from_owner(pkt)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,283 @@
+//! What the packet path needs of the control plane, as one immutable snapshot.
+//!
+//! The control plane builds a new [`Snapshot`] after each change (peer table, routing,
+//! service addresses) and publishes it; the packet path reads the current one without any
+//! lock the control plane holds. A reader keeps its own `Arc` and checks one atomic counter
+//! per packet; only when it moved does it take the slot's small mutex, held by the publisher
+//! just for a pointer swap, to clone the new `Arc`. (Hand-written rather than `arc-swap`: a
+//! counter and a mutex cost nothing on the binary, and a reader refreshes once per change.)
+
+use super::pool::PacketBuf;
+use super::qos::QueueTx;
+use crate::base::prefix::Prefix;
+use crate::mesh::peers::PeerTable;
+use crate::p2p::identity::PeerId;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+/// Routing beyond the mesh subnet (LAN gateway, exit node), set by the node.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// LAN prefixes we export to peers with `allow_lan`.
+    pub exported: Vec<Prefix>,
+    /// We serve as exit node for peers with `allow_exit`.
+    pub gateway: bool,
+    /// The exit node we use.
+    pub exit_node: Option<PeerId>,
+    /// Routes accepted from peers (checked by `routes::Guard`).
+    pub installed: Vec<(Prefix, PeerId)>,
+}
+
+/// A known peer as the packet path sees it.
+pub struct PeerEntry {
+    pub id: PeerId,
+    pub ip: Ipv4Addr,
+    pub allow_exit: bool,
+    pub allow_lan: bool,
+    /// The peer's queue; kept across snapshots while the peer stays known.
+    pub sender: Arc<SenderSlot>,
+}
+
+/// A peer's queue to its sender task, started on the first packet.
+#[derive(Default)]
+pub struct SenderSlot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+pub struct SlotState {
+    pub tx: Option<QueueTx>,
+    /// The peer was removed: packets still routed by an old snapshot are dropped.
+    pub closed: bool,
+    /// The peer's datagram path as last looked up in the host, with the
+    /// [`Published::links_generation`] it was looked up at.
+    pub path: Option<(usize, Option<quinn::Connection>)>,
+}
+
+impl SenderSlot {
+    /// Only the packet path and `close` take it, never while the control plane works.
+    pub fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the queue (its task ends when it drains) and refuses further packets.
+    fn close(&self) {
+        let mut s = self.lock();
+        s.tx = None;
+        s.closed = true;
+    }
+}
+
+/// Everything routing decisions read, immutable once published.
+pub struct Snapshot {
+    pub own_ip: Ipv4Addr,
+    /// The mesh subnet.
+    pub mesh: Prefix,
+    pub broadcast: Ipv4Addr,
+    pub by_ip: HashMap<Ipv4Addr, Arc<PeerEntry>>,
+    pub by_id: HashMap<PeerId, Arc<PeerEntry>>,
+    pub routing: Arc<Routing>,
+    /// Addresses answered by the service stack.
+    pub services: Arc<[Ipv4Addr]>,
+    /// The service stack's input queue.
+    pub service_tx: Option<mpsc::Sender<PacketBuf>>,
+}
+
+impl Snapshot {
+    pub fn in_mesh(&self, ip: Ipv4Addr) -> bool {
+        self.mesh.contains(ip)
+    }
+
+    pub fn peer(&self, id: &PeerId) -> Option<&Arc<PeerEntry>> {
+        self.by_id.get(id)
+    }
+
+    /// Empty: no peers, no routes (before the peer table is attached).
+    fn empty() -> Self {
+        let any = Ipv4Addr::UNSPECIFIED;
+        Snapshot {
+            own_ip: any,
+            mesh: Prefix { addr: any, len: 32 },
+            broadcast: any,
+            by_ip: HashMap::new(),
+            by_id: HashMap::new(),
+            routing: Arc::default(),
+            services: Arc::new([]),
+            service_tx: None,
+        }
+    }
+}
+
+/// The parts a snapshot is built from, as the control plane last set them.
+struct Parts {
+    own_ip: Ipv4Addr,
+    mesh: Prefix,
+    broadcast: Ipv4Addr,
+    peers: Vec<(PeerId, Ipv4Addr, bool, bool)>,
+    routing: Arc<Routing>,
+    services: Arc<[Ipv4Addr]>,
+    service_tx: Option<mpsc::Sender<PacketBuf>>,
+    slots: HashMap<PeerId, Arc<SenderSlot>>,
+}
+
+/// The published snapshot and the control-plane parts behind it.
+pub struct Published {
+    generation: AtomicUsize,
+    /// Moved by every connection event of the host (connected, identified, disconnected):
+    /// cached datagram paths older than it are looked up again.
+    links: AtomicUsize,
+    slot: Mutex<Arc<Snapshot>>,
+    parts: Mutex<Parts>,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        let empty = Snapshot::empty();
+        Published {
+            generation: AtomicUsize::new(0),
+            links: AtomicUsize::new(0),
+            parts: Mutex::new(Parts {
+                own_ip: empty.own_ip,
+                mesh: empty.mesh,
+                broadcast: empty.broadcast,
+                peers: Vec::new(),
+                routing: empty.routing.clone(),
+                services: empty.services.clone(),
+                service_tx: None,
+                slots: HashMap::new(),
+            }),
+            slot: Mutex::new(Arc::new(empty)),
+        }
+    }
+}
+
+impl Published {
+    /// The current snapshot (one short lock of the slot; loops keep a [`Reader`] instead).
+    pub fn load(&self) -> Arc<Snapshot> {
+        lock(&self.slot).clone()
+    }
+
+    /// A connection to some peer came, went or was identified.
+    pub fn links_changed(&self) {
+        self.links.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn links_generation(&self) -> usize {
+        self.links.load(Ordering::Acquire)
+    }
+
+    /// Publishes the peer table as it is now (called from the table's change hook).
+    pub fn set_peers(&self, t: &PeerTable) {
+        let own = t.own_ip();
+        let mut parts = lock(&self.parts);
+        parts.own_ip = own;
+        parts.mesh = Prefix::new(own, t.prefix()).unwrap_or(Prefix { addr: own, len: 32 });
+        parts.broadcast = t.broadcast();
+        parts.peers = t
+            .iter()
+            .map(|p| (p.peer_id.clone(), p.ip, p.allow_exit, p.allow_lan))
+            .collect();
+        self.publish(&mut parts);
+    }
+
+    pub fn set_routing(&self, r: Routing) {
+        let mut parts = lock(&self.parts);
+        parts.routing = Arc::new(r);
+        self.publish(&mut parts);
+    }
+
+    pub fn routing(&self) -> Arc<Routing> {
+        lock(&self.parts).routing.clone()
+    }
+
+    /// Packets from the TUN to `addrs` go to the service stack's queue `tx`.
+    pub fn set_services(&self, addrs: Vec<Ipv4Addr>, tx: mpsc::Sender<PacketBuf>) {
+        let mut parts = lock(&self.parts);
+        parts.services = addrs.into();
+        parts.service_tx = Some(tx);
+        self.publish(&mut parts);
+    }
+
+    /// Builds the snapshot from `parts` and swaps it in. Queues of peers no longer known
+    /// are closed; those of the others carry over.
+    fn publish(&self, parts: &mut Parts) {
+        let mut slots = HashMap::with_capacity(parts.peers.len());
+        for (id, ..) in &parts.peers {
+            let slot = parts.slots.remove(id).unwrap_or_default();
+            slots.insert(id.clone(), slot);
+        }
+        for gone in std::mem::replace(&mut parts.slots, slots).into_values() {
+            gone.close();
+        }
+        let mut by_ip = HashMap::with_capacity(parts.peers.len());
+        let mut by_id = HashMap::with_capacity(parts.peers.len());
+        for (id, ip, allow_exit, allow_lan) in &parts.peers {
+            let Some(sender) = parts.slots.get(id) else {
+                continue;
+            };
+            let e = Arc::new(PeerEntry {
+                id: id.clone(),
+                ip: *ip,
+                allow_exit: *allow_exit,
+                allow_lan: *allow_lan,
+                sender: sender.clone(),
+            });
+            by_ip.insert(*ip, e.clone());
+            by_id.insert(id.clone(), e);
+        }
+        let snap = Arc::new(Snapshot {
+            own_ip: parts.own_ip,
+            mesh: parts.mesh,
+            broadcast: parts.broadcast,
+            by_ip,
+            by_id,
+            routing: parts.routing.clone(),
+            services: parts.services.clone(),
+            service_tx: parts.service_tx.clone(),
+        });
+        let mut slot = lock(&self.slot);
+        *slot = snap;
+        // Moved under the slot's lock, so a reader never pairs a new number with an old
+        // snapshot.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Closes a peer's queue now (the peer was removed); the next publish drops its entry.
+    pub fn forget(&self, peer: &PeerId) {
+        if let Some(s) = lock(&self.parts).slots.remove(peer) {
+            s.close();
+        }
+    }
+}
+
+/// A reader's cached snapshot: one atomic load per use while nothing changed.
+pub struct Reader {
+    generation: usize,
+    snap: Arc<Snapshot>,
+}
+
+impl Reader {
+    pub fn new(p: &Published) -> Self {
+        let slot = lock(&p.slot);
+        Reader {
+            generation: p.generation.load(Ordering::Acquire),
+            snap: slot.clone(),
+        }
+    }
+
+    pub fn get(&mut self, p: &Published) -> &Arc<Snapshot> {
+        if p.generation.load(Ordering::Acquire) != self.generation {
+            let slot = lock(&p.slot);
+            self.generation = p.generation.load(Ordering::Acquire);
+            self.snap = slot.clone();
+        }
+        &self.snap
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,379 @@
+//! The connection table: which connections we hold to which peer, dialling, opening streams,
+//! and what happens when a connection comes or goes.
+
+use super::{Error, Host, HostEvent, Stream, NEGOTIATION_TIMEOUT};
+use crate::p2p::error::Refusal;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::transport::stream::{split_muxed, RecvStream, SendStream};
+use crate::p2p::transport::{self, muxer, secure};
+use crate::p2p::{multistream, ping, relay};
+use std::time::Duration;
+
+/// Time allowed for a QUIC + TLS handshake.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a relayed connection stays open once a direct one exists (streams on it finish).
+const RELAY_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub(in crate::p2p) enum Link {
+    Quic(quinn::Connection),
+    Relayed(muxer::Handle),
+}
+
+impl Link {
+    pub(in crate::p2p) async fn open(&self) -> Result<(SendStream, RecvStream), Error> {
+        match self {
+            Link::Quic(c) => {
+                let (s, r) = c.open_bi().await.map_err(Error::Quic)?;
+                Ok((SendStream::Quic(s), RecvStream::Quic(r)))
+            }
+            Link::Relayed(h) => Ok(split_muxed(h.open().await.map_err(Error::Muxer)?)),
+        }
+    }
+
+    /// One ping on a fresh stream of this very connection (not the peer's best one).
+    pub(in crate::p2p) async fn ping(&self) -> Result<(), Error> {
+        let (mut send, mut recv) = self.open().await?;
+        multistream::dialer_select(&mut recv, &mut send, &[ping::PROTOCOL]).await?;
+        ping::ping(&mut recv, &mut send).await?;
+        send.finish().await;
+        Ok(())
+    }
+
+    pub(in crate::p2p) fn close(&self, why: &'static [u8]) {
+        match self {
+            Link::Quic(c) => c.close(0u32.into(), why),
+            Link::Relayed(h) => h.close(),
+        }
+    }
+
+    async fn closed(&self) -> String {
+        match self {
+            Link::Quic(c) => c.closed().await.to_string(),
+            Link::Relayed(h) => {
+                h.closed().await;
+                "relayed connection ended".into()
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(in crate::p2p) struct Conn {
+    pub(super) id: u64,
+    pub(in crate::p2p) link: Link,
+    pub(in crate::p2p) remote: Multiaddr,
+    /// Opened by the peer (counts against the admission limits).
+    pub(super) inbound: bool,
+}
+
+impl Conn {
+    pub(in crate::p2p) fn relayed(&self) -> bool {
+        matches!(self.link, Link::Relayed(_))
+    }
+}
+
+/// The connection new streams to a peer use: the newest direct one, else the newest relayed.
+pub(in crate::p2p) fn best(conns: &[Conn]) -> Option<&Conn> {
+    conns
+        .iter()
+        .rev()
+        .find(|c| !c.relayed())
+        .or_else(|| conns.last())
+}
+
+impl Host {
+    /// Open connections: (direct, relayed).
+    pub fn connection_counts(&self) -> (usize, usize) {
+        let st = self.state();
+        let all: Vec<&Conn> = st.conns.values().flatten().collect();
+        let relayed = all.iter().filter(|c| c.relayed()).count();
+        (all.len() - relayed, relayed)
+    }
+
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.state().conns.get(peer).is_some_and(|c| !c.is_empty())
+    }
+
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.state()
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// The remote address of the connection new streams to `peer` use.
+    pub fn remote_addr(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.state()
+            .conns
+            .get(peer)
+            .and_then(|c| best(c))
+            .map(|c| c.remote.clone())
+    }
+
+    /// Whether new streams to `peer` go through a relay (circuit limits apply).
+    pub fn is_relayed(&self, peer: &PeerId) -> bool {
+        self.state()
+            .conns
+            .get(peer)
+            .and_then(|c| best(c))
+            .is_some_and(Conn::relayed)
+    }
+
+    /// Whether we have a direct (not relayed) connection to `peer`.
+    pub fn has_direct(&self, peer: &PeerId) -> bool {
+        self.state()
+            .conns
+            .get(peer)
+            .is_some_and(|c| c.iter().any(|c| !c.relayed()))
+    }
+
+    /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` address. With a `/p2p/` part the remote must
+    /// prove that identity or the handshake is aborted.
+    pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, Error> {
+        let sock = addr
+            .quic_socket_addr()
+            .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
+        let expected = addr.peer_id();
+        if let Some(p) = &expected {
+            // A relayed connection does not count: this may be the upgrade to direct.
+            if self.has_direct(p) {
+                return Ok(p.clone());
+            }
+            if *p == self.0.peer_id {
+                return Err(Refusal::SelfDial.into());
+            }
+        }
+        let client = transport::client_config(&self.0.cert, &self.0.transport, expected.clone())?;
+        // The server name is not sent (SNI off) and not checked by the libp2p verifier.
+        let connecting = self
+            .0
+            .endpoint
+            .connect_with(client, sock, "libp2p")
+            .map_err(Error::Dial)?;
+        let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+            Err(_) => return Err(Error::Timeout("QUIC handshake")),
+            Ok(Err(e)) => return Err(Error::Quic(e)),
+            Ok(Ok(c)) => c,
+        };
+        let peer = transport::peer_of(&connection).ok_or(Error::NoCertificate)?;
+        if expected.as_ref().is_some_and(|e| *e != peer) {
+            // The verifier already refuses this; keep the check in case of a verifier bug.
+            connection.close(0u32.into(), b"wrong peer id");
+            return Err(Error::WrongPeer);
+        }
+        self.add_connection(peer.clone(), connection, true);
+        Ok(peer)
+    }
+
+    /// Dials all `addrs` at once; true as soon as one succeeds (the others are dropped).
+    pub async fn dial_first(&self, addrs: &[Multiaddr]) -> bool {
+        let mut set = tokio::task::JoinSet::new();
+        for a in addrs {
+            let (host, a) = (self.clone(), a.clone());
+            set.spawn(async move { host.dial(&a).await.is_ok() });
+        }
+        while let Some(r) = set.join_next().await {
+            if matches!(r, Ok(true)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Opens a stream to `peer` (on a direct connection if there is one) and negotiates one
+    /// of `protocols`.
+    pub async fn open_stream(&self, peer: &PeerId, protocols: &[&str]) -> Result<Stream, Error> {
+        let conn = self
+            .state()
+            .conns
+            .get(peer)
+            .and_then(|c| best(c).cloned())
+            .ok_or_else(|| Error::NotConnected(peer.clone()))?;
+        let (mut send, mut recv) = conn.link.open().await?;
+        let protocol = tokio::time::timeout(
+            NEGOTIATION_TIMEOUT,
+            multistream::dialer_select(&mut recv, &mut send, protocols),
+        )
+        .await
+        .map_err(|_| Error::Timeout("protocol negotiation"))??;
+        Ok(Stream {
+            peer: peer.clone(),
+            protocol,
+            send,
+            recv,
+        })
+    }
+
+    /// Closes every connection to `peer`.
+    pub fn disconnect(&self, peer: &PeerId) {
+        let conns: Vec<Conn> = self.state().conns.get(peer).cloned().unwrap_or_default();
+        for c in conns {
+            c.link.close(b"disconnect");
+        }
+    }
+
+    pub(super) fn close_conn(&self, peer: &PeerId, id: u64, why: &'static [u8]) {
+        let link = self
+            .state()
+            .conns
+            .get(peer)
+            .and_then(|cs| cs.iter().find(|c| c.id == id))
+            .map(|c| c.link.clone());
+        if let Some(l) = link {
+            l.close(why);
+        }
+    }
+
+    pub(super) fn add_connection(
+        &self,
+        peer: PeerId,
+        connection: quinn::Connection,
+        outbound: bool,
+    ) {
+        let remote = Multiaddr::quic(transport::canonical(connection.remote_address()));
+        let observed = Some(connection.remote_address());
+        let link = Link::Quic(connection.clone());
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
+        let host = self.clone();
+        let p = peer.clone();
+        let datagrams = connection.clone();
+        crate::spawn(async move {
+            while let Ok((send, recv)) = connection.accept_bi().await {
+                host.spawn_serve(
+                    p.clone(),
+                    SendStream::Quic(send),
+                    RecvStream::Quic(recv),
+                    observed,
+                );
+            }
+        });
+        let host = self.clone();
+        let p = peer.clone();
+        crate::spawn(async move { host.read_datagrams(p, datagrams).await });
+        let host = self.clone();
+        let watched = link.clone();
+        let p = peer.clone();
+        crate::spawn(async move { host.watch_path(p, watched).await });
+        self.connection_added(peer.clone(), id, link, remote, outbound, false);
+        // A direct connection supersedes relayed ones: new streams use it at once; the
+        // circuits close after a grace period so streams on them can finish.
+        let relayed: Vec<Conn> = self
+            .state()
+            .conns
+            .get(&peer)
+            .map(|c| c.iter().filter(|c| c.relayed()).cloned().collect())
+            .unwrap_or_default();
+        if !relayed.is_empty() {
+            crate::spawn(async move {
+                tokio::time::sleep(RELAY_GRACE).await;
+                for c in relayed {
+                    c.link.close(b"direct connection established");
+                }
+            });
+        }
+    }
+
+    pub(in crate::p2p) fn add_relayed(
+        &self,
+        up: secure::Upgraded,
+        remote: Multiaddr,
+        outbound: bool,
+    ) {
+        let secure::Upgraded {
+            peer,
+            handle,
+            mut inbound,
+        } = up;
+        let link = Link::Relayed(handle);
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
+        let host = self.clone();
+        let p = peer.clone();
+        crate::spawn(async move {
+            while let Some(s) = inbound.recv().await {
+                let (send, recv) = split_muxed(s);
+                host.spawn_serve(p.clone(), send, recv, None);
+            }
+        });
+        let host = self.clone();
+        let probe = link.clone();
+        let relay_id = relay::parse_circuit(&remote).map(|(_, r)| r);
+        crate::spawn(async move { host.probe_circuit(probe, relay_id).await });
+        self.connection_added(peer, id, link, remote, outbound, true);
+    }
+
+    fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {
+        let mut st = self.state();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.conns.entry(peer.clone()).or_default().push(Conn {
+            id,
+            link,
+            remote,
+            inbound,
+        });
+        id
+    }
+
+    /// Announces a new connection, starts identify on it and watches for its end.
+    fn connection_added(
+        &self,
+        peer: PeerId,
+        id: u64,
+        link: Link,
+        remote: Multiaddr,
+        outbound: bool,
+        relayed: bool,
+    ) {
+        log::debug!(
+            "connected to {} at {remote} ({}{})",
+            peer.short(),
+            if outbound { "out" } else { "in" },
+            if relayed { ", relayed" } else { "" }
+        );
+        let _ = self.0.events.send(HostEvent::Connected {
+            peer: peer.clone(),
+            remote,
+            outbound,
+            relayed,
+        });
+
+        let host = self.clone();
+        let p = peer.clone();
+        crate::spawn(async move {
+            if let Err(e) = host.request_identify(&p).await {
+                log::debug!("identify {} failed: {e}", p.short());
+            }
+        });
+
+        let host = self.clone();
+        crate::spawn(async move {
+            let reason = link.closed().await;
+            log::debug!("connection to {} closed: {reason}", peer.short());
+            let gone = {
+                let mut st = host.state();
+                let now_empty = match st.conns.get_mut(&peer) {
+                    Some(list) => {
+                        list.retain(|c| c.id != id);
+                        list.is_empty()
+                    }
+                    None => false,
+                };
+                if now_empty {
+                    st.conns.remove(&peer);
+                    st.identified.remove(&peer);
+                    // A reservation lives as long as the connection to its relay.
+                    st.reserved_relays.remove(&peer);
+                }
+                now_empty
+            };
+            if gone {
+                let _ = host.0.events.send(HostEvent::Disconnected { peer });
+                host.0.identified.notify_waiters();
+            }
+        });
+    }
+}

@@ -1,0 +1,159 @@
+//! Inbound streams and datagrams by protocol: what we answer ourselves (identify, push, ping,
+//! relay stop), what goes to a registered handler, and who gets a peer's datagrams.
+
+use super::conn::{best, Link};
+use super::{bump, Error, Host, Stream, NEGOTIATION_TIMEOUT};
+use crate::p2p::error::Violation;
+use crate::p2p::identity::PeerId;
+use crate::p2p::transport::stream::{RecvStream, SendStream};
+use crate::p2p::{identify, multistream, ping, relay};
+use futures_util::FutureExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What the data plane does with a peer's datagrams: a batch of those already received, so
+/// per-peer lookups and counters run once per batch, not once per packet. The handler drains it.
+pub type DatagramHandler = Arc<dyn Fn(&PeerId, &mut Vec<bytes::Bytes>) + Send + Sync>;
+/// Datagrams handed over at once, at most.
+const DATAGRAM_BATCH: usize = 64;
+
+impl Host {
+    /// Protocols we answer, as listed in identify.
+    pub fn protocols(&self) -> Vec<String> {
+        let mut p = vec![
+            identify::PROTOCOL.to_string(),
+            identify::PUSH_PROTOCOL.to_string(),
+            ping::PROTOCOL.to_string(),
+            relay::STOP_PROTOCOL.to_string(),
+        ];
+        p.extend(self.state().handlers.keys().cloned());
+        if let Some((proto, _)) = self.0.datagrams.get() {
+            p.push(proto.clone());
+        }
+        p
+    }
+
+    /// Inbound streams negotiated for `protocol` arrive on the returned channel (at most
+    /// `capacity` waiting; more are reset).
+    pub fn register(&self, protocol: &str, capacity: usize) -> mpsc::Receiver<Stream> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.state().handlers.insert(protocol.to_string(), tx);
+        rx
+    }
+
+    /// Accepts QUIC datagrams: `handler` gets every datagram a peer sends on a direct
+    /// connection, and `protocol` is listed in identify so peers know we take them. Set once;
+    /// a second call is ignored. Without it datagrams are read and dropped.
+    pub fn set_datagram_handler(&self, protocol: &str, handler: DatagramHandler) {
+        let _ = self.0.datagrams.set((protocol.to_string(), handler));
+    }
+
+    /// The direct QUIC connection to `peer` if the peer listed `protocol` in identify and the
+    /// connection negotiated datagrams; `None` means: use a stream.
+    pub fn datagram_path(&self, peer: &PeerId, protocol: &str) -> Option<quinn::Connection> {
+        let st = self.state();
+        let takes = st
+            .identified
+            .get(peer)
+            .is_some_and(|i| i.protocols.iter().any(|p| p == protocol));
+        if !takes {
+            return None;
+        }
+        match st.conns.get(peer).and_then(|c| best(c)).map(|c| &c.link) {
+            Some(Link::Quic(c)) if c.max_datagram_size().is_some() => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Hands a direct connection's datagrams to the handler, in batches, until it closes.
+    pub(super) async fn read_datagrams(&self, peer: PeerId, conn: quinn::Connection) {
+        let mut batch = Vec::with_capacity(DATAGRAM_BATCH);
+        while let Ok(d) = conn.read_datagram().await {
+            batch.push(d);
+            // What else is already buffered, without waiting for more.
+            while batch.len() < DATAGRAM_BATCH {
+                match conn.read_datagram().now_or_never() {
+                    Some(Ok(d)) => batch.push(d),
+                    _ => break,
+                }
+            }
+            if let Some((_, handler)) = self.0.datagrams.get() {
+                handler(&peer, &mut batch);
+            }
+            batch.clear();
+        }
+    }
+
+    /// Serves an inbound stream in its own task, unless the peer opens them too fast.
+    pub(super) fn spawn_serve(
+        &self,
+        peer: PeerId,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        observed: Option<SocketAddr>,
+    ) {
+        let allowed = self
+            .0
+            .stream_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(&peer, std::time::Instant::now());
+        if !allowed {
+            bump(&self.0.counters.rate_limited_streams);
+            send.reset();
+            recv.stop();
+            return;
+        }
+        let host = self.clone();
+        crate::spawn(async move {
+            if let Err(e) = host.serve_stream(peer.clone(), send, recv, observed).await {
+                log::debug!("inbound stream from {}: {e}", peer.short());
+            }
+        });
+    }
+
+    async fn serve_stream(
+        &self,
+        peer: PeerId,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        observed: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        let supported = self.protocols();
+        let refs: Vec<&str> = supported.iter().map(String::as_str).collect();
+        let protocol = tokio::time::timeout(
+            NEGOTIATION_TIMEOUT,
+            multistream::listener_select(&mut recv, &mut send, &refs),
+        )
+        .await
+        .map_err(|_| Error::Timeout("protocol negotiation"))??;
+        match protocol.as_str() {
+            identify::PROTOCOL => self.answer_identify(send, observed).await?,
+            identify::PUSH_PROTOCOL => self.accept_identify_push(peer, recv).await?,
+            ping::PROTOCOL => {
+                ping::serve(&mut recv, &mut send).await?;
+                send.finish().await;
+            }
+            relay::STOP_PROTOCOL => self.accept_stop(peer, send, recv).await?,
+            other => {
+                let tx = self.state().handlers.get(other).cloned();
+                let Some(tx) = tx else {
+                    return Err(Violation::NoHandler(other.to_string()).into());
+                };
+                let stream = Stream {
+                    peer,
+                    protocol,
+                    send,
+                    recv,
+                };
+                if let Err(mpsc::error::TrySendError::Full(mut s)) = tx.try_send(stream) {
+                    bump(&self.0.counters.busy_streams);
+                    s.send.reset();
+                    return Err(Violation::HandlerBusy.into());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The host's identify exchanges: asking every new connection who it is, answering the same
+//! question, pushing our changed addresses, and what we advertise (listen, circuit and
+//! observed addresses).
+
+use super::{frame, read_framed, IdentifyInfo, MAX_MESSAGE, PROTOCOL, PUSH_PROTOCOL};
+use crate::p2p::error::Violation;
+use crate::p2p::host::NEGOTIATION_TIMEOUT;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::transport::canonical;
+use crate::p2p::transport::stream::{RecvStream, SendStream};
+use crate::p2p::{Error, Host, HostEvent};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// How long `identify()` waits for the exchange that runs on every new connection.
+const IDENTIFY_WAIT: Duration = Duration::from_secs(10);
+
+impl Host {
+    /// What `peer` told us in identify, if the exchange completed.
+    pub fn identify_info(&self, peer: &PeerId) -> Option<IdentifyInfo> {
+        self.state().identified.get(peer).cloned()
+    }
+
+    /// Identify information of a connected peer, waiting for the exchange to finish.
+    pub async fn identify(&self, peer: &PeerId) -> Result<IdentifyInfo, Error> {
+        let wait = async {
+            loop {
+                let notified = self.0.identified.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(info) = self.identify_info(peer) {
+                    return Ok(info);
+                }
+                if !self.is_connected(peer) {
+                    return Err(Error::NotConnected(peer.clone()));
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(IDENTIFY_WAIT, wait)
+            .await
+            .map_err(|_| Error::Timeout("identify"))?
+    }
+
+    /// What we advertise in identify: listen addresses and relay circuit addresses.
+    pub fn advertised_addrs(&self) -> Vec<Multiaddr> {
+        let mut v = self.listen_addrs();
+        v.extend(self.state().circuit_addrs.iter().cloned());
+        v
+    }
+
+    /// Our addresses as other peers observed them (identify), newest first; only those a
+    /// trusted peer or several networks confirmed.
+    pub fn observed_addrs(&self) -> Vec<Multiaddr> {
+        self.state().observed.confirmed().to_vec()
+    }
+
+    /// Sets our relay circuit addresses and tells connected peers (identify push).
+    pub fn set_circuit_addrs(&self, addrs: Vec<Multiaddr>) {
+        {
+            let mut st = self.state();
+            if st.circuit_addrs == addrs {
+                return;
+            }
+            st.circuit_addrs = addrs;
+        }
+        for peer in self.connected_peers() {
+            let host = self.clone();
+            crate::spawn(async move {
+                if let Err(e) = host.push_identify(&peer).await {
+                    log::debug!("identify push to {}: {e}", peer.short());
+                }
+            });
+        }
+    }
+
+    /// Asks a newly connected peer who it is; notes what it saw as our address.
+    pub(in crate::p2p) async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
+        let relayed = self.is_relayed(peer);
+        let observer = self
+            .remote_addr(peer)
+            .and_then(|a| a.quic_socket_addr())
+            .map(|s| s.ip());
+        let mut s = self.open_stream(peer, &[PROTOCOL]).await?;
+        let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, read_framed(&mut s.recv, MAX_MESSAGE))
+            .await
+            .map_err(|_| Error::Timeout("identify"))??;
+        let info = IdentifyInfo::decode(&body)?;
+        if info
+            .public_key
+            .as_ref()
+            .is_some_and(|k| k.to_peer_id() != *peer)
+        {
+            return Err(Violation::ForeignKey.into());
+        }
+        log::debug!("identified {}: {}", peer.short(), info.agent_version);
+        let trust = self.trust();
+        let trusted = (trust.friend)(peer) || (trust.trusted_observer)(peer);
+        {
+            let mut st = self.state();
+            // What a peer saw over a circuit is the relay's view, not our address.
+            if let Some(obs) = info
+                .observed_addr
+                .clone()
+                .filter(|a| !relayed && !a.is_relayed())
+            {
+                st.observed.report(obs, observer, trusted);
+            }
+            st.identified.insert(peer.clone(), info);
+        }
+        self.0.identified.notify_waiters();
+        let _ = self
+            .0
+            .events
+            .send(HostEvent::Identified { peer: peer.clone() });
+        Ok(())
+    }
+
+    async fn push_identify(&self, peer: &PeerId) -> Result<(), Error> {
+        let mut s = self.open_stream(peer, &[PUSH_PROTOCOL]).await?;
+        let mut info = self.our_identify(None);
+        info.public_key = None;
+        let msg = frame(&info.encode());
+        tokio::time::timeout(NEGOTIATION_TIMEOUT, s.send.write_all(&msg))
+            .await
+            .map_err(|_| Error::Timeout("identify push"))??;
+        s.send.finish().await;
+        Ok(())
+    }
+
+    fn our_identify(&self, observed: Option<SocketAddr>) -> IdentifyInfo {
+        IdentifyInfo {
+            public_key: Some(self.0.keypair.public()),
+            protocol_version: self.0.config.protocol_version.clone(),
+            agent_version: self.0.config.agent_version.clone(),
+            listen_addrs: self.advertised_addrs(),
+            protocols: self.protocols(),
+            observed_addr: observed.map(|o| Multiaddr::quic(canonical(o))),
+        }
+    }
+
+    /// A peer asked who we are; `observed` is where we see it (a circuit: unknown).
+    pub(in crate::p2p) async fn answer_identify(
+        &self,
+        mut send: SendStream,
+        observed: Option<SocketAddr>,
+    ) -> Result<(), Error> {
+        let msg = frame(&self.our_identify(observed).encode());
+        send.write_all(&msg).await?;
+        send.finish().await;
+        Ok(())
+    }
+
+    /// A peer pushed what changed about it.
+    pub(in crate::p2p) async fn accept_identify_push(
+        &self,
+        peer: PeerId,
+        mut recv: RecvStream,
+    ) -> Result<(), Error> {
+        let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, read_framed(&mut recv, MAX_MESSAGE))
+            .await
+            .map_err(|_| Error::Timeout("identify push"))??;
+        let update = IdentifyInfo::decode(&body)?;
+        let mut st = self.state();
+        let entry = st.identified.entry(peer.clone()).or_default();
+        entry.merge_push(update);
+        drop(st);
+        self.0.identified.notify_waiters();
+        let _ = self.0.events.send(HostEvent::Identified { peer });
+        Ok(())
+    }
+}

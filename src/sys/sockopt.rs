@@ -1,0 +1,109 @@
+//! Socket options std does not offer, and a UDP socket bound with them.
+
+use std::io;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+/// `setsockopt` with an `int` value.
+pub fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a live c_int of the size passed; a bad fd is only EBADF.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `IP_MULTICAST_IF`: the interface (by its address) multicast from `fd` leaves on.
+pub fn set_multicast_if_v4(fd: RawFd, ip: Ipv4Addr) -> io::Result<()> {
+    let addr = libc::in_addr {
+        s_addr: u32::from(ip).to_be(),
+    };
+    // SAFETY: the option value is a live in_addr of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&addr as *const libc::in_addr).cast(),
+            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A blocking UDP socket on 0.0.0.0:`port` with `SO_REUSEADDR` and `SO_REUSEPORT` set before
+/// `bind` (std can only set options after), so several listeners share the port.
+pub fn udp4_bind_reuse(port: u16) -> io::Result<UdpSocket> {
+    // SAFETY: socket(2) returns a new descriptor (or -1), owned from here by the UdpSocket.
+    let sock = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        UdpSocket::from_raw_fd(fd)
+    };
+    let fd = sock.as_raw_fd();
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // Best effort, as before: without them only the bind below can fail.
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, opt, 1);
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a live sockaddr_in of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_sockets_share_a_reused_port() {
+        let a = udp4_bind_reuse(0).unwrap();
+        let port = a.local_addr().unwrap().port();
+        drop(a);
+        let a = udp4_bind_reuse(port).unwrap();
+        let b = udp4_bind_reuse(port).unwrap();
+        assert_eq!(b.local_addr().unwrap().port(), port);
+        set_multicast_if_v4(b.as_raw_fd(), Ipv4Addr::LOCALHOST).unwrap();
+        drop(a);
+    }
+
+    #[test]
+    fn a_bad_descriptor_is_an_error() {
+        assert!(setsockopt_int(-1, libc::SOL_SOCKET, libc::SO_RCVBUF, 1).is_err());
+    }
+}
