@@ -88,6 +88,14 @@ impl Mapping {
         })
     }
 
+    /// Which protocol the router answered.
+    pub fn via(&self) -> &'static str {
+        match self.via {
+            Via::NatPmp(_) => "NAT-PMP",
+            Via::Upnp(_) => "UPnP",
+        }
+    }
+
     /// When to renew: half the lease, as RFC 6886 advises.
     pub fn renew_after(&self) -> Duration {
         Duration::from_secs(u64::from(self.lease / 2)).max(MIN_RENEW)
