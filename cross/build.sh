@@ -28,9 +28,14 @@ mkdir -p dist
 : >dist/sizes.txt
 printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/sizes.txt
 
+# MIPS boards run OpenWrt and are the NAT themselves: no port mapping code there.
+OPENWRT_ONLY_FEATURES=(--no-default-features --features=gateway,services,socks5)
+
 for t in "${TARGETS[@]}"; do
     t0=$SECONDS
-    args=(zigbuild --release --locked --target "$t" "${CARGO_FEATURES[@]}")
+    feats=("${CARGO_FEATURES[@]}")
+    if [ ${#feats[@]} -eq 0 ] && [[ $t == mips* ]]; then feats=("${OPENWRT_ONLY_FEATURES[@]}"); fi
+    args=(zigbuild --release --locked --target "$t" "${feats[@]}")
     tc=""
     if [[ " $AWL_PREBUILT_STD " != *" $t "* ]] || [ "$SIZE_FLAGS" = 1 ]; then
         tc=$AWL_BUILD_STD_TOOLCHAIN

@@ -304,6 +304,7 @@ pub async fn run(
         }
     }
     start_socks5(&node).await;
+    let mapping = start_port_mapping(&node, &host);
     control::serve(node.clone(), &socket).map_err(Error::Socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
@@ -338,9 +339,41 @@ pub async fn run(
     log::info!("shutting down");
     // The loops first: none may change routes or files after this.
     node.tasks.shutdown();
+    stop_port_mapping(mapping).await;
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
     control::remove_socket(&socket);
     Ok(())
 }
+
+/// The port mapping loop (`port_mapping`), when this build has it; what shutdown removes.
+#[cfg(feature = "portmap")]
+fn start_port_mapping(node: &Arc<Node>, host: &Host) -> Option<crate::app::portmap::Held> {
+    if !node.config().main.port_mapping {
+        return None;
+    }
+    let port = host.local_addr().ok()?.port();
+    let held = crate::app::portmap::Held::default();
+    node.tasks
+        .spawn(crate::app::portmap::run(host.clone(), port, held.clone()));
+    Some(held)
+}
+
+#[cfg(not(feature = "portmap"))]
+fn start_port_mapping(node: &Arc<Node>, _host: &Host) -> Option<()> {
+    if node.config().main.port_mapping {
+        log::info!("port mapping is not part of this build (an OpenWrt router is the NAT itself)");
+    }
+    None
+}
+
+#[cfg(feature = "portmap")]
+async fn stop_port_mapping(held: Option<crate::app::portmap::Held>) {
+    if let Some(h) = held {
+        crate::app::portmap::remove(&h).await;
+    }
+}
+
+#[cfg(not(feature = "portmap"))]
+async fn stop_port_mapping(_: Option<()>) {}

@@ -14,6 +14,8 @@ pub mod methods;
 pub mod metrics;
 pub mod migrate;
 pub mod node;
+#[cfg(feature = "portmap")]
+pub mod portmap;
 pub mod request;
 mod routes_sync;
 pub mod selftest;

@@ -27,6 +27,7 @@ impl Node {
             "interface": self.tun_name.clone(),
             "listen_addrs": self.host.listen_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "observed_addrs": self.host.observed_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "mapped_addrs": self.host.mapped_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "circuit_addrs": self.host.advertised_addrs().iter().filter(|a| a.is_relayed()).map(|a| a.to_string()).collect::<Vec<_>>(),
             "bootstrap_connected": self.discovery.connected_bootstrap().len(),
             "relays": self.discovery.reservations().iter().map(|(p, exp)| json!({"peer_id": p.to_string(), "expires": exp})).collect::<Vec<_>>(),

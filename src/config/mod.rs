@@ -74,6 +74,7 @@ pub struct MainConfig {
     /// Hold relay reservations on bootstrap peers, so peers can reach us behind NAT.
     pub use_relays: bool,
     pub hole_punching: bool,
+    pub port_mapping: bool,
     pub datagrams: bool,
     pub tun_offload: bool,
     /// Serve as bootstrap (Kademlia server) and relay.
@@ -220,6 +221,7 @@ fn unreachable_default() -> MainConfig {
         lan_interface: Vec::new(),
         use_relays: true,
         hole_punching: true,
+        port_mapping: true,
         datagrams: true,
         tun_offload: true,
         serve: false,

@@ -42,6 +42,7 @@ pub(super) fn build_main(v: &SectionValues) -> Result<MainConfig, ErrorKind> {
         lan_discovery: get_bool(v, MAIN, "lan_discovery"),
         use_relays: get_bool(v, MAIN, "use_relays"),
         hole_punching: get_bool(v, MAIN, "hole_punching"),
+        port_mapping: get_bool(v, MAIN, "port_mapping"),
         datagrams: get_bool(v, MAIN, "datagrams"),
         tun_offload: get_bool(v, MAIN, "tun_offload"),
         serve: get_bool(v, MAIN, "serve"),

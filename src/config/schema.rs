@@ -115,6 +115,7 @@ pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "lan_discovery", Kind::Bool, "1", "Announce this node on the LAN (multicast 239.255.66.66:4364) and dial known peers heard there."),
     opt(MAIN, "use_relays", Kind::Bool, "1", "Hold relay reservations on up to 2 bootstrap peers, so peers reach this node behind NAT."),
     opt(MAIN, "hole_punching", Kind::Bool, "1", "Upgrade relayed connections to direct ones (DCUtR hole punching)."),
+    opt(MAIN, "port_mapping", Kind::Bool, "1", "Ask the router in front of this node (NAT-PMP, then UPnP-IGD) to forward the QUIC port, and advertise the mapped address; renewed, removed at exit. The OpenWrt package ships '0': there the node is the router."),
     opt(MAIN, "datagrams", Kind::Bool, "1", "Carry tunnel packets to other awl nodes in QUIC datagrams (no TCP over a reliable stream); AWL peers always use the stream tunnel."),
     opt(MAIN, "tun_offload", Kind::Bool, "1", "Let the kernel hand TCP to the TUN in 64 KB super-packets (TSO), cut into segments by awl: fewer reads, less CPU."),
     opt(MAIN, "serve", Kind::Bool, "0", "Serve as bootstrap (Kademlia server) and relay for other nodes; needs a public address."),

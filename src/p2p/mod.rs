@@ -27,6 +27,8 @@ pub mod multiaddr;
 pub mod multistream;
 pub mod observed;
 pub mod ping;
+#[cfg(feature = "portmap")]
+pub mod portmap;
 pub mod protobuf;
 pub mod relay;
 pub mod transport;

@@ -131,6 +131,8 @@ pub(super) struct State {
     pub(super) handshaking: HashMap<IpAddr, usize>,
     /// Our `/p2p-circuit` addresses through relays holding a reservation for us.
     pub(super) circuit_addrs: Vec<Multiaddr>,
+    /// Addresses a router forwards to us (port mapping).
+    pub(super) mapped_addrs: Vec<Multiaddr>,
     /// Local addresses never advertised (the mesh address of our own TUN).
     pub(super) hidden: Vec<IpAddr>,
     pub(super) next_id: u64,

@@ -44,11 +44,31 @@ impl Host {
             .map_err(|_| Error::Timeout("identify"))?
     }
 
-    /// What we advertise in identify: listen addresses and relay circuit addresses.
+    /// What we advertise in identify: listen addresses, addresses a router maps to us, and
+    /// relay circuit addresses.
     pub fn advertised_addrs(&self) -> Vec<Multiaddr> {
         let mut v = self.listen_addrs();
-        v.extend(self.state().circuit_addrs.iter().cloned());
+        let st = self.state();
+        v.extend(st.mapped_addrs.iter().cloned());
+        v.extend(st.circuit_addrs.iter().cloned());
         v
+    }
+
+    /// Addresses a router forwards to us (port mapping), as last set.
+    pub fn mapped_addrs(&self) -> Vec<Multiaddr> {
+        self.state().mapped_addrs.clone()
+    }
+
+    /// Sets the addresses a router forwards to us and tells connected peers.
+    pub fn set_mapped_addrs(&self, addrs: Vec<Multiaddr>) {
+        {
+            let mut st = self.state();
+            if st.mapped_addrs == addrs {
+                return;
+            }
+            st.mapped_addrs = addrs;
+        }
+        self.push_identify_to_all();
     }
 
     /// Our addresses as other peers observed them (identify), newest first; only those a
@@ -66,6 +86,11 @@ impl Host {
             }
             st.circuit_addrs = addrs;
         }
+        self.push_identify_to_all();
+    }
+
+    /// Identify push to every connected peer: our advertised addresses changed.
+    fn push_identify_to_all(&self) {
         for peer in self.connected_peers() {
             let host = self.clone();
             crate::spawn(async move {
