@@ -18,6 +18,8 @@ install -D -m 0644 "$ROOT/cross/package/awl.service" "$pkg/lib/systemd/system/aw
 # Same UCI file as on OpenWrt, enabled: a package installed on a Pi is meant to run.
 install -D -m 0644 "$ROOT/configs/awl.default" "$pkg/etc/config/awl"
 sed -i "s/option enabled '0'/option enabled '1'/" "$pkg/etc/config/awl"
+# A Pi sits behind a home router: ask it to forward our port (docs/INSTALL.md).
+sed -i "s/option port_mapping '0'/option port_mapping '1'/" "$pkg/etc/config/awl"
 install -D -m 0644 "$ROOT/README.md" "$pkg/usr/share/doc/awl/README.md"
 for d in CONFIG GATEWAY INSTALL; do
     [ -f "$ROOT/docs/$d.md" ] && install -m 0644 "$ROOT/docs/$d.md" "$pkg/usr/share/doc/awl/"

@@ -84,6 +84,7 @@ for t in "${targets[@]}"; do
     fi
     check "$t: binary is static, right machine/class/endianness" elf_check "$d/data/usr/sbin/awl" "$t"
     check "$t: shipped config disabled until enabled" grep -q "option enabled '0'" "$d/data/etc/config/awl"
+    check "$t: shipped config without port mapping (the router is the NAT)" grep -q "option port_mapping '0'" "$d/data/etc/config/awl"
 done
 check "feed Makefile's config equals configs/awl.default" cmp -s openwrt/awl/files/awl.config configs/awl.default
 
@@ -248,6 +249,7 @@ if [ -x dist/x86_64-unknown-linux-musl/awl ]; then
     check "deb control" sh -c "dpkg-deb -f '$deb' Package Architecture | tr '\n' ' ' | grep -q 'Package: awl Architecture: amd64'"
     dpkg-deb -c "$deb" >"$WORK/deb.list"
     check "deb contents" sh -c "grep -q './usr/sbin/awl' '$WORK/deb.list' && grep -q './lib/systemd/system/awl.service' '$WORK/deb.list' && grep -q './etc/config/awl' '$WORK/deb.list'"
+    check "deb config: enabled, port mapping on (a Pi behind a home router)" sh -c "dpkg-deb --fsys-tarfile '$deb' | tar -xO ./etc/config/awl | grep -q \"option port_mapping '1'\" && dpkg-deb --fsys-tarfile '$deb' | tar -xO ./etc/config/awl | grep -q \"option enabled '1'\""
     mkdir -p "$WORK/deb"; dpkg-deb -e "$deb" "$WORK/deb/DEBIAN"; dpkg-deb -x "$deb" "$WORK/deb"
     check "deb conffiles" grep -qx /etc/config/awl "$WORK/deb/DEBIAN/conffiles"
     check "unit restarts on failure with capabilities, not full root" sh -c "grep -qx 'Restart=on-failure' '$WORK/deb/lib/systemd/system/awl.service' && grep -q '^AmbientCapabilities=CAP_NET_ADMIN' '$WORK/deb/lib/systemd/system/awl.service' && grep -q '^CapabilityBoundingSet=' '$WORK/deb/lib/systemd/system/awl.service'"
