@@ -27,6 +27,9 @@ bash tests/deps.sh || echo "(continuing without some test dependencies)"
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy" cargo clippy --all-targets -- -D warnings
 step "cargo test" cargo test
+# The fuzz targets use the library's parsers by path: a moved module must not break them
+# silently (fuzzing itself runs in .ci/run).
+[ -f fuzz/Cargo.toml ] && step "fuzz targets compile" bash -c "cd fuzz && cargo check --quiet --bins"
 cargo build --quiet --bin awl && export AWL_BIN="$ROOT/target/debug/awl"
 
 if [ "$QUICK" = 0 ] && [ -f tests/interop/Cargo.toml ]; then

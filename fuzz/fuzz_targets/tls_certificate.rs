@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = awl::p2p::tls::verify(data);
+    let _ = awl::p2p::transport::tls::verify(data);
 });
