@@ -101,7 +101,7 @@ impl Node {
             self.remove_peer_section(peer)?;
             lock(&self.peers).remove(peer)?;
         }
-        self.dp.forget(peer);
+        // The table's change hook already closed the peer's queue in the data plane.
         self.sync_routes();
         self.save_state_now();
         Ok(())

@@ -209,17 +209,22 @@ impl Dataplane {
     }
 
     /// The peer's datagram path, cached in its slot until the host reports a connection
-    /// event or the cached connection closed: an atomic load per packet, not the host's lock.
-    fn datagram_path(&self, slot: &mut SlotState, peer: &PeerId) -> Option<quinn::Connection> {
+    /// event or the cached connection closed: an atomic load per packet, not the host's lock,
+    /// and borrowed from the slot (no reference count touched per packet).
+    fn datagram_path<'s>(
+        &self,
+        slot: &'s mut SlotState,
+        peer: &PeerId,
+    ) -> Option<&'s quinn::Connection> {
         let generation = self.published.links_generation();
-        if let Some((g, conn)) = &slot.path {
-            if *g == generation && conn.as_ref().is_none_or(|c| c.close_reason().is_none()) {
-                return conn.clone();
-            }
+        let fresh = slot.path.as_ref().is_some_and(|(g, conn)| {
+            *g == generation && conn.as_ref().is_none_or(|c| c.close_reason().is_none())
+        });
+        if !fresh {
+            let conn = self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL);
+            slot.path = Some((generation, conn));
         }
-        let conn = self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL);
-        slot.path = Some((generation, conn.clone()));
-        conn
+        slot.path.as_ref().and_then(|(_, conn)| conn.as_ref())
     }
 
     /// Sends packets that share one route where it points, or counts them as dropped.
@@ -314,11 +319,6 @@ impl Dataplane {
         if dropped > 0 {
             self.stats.peer(peer, |s| s.tx_dropped += dropped);
         }
-    }
-
-    /// Forgets a peer's sender (peer removed); its task ends when the queue drains.
-    pub fn forget(&self, peer: &PeerId) {
-        self.published.forget(peer);
     }
 }
 

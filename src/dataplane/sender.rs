@@ -126,7 +126,7 @@ impl TunnelStream for SendStream {
 /// and only while the sender holds nothing, so nothing is overtaken and bulk still queues
 /// behind CoDel. Gives the packet back when it has to take the queue.
 pub fn send_now<D: DatagramPath>(
-    path: Option<D>,
+    path: Option<&D>,
     stats: &Stats,
     peer: &PeerId,
     pkt: PacketBuf,

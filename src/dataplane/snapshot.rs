@@ -244,13 +244,6 @@ impl Published {
         // snapshot.
         self.generation.fetch_add(1, Ordering::Release);
     }
-
-    /// Closes a peer's queue now (the peer was removed); the next publish drops its entry.
-    pub fn forget(&self, peer: &PeerId) {
-        if let Some(s) = lock(&self.parts).slots.remove(peer) {
-            s.close();
-        }
-    }
 }
 
 /// A reader's cached snapshot: one atomic load per use while nothing changed.

@@ -141,7 +141,7 @@ fn send_now_takes_the_datagram_path_only_when_the_packet_fits() {
     let f = awl_peer();
     // No datagram path (an AWL peer, or relayed): back to the queue.
     assert!(send_now(
-        None::<Fake>,
+        None::<&Fake>,
         &stats,
         &peer,
         pkt(&pool, 100),
@@ -149,46 +149,18 @@ fn send_now_takes_the_datagram_path_only_when_the_packet_fits() {
     )
     .is_err());
     // Fits: sent with its direction trailer.
-    assert!(send_now(
-        Some(f.clone()),
-        &stats,
-        &peer,
-        pkt(&pool, 100),
-        GatewayDir::Return
-    )
-    .is_ok());
+    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::Return).is_ok());
     let d = f.st().datagrams.pop().unwrap();
     assert_eq!(d.len(), 101);
     assert_eq!(d[100], tunnel::dir_byte(GatewayDir::Return));
     // The trailer would not fit; then: no room in quinn's buffer.
-    assert!(send_now(
-        Some(f.clone()),
-        &stats,
-        &peer,
-        pkt(&pool, 1200),
-        GatewayDir::None
-    )
-    .is_err());
+    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 1200), GatewayDir::None).is_err());
     f.st().dgram_space = 100;
-    assert!(send_now(
-        Some(f.clone()),
-        &stats,
-        &peer,
-        pkt(&pool, 100),
-        GatewayDir::None
-    )
-    .is_err());
+    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::None).is_err());
     // Refused by the connection: taken and counted as dropped.
     f.st().dgram_space = 64 * 1024;
     f.st().dgram_refused = true;
-    assert!(send_now(
-        Some(f.clone()),
-        &stats,
-        &peer,
-        pkt(&pool, 100),
-        GatewayDir::None
-    )
-    .is_ok());
+    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::None).is_ok());
     let s = stats.peer_snapshot(&peer);
     assert_eq!((s.tx_packets, s.tx_datagrams, s.tx_dropped), (1, 1, 1));
 }
