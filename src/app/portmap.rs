@@ -3,7 +3,7 @@
 //! the router forgot us, and removes the mapping at shutdown.
 
 use crate::p2p::multiaddr::Multiaddr;
-use crate::p2p::portmap::{default_gateway, Mapping};
+use crate::p2p::portmap::{advertisable, default_gateway, Mapping};
 use crate::p2p::Host;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,9 +73,17 @@ pub async fn run(host: Host, port: u16, held: Held) {
 }
 
 fn advertise(host: &Host, m: Option<&Mapping>) {
-    let addrs = m
-        .map(|m| vec![Multiaddr::quic(SocketAddr::V4(m.external))])
-        .unwrap_or_default();
+    let addrs = match m {
+        Some(m) if advertisable(m.external) => vec![Multiaddr::quic(SocketAddr::V4(m.external))],
+        Some(m) => {
+            log::warn!(
+                "port mapping: the router reports {}, which peers cannot reach: not advertised",
+                m.external
+            );
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     host.set_mapped_addrs(addrs);
 }
 

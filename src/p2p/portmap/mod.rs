@@ -133,6 +133,19 @@ impl Mapping {
     }
 }
 
+/// Whether a mapped address the router reports can be given to peers: a lying or confused
+/// gateway must not make us advertise loopback, multicast, broadcast, link-local, an
+/// unspecified address or port 0 (peers would dial themselves or nothing).
+pub fn advertisable(a: SocketAddrV4) -> bool {
+    let ip = a.ip();
+    a.port() != 0
+        && !(ip.is_loopback()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || ip.is_link_local())
+}
+
 /// The next hop of the default IPv4 route, from `/proc/net/route`.
 pub fn default_gateway() -> Option<Ipv4Addr> {
     parse_default_gateway(&std::fs::read_to_string("/proc/net/route").ok()?)
@@ -168,6 +181,24 @@ eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         );
         assert_eq!(parse_default_gateway("Iface\n"), None);
         assert_eq!(parse_default_gateway("Iface\neth0\tzz\n"), None);
+    }
+
+    #[test]
+    fn only_reachable_mapped_addresses_are_advertised() {
+        let a = |s: &str| s.parse::<SocketAddrV4>().unwrap();
+        assert!(advertisable(a("198.51.100.7:4363")));
+        // Behind a second NAT the router's WAN address is private: still worth a try.
+        assert!(advertisable(a("100.64.1.2:4363")));
+        for bad in [
+            "127.0.0.1:4363",
+            "0.0.0.0:4363",
+            "224.0.0.1:4363",
+            "255.255.255.255:4363",
+            "169.254.1.1:4363",
+            "198.51.100.7:0",
+        ] {
+            assert!(!advertisable(a(bad)), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ use tokio::net::{TcpStream, UdpSocket};
 
 const SSDP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 250), 1900);
 const SEARCH_WAIT: Duration = Duration::from_secs(2);
+/// Descriptions read per search at most: anyone on the LAN can answer a search, and each
+/// answer costs an HTTP fetch.
+const MAX_DESCRIPTIONS: usize = 4;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Descriptions of real gateways are a few kB; SOAP answers smaller.
 const MAX_HTTP: usize = 64 * 1024;
@@ -83,6 +86,24 @@ pub fn split_url(url: &str) -> Option<(SocketAddrV4, String)> {
         Err(_) => SocketAddrV4::new(host.parse().ok()?, 80),
     };
     Some((addr, path))
+}
+
+/// Where an SSDP answer from `src` says the description is — only on the answering host
+/// itself: a LOCATION elsewhere would have us fetch from any host a LAN device names.
+pub fn location_from(answer: &str, src: SocketAddr) -> Option<(SocketAddrV4, String)> {
+    let (addr, path) = location(answer).and_then(split_url)?;
+    (std::net::IpAddr::V4(*addr.ip()) == src.ip()).then_some((addr, path))
+}
+
+/// Where the SOAP actions go: the control URL, relative or absolute, on the host that served
+/// the description (the same rule as [`location_from`]).
+pub fn control_target(description_host: SocketAddrV4, url: &str) -> Option<(SocketAddrV4, String)> {
+    if url.starts_with("http://") {
+        let (addr, path) = split_url(url)?;
+        return (addr.ip() == description_host.ip()).then_some((addr, path));
+    }
+    url.starts_with('/')
+        .then(|| (description_host, url.to_string()))
 }
 
 /// The text of the first `<tag>…</tag>` in `xml` (namespaces prefixes allowed: `<u:tag>`).
@@ -175,21 +196,23 @@ impl Gateway {
         }
         let deadline = tokio::time::Instant::now() + SEARCH_WAIT;
         let mut buf = vec![0u8; 2048];
-        loop {
-            let (n, _) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
-                Err(_) => return Err(Error::NotFound),
-                Ok(r) => r?,
-            };
-            let Ok(answer) = std::str::from_utf8(&buf[..n]) else {
-                continue;
-            };
-            let Some((addr, path)) = location(answer).and_then(split_url) else {
-                continue;
+        for _ in 0..MAX_DESCRIPTIONS {
+            let (addr, path) = loop {
+                let (n, src) =
+                    match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+                        Err(_) => return Err(Error::NotFound),
+                        Ok(r) => r?,
+                    };
+                let answer = std::str::from_utf8(&buf[..n]).unwrap_or("");
+                if let Some(found) = location_from(answer, src) {
+                    break found;
+                }
             };
             if let Ok(g) = Self::from_description(addr, &path).await {
                 return Ok(g);
             }
         }
+        Err(Error::NotFound)
     }
 
     async fn from_description(addr: SocketAddrV4, path: &str) -> Result<Gateway, Error> {
@@ -200,11 +223,7 @@ impl Gateway {
             return Err(Error::Http(status));
         }
         let (service, url) = control_url(body).ok_or(Error::NoService)?;
-        let (control, path) = if url.starts_with("http://") {
-            split_url(&url).ok_or(Error::Malformed("control URL"))?
-        } else {
-            (addr, url)
-        };
+        let (control, path) = control_target(addr, &url).ok_or(Error::Malformed("control URL"))?;
         Ok(Gateway {
             control,
             path,
@@ -321,6 +340,35 @@ mod tests {
         // Names and https are not followed.
         assert_eq!(split_url("http://router.lan/desc.xml"), None);
         assert_eq!(split_url("https://192.168.1.1/desc.xml"), None);
+    }
+
+    #[test]
+    fn only_the_answering_host_is_followed() {
+        let answer = "HTTP/1.1 200 OK\r\nLOCATION: http://192.168.1.1:5000/rootDesc.xml\r\n\r\n";
+        let gw: SocketAddr = "192.168.1.1:1900".parse().unwrap();
+        let other: SocketAddr = "192.168.1.66:1900".parse().unwrap();
+        assert_eq!(
+            location_from(answer, gw),
+            Some((
+                "192.168.1.1:5000".parse().unwrap(),
+                "/rootDesc.xml".to_string()
+            ))
+        );
+        // A LAN device pointing us at another host (or at the internet) is ignored.
+        assert_eq!(location_from(answer, other), None);
+        let evil = "HTTP/1.1 200 OK\r\nLOCATION: http://203.0.113.9/x\r\n\r\n";
+        assert_eq!(location_from(evil, other), None);
+        let desc: SocketAddrV4 = "192.168.1.1:5000".parse().unwrap();
+        assert_eq!(
+            control_target(desc, "/ctl/IPConn"),
+            Some((desc, "/ctl/IPConn".into()))
+        );
+        assert_eq!(
+            control_target(desc, "http://192.168.1.1:5001/ctl"),
+            Some(("192.168.1.1:5001".parse().unwrap(), "/ctl".into()))
+        );
+        assert_eq!(control_target(desc, "http://10.0.0.9/ctl"), None);
+        assert_eq!(control_target(desc, "ctl"), None);
     }
 
     #[test]
