@@ -98,7 +98,8 @@ impl Mapping {
 
     /// When to renew: half the lease, as RFC 6886 advises.
     pub fn renew_after(&self) -> Duration {
-        Duration::from_secs(u64::from(self.lease / 2)).max(MIN_RENEW)
+        // Never later than for the lease we asked for, whatever the router claims it granted.
+        Duration::from_secs(u64::from(self.lease.min(LEASE) / 2)).max(MIN_RENEW)
     }
 
     /// Renews the lease; the external address may change (a router reboot, a new WAN IP).
@@ -211,5 +212,6 @@ eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         };
         assert_eq!(m(7200).renew_after(), Duration::from_secs(3600));
         assert_eq!(m(10).renew_after(), MIN_RENEW);
+        assert_eq!(m(u32::MAX).renew_after(), Duration::from_secs(3600));
     }
 }
