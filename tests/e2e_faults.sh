@@ -7,21 +7,7 @@ find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing"; exit 1; }
 RESUME_S=${AWL_RESUME_S:-15}
 
-netns awl-sw; netns awl-a; netns awl-b
-switch_hosts awl-sw awl-a awl-b
-ip -n awl-a addr add 192.0.2.1/24 dev eth0
-ip -n awl-b addr add 192.0.2.2/24 dev eth0
-mkdir -p "$WORK/a" "$WORK/b"
-write_config "$WORK/a.uci" a
-write_config "$WORK/b.uci" b
-A=$(peer_id a); B=$(peer_id b)
-printf "config peer 'b'\n\toption peer_id '%s'\n\toption alias 'bob'\n\tlist address '/ip4/192.0.2.2/udp/4363/quic-v1'\n" "$B" >>"$WORK/a.uci"
-printf "config peer 'a'\n\toption peer_id '%s'\n\toption alias 'alice'\n\tlist address '/ip4/192.0.2.1/udp/4363/quic-v1'\n" "$A" >>"$WORK/b.uci"
-check "node a starts" start_node awl-a a
-check "node b starts" start_node awl-b b
-confirmed() { ctl "$1" peers --json | json "any(p['peer_id']=='$2' and p['confirmed'] and p['connected'] for p in d)" | grep -q True; }
-check "a and b are friends" wait_for 20 confirmed a "$B"
-IP_B=$(ctl a peers --json | json "[p['ip'] for p in d if p['peer_id']=='$B'][0]")
+two_friends bob alice
 IP_A=$(ctl b peers --json | json "[p['ip'] for p in d if p['peer_id']=='$A'][0]")
 SUM_B=$(md5sum <"$WORK/b.uci")
 

@@ -93,7 +93,6 @@ EOF
 
 check "node a starts" start_node awl-ra a
 check "node b starts" start_node awl-rb b
-confirmed() { ctl "$1" peers --json | json "any(p['peer_id']=='$2' and p['confirmed'] and p['connected'] for p in d)" | grep -q True; }
 check "a and b are friends" wait_for 20 confirmed a "$B"
 
 SVC=10.66.255.254

@@ -123,3 +123,32 @@ switch_hosts() {
         ip -n "$n" link set eth0 up
     done
 }
+
+confirmed() { ctl "$1" peers --json | json "any(p['peer_id']=='$2' and p['confirmed'] and p['connected'] for p in d)" | grep -q True; }
+
+# two_friends [ALIAS_OF_B ALIAS_OF_A]: nodes a (192.0.2.1) and b (192.0.2.2) in awl-a and
+# awl-b on a switch, each configured with the other as a friend at its address, started and
+# confirmed (four checks). Sets A, B (peer IDs) and IP_B (b's mesh address at a).
+two_friends() {
+    local alias_b=${1:-} alias_a=${2:-}
+    netns awl-sw; netns awl-a; netns awl-b
+    switch_hosts awl-sw awl-a awl-b
+    ip -n awl-a addr add 192.0.2.1/24 dev eth0
+    ip -n awl-b addr add 192.0.2.2/24 dev eth0
+    mkdir -p "$WORK/a" "$WORK/b"
+    write_config "$WORK/a.uci" a
+    write_config "$WORK/b.uci" b
+    A=$(peer_id a); B=$(peer_id b)
+    friend_section() { # ID ALIAS ADDRESS
+        printf "config peer '%s'\n\toption peer_id '%s'\n" "$4" "$1"
+        [ -n "$2" ] && printf "\toption alias '%s'\n" "$2"
+        printf "\tlist address '/ip4/%s/udp/4363/quic-v1'\n" "$3"
+    }
+    friend_section "$B" "$alias_b" 192.0.2.2 b >>"$WORK/a.uci"
+    friend_section "$A" "$alias_a" 192.0.2.1 a >>"$WORK/b.uci"
+    check "node a starts" start_node awl-a a
+    check "node b starts" start_node awl-b b
+    check "a and b are friends" wait_for 20 confirmed a "$B"
+    IP_B=$(ctl a peers --json | json "[p['ip'] for p in d if p['peer_id']=='$B'][0]")
+}
+
