@@ -22,14 +22,27 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
         match a.parse::<Multiaddr>() {
             Ok(m) => match m.quic_socket_addr() {
                 Some(s) => return s,
+                None if m.is_tcp() => {}
                 None => log::warn!(
-                    "listen_address '{a}': only /ip4|ip6/…/udp/N/quic-v1 is supported, ignored"
+                    "listen_address '{a}': only /ip4|ip6/…/udp/N/quic-v1 and /ip4|ip6/…/tcp/N are supported, ignored"
                 ),
             },
             Err(e) => log::warn!("listen_address '{a}': {e}"),
         }
     }
     SocketAddr::from(([0, 0, 0, 0], cfg.main.listen_port))
+}
+
+/// The TCP socket to listen on: the first TCP `listen_address`, else (with `listen_tcp`)
+/// the QUIC socket's address and port, as AWL listens on TCP and UDP 4363.
+pub fn listen_tcp_socket(cfg: &Config, quic: SocketAddr) -> Option<SocketAddr> {
+    let configured = cfg
+        .main
+        .listen_address
+        .iter()
+        .filter_map(|a| a.parse::<Multiaddr>().ok()?.tcp_socket_addr())
+        .next();
+    configured.or(cfg.main.listen_tcp.then_some(quic))
 }
 
 /// Why the daemon could not start.
@@ -66,6 +79,7 @@ pub async fn start_host(cfg: &Config, data_dir: &Path) -> Result<Host, Error> {
     let listen = listen_socket(cfg);
     let host_cfg = |addr: SocketAddr| {
         let mut h = HostConfig::new(addr);
+        h.listen_tcp = listen_tcp_socket(cfg, listen);
         h.max_connections = cfg.main.max_connections as usize;
         h.stream_rate = cfg.main.stream_rate;
         h

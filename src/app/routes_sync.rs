@@ -28,7 +28,7 @@ impl Node {
             .host
             .connected_peers()
             .iter()
-            .filter_map(|p| self.host.remote_addr(p)?.quic_socket_addr())
+            .filter_map(|p| self.host.remote_addr(p)?.socket_addr())
             .filter_map(|s| match s.ip() {
                 std::net::IpAddr::V4(v4) => Some(v4),
                 _ => None,

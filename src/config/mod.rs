@@ -47,6 +47,8 @@ pub struct MainConfig {
     pub name: String,
     pub listen_port: u16,
     pub listen_address: Vec<String>,
+    /// Also listen on TCP (libp2p TLS + yamux), on the QUIC port, for networks that drop UDP.
+    pub listen_tcp: bool,
     pub interface: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
@@ -198,6 +200,7 @@ fn unreachable_default() -> MainConfig {
         name: host_name(),
         listen_port: 4363,
         listen_address: Vec::new(),
+        listen_tcp: true,
         interface: "awl0".into(),
         address: Ipv4Addr::new(10, 66, 0, 1),
         prefix: 16,

@@ -31,6 +31,7 @@ pub(super) fn build_main(v: &SectionValues) -> Result<MainConfig, ErrorKind> {
         name,
         listen_port: get_int(v, MAIN, "listen_port") as u16,
         listen_address: get_list(v, "listen_address"),
+        listen_tcp: get_bool(v, MAIN, "listen_tcp"),
         interface: get_text(v, MAIN, "interface").unwrap_or_else(|| "awl0".into()),
         address,
         prefix,

@@ -200,14 +200,17 @@ impl Discovery {
                     continue;
                 }
             };
-            let quic: Vec<Multiaddr> = addrs
+            let direct: Vec<Multiaddr> = addrs
                 .into_iter()
-                .filter(|m| m.quic_socket_addr().is_some())
+                .filter(|m| m.socket_addr().is_some())
                 .collect();
-            table.entry(id).or_default().extend(quic);
+            table.entry(id).or_default().extend(direct);
         }
         table.retain(|_, v| !v.is_empty());
-        log::debug!("{} bootstrap peer(s) with QUIC addresses", table.len());
+        log::debug!(
+            "{} bootstrap peer(s) with QUIC or TCP addresses",
+            table.len()
+        );
         *lock(&self.bootstrap) = table;
     }
 
@@ -222,13 +225,16 @@ impl Discovery {
         for (peer, addrs) in todo {
             let host = self.host.clone();
             set.spawn(crate::boxed(async move {
-                for a in addrs {
-                    let target = a.without_p2p().with_p2p(&peer);
-                    let dial = host.dial(&target);
-                    if let Ok(Ok(_)) = tokio::time::timeout(BOOTSTRAP_DIAL_TIMEOUT, dial).await {
-                        log::info!("connected to bootstrap peer {}", peer.short());
-                        return;
-                    }
+                // All at once, TCP a little after QUIC (`Host::dial_first`): where UDP is
+                // dropped, TCP gets through without waiting out the QUIC handshakes.
+                let targets: Vec<Multiaddr> = addrs
+                    .iter()
+                    .map(|a| a.without_p2p().with_p2p(&peer))
+                    .collect();
+                let dial = host.dial_first(&targets);
+                if let Ok(true) = tokio::time::timeout(BOOTSTRAP_DIAL_TIMEOUT, dial).await {
+                    log::info!("connected to bootstrap peer {}", peer.short());
+                    return;
                 }
                 log::debug!("bootstrap peer {} unreachable", peer.short());
             }));
@@ -293,10 +299,7 @@ impl Discovery {
                     let mut addrs: Vec<Multiaddr> = r
                         .addrs
                         .iter()
-                        .filter(|a| {
-                            a.quic_socket_addr()
-                                .is_some_and(|s| !s.ip().is_unspecified())
-                        })
+                        .filter(|a| a.socket_addr().is_some_and(|s| !s.ip().is_unspecified()))
                         .map(|a| relay::circuit_addr(a, &relay_id))
                         .collect();
                     if addrs.is_empty() {
@@ -380,7 +383,7 @@ impl Discovery {
         let mine: Vec<Multiaddr> = self.host.listen_addrs();
         let direct: Vec<Multiaddr> = addrs
             .iter()
-            .filter(|a| a.quic_socket_addr().is_some() && !mine.contains(&a.without_p2p()))
+            .filter(|a| a.socket_addr().is_some() && !mine.contains(&a.without_p2p()))
             .map(|a| a.without_p2p().with_p2p(peer))
             .collect();
         let mut circuits: Vec<Multiaddr> = addrs

@@ -93,7 +93,7 @@ pub fn request_source(host: &Host, peer: &PeerId) -> Option<IpAddr> {
         return None;
     }
     host.remote_addr(peer)
-        .and_then(|a| a.quic_socket_addr())
+        .and_then(|a| a.socket_addr())
         .map(|s| s.ip())
 }
 

@@ -271,7 +271,14 @@ pub async fn find_peer(
                 inflight.spawn(async move {
                     if !host.is_connected(&p.id) {
                         let mut ok = false;
-                        for a in p.addrs.iter().filter(|a| a.quic_socket_addr().is_some()) {
+                        // QUIC addresses first: a TCP one is tried only if none answers.
+                        let mut addrs: Vec<&Multiaddr> = p
+                            .addrs
+                            .iter()
+                            .filter(|a| a.socket_addr().is_some())
+                            .collect();
+                        addrs.sort_by_key(|a| a.is_tcp());
+                        for a in addrs {
                             if host.dial(&a.without_p2p().with_p2p(&p.id)).await.is_ok() {
                                 ok = true;
                                 break;

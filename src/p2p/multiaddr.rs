@@ -91,6 +91,11 @@ impl fmt::Display for MultiaddrError {
 
 impl std::error::Error for MultiaddrError {}
 
+/// Nothing after `/tcp/N` but our peer's `/p2p/<id>`.
+fn plain(rest: &[Protocol]) -> bool {
+    matches!(rest, [] | [Protocol::P2p(_)])
+}
+
 impl Multiaddr {
     pub fn empty() -> Self {
         Multiaddr(Vec::new())
@@ -103,6 +108,15 @@ impl Multiaddr {
             IpAddr::V6(v6) => Protocol::Ip6(v6),
         };
         Multiaddr(vec![ip, Protocol::Udp(addr.port()), Protocol::QuicV1])
+    }
+
+    /// `/ip4|ip6/<ip>/tcp/<port>`
+    pub fn tcp(addr: SocketAddr) -> Self {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => Protocol::Ip4(v4),
+            IpAddr::V6(v6) => Protocol::Ip6(v6),
+        };
+        Multiaddr(vec![ip, Protocol::Tcp(addr.port())])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Protocol> {
@@ -161,6 +175,29 @@ impl Multiaddr {
             }
             _ => None,
         }
+    }
+
+    /// The TCP socket address of a direct `/ip*/…/tcp/N[/p2p/<id>]` address. Anything
+    /// layered on TCP (`/ws`, `/tls/ws`, …) is not ours to dial.
+    pub fn tcp_socket_addr(&self) -> Option<SocketAddr> {
+        let ip = match self.0.as_slice() {
+            [Protocol::Ip4(ip), Protocol::Tcp(_), rest @ ..] if plain(rest) => IpAddr::V4(*ip),
+            [Protocol::Ip6(ip), Protocol::Tcp(_), rest @ ..] if plain(rest) => IpAddr::V6(*ip),
+            _ => return None,
+        };
+        match self.0[1] {
+            Protocol::Tcp(port) => Some(SocketAddr::new(ip, port)),
+            _ => None,
+        }
+    }
+
+    /// The socket address of a direct address we can dial, QUIC or TCP.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.quic_socket_addr().or_else(|| self.tcp_socket_addr())
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        self.tcp_socket_addr().is_some()
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -385,6 +422,31 @@ mod tests {
         let p2p: Multiaddr = format!("/p2p/{ID}").parse().unwrap();
         let b = p2p.to_bytes();
         assert_eq!(&b[..3], [0xa5, 0x03, 38]);
+    }
+
+    #[test]
+    fn tcp_addresses() {
+        let m: Multiaddr = format!("/ip4/10.0.0.1/tcp/4363/p2p/{ID}").parse().unwrap();
+        assert_eq!(m.tcp_socket_addr(), Some("10.0.0.1:4363".parse().unwrap()));
+        assert_eq!(m.socket_addr(), m.tcp_socket_addr());
+        assert_eq!(m.quic_socket_addr(), None);
+        let v6: Multiaddr = "/ip6/2001:db8::1/tcp/7250".parse().unwrap();
+        assert_eq!(
+            v6.tcp_socket_addr(),
+            Some("[2001:db8::1]:7250".parse().unwrap())
+        );
+        assert_eq!(Multiaddr::tcp("[2001:db8::1]:7250".parse().unwrap()), v6);
+        // A circuit through a TCP relay, or DNS, is not a direct TCP address.
+        for s in [
+            format!("/ip4/10.0.0.1/tcp/4363/p2p/{ID}/p2p-circuit"),
+            format!("/ip4/10.0.0.1/tcp/4363/p2p/{ID}/p2p-circuit/p2p/{ID}"),
+            "/dns4/example.com/tcp/4363".to_string(),
+            "/ip4/10.0.0.1/udp/4363/quic-v1".to_string(),
+        ] {
+            let m: Multiaddr = s.parse().unwrap();
+            assert_eq!(m.tcp_socket_addr(), None, "{s}");
+            assert!(!m.is_tcp(), "{s}");
+        }
     }
 
     #[test]

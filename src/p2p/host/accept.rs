@@ -1,12 +1,43 @@
-//! Inbound connections: the accept loop, the bound on handshakes in progress, and the slot
-//! decision (`admission`) once the handshake names the peer.
+//! Inbound connections: the QUIC accept loop, the bound on handshakes in progress, and the
+//! slot decision (`admission`) once the handshake names the peer, for QUIC and TCP alike.
 
 use super::conn::HANDSHAKE_TIMEOUT;
 use super::{bump, Host};
 use crate::p2p::admission::{self, Decision, Inbound};
 use crate::p2p::identity::PeerId;
-use crate::p2p::transport;
-use std::net::IpAddr;
+use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::transport::{self, secure};
+use std::net::{IpAddr, SocketAddr};
+
+/// An inbound connection whose handshake named the peer, waiting for a slot.
+pub(super) enum Handshaken {
+    Quic(quinn::Connection),
+    /// Upgraded TCP connection and where it came from.
+    Tcp(secure::Upgraded, SocketAddr),
+}
+
+impl Handshaken {
+    fn ip(&self) -> IpAddr {
+        match self {
+            Handshaken::Quic(c) => transport::canonical(c.remote_address()).ip(),
+            Handshaken::Tcp(_, remote) => remote.ip(),
+        }
+    }
+
+    fn refuse(self) {
+        match self {
+            Handshaken::Quic(c) => c.close(0u32.into(), b"busy"),
+            Handshaken::Tcp(up, _) => up.handle.close(),
+        }
+    }
+
+    fn keep(self, host: &Host, peer: PeerId) {
+        match self {
+            Handshaken::Quic(c) => host.add_connection(peer, c, false),
+            Handshaken::Tcp(up, remote) => host.add_muxed(up, Multiaddr::tcp(remote), false, false),
+        }
+    }
+}
 
 impl Host {
     pub(super) async fn accept_loop(self) {
@@ -33,7 +64,7 @@ impl Host {
                 host.end_handshake(ip);
                 match accepted {
                     Ok(Ok(conn)) => match transport::peer_of(&conn) {
-                        Some(peer) => host.admit_inbound(peer, conn),
+                        Some(peer) => host.admit_inbound(peer, Handshaken::Quic(conn)),
                         None => conn.close(0u32.into(), b"no certificate"),
                     },
                     Ok(Err(e)) => {
@@ -49,7 +80,7 @@ impl Host {
         }
     }
 
-    fn start_handshake(&self, ip: IpAddr) -> bool {
+    pub(super) fn start_handshake(&self, ip: IpAddr) -> bool {
         let mut st = self.state();
         let total: usize = st.handshaking.values().sum();
         let here = st.handshaking.get(&ip).copied().unwrap_or(0);
@@ -60,7 +91,7 @@ impl Host {
         true
     }
 
-    fn end_handshake(&self, ip: IpAddr) {
+    pub(super) fn end_handshake(&self, ip: IpAddr) {
         let mut st = self.state();
         if let Some(n) = st.handshaking.get_mut(&ip) {
             *n -= 1;
@@ -71,8 +102,8 @@ impl Host {
     }
 
     /// A handshaken inbound connection: kept if `admission` gives it a slot.
-    fn admit_inbound(&self, peer: PeerId, conn: quinn::Connection) {
-        let ip = conn.remote_address().ip();
+    pub(super) fn admit_inbound(&self, peer: PeerId, conn: Handshaken) {
+        let ip = conn.ip();
         // Gathered under the state lock, judged outside it: the trust policy takes the peer
         // table's lock, which is never taken inside ours.
         let held: Vec<(PeerId, u64, Option<IpAddr>)> = {
@@ -81,9 +112,9 @@ impl Host {
                 .conns
                 .iter()
                 .flat_map(|(p, cs)| {
-                    cs.iter().filter(|c| c.inbound).map(move |c| {
-                        (p.clone(), c.id, c.remote.quic_socket_addr().map(|s| s.ip()))
-                    })
+                    cs.iter()
+                        .filter(|c| c.inbound)
+                        .map(move |c| (p.clone(), c.id, c.remote.socket_addr().map(|s| s.ip())))
                 })
                 .collect();
             v.sort_by_key(|(_, id, _)| *id);
@@ -107,7 +138,7 @@ impl Host {
             is_friend,
             self.0.config.max_connections,
         ) {
-            Decision::Admit => self.add_connection(peer, conn, false),
+            Decision::Admit => conn.keep(self, peer),
             Decision::AdmitEvicting(old, id) => {
                 log::info!(
                     "closing a connection of unknown peer {} to make room for {}",
@@ -116,12 +147,12 @@ impl Host {
                 );
                 bump(&self.0.counters.evicted_connections);
                 self.close_conn(&old, id, b"slot needed for a known peer");
-                self.add_connection(peer, conn, false);
+                conn.keep(self, peer);
             }
             Decision::Refuse(why) => {
                 log::debug!("refusing {} from {ip}: {why}", peer.short());
                 bump(&self.0.counters.refused_connections);
-                conn.close(0u32.into(), b"busy");
+                conn.refuse();
             }
         }
     }

@@ -14,10 +14,16 @@ use std::time::Duration;
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a relayed connection stays open once a direct one exists (streams on it finish).
 const RELAY_GRACE: Duration = Duration::from_secs(10);
+/// A TCP dial starts this long after the QUIC dials to the same peer, so QUIC wins when both
+/// work and TCP takes over quickly when UDP is blocked (go-libp2p waits 250 ms too).
+pub(in crate::p2p) const TCP_DIAL_DELAY: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub(in crate::p2p) enum Link {
     Quic(quinn::Connection),
+    /// Direct over TCP (TLS + yamux): streams only, no datagrams.
+    Tcp(muxer::Handle),
+    /// Through a relay's circuit (TLS + yamux).
     Relayed(muxer::Handle),
 }
 
@@ -28,7 +34,9 @@ impl Link {
                 let (s, r) = c.open_bi().await.map_err(Error::Quic)?;
                 Ok((SendStream::Quic(s), RecvStream::Quic(r)))
             }
-            Link::Relayed(h) => Ok(split_muxed(h.open().await.map_err(Error::Muxer)?)),
+            Link::Tcp(h) | Link::Relayed(h) => {
+                Ok(split_muxed(h.open().await.map_err(Error::Muxer)?))
+            }
         }
     }
 
@@ -44,13 +52,25 @@ impl Link {
     pub(in crate::p2p) fn close(&self, why: &'static [u8]) {
         match self {
             Link::Quic(c) => c.close(0u32.into(), why),
-            Link::Relayed(h) => h.close(),
+            Link::Tcp(h) | Link::Relayed(h) => h.close(),
+        }
+    }
+
+    /// Closed already (a muxed connection whose session ended).
+    pub(in crate::p2p) fn is_closed(&self) -> bool {
+        match self {
+            Link::Quic(c) => c.close_reason().is_some(),
+            Link::Tcp(h) | Link::Relayed(h) => h.is_closed(),
         }
     }
 
     async fn closed(&self) -> String {
         match self {
             Link::Quic(c) => c.closed().await.to_string(),
+            Link::Tcp(h) => {
+                h.closed().await;
+                "TCP connection ended".into()
+            }
             Link::Relayed(h) => {
                 h.closed().await;
                 "relayed connection ended".into()
@@ -72,14 +92,18 @@ impl Conn {
     pub(in crate::p2p) fn relayed(&self) -> bool {
         matches!(self.link, Link::Relayed(_))
     }
+
+    pub(in crate::p2p) fn is_quic(&self) -> bool {
+        matches!(self.link, Link::Quic(_))
+    }
 }
 
-/// The connection new streams to a peer use: the newest direct one, else the newest relayed.
+/// The connection new streams to a peer use: the newest QUIC one (it carries datagrams and
+/// has no head-of-line blocking), else the newest TCP one, else the newest relayed.
 pub(in crate::p2p) fn best(conns: &[Conn]) -> Option<&Conn> {
-    conns
-        .iter()
-        .rev()
-        .find(|c| !c.relayed())
+    let newest = |want: fn(&Conn) -> bool| conns.iter().rev().find(|c| want(c));
+    newest(Conn::is_quic)
+        .or_else(|| newest(|c| matches!(c.link, Link::Tcp(_))))
         .or_else(|| conns.last())
 }
 
@@ -114,6 +138,15 @@ impl Host {
             .map(|c| c.remote.clone())
     }
 
+    /// Whether the connection new streams to `peer` use was opened by the peer.
+    pub(in crate::p2p) fn accepted_from(&self, peer: &PeerId) -> bool {
+        self.state()
+            .conns
+            .get(peer)
+            .and_then(|c| best(c))
+            .is_some_and(|c| c.inbound)
+    }
+
     /// Whether new streams to `peer` go through a relay (circuit limits apply).
     pub fn is_relayed(&self, peer: &PeerId) -> bool {
         self.state()
@@ -123,7 +156,7 @@ impl Host {
             .is_some_and(Conn::relayed)
     }
 
-    /// Whether we have a direct (not relayed) connection to `peer`.
+    /// Whether we have a direct (QUIC or TCP, not relayed) connection to `peer`.
     pub fn has_direct(&self, peer: &PeerId) -> bool {
         self.state()
             .conns
@@ -131,16 +164,27 @@ impl Host {
             .is_some_and(|c| c.iter().any(|c| !c.relayed()))
     }
 
-    /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` address. With a `/p2p/` part the remote must
-    /// prove that identity or the handshake is aborted.
+    /// Whether we have a QUIC connection to `peer`.
+    pub fn has_quic(&self, peer: &PeerId) -> bool {
+        self.state()
+            .conns
+            .get(peer)
+            .is_some_and(|c| c.iter().any(Conn::is_quic))
+    }
+
+    /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` or `/ip*/…/tcp/N[/p2p/<id>]` address. With a
+    /// `/p2p/` part the remote must prove that identity or the handshake is aborted.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, Error> {
+        if let Some(sock) = addr.tcp_socket_addr() {
+            return self.dial_tcp(addr, sock).await;
+        }
         let sock = addr
             .quic_socket_addr()
             .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
         let expected = addr.peer_id();
         if let Some(p) = &expected {
-            // A relayed connection does not count: this may be the upgrade to direct.
-            if self.has_direct(p) {
+            // A relayed or TCP connection does not count: this may be the upgrade to QUIC.
+            if self.has_quic(p) {
                 return Ok(p.clone());
             }
             if *p == self.0.peer_id {
@@ -169,12 +213,24 @@ impl Host {
         Ok(peer)
     }
 
-    /// Dials all `addrs` at once; true as soon as one succeeds (the others are dropped).
+    /// Dials all `addrs` at once, TCP ones `TCP_DIAL_DELAY` after QUIC ones when there are
+    /// both (as go-libp2p ranks them); true as soon as one succeeds (the others are dropped).
     pub async fn dial_first(&self, addrs: &[Multiaddr]) -> bool {
         let mut set = tokio::task::JoinSet::new();
+        let any_quic = addrs.iter().any(|a| a.quic_socket_addr().is_some());
         for a in addrs {
             let (host, a) = (self.clone(), a.clone());
-            set.spawn(async move { host.dial(&a).await.is_ok() });
+            let delay = if any_quic && a.is_tcp() {
+                TCP_DIAL_DELAY
+            } else {
+                Duration::ZERO
+            };
+            set.spawn(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                host.dial(&a).await.is_ok()
+            });
         }
         while let Some(r) = set.join_next().await {
             if matches!(r, Ok(true)) {
@@ -235,7 +291,7 @@ impl Host {
         outbound: bool,
     ) {
         let remote = Multiaddr::quic(transport::canonical(connection.remote_address()));
-        let observed = Some(connection.remote_address());
+        let observed = Some(remote.clone());
         let link = Link::Quic(connection.clone());
         let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
         let host = self.clone();
@@ -247,7 +303,7 @@ impl Host {
                     p.clone(),
                     SendStream::Quic(send),
                     RecvStream::Quic(recv),
-                    observed,
+                    observed.clone(),
                 );
             }
         });
@@ -259,12 +315,16 @@ impl Host {
         let p = peer.clone();
         crate::spawn(async move { host.watch_path(p, watched).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
-        // A direct connection supersedes relayed ones: new streams use it at once; the
-        // circuits close after a grace period so streams on them can finish.
+        self.retire_relayed(&peer);
+    }
+
+    /// A direct connection supersedes relayed ones: new streams use it at once; the circuits
+    /// close after a grace period so streams on them can finish.
+    fn retire_relayed(&self, peer: &PeerId) {
         let relayed: Vec<Conn> = self
             .state()
             .conns
-            .get(&peer)
+            .get(peer)
             .map(|c| c.iter().filter(|c| c.relayed()).cloned().collect())
             .unwrap_or_default();
         if !relayed.is_empty() {
@@ -283,26 +343,47 @@ impl Host {
         remote: Multiaddr,
         outbound: bool,
     ) {
+        self.add_muxed(up, remote, outbound, true);
+    }
+
+    /// A TCP connection or a relay circuit, secured and multiplexed. Either is probed with
+    /// pings (a circuit's relay, or a TCP peer, may vanish without a word).
+    pub(in crate::p2p) fn add_muxed(
+        &self,
+        up: secure::Upgraded,
+        remote: Multiaddr,
+        outbound: bool,
+        relayed: bool,
+    ) {
         let secure::Upgraded {
             peer,
             handle,
             mut inbound,
         } = up;
-        let link = Link::Relayed(handle);
+        let link = if relayed {
+            Link::Relayed(handle)
+        } else {
+            Link::Tcp(handle)
+        };
         let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
         let host = self.clone();
         let p = peer.clone();
+        // What a peer sees over a circuit is the relay, not us: no observed address.
+        let observed = (!relayed).then(|| remote.clone());
         crate::spawn(async move {
             while let Some(s) = inbound.recv().await {
                 let (send, recv) = split_muxed(s);
-                host.spawn_serve(p.clone(), send, recv, None);
+                host.spawn_serve(p.clone(), send, recv, observed.clone());
             }
         });
         let host = self.clone();
         let probe = link.clone();
         let relay_id = relay::parse_circuit(&remote).map(|(_, r)| r);
         crate::spawn(async move { host.probe_circuit(probe, relay_id).await });
-        self.connection_added(peer, id, link, remote, outbound, true);
+        self.connection_added(peer.clone(), id, link, remote, outbound, relayed);
+        if !relayed {
+            self.retire_relayed(&peer);
+        }
     }
 
     fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {

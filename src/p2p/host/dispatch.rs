@@ -5,10 +5,10 @@ use super::conn::{best, Link};
 use super::{bump, Error, Host, Stream, NEGOTIATION_TIMEOUT};
 use crate::p2p::error::Violation;
 use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::transport::stream::{RecvStream, SendStream};
 use crate::p2p::{identify, multistream, ping, relay};
 use futures_util::FutureExt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -91,7 +91,7 @@ impl Host {
         peer: PeerId,
         mut send: SendStream,
         mut recv: RecvStream,
-        observed: Option<SocketAddr>,
+        observed: Option<Multiaddr>,
     ) {
         let allowed = self
             .0
@@ -118,7 +118,7 @@ impl Host {
         peer: PeerId,
         mut send: SendStream,
         mut recv: RecvStream,
-        observed: Option<SocketAddr>,
+        observed: Option<Multiaddr>,
     ) -> Result<(), Error> {
         let supported = self.protocols();
         let refs: Vec<&str> = supported.iter().map(String::as_str).collect();

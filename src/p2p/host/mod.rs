@@ -2,9 +2,9 @@
 //! dials, the table of live connections per peer, and the dispatch of inbound streams to
 //! protocol handlers.
 //!
-//! A peer's connection is either direct (QUIC) or relayed (a circuit through a relay, secured
-//! with TLS and multiplexed with yamux, see `transport::secure` and `relay::client`). New
-//! streams prefer a direct connection.
+//! A peer's connection is direct over QUIC, direct over TCP (secured with TLS and multiplexed
+//! with yamux, see `transport::secure`), or relayed (a circuit through a relay, upgraded the
+//! same way, see `relay::client`). New streams prefer QUIC, then TCP, then a circuit.
 //!
 //! Every stream starts with multistream-select. Identify (and push), ping and the relay stop
 //! protocol are served by the host; other protocols (`register`) get their negotiated streams
@@ -12,12 +12,13 @@
 //! without limit.
 //!
 //! Here: the host's state and accessors. `conn`: the connection table, dialling and opening
-//! streams; `accept`: inbound connections and their admission; `dispatch`: inbound streams
-//! and datagrams by protocol.
+//! streams; `accept`: inbound connections and their admission; `tcp`: the TCP listener and
+//! TCP dials; `dispatch`: inbound streams and datagrams by protocol.
 
 mod accept;
 mod conn;
 mod dispatch;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +63,8 @@ pub fn default_agent_version() -> String {
 #[derive(Debug, Clone)]
 pub struct HostConfig {
     pub listen: SocketAddr,
+    /// TCP listener beside the QUIC socket (None: no TCP listener; TCP dials still work).
+    pub listen_tcp: Option<SocketAddr>,
     pub agent_version: String,
     pub protocol_version: String,
     /// Live connections accepted from others before new ones are refused.
@@ -81,6 +84,7 @@ impl HostConfig {
     pub fn new(listen: SocketAddr) -> Self {
         HostConfig {
             listen,
+            listen_tcp: None,
             agent_version: default_agent_version(),
             protocol_version: "ipfs/0.1.0".into(),
             max_connections: 256,
@@ -156,6 +160,10 @@ pub(super) struct Inner {
     pub(super) datagrams: std::sync::OnceLock<(String, DatagramHandler)>,
     /// Who our friends are, and whose word on our address counts (set by the node).
     pub(super) trust: std::sync::RwLock<Trust>,
+    /// The TCP listener's address, if TCP listens.
+    pub(super) tcp_local: Option<SocketAddr>,
+    /// Set to true at shutdown: stops the TCP accept loop.
+    pub(super) closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A yes/no question about a peer, answered by the layer above (the peer table).
@@ -212,6 +220,20 @@ impl Host {
                 idle_timeout: config.idle_timeout,
             },
         )?;
+        // Without TCP the node still works (QUIC, relays): a failed bind is not fatal.
+        let tcp = config
+            .listen_tcp
+            .and_then(|addr| match Host::bind_tcp(addr) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    log::warn!("not listening on TCP {addr}: {e}");
+                    None
+                }
+            });
+        let tcp_local = match &tcp {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let (events, _) = broadcast::channel(64);
         let peer_id = keypair.peer_id();
         let stream_limit = crate::base::ratelimit::RateLimiter::new(
@@ -234,9 +256,15 @@ impl Host {
             stream_limit: Mutex::new(stream_limit),
             datagrams: std::sync::OnceLock::new(),
             trust: std::sync::RwLock::new(Trust::default()),
+            tcp_local,
+            closing: tokio::sync::watch::channel(false).0,
         }));
         let h = host.clone();
         crate::spawn(async move { h.accept_loop().await });
+        if let Some(listener) = tcp {
+            let h = host.clone();
+            crate::spawn(async move { h.tcp_accept_loop(listener).await });
+        }
         log::info!(
             "listening on {}",
             host.listen_addrs()
@@ -260,21 +288,37 @@ impl Host {
         self.0.endpoint.local_addr()
     }
 
-    /// The addresses we can be dialled at (interface addresses if bound to a wildcard).
+    /// The addresses we can be dialled at (interface addresses if bound to a wildcard):
+    /// QUIC first, then TCP.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        let Ok(local) = self.0.endpoint.local_addr() else {
-            return Vec::new();
-        };
+        let mut out = Vec::new();
+        if let Ok(local) = self.0.endpoint.local_addr() {
+            self.expand(local, Multiaddr::quic, &mut out);
+        }
+        if let Some(local) = self.0.tcp_local {
+            self.expand(local, Multiaddr::tcp, &mut out);
+        }
+        out
+    }
+
+    /// `local` as addresses: itself, or every interface address if it is a wildcard.
+    fn expand(
+        &self,
+        local: SocketAddr,
+        addr: fn(SocketAddr) -> Multiaddr,
+        out: &mut Vec<Multiaddr>,
+    ) {
         if !local.ip().is_unspecified() {
-            return vec![Multiaddr::quic(local)];
+            return out.push(addr(local));
         }
         let hidden = self.state().hidden.clone();
-        ifaddrs::local_addrs()
-            .into_iter()
-            .filter(|ip| ip.is_ipv4() == local.is_ipv4() || local.is_ipv6())
-            .filter(|ip| !ip.is_loopback() && !hidden.contains(ip))
-            .map(|ip| Multiaddr::quic(SocketAddr::new(ip, local.port())))
-            .collect()
+        out.extend(
+            ifaddrs::local_addrs()
+                .into_iter()
+                .filter(|ip| ip.is_ipv4() == local.is_ipv4() || local.is_ipv6())
+                .filter(|ip| !ip.is_loopback() && !hidden.contains(ip))
+                .map(|ip| addr(SocketAddr::new(ip, local.port()))),
+        );
     }
 
     /// Keeps a local address out of what we advertise (e.g. the TUN's mesh address: peers
@@ -311,9 +355,21 @@ impl Host {
         (self.trust().friend)(peer)
     }
 
-    /// Closes every connection and the endpoint.
+    /// Closes every connection, the endpoint and the TCP listener.
     pub fn shutdown(&self) {
+        self.0.closing.send_replace(true);
         self.0.endpoint.close(0u32.into(), b"shutdown");
+        let muxed: Vec<Link> = self
+            .state()
+            .conns
+            .values()
+            .flatten()
+            .filter(|c| !c.is_quic())
+            .map(|c| c.link.clone())
+            .collect();
+        for l in muxed {
+            l.close(b"shutdown");
+        }
     }
 
     /// Closes every connection and waits (briefly) until the peers were told.

@@ -7,10 +7,8 @@ use crate::p2p::error::Violation;
 use crate::p2p::host::NEGOTIATION_TIMEOUT;
 use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
-use crate::p2p::transport::canonical;
 use crate::p2p::transport::stream::{RecvStream, SendStream};
 use crate::p2p::{Error, Host, HostEvent};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -104,10 +102,11 @@ impl Host {
     /// Asks a newly connected peer who it is; notes what it saw as our address.
     pub(in crate::p2p) async fn request_identify(&self, peer: &PeerId) -> Result<(), Error> {
         let relayed = self.is_relayed(peer);
-        let observer = self
-            .remote_addr(peer)
-            .and_then(|a| a.quic_socket_addr())
-            .map(|s| s.ip());
+        let via = self.remote_addr(peer);
+        let observer = via.as_ref().and_then(|a| a.socket_addr()).map(|s| s.ip());
+        // Over a TCP connection we dialled, the peer sees our ephemeral source port: only
+        // the IP would be ours, and a port nobody listens on must not be advertised.
+        let outbound_tcp = via.as_ref().is_some_and(|a| a.is_tcp()) && !self.accepted_from(peer);
         let mut s = self.open_stream(peer, &[PROTOCOL]).await?;
         let body = tokio::time::timeout(NEGOTIATION_TIMEOUT, read_framed(&mut s.recv, MAX_MESSAGE))
             .await
@@ -129,7 +128,7 @@ impl Host {
             if let Some(obs) = info
                 .observed_addr
                 .clone()
-                .filter(|a| !relayed && !a.is_relayed())
+                .filter(|a| !(relayed || a.is_relayed() || (outbound_tcp && a.is_tcp())))
             {
                 st.observed.report(obs, observer, trusted);
             }
@@ -155,14 +154,14 @@ impl Host {
         Ok(())
     }
 
-    fn our_identify(&self, observed: Option<SocketAddr>) -> IdentifyInfo {
+    fn our_identify(&self, observed: Option<Multiaddr>) -> IdentifyInfo {
         IdentifyInfo {
             public_key: Some(self.0.keypair.public()),
             protocol_version: self.0.config.protocol_version.clone(),
             agent_version: self.0.config.agent_version.clone(),
             listen_addrs: self.advertised_addrs(),
             protocols: self.protocols(),
-            observed_addr: observed.map(|o| Multiaddr::quic(canonical(o))),
+            observed_addr: observed,
         }
     }
 
@@ -170,7 +169,7 @@ impl Host {
     pub(in crate::p2p) async fn answer_identify(
         &self,
         mut send: SendStream,
-        observed: Option<SocketAddr>,
+        observed: Option<Multiaddr>,
     ) -> Result<(), Error> {
         let msg = frame(&self.our_identify(observed).encode());
         send.write_all(&msg).await?;

@@ -162,7 +162,8 @@ impl Host {
     }
 
     /// A relay that dies silently leaves the circuit looking open until the QUIC idle
-    /// timeout to the relay (30 s); probing the circuit itself notices within ~10 s.
+    /// timeout to the relay (30 s); probing the circuit itself notices within ~10 s. A TCP
+    /// connection whose peer vanished (no RST through a NAT) is probed the same way.
     pub(in crate::p2p) async fn probe_circuit(&self, probe: Link, relay_id: Option<PeerId>) {
         let mut misses = 0;
         loop {
@@ -173,10 +174,8 @@ impl Host {
                 CIRCUIT_PROBE
             };
             tokio::time::sleep(wait).await;
-            if let Link::Relayed(h) = &probe {
-                if h.is_closed() {
-                    return;
-                }
+            if probe.is_closed() {
+                return;
             }
             let alive = tokio::time::timeout(CIRCUIT_PROBE_TIMEOUT, probe.ping()).await;
             misses = if matches!(alive, Ok(Ok(()))) {

@@ -1,7 +1,7 @@
 //! How bytes reach a peer: the QUIC endpoint on one UDP socket (`udp`, `udp_socket`), libp2p
-//! TLS (`tls`, with `der` for the certificates), and for relay circuits the upgrade of a raw
-//! stream to TLS + yamux (`secure`, `muxer`). `stream` is the stream type the host hands out
-//! for both kinds of connection.
+//! TLS (`tls`, with `der` for the certificates), and for relay circuits and TCP connections
+//! (`tcp`) the upgrade of a raw stream to TLS + yamux (`secure`, `muxer`). `stream` is the
+//! stream type the host hands out for every kind of connection.
 //!
 //! This module sets the endpoint up; the host keeps it and the connections on it.
 
@@ -9,6 +9,7 @@ pub mod der;
 pub mod muxer;
 pub mod secure;
 pub mod stream;
+pub mod tcp;
 pub mod tls;
 mod udp;
 mod udp_socket;

@@ -1,0 +1,195 @@
+//! TCP between hosts on loopback: connecting, identify, streams, QUIC preferred over TCP,
+//! and what a hostile TCP client gets (garbage, a half-open connection, a slowloris).
+
+use super::super::*;
+use crate::p2p::transport::stream::read_to_end;
+use crate::p2p::{admission, ping};
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn tcp_host() -> Host {
+    let mut cfg = HostConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    cfg.listen_tcp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    Host::start(Keypair::generate(), cfg).await.unwrap()
+}
+
+fn tcp_addr(h: &Host) -> Multiaddr {
+    let a = h
+        .listen_addrs()
+        .into_iter()
+        .find(Multiaddr::is_tcp)
+        .expect("a TCP listen address");
+    a.with_p2p(&h.peer_id())
+}
+
+/// Waits until the server closes `s` (EOF or reset), at most `within`.
+async fn closed_by_server(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn tcp_connects_identifies_pings_and_carries_streams() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    let mut rx = b.register("/awl/test/", 4);
+    assert_eq!(a.dial(&tcp_addr(&b)).await.unwrap(), b.peer_id());
+    assert!(a.has_direct(&b.peer_id()));
+    assert!(!a.has_quic(&b.peer_id()));
+    assert!(!a.is_relayed(&b.peer_id()));
+    assert!(a.remote_addr(&b.peer_id()).unwrap().is_tcp());
+    // Identify lists both transports, QUIC first.
+    let info = a.identify(&b.peer_id()).await.unwrap();
+    assert_eq!(info.listen_addrs, b.listen_addrs());
+    assert!(info.listen_addrs[0].quic_socket_addr().is_some());
+    assert!(info.listen_addrs.iter().any(Multiaddr::is_tcp));
+    assert!(a.ping(&b.peer_id()).await.is_ok());
+    // No datagrams over TCP: the data plane falls back to streams.
+    assert!(a.datagram_path(&b.peer_id(), ping::PROTOCOL).is_none());
+    let mut s = a.open_stream(&b.peer_id(), &["/awl/test/"]).await.unwrap();
+    s.send.write_all(b"over tcp").await.unwrap();
+    s.send.finish().await;
+    let mut inbound = rx.recv().await.unwrap();
+    assert_eq!(inbound.peer, a.peer_id());
+    assert_eq!(
+        read_to_end(&mut inbound.recv, 16).await.unwrap(),
+        b"over tcp"
+    );
+    // B's side is an inbound TCP connection from A.
+    assert!(b.remote_addr(&a.peer_id()).unwrap().is_tcp());
+    assert!(b.accepted_from(&a.peer_id()));
+}
+
+#[tokio::test]
+async fn quic_is_preferred_once_both_exist() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    a.dial(&tcp_addr(&b)).await.unwrap();
+    let quic = b.listen_addrs()[0].clone().with_p2p(&b.peer_id());
+    assert!(quic.quic_socket_addr().is_some());
+    // A TCP connection does not stop the QUIC dial: it is the upgrade.
+    a.dial(&quic).await.unwrap();
+    assert!(a.has_quic(&b.peer_id()));
+    assert!(a
+        .remote_addr(&b.peer_id())
+        .unwrap()
+        .quic_socket_addr()
+        .is_some());
+    // And a TCP dial now is a no-op: there is a direct connection.
+    assert_eq!(a.dial(&tcp_addr(&b)).await.unwrap(), b.peer_id());
+    assert_eq!(a.connection_counts(), (2, 0));
+}
+
+#[tokio::test]
+async fn dial_first_prefers_quic_and_falls_back_to_tcp() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    // A QUIC address where nothing listens, and B's TCP address: TCP gets through.
+    let dead_quic: Multiaddr = "/ip4/127.0.0.1/udp/9/quic-v1".parse().unwrap();
+    let addrs = vec![dead_quic.with_p2p(&b.peer_id()), tcp_addr(&b)];
+    assert!(a.dial_first(&addrs).await);
+    assert!(a.remote_addr(&b.peer_id()).unwrap().is_tcp());
+    // With both working, QUIC wins (TCP starts later).
+    let c = tcp_host().await;
+    let both = vec![
+        tcp_addr(&c),
+        c.listen_addrs()[0].clone().with_p2p(&c.peer_id()),
+    ];
+    assert!(a.dial_first(&both).await);
+    assert!(a.has_quic(&c.peer_id()));
+}
+
+#[tokio::test]
+async fn tcp_dial_to_the_wrong_identity_is_refused() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    let other = Keypair::generate().peer_id();
+    let addr = tcp_addr(&b).without_p2p().with_p2p(&other);
+    assert!(a.dial(&addr).await.is_err());
+    assert!(!a.is_connected(&b.peer_id()));
+    assert!(!a.is_connected(&other));
+}
+
+#[tokio::test]
+async fn garbage_is_closed_and_counted_and_others_still_connect() {
+    let b = tcp_host().await;
+    let sock = tcp_addr(&b).tcp_socket_addr().unwrap();
+    let mut s = tokio::net::TcpStream::connect(sock).await.unwrap();
+    s.write_all(b"\x13/multistream/1.0.0\n\xff\xff\xff\xff garbage")
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut s, Duration::from_secs(5)).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while b.counters().handshake_failures.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = tcp_host().await;
+    assert_eq!(a.dial(&tcp_addr(&b)).await.unwrap(), b.peer_id());
+}
+
+#[tokio::test]
+async fn half_open_and_slowloris_are_bounded_then_closed() {
+    let b = tcp_host().await;
+    let sock = tcp_addr(&b).tcp_socket_addr().unwrap();
+    // One address holds at most HANDSHAKES_PER_ADDRESS handshakes: the rest are closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..admission::HANDSHAKES_PER_ADDRESS {
+        idle.push(tokio::net::TcpStream::connect(sock).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(sock).await.unwrap();
+    assert!(closed_by_server(&mut extra, Duration::from_secs(2)).await);
+    assert!(b.counters().refused_connections.load(Ordering::Relaxed) >= 1);
+    // A slowloris (one byte a second of a valid header) and the idle ones are all dropped
+    // at the handshake deadline.
+    let mut slow = idle.pop().unwrap();
+    let trickle = crate::spawn(async move {
+        for &byte in b"\x13/multistream/1.0.0\n" {
+            if slow.write_all(&[byte]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        closed_by_server(&mut slow, Duration::from_secs(5)).await
+    });
+    let limit = super::HANDSHAKE_TIMEOUT + Duration::from_secs(3);
+    for s in idle.iter_mut() {
+        assert!(
+            closed_by_server(s, limit).await,
+            "half-open connection kept"
+        );
+    }
+    assert!(trickle.await.unwrap(), "slowloris kept");
+    assert!(b.counters().handshake_failures.load(Ordering::Relaxed) >= 16);
+    // The slots are free again.
+    let a = tcp_host().await;
+    assert_eq!(a.dial(&tcp_addr(&b)).await.unwrap(), b.peer_id());
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_tcp_listener_and_closes_tcp_connections() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    let mut events = a.events();
+    let sock = tcp_addr(&b).tcp_socket_addr().unwrap();
+    a.dial(&tcp_addr(&b)).await.unwrap();
+    b.shutdown();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(HostEvent::Disconnected { peer })) if peer == b.peer_id() => break,
+            Ok(Ok(_)) => continue,
+            other => panic!("no disconnect event: {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(sock).await.is_err());
+}
