@@ -1,4 +1,4 @@
-//! A rust-libp2p node (QUIC v1, identify, ping) driven from tests through a command channel,
+//! A rust-libp2p node (QUIC v1 and TCP with TLS + yamux, identify, ping) driven from tests through a command channel,
 //! reporting what it sees as events. Every wait has a deadline, so a broken peer fails a test
 //! instead of hanging it.
 
@@ -51,6 +51,8 @@ enum Command {
 pub struct Libp2pPeer {
     pub peer_id: PeerId,
     pub listen_addr: Multiaddr,
+    /// Its TCP listen address (`/ip4/127.0.0.1/tcp/N`).
+    pub tcp_addr: Multiaddr,
     commands: mpsc::UnboundedSender<Command>,
     events: Mutex<mpsc::UnboundedReceiver<Event>>,
 }
@@ -64,6 +66,12 @@ impl Libp2pPeer {
     pub async fn spawn_with(key: identity::Keypair) -> Self {
         let mut swarm = SwarmBuilder::with_existing_identity(key)
             .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default(),
+                libp2p::tls::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .expect("tcp")
             .with_quic()
             .with_behaviour(|key| Behaviour {
                 identify: identify::Behaviour::new(
@@ -80,11 +88,20 @@ impl Libp2pPeer {
         swarm
             .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("addr"))
             .expect("listen");
-        let listen_addr = loop {
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
+            .expect("listen tcp");
+        let (mut listen_addr, mut tcp_addr) = (None, None);
+        while listen_addr.is_none() || tcp_addr.is_none() {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                break address;
+                if address.to_string().contains("/tcp/") {
+                    tcp_addr = Some(address);
+                } else {
+                    listen_addr = Some(address);
+                }
             }
-        };
+        }
+        let (listen_addr, tcp_addr) = (listen_addr.expect("quic"), tcp_addr.expect("tcp"));
         let peer_id = *swarm.local_peer_id();
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
@@ -127,6 +144,7 @@ impl Libp2pPeer {
         Libp2pPeer {
             peer_id,
             listen_addr,
+            tcp_addr,
             commands: cmd_tx,
             events: Mutex::new(ev_rx),
         }
