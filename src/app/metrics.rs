@@ -46,11 +46,17 @@ pub fn render(node: &Node) -> String {
     o.head("connections", "gauge", "Open libp2p connections by path.");
     o.val("connections", "path=\"direct\"", direct);
     o.val("connections", "path=\"relayed\"", relayed);
+    o.one(
+        "tcp_connections",
+        "gauge",
+        "Direct connections over TCP (counted in connections{path=\"direct\"} too).",
+        node.host.tcp_connection_count(),
+    );
     let c = node.host.counters();
     o.one(
         "handshake_failures_total",
         "counter",
-        "Inbound QUIC/TLS handshakes that failed or timed out.",
+        "Inbound QUIC/TLS and TCP (TLS, yamux) handshakes that failed or timed out: garbage, half-open, too slow.",
         c.handshake_failures.load(Ordering::Relaxed),
     );
     o.one(

@@ -200,7 +200,13 @@ impl Node {
                 .host
                 .connected_peers()
                 .iter()
-                .filter(|p| self.host.has_direct(p))
+                .filter(|p| self.host.has_quic(p))
+                .count(),
+            tcp_only: self
+                .host
+                .connected_peers()
+                .iter()
+                .filter(|p| self.host.has_direct(p) && !self.host.has_quic(p))
                 .count(),
             friends_connected: friends.len(),
             friends_relayed: relayed.len(),

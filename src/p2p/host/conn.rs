@@ -116,6 +116,16 @@ impl Host {
         (all.len() - relayed, relayed)
     }
 
+    /// Open direct connections over TCP.
+    pub fn tcp_connection_count(&self) -> usize {
+        self.state()
+            .conns
+            .values()
+            .flatten()
+            .filter(|c| matches!(c.link, Link::Tcp(_)))
+            .count()
+    }
+
     pub fn is_connected(&self, peer: &PeerId) -> bool {
         self.state().conns.get(peer).is_some_and(|c| !c.is_empty())
     }

@@ -1,5 +1,5 @@
 //! An independent rust-libp2p bootstrap + relay node for awl's end-to-end tests (run inside
-//! Linux network namespaces): QUIC v1, identify, ping, Kademlia server on `/awl/kad/1.0.0`,
+//! Linux network namespaces): QUIC v1 and TCP (TLS + yamux) on the same port, identify, ping, Kademlia server on `/awl/kad/1.0.0`,
 //! circuit relay v2 server with the limits of AWL's bootstrap nodes, and DCUtR.
 //!
 //!     relay_node --listen <ip4> --port <udp port> --seed <64 hex chars> [--verbose]
@@ -124,6 +124,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let key = identity::Keypair::ed25519_from_bytes(args.seed)?;
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::tls::Config::new,
+            libp2p::yamux::Config::default,
+        )?
         .with_quic()
         .with_behaviour(|key| {
             let id = key.public().to_peer_id();
@@ -168,6 +173,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Confirmed external address: it enables the relay's hop protocol and is what the relay
     // server puts in Reservation.addrs.
     swarm.add_external_address(listen_addr.clone());
+    // TCP on the same port, as AWL's bootstrap nodes listen on tcp and udp 6150.
+    let tcp_addr = Multiaddr::empty()
+        .with(Protocol::Ip4(args.listen))
+        .with(Protocol::Tcp(args.port));
+    swarm.listen_on(tcp_addr.clone())?;
+    swarm.add_external_address(tcp_addr);
     let circuit_addr = listen_addr
         .clone()
         .with(Protocol::P2p(local_id))

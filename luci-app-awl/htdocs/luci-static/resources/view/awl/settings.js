@@ -67,6 +67,9 @@ return view.extend({
 		o = s.taboption('network', form.Flag, 'use_relays', _('Use relays'), _('Hold relay reservations on bootstrap peers so peers reach this router behind NAT'));
 		o.default = '1';
 
+		o = s.taboption('network', form.Flag, 'listen_tcp', _('Listen on TCP'), _('Also accept peers over TCP on the listen port (as AWL does), for networks that drop UDP'));
+		o.default = '1';
+
 		o = s.taboption('network', form.Flag, 'hole_punching', _('Hole punching'), _('Upgrade relayed connections to direct ones'));
 		o.default = '1';
 

@@ -31,7 +31,7 @@ const ADVICE = {
 	'interface': _('The tunnel interface is missing: install kmod-tun, then restart awl.'),
 	'bootstrap': _('No bootstrap peer is reachable: check the WAN connection and the bootstrap list under Settings → Advanced; a firewall may block outgoing UDP.'),
 	'relay': _('No relay reservation: peers behind NAT cannot reach this router until a bootstrap peer that relays is reachable.'),
-	'udp': _('No direct UDP path: allow outgoing UDP in the network\'s firewall (awl speaks QUIC over UDP only), or, when peers are reached only through relays, forward the listen port to this router.'),
+	'udp': _('No direct UDP path: allow outgoing UDP in the network\'s firewall (peers are reached over TCP or relays meanwhile, which is slower), or, when peers are reached only through relays, forward the listen port to this router.'),
 	'listen': _('The listen port is in use by another program: choose another port under Settings.'),
 	'config': _('The configuration has an error: fix it under Settings or in /etc/config/awl.'),
 	'peers': _('No confirmed peer is connected: they may be offline, or unreachable without a relay.'),
