@@ -94,8 +94,10 @@ DG=$(metric a peer_tx_datagrams_total); TX=$(metric a peer_tx_packets_total)
 echo "    a sent $DG of $TX packets to b in datagrams"
 check "over TCP the packets ride the stream tunnel (no datagrams)" test "$DG" -eq 0 -a "$TX" -gt 100
 check "metrics count the TCP connections" test "$(metric a tcp_connections)" -ge 2
-check "health says UDP is blocked and TCP carries the peers" \
+# (The verdict waits until the node has been up 30 s.)
+check "health says UDP is blocked and TCP carries the peers" wait_for 40 \
     sh -c "'$AWL_BIN' -c '$WORK/a.uci' health --json | grep -q 'reached over TCP instead'"
+ctl a health | grep -i udp
 
 # Hostile bytes on b's TCP port: counted and closed, the mesh unaffected.
 HF0=$(metric b handshake_failures_total)
