@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
-/// The UDP socket to listen on: the first QUIC `listen_address`, else all IPv4 on `listen_port`.
+/// The UDP socket to listen on: the first QUIC `listen_address`, else every address, IPv6
+/// and IPv4 (one dual-stack socket; IPv4 only where the kernel has no IPv6), on `listen_port`.
 pub fn listen_socket(cfg: &Config) -> SocketAddr {
     for a in &cfg.main.listen_address {
         match a.parse::<Multiaddr>() {
@@ -30,7 +31,7 @@ pub fn listen_socket(cfg: &Config) -> SocketAddr {
             Err(e) => log::warn!("listen_address '{a}': {e}"),
         }
     }
-    SocketAddr::from(([0, 0, 0, 0], cfg.main.listen_port))
+    SocketAddr::from(([0u16; 8], cfg.main.listen_port))
 }
 
 /// The TCP socket to listen on: the first TCP `listen_address`, else (with `listen_tcp`)

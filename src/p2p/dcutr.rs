@@ -287,6 +287,11 @@ impl Host {
         // A QUIC long-header bit pattern would make the peer's endpoint try to parse it; a
         // short header with an unknown connection ID is dropped quietly.
         junk[0] = (junk[0] & 0x3f) | 0x40;
+        // An IPv6 (dual-stack) socket reaches IPv4 peers at their v4-mapped address.
+        let to = match self.0.punch_socket.local_addr() {
+            Ok(SocketAddr::V6(_)) => crate::p2p::transport::dual_stack::mapped(to),
+            _ => to,
+        };
         if let Err(e) = self.0.punch_socket.send_to(&junk, to) {
             log::debug!("punch to {to}: {e}");
         }

@@ -44,7 +44,7 @@ impl Host {
         while let Some(incoming) = self.0.endpoint.accept().await {
             // Before the handshake we know only the source address: bound the handshakes in
             // progress, in total and per address. Who gets a slot is decided after it.
-            let ip = incoming.remote_address().ip();
+            let ip = transport::canonical(incoming.remote_address()).ip();
             if !self.start_handshake(ip) {
                 log::debug!("refusing connection from {}: too many handshakes", ip);
                 bump(&self.0.counters.refused_connections);

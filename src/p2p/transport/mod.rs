@@ -6,6 +6,7 @@
 //! This module sets the endpoint up; the host keeps it and the connections on it.
 
 pub mod der;
+pub mod dual_stack;
 pub mod muxer;
 pub mod secure;
 pub mod stream;
@@ -132,7 +133,7 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     endpoint_cfg.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
-    let socket = std::net::UdpSocket::bind(settings.listen)?;
+    let socket = dual_stack::bind_udp(settings.listen)?;
     mark_socket(&socket);
     let punch_socket = socket.try_clone()?;
     let runtime = quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;

@@ -13,16 +13,13 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// Connections waiting in the kernel for `accept`.
 const BACKLOG: u32 = 128;
 
-/// Binds the listener on `addr`. A dual-stack IPv6 wildcard also takes IPv4.
+/// Binds the listener on `addr`. An IPv6 wildcard is dual-stack (IPv4 too), or plain IPv4
+/// where the kernel has no IPv6.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+    let socket = super::dual_stack::tcp_socket(addr)?;
     // A restart must not wait for the old connections' TIME_WAIT to bind the port again.
     socket.set_reuseaddr(true)?;
     mark(&socket);
-    socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
 

@@ -193,3 +193,61 @@ async fn shutdown_stops_the_tcp_listener_and_closes_tcp_connections() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(sock).await.is_err());
 }
+
+#[tokio::test]
+async fn ipv6_underlay_quic_and_tcp_and_a_dual_stack_listener() {
+    let v6 = |port| SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    if std::net::UdpSocket::bind(v6(0)).is_err() {
+        return; // no IPv6 loopback in this sandbox
+    }
+    let mut cfg = HostConfig::new(v6(0));
+    cfg.listen_tcp = Some(v6(0));
+    let b = Host::start(Keypair::generate(), cfg).await.unwrap();
+    let addrs = b.listen_addrs();
+    assert!(
+        addrs.iter().all(|a| a.to_string().starts_with("/ip6/::1/")),
+        "{addrs:?}"
+    );
+    // QUIC over IPv6.
+    let a = tcp_host().await;
+    let mut cfg = HostConfig::new(v6(0));
+    cfg.listen_tcp = Some(v6(0));
+    let a6 = Host::start(Keypair::generate(), cfg).await.unwrap();
+    let quic = addrs[0].clone().with_p2p(&b.peer_id());
+    assert_eq!(a6.dial(&quic).await.unwrap(), b.peer_id());
+    assert!(a6.ping(&b.peer_id()).await.is_ok());
+    // TCP over IPv6.
+    let tcp = addrs.iter().find(|a| a.is_tcp()).unwrap().clone();
+    let c6 = Host::start(Keypair::generate(), HostConfig::new(v6(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        c6.dial(&tcp.with_p2p(&b.peer_id())).await.unwrap(),
+        b.peer_id()
+    );
+    assert!(c6
+        .remote_addr(&b.peer_id())
+        .unwrap()
+        .to_string()
+        .starts_with("/ip6/::1/tcp/"));
+    // A dual-stack node (the daemon's default, [::]) takes an IPv4 dialler and shows it as IPv4.
+    let mut cfg = HostConfig::new(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
+    cfg.listen_tcp = Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
+    let dual = Host::start(Keypair::generate(), cfg).await.unwrap();
+    let port = dual.local_addr().unwrap().port();
+    let to: Multiaddr = format!("/ip4/127.0.0.1/udp/{port}/quic-v1/p2p/{}", dual.peer_id())
+        .parse()
+        .unwrap();
+    assert_eq!(a.dial(&to).await.unwrap(), dual.peer_id());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = dual.remote_addr(&a.peer_id()).unwrap().to_string();
+    assert!(seen.starts_with("/ip4/127.0.0.1/udp/"), "{seen}");
+    // And it answers identify and ping over the mapped path (quinn maps our replies).
+    assert!(dual.ping(&a.peer_id()).await.is_ok());
+    let tport = dual.tcp_local_addr().unwrap().port();
+    let to: Multiaddr = format!("/ip4/127.0.0.1/tcp/{tport}/p2p/{}", dual.peer_id())
+        .parse()
+        .unwrap();
+    let d = tcp_host().await;
+    assert_eq!(d.dial(&to).await.unwrap(), dual.peer_id());
+}
