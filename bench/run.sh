@@ -148,9 +148,18 @@ write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
 # AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
 # stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
-for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}}; do
-    BIN=$AWL; EXTRA=
-    if [ "$V" = ship ]; then
+# `tcp`: awl's TCP transport (TLS + yamux) with UDP dropped in both namespaces, mtu 1420:
+# what a node on a network that blocks UDP gets.
+for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
+    BIN=$AWL; EXTRA=; PROTO=udp/4363/quic-v1
+    if [ "$V" = tcp ]; then
+        MTU=1420; DGRAM=1; NAME=awltcp; PROTO=tcp/4363
+        for n in a b; do
+            ip netns exec "bn-$n" nft add table inet bench
+            ip netns exec "bn-$n" nft add chain inet bench out '{ type filter hook output priority 0; }'
+            ip netns exec "bn-$n" nft add rule inet bench out meta l4proto udp drop
+        done
+    elif [ "$V" = ship ]; then
         BIN=$SHIP; MTU=1420; DGRAM=1; NAME=awlship
     elif [ "$V" = peers100 ]; then
         # Per-packet cost with 100 configured peers (99 idle).
@@ -159,8 +168,8 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}}; do
         MTU=${V%:*}; DGRAM=${V#*:}
         NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
     fi
-    write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
-    write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
+    write_awl a "$B" "/ip4/192.0.2.2/$PROTO"
+    write_awl b "$A" "/ip4/192.0.2.1/$PROTO"
     ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=("$PA")
     ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=("$PB")
     for _ in $(seq 100); do
@@ -178,6 +187,7 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 peers100 ${SHIP:+ship}}; do
     R[$NAME.dgram]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_datagrams_total/ {s += $2} END {print s + 0}')
     R[$NAME.pkts]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_packets_total/ {s += $2} END {print s + 0}')
     kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
+    [ "$V" = tcp ] && for n in a b; do ip netns exec "bn-$n" nft delete table inet bench; done
 done
 
 # --- boringtun (userspace WireGuard) ---
@@ -262,6 +272,10 @@ echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-}
 echo
 echo "awl idle RSS (host build, glibc): ${R[idle1]:-} kB with 1 configured peer, ${R[idle10]:-} kB with 10, ${R[idle20]:-} kB with 20, ${R[idle100]:-} kB with 100 ($(python3 -c "print(round((${R[idle100]:-0}-${R[idle1]:-0})/99,1))") kB per idle peer)."
 echo
+if [ -n "${R[awltcp.tcp1]:-}" ]; then
+    echo "Over awl's TCP transport (UDP dropped in both namespaces; mtu 1420, stream tunnel; packets in datagrams: ${R[awltcp.dgram]:-} of ${R[awltcp.pkts]:-}): TCP 1 flow ${R[awltcp.tcp1]} Mbit/s ($(ratio "${R[awltcp.tcp1]}" "${R[awl1420d.tcp1]:-}")× QUIC datagrams, $(ratio "${R[awltcp.tcp1]}" "${R[boringtun.tcp1]:-}")× boringtun), 4 flows ${R[awltcp.tcp4]:-}, UDP ${R[awltcp.udp]:-} Mbit/s (loss ${R[awltcp.udp_loss]:-} %), CPU ${R[awltcp.cpu_gb]:-} s/GB, ping idle ${R[awltcp.rtt]:-} ms (median ${R[awltcp.rtt_med]:-}), under load ${R[awltcp.rtt_loaded]:-} ms, ${R[awltcp.cpu_ping]:-} µs of CPU per round trip."
+    echo
+fi
 echo "With 100 configured peers (99 never answer), mtu 1420 with datagrams: TCP 1 flow ${R[awl100.tcp1]:-} Mbit/s, 4 flows ${R[awl100.tcp4]:-}, CPU ${R[awl100.cpu_gb]:-} s/GB, peak RSS ${R[awl100.rss]:-} kB."
 if [ -n "$SHIP" ]; then
     echo
