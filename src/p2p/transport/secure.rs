@@ -1,5 +1,5 @@
-//! Upgrades a raw byte stream (a relay circuit) to a libp2p connection, as go-libp2p does for
-//! TCP and circuits: multistream-select `/tls/1.0.0`, a TLS 1.3 handshake with libp2p
+//! Upgrades a raw byte stream (a relay circuit, a TCP connection) to a libp2p connection, as
+//! go-libp2p does for TCP and circuits: multistream-select `/tls/1.0.0`, a TLS 1.3 handshake with libp2p
 //! certificates, multistream-select `/yamux/1.0.0`, then yamux.
 //!
 //! The dialer of the circuit is the TLS client and the yamux client. Noise is not offered:
@@ -37,10 +37,17 @@ impl std::fmt::Display for Error {
             Error::Tls(e) => write!(f, "TLS: {e}"),
             Error::NoCertificate => f.write_str("no verified certificate"),
             Error::WrongPeer => f.write_str("wrong peer id"),
-            Error::Timeout => f.write_str("timed out upgrading the relayed connection"),
+            Error::Timeout => f.write_str("timed out securing the connection"),
         }
     }
 }
+
+/// Any byte stream: the upgrade, TLS and the muxer run on this one type, so their code exists
+/// once in the binary whatever carries the bytes (a relay circuit, a TCP connection): on MIPS
+/// each further instantiation would cost tens of kB.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type BoxedIo = Box<dyn Io>;
 
 pub struct Upgraded {
     pub peer: PeerId,
@@ -72,11 +79,20 @@ pub async fn upgrade<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    upgrade_boxed(Box::new(io), dialer, cert, expected).await
+}
+
+async fn upgrade_boxed(
+    io: BoxedIo,
+    dialer: bool,
+    cert: &tls::Certificate,
+    expected: Option<PeerId>,
+) -> Result<Upgraded, Error> {
     let run = async {
         let io = select(io, dialer, TLS_PROTOCOL)
             .await
             .map_err(|e| Error::Negotiation("security", e))?;
-        let tls_io: tokio_rustls::TlsStream<T> = if dialer {
+        let tls_io: tokio_rustls::TlsStream<BoxedIo> = if dialer {
             let cfg = tls::client_config(cert, expected.clone()).map_err(Error::Config)?;
             let name = rustls::pki_types::ServerName::try_from("libp2p")
                 .map_err(|e| Error::Config(rustls::Error::General(e.to_string())))?
@@ -108,15 +124,12 @@ where
 }
 
 /// Checks the peer, negotiates yamux and starts the session.
-async fn start_muxer<T>(
-    tls_io: tokio_rustls::TlsStream<T>,
+async fn start_muxer(
+    tls_io: tokio_rustls::TlsStream<BoxedIo>,
     peer: PeerId,
     dialer: bool,
     expected: Option<&PeerId>,
-) -> Result<Upgraded, Error>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> Result<Upgraded, Error> {
     if expected.is_some_and(|e| *e != peer) {
         return Err(Error::WrongPeer);
     }

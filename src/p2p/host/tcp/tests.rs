@@ -251,3 +251,54 @@ async fn ipv6_underlay_quic_and_tcp_and_a_dual_stack_listener() {
     let d = tcp_host().await;
     assert_eq!(d.dial(&to).await.unwrap(), dual.peer_id());
 }
+
+/// A peer that completes TLS (so it has a verified identity) and then sends bytes that are
+/// not yamux: that connection closes, the host's other connections carry on.
+#[tokio::test]
+async fn yamux_garbage_after_tls_closes_that_connection_only() {
+    use crate::p2p::multistream;
+    use crate::p2p::transport::{secure, tls};
+    let b = tcp_host().await;
+    let friend = tcp_host().await;
+    friend.dial(&tcp_addr(&b)).await.unwrap();
+    let mut events = b.events();
+    let key = Keypair::generate();
+    let cert = tls::generate(&key).unwrap();
+    let sock = tcp_addr(&b).tcp_socket_addr().unwrap();
+    let mut io = tokio::net::TcpStream::connect(sock).await.unwrap();
+    let (mut r, mut w) = io.split();
+    multistream::dialer_select(&mut r, &mut w, &[secure::TLS_PROTOCOL])
+        .await
+        .unwrap();
+    let cfg = tls::client_config(&cert, Some(b.peer_id())).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("libp2p").unwrap();
+    let mut tls_io = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, io)
+        .await
+        .unwrap();
+    let (mut r, mut w) = tokio::io::split(&mut tls_io);
+    multistream::dialer_select(&mut r, &mut w, &[secure::YAMUX_PROTOCOL])
+        .await
+        .unwrap();
+    // The host counts it as connected (the handshake named the peer)…
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !b.is_connected(&key.peer_id()) {
+        assert!(tokio::time::Instant::now() < deadline, "not admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …then a yamux header with version 9 and a huge length: the session ends.
+    w.write_all(&[9, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    w.flush().await.unwrap();
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(HostEvent::Disconnected { peer })) if peer == key.peer_id() => break,
+            Ok(Ok(_)) => continue,
+            other => panic!("garbage did not close the connection: {other:?}"),
+        }
+    }
+    assert!(!b.is_connected(&key.peer_id()));
+    assert!(b.is_connected(&friend.peer_id()));
+    assert!(friend.ping(&b.peer_id()).await.is_ok());
+}
