@@ -4,8 +4,11 @@
 # Default targets: mipsel, mips (soft-float), armv7, aarch64, x86_64. Output: dist/<target>/awl,
 # and a size table (stripped bytes, gzip -9 bytes) in dist/sizes.txt.
 # --size-flags adds nightly-only size options (-Zlocation-detail=none, optimize_for_size std,
-# panic=immediate-abort, no unwind tables) for release artefacts. Not -Zfmt-debug=none: it
-# saves only 3% and empties the details of TLS/QUIC errors in the logs.
+# panic=immediate-abort, no unwind tables) for release artefacts, and on MIPS (the size
+# budget's targets) -Zfmt-debug=shallow: a derived `{:?}` prints the type or variant name
+# only (e.g. a rustls error's inner reason, a relay status), which pays for the TCP transport
+# and the IPv6 underlay there (~30 kB; see docs/BENCHMARKS.md). Not -Zfmt-debug=none: it
+# empties those names as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_FLAGS=0
@@ -49,7 +52,9 @@ for t in "${TARGETS[@]}"; do
         key="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
         base=$(sed -n "/^\[target.$t\]/,/^\[/p" .cargo/config.toml | sed -n 's/^rustflags = \[\(.*\)\]/\1/p' | tr -d '",')
         # immediate-abort never unwinds, so unwind tables (.eh_frame, ~8% on MIPS) can go too.
-        extra=(env "$key=$base -Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no")
+        flags="$base -Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no"
+        if [[ $t == mips* ]]; then flags+=" -Zfmt-debug=shallow"; fi
+        extra=(env "$key=$flags")
     fi
     if [ -n "$tc" ]; then
         env RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN="$tc" "${extra[@]}" cargo "${args[@]}" >&2
