@@ -97,7 +97,7 @@ check "metrics count the TCP connections" test "$(metric a tcp_connections)" -ge
 # (The verdict waits until the node has been up 30 s.)
 check "health says UDP is blocked and TCP carries the peers" wait_for 40 \
     sh -c "'$AWL_BIN' -c '$WORK/a.uci' health --json | grep -q 'reached over TCP instead'"
-ctl a health | grep -i udp
+ctl a health | grep -i udp | sed "s/^/    health says: /"
 
 # Hostile bytes on b's TCP port: counted and closed, the mesh unaffected.
 HF0=$(metric b handshake_failures_total)
