@@ -157,7 +157,7 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
         for n in a b; do
             ip netns exec "bn-$n" nft add table inet bench
             ip netns exec "bn-$n" nft add chain inet bench out '{ type filter hook output priority 0; }'
-            ip netns exec "bn-$n" nft add rule inet bench out meta l4proto udp drop
+            ip netns exec "bn-$n" nft add rule inet bench out oifname eth0 meta l4proto udp drop
         done
     elif [ "$V" = ship ]; then
         BIN=$SHIP; MTU=1420; DGRAM=1; NAME=awlship
