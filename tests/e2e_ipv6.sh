@@ -21,16 +21,6 @@ command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"
 remote_of() { ctl "$1" peers --json | json "([p['remote_addr'] for p in d if p['peer_id']=='$2'] or [None])[0]"; }
 path_of() { ctl "$1" peers --json | json "([p['path'] for p in d if p['peer_id']=='$2'] or [None])[0]"; }
 ip_of() { ctl "$1" peers --json | json "[p['ip'] for p in d if p['peer_id']=='$2'][0]"; }
-iperf() { # NS_CLIENT TARGET
-    ip netns exec "$1" iperf3 -c "$2" -t 3 -J >"$WORK/iperf.json" 2>&1 || return 1
-    python3 - "$WORK/iperf.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-bps = d["end"]["sum_received"]["bits_per_second"]
-print(f"    {bps / 1e6:.1f} Mbit/s")
-sys.exit(0 if bps > 0 else 1)
-EOF
-}
 
 echo "=== 1: IPv6 only ==="
 netns awl-sw; netns awl-a; netns awl-b

@@ -73,23 +73,12 @@ IP_A=$(ctl b peers --json | json "[p['ip'] for p in d if p['peer_id']=='$A'][0]"
 check "ping a -> b through the mesh over TCP" ip netns exec awl-a ping -c 3 -W 2 "$IP_B"
 check "ping b -> a through the mesh over TCP" ip netns exec awl-b ping -c 3 -W 2 "$IP_A"
 
-iperf() { # NS_CLIENT TARGET
-    ip netns exec "$1" iperf3 -c "$2" -t 3 -J >"$WORK/iperf.json" 2>&1 || return 1
-    python3 - "$WORK/iperf.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-bps = d["end"]["sum_received"]["bits_per_second"]
-print(f"    {bps / 1e6:.1f} Mbit/s")
-sys.exit(0 if bps > 0 else 1)
-EOF
-}
 ip netns exec awl-b iperf3 -s -D -B 10.66.0.1 --pidfile "$WORK/iperf-b.pid"
 ip netns exec awl-a iperf3 -s -D -B 10.66.0.1 --pidfile "$WORK/iperf-a.pid"
 sleep 0.5
 PIDS+=("$(cat "$WORK/iperf-b.pid")" "$(cat "$WORK/iperf-a.pid")")
 echo "iperf3 TCP a -> b over awl's TCP transport (3 s):"; check "iperf3 a -> b" iperf awl-a "$IP_B"
 echo "iperf3 TCP b -> a over awl's TCP transport (3 s):"; check "iperf3 b -> a" iperf awl-b "$IP_A"
-metric() { ctl "$1" metrics | awk -v m="awl_$2" '$1 ~ "^"m"([{]|$)" {s += $2} END {print s + 0}'; }
 DG=$(metric a peer_tx_datagrams_total); TX=$(metric a peer_tx_packets_total)
 echo "    a sent $DG of $TX packets to b in datagrams"
 check "over TCP the packets ride the stream tunnel (no datagrams)" test "$DG" -eq 0 -a "$TX" -gt 100

@@ -42,16 +42,6 @@ FAST=$(ip netns exec awl-a ping -q -c 50 -i 0.02 -W 1 "$IP_B_AT_A" 2>&1 | grep -
 echo "50 pings 20 ms apart: ${FAST:-0} answered"
 check "a quick ping train gets through" test "${FAST:-0}" -ge 48
 
-iperf() { # NS_CLIENT TARGET [extra]
-    ip netns exec "$1" iperf3 -c "$2" -t 3 -J "${@:3}" >"$WORK/iperf.json" 2>&1 || return 1
-    python3 - "$WORK/iperf.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-bps = d["end"]["sum_received"]["bits_per_second"]
-print(f"    {bps / 1e6:.1f} Mbit/s")
-sys.exit(0 if bps > 0 else 1)
-EOF
-}
 ip netns exec awl-b iperf3 -s -D -B 10.66.0.1 --pidfile "$WORK/iperf-b.pid"
 ip netns exec awl-a iperf3 -s -D -B 10.66.0.1 --pidfile "$WORK/iperf-a.pid"
 sleep 0.5
@@ -59,7 +49,6 @@ PIDS+=("$(cat "$WORK/iperf-b.pid")" "$(cat "$WORK/iperf-a.pid")")
 echo "iperf3 TCP a -> b (3 s):"; check "iperf3 a -> b" iperf awl-a "$IP_B_AT_A"
 echo "iperf3 TCP b -> a (3 s):"; check "iperf3 b -> a" iperf awl-b "$IP_A_AT_B"
 # Both are awl nodes: the packets ride QUIC datagrams, not the stream tunnel.
-metric() { ctl "$1" metrics | awk -v m="awl_$2" '$1 ~ "^"m"([{]|$)" {s += $2} END {print s + 0}'; }
 DG=$(metric a peer_tx_datagrams_total); TX=$(metric a peer_tx_packets_total)
 echo "a sent $DG of $TX packets to b in QUIC datagrams"
 check "awl nodes use the datagram tunnel for most packets" test "$DG" -gt $((TX / 2))

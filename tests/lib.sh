@@ -152,3 +152,18 @@ two_friends() {
     IP_B=$(ctl a peers --json | json "[p['ip'] for p in d if p['peer_id']=='$B'][0]")
 }
 
+# iperf NS_CLIENT TARGET [extra iperf3 args]: 3 s of iperf3 from NS_CLIENT, prints Mbit/s;
+# fails when nothing got through.
+iperf() {
+    ip netns exec "$1" iperf3 -c "$2" -t 3 -J "${@:3}" >"$WORK/iperf.json" 2>&1 || return 1
+    python3 - "$WORK/iperf.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+bps = d["end"]["sum_received"]["bits_per_second"]
+print(f"    {bps / 1e6:.1f} Mbit/s")
+sys.exit(0 if bps > 0 else 1)
+EOF
+}
+
+# metric NAME METRIC: the sum of awl_METRIC over its labels, from NAME's daemon.
+metric() { ctl "$1" metrics | awk -v m="awl_$2" '$1 ~ "^"m"([{]|$)" {s += $2} END {print s + 0}'; }
