@@ -103,7 +103,7 @@ pub const PEER: &str = "peer";
 pub static OPTIONS: &[OptionDesc] = &[
     opt(MAIN, "enabled", Kind::Bool, "1", "Start the daemon from the init script (the OpenWrt package ships '0')."),
     opt(MAIN, "name", Kind::Str { max_len: 64 }, "", "Name shown to peers; default: the host name."),
-    opt(MAIN, "listen_port", Kind::Int { min: 0, max: 65535 }, "4363", "UDP port for QUIC; 0 = random. If 4363 is taken, a random port is used (as AWL)."),
+    opt(MAIN, "listen_port", Kind::Int { min: 0, max: 65535 }, "4363", "UDP port for QUIC (and TCP, see listen_tcp), IPv6 and IPv4; 0 = random. If 4363 is taken, a random port is used (as AWL)."),
     list(MAIN, "listen_address", Kind::Multiaddr, "Override the listen sockets, e.g. '/ip4/0.0.0.0/udp/4363/quic-v1' (the first QUIC address is used) and '/ip4/0.0.0.0/tcp/4363' (the first TCP address)."),
     opt(MAIN, "listen_tcp", Kind::Bool, "1", "Also listen on TCP, on the QUIC port (as AWL does), so peers on networks that drop UDP reach this node. '0': no TCP listener; TCP addresses are still dialled."),
     opt(MAIN, "interface", Kind::Ifname, "awl0", "Name of the TUN interface."),
