@@ -15,6 +15,7 @@
 //! Codecs are pure or generic over tokio's I/O traits so tests drive them with bytes; `host`
 //! and `transport` own the sockets.
 pub mod admission;
+pub mod autonat;
 pub mod dcutr;
 pub mod dnsaddr;
 mod error;
