@@ -84,6 +84,12 @@ pub fn render(node: &Node) -> String {
         c.rate_limited_streams.load(Ordering::Relaxed),
     );
     o.one(
+        "autonat_refused_total",
+        "counter",
+        "AutoNAT dial-back requests refused: a stranger, an address on another IP, too often.",
+        c.autonat_refused.load(Ordering::Relaxed),
+    );
+    o.one(
         "busy_streams_total",
         "counter",
         "Inbound streams reset because their handler queue was full.",

@@ -208,7 +208,10 @@ mod tests {
         assert!(Message::decode(&[]).is_err(), "no type");
         assert!(Message::decode(&[0x08, 0x07]).is_err(), "unknown type");
         assert!(Message::decode(&[0x08, 0x00]).is_err(), "DIAL without dial");
-        assert!(Message::decode(&[0x08, 0x01]).is_err(), "response without body");
+        assert!(
+            Message::decode(&[0x08, 0x01]).is_err(),
+            "response without body"
+        );
         // Unknown status code.
         assert!(Message::decode(&[0x08, 0x01, 0x1a, 0x02, 0x08, 0x05]).is_err());
         // Truncated length.

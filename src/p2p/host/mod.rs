@@ -164,6 +164,8 @@ pub(super) struct Inner {
     pub(super) tcp_local: Option<SocketAddr>,
     /// Set to true at shutdown: stops the TCP accept loop.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
+    /// What AutoNAT found (`autonat::Reachability` as u8), read by `reachability()`.
+    pub(super) reachability: std::sync::atomic::AtomicU8,
 }
 
 /// A yes/no question about a peer, answered by the layer above (the peer table).
@@ -198,6 +200,8 @@ pub struct Counters {
     pub refused_circuits: AtomicUsize,
     pub busy_streams: AtomicUsize,
     pub rate_limited_streams: AtomicUsize,
+    /// AutoNAT dial-back requests refused (stranger, foreign address, too often).
+    pub autonat_refused: AtomicUsize,
 }
 
 pub(super) fn bump(c: &AtomicUsize) {
@@ -258,6 +262,7 @@ impl Host {
             trust: std::sync::RwLock::new(Trust::default()),
             tcp_local,
             closing: tokio::sync::watch::channel(false).0,
+            reachability: std::sync::atomic::AtomicU8::new(0),
         }));
         let h = host.clone();
         crate::spawn(async move { h.accept_loop().await });

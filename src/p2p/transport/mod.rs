@@ -188,3 +188,18 @@ pub fn canonical(a: SocketAddr) -> SocketAddr {
         IpAddr::V4(_) => a,
     }
 }
+
+/// A client-only endpoint on a fresh ephemeral port (marked like the main socket), for
+/// AutoNAT dial-backs: from our listening port the dial would ride the NAT mapping the
+/// requester already opened to us and prove nothing.
+pub fn probe_endpoint(ipv6: bool) -> io::Result<quinn::Endpoint> {
+    let any: IpAddr = if ipv6 {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    };
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
+    mark_socket(&socket);
+    let runtime = quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+}

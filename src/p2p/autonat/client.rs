@@ -1,0 +1,207 @@
+//! The asking side of AutoNAT: now and then, ask up to three peers we trust (friends,
+//! bootstrap nodes we chose) that serve the protocol to dial us back at our candidate public
+//! addresses, and keep the verdict in the host (`Host::reachability`).
+
+use super::status::{Answer, Reachability, Status};
+use super::wire::{Message, Status as Code, MAX_MESSAGE, PROTOCOL};
+use crate::p2p::identify::read_framed;
+use crate::p2p::identity::PeerId;
+use crate::p2p::multiaddr::Multiaddr;
+use crate::p2p::relay::write_msg;
+use crate::p2p::Host;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Servers asked per round.
+const SERVERS: usize = 3;
+/// Addresses offered per request (a server dials at most 4 on its side).
+const MAX_OFFER: usize = 8;
+/// The first round waits for connections and identify to settle.
+const FIRST_PROBE: Duration = Duration::from_secs(20);
+const TICK: Duration = Duration::from_secs(10);
+/// A server dials up to 4 addresses for 5 s each.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Host {
+    /// Whether peers can reach us from outside, as AutoNAT found.
+    pub fn reachability(&self) -> Reachability {
+        match self.0.reachability.load(Ordering::Relaxed) {
+            1 => Reachability::Public,
+            2 => Reachability::Private,
+            _ => Reachability::Unknown,
+        }
+    }
+
+    fn set_reachability(&self, r: Reachability) {
+        let v = match r {
+            Reachability::Unknown => 0,
+            Reachability::Public => 1,
+            Reachability::Private => 2,
+        };
+        self.0.reachability.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Starts the probing task.
+pub fn start(host: &Host) {
+    let host = host.clone();
+    crate::spawn(async move { run(host).await });
+}
+
+async fn run(host: Host) {
+    let mut status = Status::new(Instant::now() + FIRST_PROBE);
+    let mut observed = host.observed_addrs();
+    let mut last_asked: Vec<PeerId> = Vec::new();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = Instant::now();
+        let seen = host.observed_addrs();
+        if seen != observed {
+            observed = seen;
+            status.addrs_changed(now);
+        }
+        if !status.due(now) {
+            continue;
+        }
+        let offer = candidates(&host);
+        let servers = servers(&host, &last_asked);
+        if !offer.is_empty() {
+            for s in &servers {
+                let Some(answer) = ask(&host, s, &offer).await else {
+                    continue;
+                };
+                if let Some(new) = status.record(s, answer) {
+                    host.set_reachability(new);
+                    match new {
+                        Reachability::Public => log::info!(
+                            "reachability: public at {}",
+                            offer.first().map(|a| a.to_string()).unwrap_or_default()
+                        ),
+                        _ => log::info!("reachability: {}", new.as_str()),
+                    }
+                }
+            }
+        }
+        last_asked = servers;
+        status.probed(Instant::now());
+    }
+}
+
+/// Our addresses that might be reachable from outside: what peers observed, what a router
+/// maps to us, and listen addresses that are not private.
+fn candidates(host: &Host) -> Vec<Multiaddr> {
+    let mut v = host.observed_addrs();
+    v.extend(host.mapped_addrs());
+    v.extend(
+        host.listen_addrs()
+            .into_iter()
+            .filter(|a| a.quic_socket_addr().is_some_and(|s| public(s.ip()))),
+    );
+    let mut out: Vec<Multiaddr> = Vec::new();
+    for a in v {
+        if a.quic_socket_addr().is_some() && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.truncate(MAX_OFFER);
+    out
+}
+
+/// Not an address only our own network can reach.
+pub fn public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let cgnat = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || cgnat)
+        }
+        IpAddr::V6(v6) => {
+            let seg = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Up to `SERVERS` trusted peers, directly connected, serving AutoNAT; those not asked last
+/// time first, so answers come from as many distinct peers as there are.
+fn servers(host: &Host, last: &[PeerId]) -> Vec<PeerId> {
+    let trust = host.trust();
+    let mut v: Vec<PeerId> = host
+        .connected_peers()
+        .into_iter()
+        .filter(|p| (trust.friend)(p) || (trust.trusted_observer)(p))
+        .filter(|p| host.has_direct(p) && !host.is_relayed(p))
+        .filter(|p| {
+            host.identify_info(p)
+                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
+        })
+        .collect();
+    v.sort_by_key(|p| last.contains(p));
+    v.truncate(SERVERS);
+    v
+}
+
+/// One request; `None` when the answer says nothing about us.
+async fn ask(host: &Host, server: &PeerId, offer: &[Multiaddr]) -> Option<Answer> {
+    let exchange = async {
+        let mut s = host.open_stream(server, &[PROTOCOL]).await.ok()?;
+        let req = Message::Dial {
+            peer: Some(host.peer_id()),
+            addrs: offer.to_vec(),
+        };
+        write_msg(&mut s.send, &req.encode()).await.ok()?;
+        let body = read_framed(&mut s.recv, MAX_MESSAGE).await.ok()?;
+        s.send.finish().await;
+        Message::decode(&body).ok()
+    };
+    let reply = tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+        .await
+        .ok()??;
+    let Message::DialResponse(r) = reply else {
+        return None;
+    };
+    log::debug!(
+        "autonat: {} answered {:?} {}",
+        server.short(),
+        r.status,
+        r.text
+    );
+    match r.status {
+        Code::Ok => Some(Answer::Reached),
+        Code::DialError | Code::DialRefused => Some(Answer::Failed),
+        Code::BadRequest | Code::InternalError => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges_are_not_public() {
+        for ip in [
+            "10.1.0.2",
+            "192.168.1.1",
+            "172.16.0.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(!public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["198.51.100.1", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {
+            assert!(public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
