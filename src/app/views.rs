@@ -31,6 +31,7 @@ impl Node {
             "circuit_addrs": self.host.advertised_addrs().iter().filter(|a| a.is_relayed()).map(|a| a.to_string()).collect::<Vec<_>>(),
             "bootstrap_connected": self.discovery.connected_bootstrap().len(),
             "relays": self.discovery.reservations().iter().map(|(p, exp)| json!({"peer_id": p.to_string(), "expires": exp})).collect::<Vec<_>>(),
+            "reachability": self.host.reachability().as_str(),
             "serving": cfg.main.serve,
             "uptime_secs": self.uptime().as_secs(),
             "peers_known": t.len(),

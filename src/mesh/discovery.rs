@@ -2,15 +2,18 @@
 //! `/dnsaddr` resolution), Kademlia lookups by peer ID, relay reservations (so peers reach us
 //! behind NAT), dialling through relays, and hole punching relayed connections to direct.
 //!
-//! Policy lives here; the protocols are in `p2p::{kad, relay, dcutr}`.
+//! Policy lives here; the protocols are in `p2p::{kad, relay, dcutr, autonat}`. A node that
+//! AutoNAT found publicly reachable holds no relay reservations.
 
 use crate::config::Config;
 use crate::mesh::peers::Relation;
+use crate::p2p::autonat::{self, Reachability};
 use crate::p2p::identity::PeerId;
 use crate::p2p::kad::{self, KadPeer};
 use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::{dcutr, relay, Host, HostEvent};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -55,6 +58,10 @@ pub struct Discovery {
     punch: Mutex<dcutr::Backoff>,
     use_relays: bool,
     hole_punching: bool,
+    /// Serving mode: answer AutoNAT requests from everyone, not only friends.
+    serve: bool,
+    /// "publicly reachable" was logged (once per stretch of being public).
+    public_logged: AtomicBool,
     kick: Notify,
     /// Signalled when a bootstrap connection comes up: lookups can start.
     pub bootstrap_up: Notify,
@@ -86,6 +93,8 @@ impl Discovery {
             )),
             use_relays: cfg.main.use_relays,
             hole_punching: cfg.main.hole_punching,
+            serve: cfg.main.serve,
+            public_logged: AtomicBool::new(false),
             kick: Notify::new(),
             bootstrap_up: Notify::new(),
         })
@@ -117,6 +126,8 @@ impl Discovery {
         if self.hole_punching {
             dcutr::serve(&self.host);
         }
+        autonat::server::serve(&self.host, self.serve);
+        autonat::client::start(&self.host);
         let d = self.clone();
         crate::spawn(async move { d.maintain().await });
         let d = self.clone();
@@ -275,6 +286,20 @@ impl Discovery {
     /// Keeps reservations on up to `RELAYS` connected bootstrap peers that offer relaying,
     /// and publishes our circuit addresses.
     async fn keep_reservations(&self) {
+        if self.host.reachability() == Reachability::Public {
+            // Peers dial us directly; the relay's reservation just runs out.
+            if !self.public_logged.swap(true, Ordering::Relaxed) {
+                let at = autonat::client::candidates(&self.host);
+                log::info!(
+                    "publicly reachable at {}: no relay reservations needed",
+                    at.first().map(|a| a.to_string()).unwrap_or_default()
+                );
+            }
+            lock(&self.reservations).clear();
+            self.host.set_circuit_addrs(Vec::new());
+            return;
+        }
+        self.public_logged.store(false, Ordering::Relaxed);
         let now = unix_now();
         let candidates = self.relay_candidates();
         lock(&self.reservations).retain(|p, _| candidates.contains(p));

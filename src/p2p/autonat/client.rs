@@ -73,13 +73,7 @@ async fn run(host: Host) {
                 };
                 if let Some(new) = status.record(s, answer) {
                     host.set_reachability(new);
-                    match new {
-                        Reachability::Public => log::info!(
-                            "reachability: public at {}",
-                            offer.first().map(|a| a.to_string()).unwrap_or_default()
-                        ),
-                        _ => log::info!("reachability: {}", new.as_str()),
-                    }
+                    log::info!("reachability: {}", new.as_str());
                 }
             }
         }
@@ -90,7 +84,7 @@ async fn run(host: Host) {
 
 /// Our addresses that might be reachable from outside: what peers observed, what a router
 /// maps to us, and listen addresses that are not private.
-fn candidates(host: &Host) -> Vec<Multiaddr> {
+pub fn candidates(host: &Host) -> Vec<Multiaddr> {
     let mut v = host.observed_addrs();
     v.extend(host.mapped_addrs());
     v.extend(
