@@ -9,7 +9,9 @@
 # mode; then again with awl, but nat-a maps every flow to a random port (a "symmetric" NAT):
 # punching must fail once, and the peers stay connected through the relay. Last, with hole
 # punching off and two awl relays: the relay carrying the path is killed and traffic resumes
-# through the other one.
+# through the other one. Then AutoNAT: with three awl bootstrap nodes answering dial-backs, a
+# node with a public address (no NAT) finds itself public and drops its relay reservations,
+# a node behind the NAT finds itself private and keeps them.
 #
 #   pub:     a bridge (the internet), relay 198.51.100.1
 #   nat-a:   wan 198.51.100.2, lan 10.1.0.1/24, masquerade     router-a: 10.1.0.2 (awl A)
@@ -19,7 +21,7 @@ need_root
 find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover"}
+SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover autonat"}
 
 netns awl-pub; netns awl-nat-a; netns awl-nat-b; netns awl-rt-a; netns awl-rt-b
 ip -n awl-pub link add br0 type bridge && ip -n awl-pub link set br0 up
@@ -67,8 +69,51 @@ check "the NATs drop unsolicited inbound" \
 now_ms() { date +%s%3N; }
 path_of() { ctl "$1" peers --json | json "([p['path'] for p in d if p['peer_id']=='$2'] or [None])[0]"; }
 
+reachability() { ctl "$1" status --json | json "d['reachability']"; }
+relays_held() { ctl "$1" status --json | json "len(d['relays'])"; }
+is_public() { [ "$(reachability "$1")" = public ]; }
+is_private() { [ "$(reachability "$1")" = private ]; }
+holds_relay() { [ "$(relays_held "$1")" -ge 1 ]; }
+no_relay() { [ "$(relays_held "$1")" = 0 ] && ! ctl "$1" status --json | grep -q p2p-circuit; }
+
+# Three awl bootstrap/relay nodes in serving mode on the public side; p (public address, no
+# NAT) and b (behind nat-b) ask them to dial back.
+run_autonat() {
+    local kind=autonat n i boots=() ids=() t0
+    echo "=== scenario: autonat ==="
+    for n in r r2 r3 p b; do rm -rf "${WORK:?}/$n"; mkdir -p "$WORK/$n"; done
+    for i in 0 1 2; do
+        n=r; [ "$i" -gt 0 ] && n="r$((i + 1))"
+        write_config "$WORK/$n.uci" "$n" "	option listen_port '$((6150 + i))'" "	option serve '1'" \
+            "	option relay_for 'all'" "	option lan_discovery '0'" "	option use_relays '0'" \
+            "	option interface 'awl$i'"
+        start_node awl-pub "$n"
+        ids+=("$(peer_id "$n")")
+        boots+=("	list bootstrap '/ip4/198.51.100.1/udp/$((6150 + i))/quic-v1/p2p/${ids[$i]}'")
+    done
+    write_config "$WORK/p.uci" p "	option listen_port '6160'" "	option lan_discovery '0'" \
+        "	option interface 'awl3'" "${boots[@]}"
+    write_config "$WORK/b.uci" b "	option lan_discovery '0'" "${boots[@]}"
+    t0=$(now_ms)
+    start_node awl-pub p
+    start_node awl-rt-b b
+    check "[$kind] b holds a relay reservation" wait_for 30 holds_relay b
+    check "[$kind] p (no NAT) finds itself public" wait_for 120 is_public p
+    echo "    p public after $(( $(now_ms) - t0 )) ms"
+    check "[$kind] p holds no relay reservation and advertises no circuit" wait_for 30 no_relay p
+    check "[$kind] p logged why" grep -q "publicly reachable at /ip4/198.51.100.1/udp/6160/quic-v1.*: no relay reservations needed" "$WORK/p.log"
+    check "[$kind] b (behind NAT) finds itself private" wait_for 120 is_private b
+    echo "    b private after $(( $(now_ms) - t0 )) ms"
+    check "[$kind] b keeps its relay reservation" holds_relay b
+    kill "$PID_p" "$PID_b" "$PID_r" "$PID_r2" "$PID_r3" 2>/dev/null
+    sleep 1
+    for n in r r2 r3 p b; do cp "$WORK/$n.log" "$WORK/$kind-$n.log" 2>/dev/null; : >"$WORK/$n.log"; done
+    ip netns exec awl-nat-b conntrack -F >/dev/null 2>&1
+}
+
 run_scenario() {
     local kind=$1 relay_id relay_pid t0 t_conn t_direct saw_relayed=0 p
+    [ "$kind" = autonat ] && { run_autonat; return; }
     echo "=== scenario: bootstrap/relay = $kind ==="
     rm -rf "$WORK/a" "$WORK/b" "$WORK/r"; mkdir -p "$WORK/a" "$WORK/b" "$WORK/r"
     if [ "$kind" = symmetric ]; then
