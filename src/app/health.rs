@@ -159,6 +159,8 @@ pub struct Reach {
     /// Connected bootstrap peers that offer relaying.
     pub relay_candidates: usize,
     pub reservations: usize,
+    /// AutoNAT found us publicly reachable: no reservation is needed.
+    pub public: bool,
     /// Why the last reservation failed.
     pub reservation_error: Option<String>,
     /// Peers (any) we have a direct QUIC connection with.
@@ -180,6 +182,9 @@ pub fn relay(r: &Reach) -> Check {
     }
     if r.reservations > 0 {
         return c(true, format!("{} reservation(s) held", r.reservations));
+    }
+    if r.public {
+        return c(true, "not needed: publicly reachable (AutoNAT)".into());
     }
     if r.bootstrap_configured == 0 {
         return c(

@@ -196,6 +196,7 @@ impl Node {
             bootstrap_connected: d.connected_bootstrap().len(),
             relay_candidates: d.relay_candidates().len(),
             reservations: d.reservations().len(),
+            public: self.host.reachability() == crate::p2p::autonat::Reachability::Public,
             reservation_error: d.reservation_error(),
             direct: self
                 .host

@@ -100,6 +100,9 @@ fn relay_fails_only_when_a_reservation_is_expected() {
         "{}",
         c.detail
     );
+    let mut public = none.clone();
+    public.public = true;
+    assert!(relay(&public).ok, "no reservation needed when public");
     let c = relay(&Reach {
         reservation_error: Some("QmRelay: RESERVATION_REFUSED".into()),
         ..none.clone()

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// Addresses dialled per request, at most.
 pub const MAX_DIALS: usize = 4;
+/// Dial-backs running at once, for all requesters together.
+pub const MAX_CONCURRENT: usize = 8;
 /// More matching addresses than this in one request is not an honest node.
 pub const MAX_MATCHING: usize = 8;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,7 +44,7 @@ impl Refusal {
             Refusal::Relayed => "request over a relayed connection",
             Refusal::NoAddress => "no address on the IP we see",
             Refusal::TooManyAddresses => "too many addresses",
-            Refusal::Busy => "a dial-back is already running",
+            Refusal::Busy => "dial-back already running",
             Refusal::TooOften => "too many requests",
         }
     }
@@ -95,7 +97,7 @@ impl Rules {
         if targets.is_empty() {
             return Err(Refusal::NoAddress);
         }
-        if self.busy.contains(r.peer) {
+        if self.busy.contains(r.peer) || self.busy.len() >= MAX_CONCURRENT {
             return Err(Refusal::Busy);
         }
         if !self.limit.allow(r.peer, now) {
@@ -289,5 +291,18 @@ mod tests {
         assert!(r
             .admit(&req(&p, true, &a), now + Duration::from_secs(60))
             .is_ok());
+    }
+
+    #[test]
+    fn bounded_dial_backs_in_all() {
+        let a = [addr("/ip4/198.51.100.7/udp/4363/quic-v1")];
+        let mut r = Rules::default();
+        let now = Instant::now();
+        for _ in 0..MAX_CONCURRENT {
+            let p = Keypair::generate().peer_id();
+            assert!(r.admit(&req(&p, true, &a), now).is_ok());
+        }
+        let p = Keypair::generate().peer_id();
+        assert_eq!(r.admit(&req(&p, true, &a), now), Err(Refusal::Busy));
     }
 }
