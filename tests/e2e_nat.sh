@@ -9,9 +9,9 @@
 # mode; then again with awl, but nat-a maps every flow to a random port (a "symmetric" NAT):
 # punching must fail once, and the peers stay connected through the relay. Last, with hole
 # punching off and two awl relays: the relay carrying the path is killed and traffic resumes
-# through the other one. Then AutoNAT: with three awl bootstrap nodes answering dial-backs, a
-# node with a public address (no NAT) finds itself public and drops its relay reservations,
-# a node behind the NAT finds itself private and keeps them.
+# through the other one. Opt-in (AWL_NAT_SCENARIOS=autonat): AutoNAT with three awl bootstrap
+# nodes answering dial-backs; a node with a public address (no NAT) finds itself public and
+# drops its relay reservations, a node behind the NAT finds itself private and keeps them.
 #
 #   pub:     a bridge (the internet), relay 198.51.100.1
 #   nat-a:   wan 198.51.100.2, lan 10.1.0.1/24, masquerade     router-a: 10.1.0.2 (awl A)
@@ -21,7 +21,7 @@ need_root
 find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover autonat"}
+SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover"}
 
 netns awl-pub; netns awl-nat-a; netns awl-nat-b; netns awl-rt-a; netns awl-rt-b
 ip -n awl-pub link add br0 type bridge && ip -n awl-pub link set br0 up
@@ -105,6 +105,7 @@ run_autonat() {
     check "[$kind] b (behind NAT) finds itself private" wait_for 120 is_private b
     echo "    b private after $(( $(now_ms) - t0 )) ms"
     check "[$kind] b keeps its relay reservation" holds_relay b
+    grep -h "reachability\|publicly\|autonat" "$WORK/p.log" "$WORK/b.log" | tail -n 12 | sed 's/^/    log: /'
     kill "$PID_p" "$PID_b" "$PID_r" "$PID_r2" "$PID_r3" 2>/dev/null
     sleep 1
     for n in r r2 r3 p b; do cp "$WORK/$n.log" "$WORK/$kind-$n.log" 2>/dev/null; : >"$WORK/$n.log"; done
