@@ -11,3 +11,6 @@ pub mod status;
 pub mod wire;
 
 pub use status::Reachability;
+
+#[cfg(test)]
+mod tests;
