@@ -9,7 +9,6 @@ use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::relay::write_msg;
 use crate::p2p::Host;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -82,18 +81,12 @@ async fn run(host: Host) {
     }
 }
 
-/// Our addresses that might be reachable from outside: what peers observed, what a router
-/// maps to us, and listen addresses that are not private.
+/// Our addresses that might be reachable from outside: what peers observed and what a router
+/// maps to us. Not listen addresses: a public one is observed as well, and a server dials
+/// only addresses on the IP it sees us at.
 pub fn candidates(host: &Host) -> Vec<Multiaddr> {
-    let mut v = host.observed_addrs();
-    v.extend(host.mapped_addrs());
-    v.extend(
-        host.listen_addrs()
-            .into_iter()
-            .filter(|a| a.quic_socket_addr().is_some_and(|s| public(s.ip()))),
-    );
     let mut out: Vec<Multiaddr> = Vec::new();
-    for a in v {
+    for a in host.observed_addrs().into_iter().chain(host.mapped_addrs()) {
         if a.quic_socket_addr().is_some() && !out.contains(&a) {
             out.push(a);
         }
@@ -102,45 +95,28 @@ pub fn candidates(host: &Host) -> Vec<Multiaddr> {
     out
 }
 
-/// Not an address only our own network can reach.
-pub fn public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let cgnat = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || cgnat)
-        }
-        IpAddr::V6(v6) => {
-            let seg = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg & 0xfe00) == 0xfc00
-                || (seg & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 /// Up to `SERVERS` trusted peers, directly connected, serving AutoNAT; those not asked last
 /// time first, so answers come from as many distinct peers as there are.
 fn servers(host: &Host, last: &[PeerId]) -> Vec<PeerId> {
     let trust = host.trust();
-    let mut v: Vec<PeerId> = host
-        .connected_peers()
-        .into_iter()
-        .filter(|p| (trust.friend)(p) || (trust.trusted_observer)(p))
-        .filter(|p| host.has_direct(p) && !host.is_relayed(p))
-        .filter(|p| {
-            host.identify_info(p)
-                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
-        })
-        .collect();
-    v.sort_by_key(|p| last.contains(p));
+    let (mut v, mut again) = (Vec::new(), Vec::new());
+    for p in host.connected_peers() {
+        let serves = host
+            .identify_info(&p)
+            .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL));
+        if serves
+            && ((trust.friend)(&p) || (trust.trusted_observer)(&p))
+            && host.has_direct(&p)
+            && !host.is_relayed(&p)
+        {
+            if last.contains(&p) {
+                again.push(p)
+            } else {
+                v.push(p)
+            }
+        }
+    }
+    v.append(&mut again);
     v.truncate(SERVERS);
     v
 }
@@ -174,28 +150,5 @@ async fn ask(host: &Host, server: &PeerId, offer: &[Multiaddr]) -> Option<Answer
         Code::Ok => Some(Answer::Reached),
         Code::DialError | Code::DialRefused => Some(Answer::Failed),
         Code::BadRequest | Code::InternalError => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn private_ranges_are_not_public() {
-        for ip in [
-            "10.1.0.2",
-            "192.168.1.1",
-            "172.16.0.1",
-            "100.64.0.1",
-            "127.0.0.1",
-            "fd00::1",
-            "fe80::1",
-        ] {
-            assert!(!public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["198.51.100.1", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {
-            assert!(public(ip.parse().unwrap()), "{ip}");
-        }
     }
 }

@@ -12,7 +12,6 @@ use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::relay::write_msg;
 use crate::p2p::{transport, Host};
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,7 +61,8 @@ pub struct Request<'a> {
 
 /// Per-requester state of the rules: who is being dialled, and the rate limit.
 pub struct Rules {
-    busy: HashSet<PeerId>,
+    /// At most `MAX_CONCURRENT`.
+    busy: Vec<PeerId>,
     limit: RateLimiter<PeerId>,
 }
 
@@ -70,7 +70,7 @@ impl Default for Rules {
     fn default() -> Self {
         // One request a minute per peer, three in a burst (a client's round after a change).
         Rules {
-            busy: HashSet::new(),
+            busy: Vec::new(),
             limit: RateLimiter::new(1.0 / 60.0, 3.0, 256),
         }
     }
@@ -83,14 +83,18 @@ impl Rules {
             return Err(Refusal::Stranger);
         }
         let ip = r.observed.ok_or(Refusal::Relayed)?;
-        let targets: Vec<SocketAddr> = r
-            .addrs
-            .iter()
-            .filter(|a| a.peer_id().is_none_or(|p| p == *r.peer))
-            .filter_map(Multiaddr::quic_socket_addr)
-            .map(transport::canonical)
-            .filter(|s| s.ip() == ip && s.port() != 0)
-            .collect();
+        let mut targets: Vec<SocketAddr> = Vec::new();
+        for a in r.addrs {
+            if a.peer_id().is_some_and(|p| p != *r.peer) {
+                continue;
+            }
+            let Some(s) = a.quic_socket_addr().map(transport::canonical) else {
+                continue;
+            };
+            if s.ip() == ip && s.port() != 0 && !targets.contains(&s) {
+                targets.push(s);
+            }
+        }
         if targets.len() > MAX_MATCHING {
             return Err(Refusal::TooManyAddresses);
         }
@@ -103,15 +107,13 @@ impl Rules {
         if !self.limit.allow(r.peer, now) {
             return Err(Refusal::TooOften);
         }
-        self.busy.insert(r.peer.clone());
-        let mut targets = targets;
-        targets.dedup();
+        self.busy.push(r.peer.clone());
         targets.truncate(MAX_DIALS);
         Ok(targets)
     }
 
     pub fn done(&mut self, peer: &PeerId) {
-        self.busy.remove(peer);
+        self.busy.retain(|p| p != peer);
     }
 }
 

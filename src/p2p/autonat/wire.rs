@@ -143,7 +143,7 @@ fn decode_response(buf: &[u8]) -> Result<Message, DecodeError> {
     for f in protobuf::Reader::new(buf) {
         match f? {
             (1, v) => status = Some(Status::from_u64(v.as_uint()?).ok_or(DecodeError)?),
-            (2, v) => text = v.as_str()?.chars().take(256).collect(),
+            (2, v) => text = v.as_str()?.to_string(),
             (3, v) => addr = Multiaddr::from_bytes(v.as_bytes()?).ok(),
             _ => {}
         }

@@ -191,7 +191,9 @@ pub fn canonical(a: SocketAddr) -> SocketAddr {
 
 /// A client-only endpoint on a fresh ephemeral port (marked like the main socket), for
 /// AutoNAT dial-backs: from our listening port the dial would ride the NAT mapping the
-/// requester already opened to us and prove nothing.
+/// requester already opened to us and prove nothing. Built like the main endpoint (our own
+/// socket wrapper: quinn's would link a second UDP socket implementation), but with a reset
+/// key of its own: the main endpoint's must not be handed out by another socket.
 pub fn probe_endpoint(ipv6: bool) -> io::Result<quinn::Endpoint> {
     let any: IpAddr = if ipv6 {
         std::net::Ipv6Addr::UNSPECIFIED.into()
@@ -200,6 +202,14 @@ pub fn probe_endpoint(ipv6: bool) -> io::Result<quinn::Endpoint> {
     };
     let socket = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
     mark_socket(&socket);
+    let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+        .map_err(|_| io::Error::other("no randomness"))?;
     let runtime = quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+    let socket = Arc::new(udp_socket::ReadRegistered::new(socket)?);
+    quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::new(Arc::new(key)),
+        None,
+        socket,
+        runtime,
+    )
 }
