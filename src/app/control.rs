@@ -99,10 +99,17 @@ pub fn bind_private(path: &Path) -> Result<std::os::unix::net::UnixListener, Soc
     bound
 }
 
-/// Removes the control socket at exit, if what is there is still a socket.
-pub fn remove_socket(path: &Path) {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+/// Which file a socket path names (device, inode): tells our socket from a successor's.
+pub fn socket_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(path).ok()?;
+    m.file_type().is_socket().then(|| (m.dev(), m.ino()))
+}
+
+/// Removes the control socket at exit if it is still ours (`ours` from `serve`): a daemon
+/// started at the same path while we were shutting down has put its own there.
+pub fn remove_socket(path: &Path, ours: Option<(u64, u64)>) {
+    if ours.is_some() && socket_id(path) == ours {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -113,9 +120,11 @@ pub fn peer_allowed(uid: u32, own_uid: u32) -> bool {
     uid == 0 || uid == own_uid
 }
 
-/// Binds the socket (replacing a stale one) and serves it until the process ends.
-pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), SocketError> {
+/// Binds the socket (replacing a stale one) and serves it until the process ends; returns
+/// its `socket_id` for `remove_socket`.
+pub fn serve(node: Arc<Node>, path: &Path) -> Result<Option<(u64, u64)>, SocketError> {
     let std_listener = bind_private(path)?;
+    let id = socket_id(path);
     std_listener
         .set_nonblocking(true)
         .map_err(SocketError::Listen)?;
@@ -147,7 +156,7 @@ pub fn serve(node: Arc<Node>, path: &Path) -> Result<(), SocketError> {
             });
         }
     });
-    Ok(())
+    Ok(id)
 }
 
 /// A client we do not serve: its request line is read (so it sees the answer rather than a
@@ -273,7 +282,7 @@ mod tests {
         let e = bind_private(&p).unwrap_err().to_string();
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
-        remove_socket(&p);
+        remove_socket(&p, socket_id(&p));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "precious");
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -286,8 +295,26 @@ mod tests {
         let live = bind_private(&p).expect("stale socket replaced");
         assert!(bind_private(&p).unwrap_err().to_string().contains("in use"));
         drop(live);
-        remove_socket(&p);
+        remove_socket(&p, socket_id(&p));
         assert!(!p.exists());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_successors_socket_is_left_in_place() {
+        // A daemon still shutting down after its directory was wiped and a new daemon bound
+        // the same path must not remove the new one's socket (the CLI could not reach it).
+        let d = tmpdir("successor");
+        let p = d.join("awl.sock");
+        let old = bind_private(&p).unwrap();
+        let old_id = socket_id(&p);
+        assert!(old_id.is_some());
+        std::fs::remove_file(&p).unwrap();
+        let new = bind_private(&p).unwrap();
+        remove_socket(&p, old_id);
+        assert!(p.exists(), "the successor's socket was removed");
+        assert!(std::os::unix::net::UnixStream::connect(&p).is_ok());
+        drop((old, new));
         let _ = std::fs::remove_dir_all(&d);
     }
 

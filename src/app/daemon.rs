@@ -320,7 +320,7 @@ pub async fn run(
     }
     start_socks5(&node).await;
     let mapping = start_port_mapping(&node, &host);
-    control::serve(node.clone(), &socket).map_err(Error::Socket)?;
+    let socket_id = control::serve(node.clone(), &socket).map_err(Error::Socket)?;
     if node.config().main.lan_discovery {
         if let Ok(local) = host.local_addr() {
             let loops = crate::mesh::lan_discovery::start(&host, node.clone(), local.port());
@@ -358,7 +358,7 @@ pub async fn run(
     node.teardown_lan();
     node.save_state_now();
     host.shutdown();
-    control::remove_socket(&socket);
+    control::remove_socket(&socket, socket_id);
     Ok(())
 }
 
