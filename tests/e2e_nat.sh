@@ -9,9 +9,9 @@
 # mode; then again with awl, but nat-a maps every flow to a random port (a "symmetric" NAT):
 # punching must fail once, and the peers stay connected through the relay. Last, with hole
 # punching off and two awl relays: the relay carrying the path is killed and traffic resumes
-# through the other one. Opt-in (AWL_NAT_SCENARIOS=autonat): AutoNAT with three awl bootstrap
-# nodes answering dial-backs; a node with a public address (no NAT) finds itself public and
-# drops its relay reservations, a node behind the NAT finds itself private and keeps them.
+# through the other one. Then AutoNAT: with three awl bootstrap nodes answering dial-backs, a
+# node with a public address (no NAT) finds itself public and drops its relay reservations,
+# a node behind the NAT finds itself private and keeps them. AWL_NAT_SCENARIOS picks some.
 #
 #   pub:     a bridge (the internet), relay 198.51.100.1
 #   nat-a:   wan 198.51.100.2, lan 10.1.0.1/24, masquerade     router-a: 10.1.0.2 (awl A)
@@ -21,7 +21,7 @@ need_root
 find_awl || exit 1
 command -v iperf3 >/dev/null || { echo "iperf3 missing (apt-get install iperf3)"; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover"}
+SCENARIOS=${AWL_NAT_SCENARIOS:-"libp2p awl symmetric failover autonat"}
 
 netns awl-pub; netns awl-nat-a; netns awl-nat-b; netns awl-rt-a; netns awl-rt-b
 ip -n awl-pub link add br0 type bridge && ip -n awl-pub link set br0 up
@@ -105,9 +105,9 @@ run_autonat() {
     check "[$kind] b (behind NAT) finds itself private" wait_for 120 is_private b
     echo "    b private after $(( $(now_ms) - t0 )) ms"
     check "[$kind] b keeps its relay reservation" holds_relay b
+    is_private b || echo "    b status: $(ctl b status --json 2>&1 | head -c 600)"
     grep -h "reachability\|publicly\|autonat" "$WORK/p.log" "$WORK/b.log" | tail -n 12 | sed 's/^/    log: /'
-    kill "$PID_p" "$PID_b" "$PID_r" "$PID_r2" "$PID_r3" 2>/dev/null
-    sleep 1
+    stop_nodes p b r r2 r3
     for n in r r2 r3 p b; do cp "$WORK/$n.log" "$WORK/$kind-$n.log" 2>/dev/null; : >"$WORK/$n.log"; done
     ip netns exec awl-nat-b conntrack -F >/dev/null 2>&1
 }
@@ -128,7 +128,7 @@ run_scenario() {
         ip netns exec awl-pub "$bin" --listen 198.51.100.1 --port 6150 \
             --seed 0101010101010101010101010101010101010101010101010101010101010101 \
             >"$WORK/r.out" 2>"$WORK/r.log" &
-        relay_pid=$!; PIDS+=("$relay_pid")
+        relay_pid=$!; PIDS+=("$relay_pid"); PID_r=$relay_pid
         wait_for 10 grep -q '^relay_node ' "$WORK/r.out"
         relay_id=$(awk '{print $2; exit}' "$WORK/r.out")
     else
@@ -203,8 +203,7 @@ run_scenario() {
         echo "    traffic resumed $(( $(now_ms) - t_kill )) ms after the relay was killed"
         check "[$kind] the new path is relayed too, through the surviving relay" sh -c \
             "'$AWL_BIN' -c '$WORK/a.uci' peers --json | grep -q p2p-circuit"
-        kill "$PID_r2" 2>/dev/null
-        finish_scenario; return
+        finish_scenario r2; return
     fi
     if [ "$kind" = symmetric ]; then
         check "[$kind] hole punching fails and is reported" wait_for 30 \
@@ -249,10 +248,10 @@ run_scenario() {
     finish_scenario
 }
 
+# finish_scenario [MORE_NODES...]: stops a, b, r (and those) and keeps their logs.
 finish_scenario() {
-    kill "$PID_a" "$PID_b" "$relay_pid" 2>/dev/null
-    sleep 1
-    for f in a b r; do cp "$WORK/$f.log" "$WORK/$kind-$f.log" 2>/dev/null; : >"$WORK/$f.log"; done
+    stop_nodes a b r "$@"
+    for f in a b r "$@"; do cp "$WORK/$f.log" "$WORK/$kind-$f.log" 2>/dev/null; : >"$WORK/$f.log"; done
     ip netns exec awl-nat-a conntrack -F >/dev/null 2>&1
     ip netns exec awl-nat-b conntrack -F >/dev/null 2>&1
 }

@@ -96,6 +96,26 @@ start_node() {
     wait_for 10 test -S "$WORK/$name/awl.sock"
 }
 
+# stop_nodes NAME...: SIGTERM to the named nodes, then wait until each has exited (SIGKILL
+# after 10 s): the next scenario starts nodes of the same names at the same paths and ports,
+# and a daemon still shutting down (its state file's fsync behind a busy disk) must not
+# overlap with them.
+stop_nodes() {
+    local n pid t0
+    for n in "$@"; do eval "pid=\${PID_$n:-}"; [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+    for n in "$@"; do
+        eval "pid=\${PID_$n:-}"
+        [ -n "$pid" ] || continue
+        t0=$SECONDS
+        wait_for 10 exited "$pid" || { echo "    $n did not exit within 10 s: killed"; kill -9 "$pid" 2>/dev/null; }
+        [ $((SECONDS - t0)) -lt 2 ] || echo "    $n took $((SECONDS - t0)) s to exit"
+    done
+    return 0
+}
+
+# exited PID: gone, or a zombie waiting to be reaped.
+exited() { [ ! -e "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
 # ctl NAME ARGS...: the CLI against NAME's daemon.
 ctl() {
     local name=$1; shift
