@@ -1,5 +1,6 @@
-//! Serving end to end on loopback: who is answered, which addresses are dialled back, and
-//! the cap on dial-backs running at once (the rules alone are tested in `server`).
+//! AutoNAT on loopback hosts: who is answered, which addresses are dialled back, the cap on
+//! dial-backs running at once (the rules alone are tested in `server`), and which of our
+//! addresses a client offers.
 
 use super::server::{self, MAX_CONCURRENT};
 use super::wire::{DialResponse, Message, Status, MAX_MESSAGE, PROTOCOL};
@@ -143,4 +144,24 @@ async fn dial_backs_in_all_are_capped_and_freed_when_done() {
     // Failed dial-backs free their slots too.
     let r = request(&extra, &server, vec![mine]).await;
     assert_eq!(r.status, Status::Ok, "{}", r.text);
+}
+
+#[tokio::test]
+async fn we_offer_what_a_trusted_peer_saw_and_what_the_router_maps() {
+    let server = Host::loopback().await;
+    let client = Host::loopback().await;
+    let sid = server.peer_id();
+    client.set_trust(Trust {
+        friend: Arc::new(|_| false),
+        trusted_observer: Arc::new(move |p| *p == sid),
+    });
+    // Nobody has seen us yet, and listen addresses are not offered.
+    assert!(super::client::candidates(&client).is_empty());
+    connect(&client, &server).await;
+    client.identify(&server.peer_id()).await.unwrap();
+    let seen = client.listen_addrs()[0].clone();
+    assert_eq!(super::client::candidates(&client), vec![seen.clone()]);
+    let mapped: Multiaddr = "/ip4/203.0.113.5/udp/4363/quic-v1".parse().unwrap();
+    client.set_mapped_addrs(vec![mapped.clone(), seen.clone()]);
+    assert_eq!(super::client::candidates(&client), vec![seen, mapped]);
 }
