@@ -296,10 +296,18 @@ impl Discovery {
                 );
             }
             lock(&self.reservations).clear();
-            self.host.set_circuit_addrs(Vec::new());
-            return;
+        } else {
+            self.public_logged.store(false, Ordering::Relaxed);
+            self.renew_reservations().await;
         }
-        self.public_logged.store(false, Ordering::Relaxed);
+        let circuits: Vec<Multiaddr> = lock(&self.reservations)
+            .values()
+            .flat_map(|(_, a)| a.iter().cloned())
+            .collect();
+        self.host.set_circuit_addrs(circuits);
+    }
+
+    async fn renew_reservations(&self) {
         let now = unix_now();
         let candidates = self.relay_candidates();
         lock(&self.reservations).retain(|p, _| candidates.contains(p));
@@ -348,11 +356,6 @@ impl Discovery {
                 }
             }
         }
-        let circuits: Vec<Multiaddr> = lock(&self.reservations)
-            .values()
-            .flat_map(|(_, a)| a.iter().cloned())
-            .collect();
-        self.host.set_circuit_addrs(circuits);
     }
 
     /// Looks `peer` up through the DHT (bootstrap peers as seeds) and connects to what it

@@ -140,10 +140,11 @@ async fn ask(host: &Host, server: &PeerId, offer: &[Multiaddr]) -> Option<Answer
     let Message::DialResponse(r) = reply else {
         return None;
     };
+    // The status code as in the spec (0 OK, 100 E_DIAL_ERROR, 101 E_DIAL_REFUSED, …).
     log::debug!(
-        "autonat: {} answered {:?} {}",
+        "autonat: {} answered {} {}",
         server.short(),
-        r.status,
+        r.status as u16,
         r.text
     );
     match r.status {
