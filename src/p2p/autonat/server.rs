@@ -54,7 +54,7 @@ pub struct Request<'a> {
     pub peer: &'a PeerId,
     /// A friend, or we serve everyone.
     pub allowed: bool,
-    /// The requester's address as we see it; `None` over a relay.
+    /// The requester's IP as we see it (QUIC or TCP); `None` over a relay.
     pub observed: Option<IpAddr>,
     pub addrs: &'a [Multiaddr],
 }
@@ -145,7 +145,7 @@ async fn answer(host: &Host, rules: &Mutex<Rules>, mut s: crate::p2p::Stream, ev
                 None
             } else {
                 host.remote_addr(&s.peer)
-                    .and_then(|a| a.quic_socket_addr())
+                    .and_then(|a| a.socket_addr())
                     .map(|a| transport::canonical(a).ip())
             };
             let req = Request {

@@ -165,3 +165,28 @@ async fn we_offer_what_a_trusted_peer_saw_and_what_the_router_maps() {
     client.set_mapped_addrs(vec![mapped.clone(), seen.clone()]);
     assert_eq!(super::client::candidates(&client), vec![seen, mapped]);
 }
+
+#[tokio::test]
+async fn a_request_over_tcp_is_dialled_back_over_quic() {
+    let tcp = || {
+        let mut cfg = crate::p2p::HostConfig::new(([127, 0, 0, 1], 0).into());
+        cfg.listen_tcp = Some(([127, 0, 0, 1], 0).into());
+        Host::start(crate::p2p::identity::Keypair::generate(), cfg)
+    };
+    let server = tcp().await.unwrap();
+    let client = tcp().await.unwrap();
+    server::serve(&server, true);
+    let at = server
+        .listen_addrs()
+        .into_iter()
+        .find(Multiaddr::is_tcp)
+        .unwrap();
+    client.dial(&at.with_p2p(&server.peer_id())).await.unwrap();
+    assert!(server.remote_addr(&client.peer_id()).unwrap().is_tcp());
+    // The IP the request came from (over TCP) is what a QUIC address must be on.
+    let quic = client.listen_addrs()[0].clone();
+    assert!(quic.quic_socket_addr().is_some());
+    let r = request(&client, &server, vec![quic.clone()]).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.text);
+    assert_eq!(r.addr, Some(quic));
+}
