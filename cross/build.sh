@@ -32,6 +32,7 @@ mkdir -p dist
 printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/sizes.txt
 
 # MIPS boards run OpenWrt and are the NAT themselves: no port mapping code there.
+# Nor the AWL config import (AWL does not run on them; the import runs on any machine).
 OPENWRT_ONLY_FEATURES=(--no-default-features --features=gateway,services,socks5)
 
 for t in "${TARGETS[@]}"; do

@@ -12,6 +12,7 @@ pub mod logring;
 mod loops;
 pub mod methods;
 pub mod metrics;
+#[cfg(feature = "awl-import")]
 pub mod migrate;
 pub mod node;
 #[cfg(feature = "portmap")]
