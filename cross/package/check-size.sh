@@ -15,10 +15,11 @@ source "$(dirname "$0")/common.sh"
 # The budget, in bytes (issue 19: <= 1.8 MB stripped, <= 800 kB package, no UPX).
 BUDGET_BINARY=1800000
 BUDGET_PACKAGE=800000
-# Enforced: mipsel at the redesign (1,977,808 B / 932,030 B, 1f6cd54) plus ~0.4 %; raised once
-# from 1,962,000 / 925,000 for the redesign (docs/BENCHMARKS.md says what it cost).
-CEILING_BINARY=1986000
-CEILING_PACKAGE=936000
+# Enforced: mipsel with TCP, IPv6 and AutoNAT (1,944,972 B / 921,158 B) plus ~0.4 %; raised
+# once from 1,962,000 / 925,000 for the redesign (docs/BENCHMARKS.md says what it cost), then
+# lowered after MIPS left out the AWL config import and took -Zfmt-debug=shallow.
+CEILING_BINARY=1952000
+CEILING_PACKAGE=925000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl
