@@ -323,10 +323,12 @@ fn health(args: &cli::Args) -> serde_json::Value {
 
 #[cfg(not(feature = "awl-import"))]
 fn import_awl(_: &cli::Args, _: &str, _: bool) -> Result<(), String> {
-    Err("this build has no AWL config import (the MIPS router builds leave it out): \
+    Err(
+        "this build has no AWL config import (the MIPS router builds leave it out): \
          run `awl config import-awl FILE` on another machine, then copy the config and the \
          state file it names (docs/MIGRATION.md); `awl id import` works here"
-        .into())
+            .into(),
+    )
 }
 
 /// `awl config import-awl FILE [--write]`: AWL's peers and settings into UCI and the state.
