@@ -1,1 +1,2 @@
+pub mod autonat_peer;
 pub mod peer;
