@@ -203,19 +203,18 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
             Ok(None) => break,
             Ok(Some(p)) => p,
         };
+        // Looked up once per batch: the path can change between batches (hole punching).
+        let mut dgram = datagrams(&link);
         // Right after a connect, identify (one round trip) may not have listed the datagram
         // protocol yet: wait for it rather than open a tunnel stream (another round trip)
-        // that would then idle for 30 s.
-        // A peer whose identify never answers costs that wait once, not on every batch.
-        if stream.is_none() && !identify_gave_up && link.awaits_identify() {
+        // that would then idle for 30 s. A peer whose identify never answers costs that
+        // wait once, not on every batch.
+        if dgram.is_none() && stream.is_none() && !identify_gave_up && link.awaits_identify() {
             identify_gave_up = tokio::time::timeout(IDENTIFY_WAIT, link.identified())
                 .await
                 .is_err();
+            dgram = datagrams(&link);
         }
-        // Looked up once per batch: the path can change between batches (hole punching).
-        let dgram = link
-            .datagram_path()
-            .and_then(|c| c.max_size().map(|m| (c, m)));
         batch.clear();
         let mut taken = 0usize;
         let (mut count, mut bytes) = (0u64, 0u64);
@@ -310,6 +309,12 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
     if let Some(mut s) = stream {
         s.finish().await;
     }
+}
+
+/// The peer's datagram path and the largest datagram it takes, if it takes them.
+fn datagrams<L: PeerLink>(link: &L) -> Option<(L::Datagrams, usize)> {
+    link.datagram_path()
+        .and_then(|c| c.max_size().map(|m| (c, m)))
 }
 
 /// Datagrams sent in one batch, counted once per batch (one stats lock).
