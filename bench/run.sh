@@ -9,7 +9,8 @@
 # and from CPU 0 with the daemons (a one-core router: no cross-CPU wake-ups, which on this VM
 # can cost a tunnel up to ~0.1 ms per round trip that the raw veth path never pays). For each VPN: iperf3 TCP with 1 and 4 flows,
 # UDP at a fixed offered rate, ping RTT idle and under load (bufferbloat), CPU seconds per GB
-# (utime+stime of both daemons over the TCP runs) and peak RSS. Then idle RSS of awl with 1,
+# (utime+stime of both daemons over the TCP runs) and peak RSS; single pings (each its own
+# `ping -c 1`) right after a connection is up and after 3 s of idle. Then idle RSS of awl with 1,
 # 10, 20 and 100 configured peers, and the binary sizes of the last cross build if there is one.
 # Prints a Markdown report (also written to bench/last-run.md).
 set -uo pipefail
@@ -70,6 +71,15 @@ import re, statistics, sys
 v = [float(m) for m in re.findall(r'time=([0-9.]+)', sys.stdin.read())]
 print(f'{statistics.mean(v):.3f} {statistics.median(v):.3f} {min(v):.3f}' if v else '- - -')"
 }
+single_pings() { # DST N IDLE_S: N pings, each its own `ping -c 1` after IDLE_S of quiet; ms each
+    local i t out=
+    for i in $(seq "$2"); do
+        [ "$3" = 0 ] || sleep "$3"
+        t=$(ip netns exec bn-a ping -c 1 -W 1 "$1" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\).*/\1/p')
+        out="$out ${t:-lost}"
+    done
+    echo "${out# }"
+}
 loaded_rtt() { # mean ms while one TCP flow saturates the path
     ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -t $((SECS + 3)) >/dev/null 2>&1 &
     local ip=$! r
@@ -93,6 +103,7 @@ cpu_per_ping() { # DST PID_A PID_B: µs of both daemons' CPU per ping round trip
 declare -A R
 run_vpn() {
     local name=$1 dst=$2 bind=$3 pa=$4 pb=$5 c0 c1 out bytes a m f
+    R[$name.idle]=$(single_pings "$dst" 5 3)
     ip netns exec bn-b taskset -c "$IPERF_CPU" iperf3 -s -D -B "$bind" --pidfile "$WORK/srv-$name.pid"
     sleep 0.5
     PIDS+=("$(cat "$WORK/srv-$name.pid")")
@@ -116,6 +127,7 @@ read -r a m f < <(rtt 192.0.2.2)
 R[raw.rtt]=$a; R[raw.rtt_med]=$m; R[raw.rtt_min]=$f
 read -r a m f < <(rtt 192.0.2.2 0)
 R[raw.rtt1]=$a; R[raw.rtt1_med]=$m
+R[raw.idle]=$(single_pings 192.0.2.2 5 3)
 
 # --- awl ---
 write_awl() { # NAME PEER_ID PEER_ADDR
@@ -174,9 +186,12 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
     ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=("$PB")
     for _ in $(seq 100); do
         "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" 2>/dev/null && break
-        sleep 0.2
+        sleep 0.05
     done
     AWL_DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print([p['ip'] for p in json.load(sys.stdin) if p['peer_id'] == sys.argv[1]][0])" "$B")
+    # The first packets once A reports B connected and confirmed (a first-packet outlier
+    # would show here, not in the trains below).
+    R[$NAME.first]=$(single_pings "$AWL_DST" 5 0)
     if [ -z "$AWL_DST" ]; then
         echo "bench: awl ($NAME) did not connect; its log:" >&2
         tail -5 "$WORK/a.log" >&2
@@ -204,7 +219,10 @@ ip netns exec bn-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(c
 ip netns exec bn-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
 ip -n bn-a addr add 10.99.0.1/24 dev wga && ip -n bn-a link set wga mtu 1420 up
 ip -n bn-b addr add 10.99.0.2/24 dev wgb && ip -n bn-b link set wgb mtu 1420 up
-ip netns exec bn-a ping -c 3 -W 1 10.99.0.2 >/dev/null 2>&1
+# WireGuard shakes hands on the first packet: that ping is reported alone, then the first
+# pings after it, like awl's after its connection is up.
+R[boringtun.handshake]=$(single_pings 10.99.0.2 1 0)
+R[boringtun.first]=$(single_pings 10.99.0.2 5 0)
 # shellcheck disable=SC2154
 run_vpn boringtun 10.99.0.2 10.99.0.2 "$BT_a" "$BT_b"
 
@@ -267,6 +285,15 @@ row "one core: ping RTT idle, median ms (raw veth: ${R[raw.rtt1_med]:-})" rtt1_m
 row "CPU of both daemons per ping round trip, µs" cpu_ping
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
+echo
+echo "Single pings, ms, each its own \`ping -c 1\` (from any CPU): the first five once the connection is up (awl: A reports B connected and confirmed; boringtun: after the ping that made its handshake, ${R[boringtun.handshake]:-} ms), and five after 3 s of idle each."
+echo
+echo "| | first pings after connect | after 3 s idle |"
+echo "|---|---|---|"
+echo "| raw veth | | ${R[raw.idle]:-} |"
+for n in awl3500 awl1420s awl1420d awltcp awl100 awlship boringtun; do
+    [ -n "${R[$n.first]:-}" ] && echo "| $n | ${R[$n.first]} | ${R[$n.idle]:-} |"
+done
 echo
 echo "Packets A sent in QUIC datagrams / in all: mtu 3500: ${R[awl3500.dgram]:-} / ${R[awl3500.pkts]:-}; mtu 1420 stream: ${R[awl1420s.dgram]:-} / ${R[awl1420s.pkts]:-}; mtu 1420 datagrams: ${R[awl1420d.dgram]:-} / ${R[awl1420d.pkts]:-}."
 echo

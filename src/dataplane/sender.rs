@@ -24,6 +24,9 @@ const ROTATE_DIRECT: u64 = 5 * 1024 * 1024 * 1024 / 3500;
 pub const ROTATE_RELAYED: u64 = 20 * 1024 * 1024 / 3500;
 /// Upper bound of one batched write, so a batch buffer stays small on a router.
 const BATCH_BYTES: usize = 64 * 1024;
+/// How long the first packets after a connect wait for identify to say whether the peer
+/// takes datagrams (normally one round trip), before they take a stream anyway.
+const IDENTIFY_WAIT: Duration = Duration::from_secs(1);
 
 /// What the sender needs of the connection(s) to one peer.
 pub trait PeerLink: Send + Sync + 'static {
@@ -33,6 +36,11 @@ pub trait PeerLink: Send + Sync + 'static {
     /// The datagram path if the peer takes datagrams on its current connection; `None`
     /// means: use a stream.
     fn datagram_path(&self) -> Option<Self::Datagrams>;
+    /// A new direct connection could carry datagrams but identify has not yet said whether
+    /// the peer takes them.
+    fn awaits_identify(&self) -> bool;
+    /// Resolves when identify finished (or the peer is gone).
+    fn identified(&self) -> impl Future<Output = ()> + Send;
     fn is_connected(&self) -> bool;
     fn has_direct(&self) -> bool;
     /// Whether new streams go through a relay (smaller rotation limit).
@@ -76,6 +84,12 @@ impl PeerLink for HostLink {
                 .datagram_path(&self.peer, tunnel::DATAGRAM_PROTOCOL),
             false => None,
         }
+    }
+    fn awaits_identify(&self) -> bool {
+        self.datagrams && self.host.awaits_identify(&self.peer)
+    }
+    async fn identified(&self) {
+        let _ = self.host.identify(&self.peer).await;
     }
     fn is_connected(&self) -> bool {
         self.host.is_connected(&self.peer)
@@ -171,6 +185,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
     // the next batch goes on a new stream over it.
     let mut stream_relayed = false;
     let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut identify_gave_up = false;
     loop {
         // The idle timer only matters while a stream is open; datagram-only traffic skips
         // arming a timer per packet.
@@ -189,9 +204,17 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
             Ok(Some(p)) => p,
         };
         // Looked up once per batch: the path can change between batches (hole punching).
-        let dgram = link
-            .datagram_path()
-            .and_then(|c| c.max_size().map(|m| (c, m)));
+        let mut dgram = datagrams(&link);
+        // Right after a connect, identify (one round trip) may not have listed the datagram
+        // protocol yet: wait for it rather than open a tunnel stream (another round trip)
+        // that would then idle for 30 s. A peer whose identify never answers costs that
+        // wait once, not on every batch.
+        if dgram.is_none() && stream.is_none() && !identify_gave_up && link.awaits_identify() {
+            identify_gave_up = tokio::time::timeout(IDENTIFY_WAIT, link.identified())
+                .await
+                .is_err();
+            dgram = datagrams(&link);
+        }
         batch.clear();
         let mut taken = 0usize;
         let (mut count, mut bytes) = (0u64, 0u64);
@@ -286,6 +309,12 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
     if let Some(mut s) = stream {
         s.finish().await;
     }
+}
+
+/// The peer's datagram path and the largest datagram it takes, if it takes them.
+fn datagrams<L: PeerLink>(link: &L) -> Option<(L::Datagrams, usize)> {
+    link.datagram_path()
+        .and_then(|c| c.max_size().map(|m| (c, m)))
 }
 
 /// Datagrams sent in one batch, counted once per batch (one stats lock).

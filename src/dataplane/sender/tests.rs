@@ -22,6 +22,10 @@ struct State {
     opened: usize,
     written: Vec<u8>,
     finished: usize,
+    /// Identify has not answered yet; it does after `identify_after` (never if `None`),
+    /// and then lists the datagram protocol.
+    awaiting_identify: bool,
+    identify_after: Option<Duration>,
 }
 
 #[derive(Clone, Default)]
@@ -39,6 +43,19 @@ impl PeerLink for Fake {
     type Error = &'static str;
     fn datagram_path(&self) -> Option<Fake> {
         self.st().dgram_max.map(|_| self.clone())
+    }
+    fn awaits_identify(&self) -> bool {
+        self.st().awaiting_identify
+    }
+    async fn identified(&self) {
+        let after = self.st().identify_after;
+        match after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+        let mut s = self.st();
+        s.awaiting_identify = false;
+        s.dgram_max = Some(1200);
     }
     fn is_connected(&self) -> bool {
         self.st().connected
@@ -196,6 +213,42 @@ async fn a_peer_without_datagrams_gets_one_batched_stream_write() {
     assert_eq!(st.written.len(), 2 * tunnel::HEADER_LEN + 300);
     let s = stats.peer_snapshot(&peer);
     assert_eq!((s.tx_packets, s.tx_datagrams), (2, 0));
+}
+
+/// Just connected, identify not answered yet.
+fn connecting_awl_peer(identify_after: Option<Duration>) -> Fake {
+    let f = awl_peer();
+    {
+        let mut s = f.st();
+        s.dgram_max = None;
+        s.awaiting_identify = true;
+        s.identify_after = identify_after;
+    }
+    f
+}
+
+#[tokio::test]
+async fn the_first_packets_after_a_connect_wait_for_identify_not_a_stream() {
+    let pool = pool();
+    let f = connecting_awl_peer(Some(Duration::from_millis(20)));
+    let (stats, peer) = drain(f.clone(), vec![pkt(&pool, 100), pkt(&pool, 200)]).await;
+    let st = f.st();
+    assert_eq!(st.opened, 0, "no tunnel stream for the identify window");
+    assert_eq!(st.datagrams.len(), 2);
+    let s = stats.peer_snapshot(&peer);
+    assert_eq!((s.tx_packets, s.tx_datagrams, s.tx_dropped), (2, 2, 0));
+}
+
+#[tokio::test]
+async fn an_identify_that_never_answers_falls_back_to_the_stream() {
+    let pool = pool();
+    let f = connecting_awl_peer(None);
+    let t0 = std::time::Instant::now();
+    let (stats, peer) = drain(f.clone(), vec![pkt(&pool, 100)]).await;
+    assert!(t0.elapsed() >= IDENTIFY_WAIT);
+    let st = f.st();
+    assert_eq!((st.opened, st.datagrams.len()), (1, 0));
+    assert_eq!(stats.peer_snapshot(&peer).tx_packets, 1);
 }
 
 #[tokio::test]

@@ -66,6 +66,17 @@ impl Host {
         }
     }
 
+    /// Whether `peer`'s best connection could carry datagrams (direct QUIC, negotiated) but
+    /// identify has not answered yet, so `datagram_path` cannot tell.
+    pub fn awaits_identify(&self, peer: &PeerId) -> bool {
+        let st = self.state();
+        !st.identified.contains_key(peer)
+            && matches!(
+                st.conns.get(peer).and_then(|c| best(c)).map(|c| &c.link),
+                Some(Link::Quic(c)) if c.max_datagram_size().is_some()
+            )
+    }
+
     /// Hands a direct connection's datagrams to the handler, in batches, until it closes.
     pub(super) async fn read_datagrams(&self, peer: PeerId, conn: quinn::Connection) {
         let mut batch = Vec::with_capacity(DATAGRAM_BATCH);
