@@ -100,7 +100,7 @@ impl Host {
             }
         }
         let run = async {
-            let stream = tcp::connect(sock, HANDSHAKE_TIMEOUT).await?;
+            let stream = tcp::connect(sock).await?;
             secure::upgrade(stream, true, &self.0.cert, expected)
                 .await
                 .map_err(Error::Upgrade)

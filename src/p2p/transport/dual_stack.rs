@@ -47,6 +47,7 @@ pub fn tcp_socket(addr: SocketAddr) -> io::Result<tokio::net::TcpSocket> {
     socket.set_nonblocking(true)?;
     let std: std::net::TcpStream = socket.into();
     let tcp = tokio::net::TcpSocket::from_std_stream(std);
+    // A restart must not wait for the old connections' TIME_WAIT to bind the port again.
     tcp.set_reuseaddr(true)?;
     tcp.bind(addr)?;
     Ok(tcp)

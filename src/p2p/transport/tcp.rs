@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Connections waiting in the kernel for `accept`.
@@ -17,22 +16,18 @@ const BACKLOG: u32 = 128;
 /// where the kernel has no IPv6.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = super::dual_stack::tcp_socket(addr)?;
-    // A restart must not wait for the old connections' TIME_WAIT to bind the port again.
-    socket.set_reuseaddr(true)?;
     mark(&socket);
     socket.listen(BACKLOG)
 }
 
-/// Connects to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// Connects to `addr` (the caller's deadline covers the connect and the upgrade after it).
+pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     mark(&socket);
-    let stream = tokio::time::timeout(timeout, socket.connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+    let stream = socket.connect(addr).await?;
     tune(&stream);
     Ok(stream)
 }
@@ -73,7 +68,7 @@ mod tests {
         let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
         let accept = crate::spawn(async move { l.accept().await.map(|(s, _)| s) });
-        let mut c = connect(addr, Duration::from_secs(2)).await.unwrap();
+        let mut c = connect(addr).await.unwrap();
         let mut s = accept.await.unwrap().unwrap();
         c.write_all(b"hi").await.unwrap();
         let mut b = [0u8; 2];
@@ -87,6 +82,6 @@ mod tests {
         let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        assert!(connect(addr, Duration::from_secs(2)).await.is_err());
+        assert!(connect(addr).await.is_err());
     }
 }
