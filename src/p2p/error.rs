@@ -103,7 +103,10 @@ impl fmt::Display for Error {
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::NotConnected(p) => write!(f, "not connected to {p}"),
             Error::UnsupportedAddress(a) => {
-                write!(f, "cannot dial {a}: only /ip4|ip6/…/udp/N/quic-v1")
+                write!(
+                    f,
+                    "cannot dial {a}: only /ip4|ip6/…/udp/N/quic-v1 or /tcp/N, at a unicast address and a port"
+                )
             }
             Error::Protocol(v) => write!(f, "protocol error: {v}"),
             Error::Setup(e) => write!(f, "setup failed: {e}"),

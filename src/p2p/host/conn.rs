@@ -185,12 +185,15 @@ impl Host {
     /// Dials a `/ip*/…/udp/N/quic-v1[/p2p/<id>]` or `/ip*/…/tcp/N[/p2p/<id>]` address. With a
     /// `/p2p/` part the remote must prove that identity or the handshake is aborted.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, Error> {
-        if let Some(sock) = addr.tcp_socket_addr() {
+        // Addresses come from peers and the DHT: 0.0.0.0 or :: would reach our own host's
+        // services, a multicast group or port 0 nobody; none is a peer's address.
+        let sock = addr
+            .socket_addr()
+            .filter(|s| s.port() != 0 && !s.ip().is_unspecified() && !s.ip().is_multicast())
+            .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
+        if addr.is_tcp() {
             return self.dial_tcp(addr, sock).await;
         }
-        let sock = addr
-            .quic_socket_addr()
-            .ok_or_else(|| Error::UnsupportedAddress(addr.clone()))?;
         let expected = addr.peer_id();
         if let Some(p) = &expected {
             // A relayed or TCP connection does not count: this may be the upgrade to QUIC.

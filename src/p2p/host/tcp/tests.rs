@@ -302,3 +302,28 @@ async fn yamux_garbage_after_tls_closes_that_connection_only() {
     assert!(b.is_connected(&friend.peer_id()));
     assert!(friend.ping(&b.peer_id()).await.is_ok());
 }
+
+/// A stranger in the DHT hands out addresses: the wildcard (our own host), multicast and
+/// port 0 are nobody's, and are not dialled, over TCP or QUIC.
+#[tokio::test]
+async fn wildcard_multicast_and_port_zero_addresses_are_not_dialled() {
+    let a = tcp_host().await;
+    let b = tcp_host().await;
+    let tport = b.tcp_local_addr().unwrap().port();
+    let qport = b.local_addr().unwrap().port();
+    let id = b.peer_id();
+    for s in [
+        format!("/ip4/0.0.0.0/tcp/{tport}/p2p/{id}"),
+        format!("/ip4/0.0.0.0/udp/{qport}/quic-v1/p2p/{id}"),
+        format!("/ip6/::/tcp/{tport}/p2p/{id}"),
+        format!("/ip4/224.0.0.1/udp/{qport}/quic-v1/p2p/{id}"),
+        format!("/ip4/127.0.0.1/tcp/0/p2p/{id}"),
+    ] {
+        let m: Multiaddr = s.parse().unwrap();
+        let err = a.dial(&m).await.unwrap_err();
+        assert!(matches!(err, Error::UnsupportedAddress(_)), "{s}: {err}");
+    }
+    assert!(!a.is_connected(&id));
+    // The same host at its real address is reachable.
+    assert_eq!(a.dial(&tcp_addr(&b)).await.unwrap(), id);
+}
