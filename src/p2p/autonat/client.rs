@@ -1,6 +1,7 @@
 //! The asking side of AutoNAT: now and then, ask up to three peers we trust (friends,
 //! bootstrap nodes we chose) that serve the protocol to dial us back at our candidate public
-//! addresses, and keep the verdict in the host (`Host::reachability`).
+//! addresses, and keep the verdict in the host (`Host::reachability`). When, and whom: the
+//! pure `Status` (a peer is asked at most once per `REPROBE` unless our addresses changed).
 
 use super::status::{Answer, Reachability, Status};
 use super::wire::{Message, Status as Code, MAX_MESSAGE, PROTOCOL};
@@ -12,7 +13,7 @@ use crate::p2p::Host;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Servers asked per round.
+/// Servers asked per round (or per tick while unsure).
 const SERVERS: usize = 3;
 /// Addresses offered per request (a server dials at most 4 on its side).
 const MAX_OFFER: usize = 8;
@@ -51,7 +52,6 @@ pub fn start(host: &Host) {
 async fn run(host: Host) {
     let mut status = Status::new(Instant::now() + FIRST_PROBE);
     let mut observed = host.observed_addrs();
-    let mut last_asked: Vec<PeerId> = Vec::new();
     loop {
         tokio::time::sleep(TICK).await;
         let now = Instant::now();
@@ -64,19 +64,17 @@ async fn run(host: Host) {
             continue;
         }
         let offer = candidates(&host);
-        let servers = servers(&host, &last_asked);
         if !offer.is_empty() {
-            for s in &servers {
-                let Some(answer) = ask(&host, s, &offer).await else {
+            for s in status.pick(now, &servers(&host), SERVERS) {
+                let Some(answer) = ask(&host, &s, &offer).await else {
                     continue;
                 };
-                if let Some(new) = status.record(s, answer) {
+                if let Some(new) = status.record(&s, answer) {
                     host.set_reachability(new);
                     log::info!("reachability: {}", new.as_str());
                 }
             }
         }
-        last_asked = servers;
         status.probed(Instant::now());
     }
 }
@@ -95,30 +93,20 @@ pub fn candidates(host: &Host) -> Vec<Multiaddr> {
     out
 }
 
-/// Up to `SERVERS` trusted peers, directly connected, serving AutoNAT; those not asked last
-/// time first, so answers come from as many distinct peers as there are.
-fn servers(host: &Host, last: &[PeerId]) -> Vec<PeerId> {
+/// The trusted peers (friends, bootstrap nodes we chose) directly connected and serving
+/// AutoNAT; `Status::pick` chooses among them.
+fn servers(host: &Host) -> Vec<PeerId> {
     let trust = host.trust();
-    let (mut v, mut again) = (Vec::new(), Vec::new());
-    for p in host.connected_peers() {
-        let serves = host
-            .identify_info(&p)
-            .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL));
-        if serves
-            && ((trust.friend)(&p) || (trust.trusted_observer)(&p))
-            && host.has_direct(&p)
-            && !host.is_relayed(&p)
-        {
-            if last.contains(&p) {
-                again.push(p)
-            } else {
-                v.push(p)
-            }
-        }
-    }
-    v.append(&mut again);
-    v.truncate(SERVERS);
-    v
+    host.connected_peers()
+        .into_iter()
+        .filter(|p| {
+            host.identify_info(p)
+                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
+                && ((trust.friend)(p) || (trust.trusted_observer)(p))
+                && host.has_direct(p)
+                && !host.is_relayed(p)
+        })
+        .collect()
 }
 
 /// One request; `None` when the answer says nothing about us.
