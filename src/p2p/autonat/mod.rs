@@ -2,7 +2,7 @@
 //! public addresses to tell whether we are reachable from outside.
 //!
 //! - `wire`: the DIAL / DIAL_RESPONSE codec.
-//! - `status`: our reachability from the answers, and when to probe again (pure).
+//! - `status`: our reachability from the answers, and whom to ask when (pure).
 //! - `client`: the probing task and `Host::reachability()`.
 //! - `server`: the rules for answering a request, and the dial-back.
 pub mod client;

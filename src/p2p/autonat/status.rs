@@ -8,9 +8,9 @@
 //!
 //! Every dial-back costs both sides a full QUIC handshake, so a peer once asked is not asked
 //! again for `REPROBE`, whatever it answered, unless our observed addresses changed. Settled,
-//! a round runs every `REPROBE`; unsure, a server not asked yet is asked at once (it just
-//! connected, or was still connecting at the first round), and with fewer than `CONFIDENCE`
-//! servers nothing more happens until `REPROBE`.
+//! a round runs every `REPROBE`; unsure, a server not asked within `REPROBE` is asked at once
+//! (it just connected, or was still connecting at the first round), and with fewer than
+//! `CONFIDENCE` servers nothing more happens until `REPROBE`.
 
 use crate::p2p::identity::PeerId;
 use std::time::{Duration, Instant};
