@@ -34,12 +34,19 @@ printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/size
 # MIPS boards run OpenWrt and are the NAT themselves: no port mapping code there.
 # Nor the AWL config import (AWL does not run on them; the import runs on any machine).
 OPENWRT_ONLY_FEATURES=(--no-default-features --features=gateway,services,socks5)
+# Cargo.toml builds the packet path's crates for speed ([profile.release.package.*]); on MIPS
+# the flash budget rules, so every crate listed there goes back to the profile's "z".
+MIPS_SIZE=()
+for p in $(sed -n 's/^\[profile\.release\.package\.\([A-Za-z0-9_-]*\)\]$/\1/p' Cargo.toml); do
+    MIPS_SIZE+=(--config "profile.release.package.$p.opt-level=\"z\"")
+done
 
 for t in "${TARGETS[@]}"; do
     t0=$SECONDS
     feats=("${CARGO_FEATURES[@]}")
     if [ ${#feats[@]} -eq 0 ] && [[ $t == mips* ]]; then feats=("${OPENWRT_ONLY_FEATURES[@]}"); fi
     args=(zigbuild --release --locked --target "$t" "${feats[@]}")
+    if [[ $t == mips* ]]; then args+=("${MIPS_SIZE[@]}"); fi
     tc=""
     if [[ " $AWL_PREBUILT_STD " != *" $t "* ]] || [ "$SIZE_FLAGS" = 1 ]; then
         tc=$AWL_BUILD_STD_TOOLCHAIN
