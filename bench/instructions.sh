@@ -4,7 +4,7 @@
 # same topology and the same traffic.
 #
 #   bash bench/instructions.sh     # as root, x86_64; builds awl --release with line tables
-#   BENCH_PINGS=200 BENCH_PACKETS=2000 BENCH_IDLE=30 bash bench/instructions.sh
+#   BENCH_PINGS=200 BENCH_PACKETS=2000 BENCH_IDLE=30 BENCH_WARM=45 bash bench/instructions.sh
 #
 # Two namespaces joined by a veth pair, as in bench/run.sh; both daemons of a VPN run under
 # `valgrind --tool=callgrind --instr-atstart=no`, so nothing is counted until the connection is
@@ -23,15 +23,19 @@
 # main entry points). Prints a Markdown report (also written to bench/last-instructions.md); the
 # callgrind files stay in BENCH_KEEP if that is set.
 #
-# The build is the release profile (opt-level z, fat LTO) with line tables and symbols kept
-# (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only, CARGO_PROFILE_RELEASE_STRIP=false) on glibc:
-# the same code generation as the shipped build, not the static musl binary itself.
+# The build is the release profile (opt-level z, the packet path's crates at 3, fat LTO) with
+# line tables and symbols kept (CARGO_PROFILE_RELEASE_DEBUG=line-tables-only,
+# CARGO_PROFILE_RELEASE_STRIP=false) on glibc: the same code generation as the shipped x86_64
+# build, not the static musl binary itself.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PINGS=${BENCH_PINGS:-200}
 PACKETS=${BENCH_PACKETS:-2000}
 PPS=${BENCH_PPS:-100}
 IDLE=${BENCH_IDLE:-30}
+# awl's first AutoNAT round (each friend dials the other back once, 20-30 s after start: a
+# full QUIC + TLS handshake) is a start-up cost, not idle: awl's windows start after it.
+WARM=${BENCH_WARM:-45}
 [ "$(id -u)" = 0 ] || { echo "instructions: needs root (namespaces, TUN)"; exit 1; }
 [ "$(uname -m)" = x86_64 ] || echo "instructions: valgrind figures are for x86_64; this is $(uname -m)" >&2
 command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null 2>&1
@@ -152,6 +156,7 @@ declare -A R
 measure() {
     local vpn=$1 dst=$2 pa=$3 pb=$4 s ia ib
     ip netns exec bi-a ping -c 10 -i 0.1 -W 5 "$dst" >/dev/null 2>&1
+    [ "$vpn" = bt ] || sleep "$WARM"
     read -r s ia ib < <(window "$vpn" idle "$pa" "$pb" idle)
     R[$vpn.idle_s]=$s; R[$vpn.idle_a]=$ia; R[$vpn.idle_b]=$ib
     read -r s ia ib < <(window "$vpn" ping "$pa" "$pb" pings "$dst")
@@ -342,7 +347,7 @@ export R_DUMP
 {
 echo "## Instructions per packet, run $(date -u +%Y-%m-%dT%H:%MZ) (commit $(git -C "$ROOT" rev-parse --short HEAD), $(valgrind --version))"
 echo
-echo "Command: \`bash bench/instructions.sh\` (${OPT:+BENCH_OPT_LEVEL=$OPT, }BENCH_PINGS=$PINGS, BENCH_PACKETS=$PACKETS at BENCH_PPS=$PPS, BENCH_IDLE=$IDLE)"
+echo "Command: \`bash bench/instructions.sh\` (${OPT:+BENCH_OPT_LEVEL=$OPT, }BENCH_PINGS=$PINGS, BENCH_PACKETS=$PACKETS at BENCH_PPS=$PPS, BENCH_IDLE=$IDLE, BENCH_WARM=$WARM)"
 echo
 python3 - "$WORK" <<'EOF'
 import os, sys
