@@ -182,6 +182,7 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
     fi
     write_awl a "$B" "/ip4/192.0.2.2/$PROTO"
     write_awl b "$A" "/ip4/192.0.2.1/$PROTO"
+    T0=$SECONDS
     ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=("$PA")
     ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=("$PB")
     for _ in $(seq 100); do
@@ -197,6 +198,9 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
         tail -5 "$WORK/a.log" >&2
         cat "$WORK/a.uci" >&2
     fi
+    # The first AutoNAT round (20-30 s after start: each friend dials the other back once, a
+    # full handshake) is a start-up cost; the measurements below start after it.
+    [ $((SECONDS - T0)) -ge "${BENCH_WARM:-45}" ] || sleep $(( ${BENCH_WARM:-45} - (SECONDS - T0) ))
     run_vpn "$NAME" "$AWL_DST" 10.66.0.1 "$PA" "$PB"
     # Which tunnel carried the packets: datagrams (awl peers) or the stream.
     R[$NAME.dgram]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_datagrams_total/ {s += $2} END {print s + 0}')

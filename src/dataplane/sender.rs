@@ -7,7 +7,7 @@ use super::qos::{QueueRx, QueueTx};
 use super::stats::Stats;
 use crate::mesh::tunnel::{self, GatewayDir};
 use crate::p2p::identity::PeerId;
-use crate::p2p::stream::SendStream;
+use crate::p2p::stream::{RecvStream, SendStream};
 use crate::p2p::Host;
 use std::fmt::Display;
 use std::future::Future;
@@ -75,7 +75,7 @@ pub struct HostLink {
 
 impl PeerLink for HostLink {
     type Datagrams = quinn::Connection;
-    type Stream = SendStream;
+    type Stream = TunnelOut;
     type Error = crate::p2p::host::Error;
     fn datagram_path(&self) -> Option<quinn::Connection> {
         match self.datagrams {
@@ -100,13 +100,24 @@ impl PeerLink for HostLink {
     fn is_relayed(&self) -> bool {
         self.host.is_relayed(&self.peer)
     }
-    async fn open_stream(&self) -> Result<SendStream, Self::Error> {
+    async fn open_stream(&self) -> Result<TunnelOut, Self::Error> {
         let s = self
             .host
-            .open_stream(&self.peer, &[tunnel::PROTOCOL])
+            .open_stream_lazy(&self.peer, tunnel::PROTOCOL)
             .await?;
-        Ok(s.send)
+        Ok(TunnelOut {
+            send: s.send,
+            _recv: s.recv,
+        })
     }
+}
+
+/// An outbound tunnel stream. We only write, but the read half lives as long as the stream:
+/// it holds the peer's unread answer to a lazy open, and dropping it would ask the peer to
+/// stop sending, failing that answer.
+pub struct TunnelOut {
+    send: SendStream,
+    _recv: RecvStream,
 }
 
 impl DatagramPath for quinn::Connection {
@@ -125,12 +136,12 @@ impl DatagramPath for quinn::Connection {
     }
 }
 
-impl TunnelStream for SendStream {
+impl TunnelStream for TunnelOut {
     async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        AsyncWriteExt::write_all(self, b).await
+        AsyncWriteExt::write_all(&mut self.send, b).await
     }
     async fn finish(&mut self) {
-        SendStream::finish(self).await
+        self.send.finish().await
     }
 }
 

@@ -128,6 +128,41 @@ async fn registered_protocol_gets_streams_and_unknown_is_refused() {
 }
 
 #[tokio::test]
+async fn a_lazy_open_writes_ahead_of_the_answer_and_negotiates_without_identify() {
+    let a = host().await;
+    let b = host().await;
+    let mut rx = b.register("/awl/test/", 4);
+    a.dial(&b.listen_addrs()[0]).await.unwrap();
+    a.identify(&b.peer_id()).await.unwrap();
+    let mut s = a
+        .open_stream_lazy(&b.peer_id(), "/awl/test/")
+        .await
+        .unwrap();
+    assert_eq!(s.protocol, "/awl/test/");
+    s.send.write_all(b"hi").await.unwrap();
+    s.send.finish().await;
+    let mut inbound = rx.recv().await.unwrap();
+    let got = crate::p2p::transport::stream::read_to_end(&mut inbound.recv, 16)
+        .await
+        .unwrap();
+    assert_eq!(got, b"hi");
+    // The answer was not waited for: it is still unread, the header and then the echo.
+    let answer = async {
+        let header = crate::p2p::multistream::read_message(&mut s.recv).await?;
+        let echo = crate::p2p::multistream::read_message(&mut s.recv).await?;
+        std::io::Result::Ok((header, echo))
+    };
+    let (header, echo) = tokio::time::timeout(Duration::from_secs(2), answer)
+        .await
+        .expect("the answer was read by the open")
+        .unwrap();
+    assert_eq!(header, crate::p2p::multistream::HEADER);
+    assert_eq!(echo, "/awl/test/");
+    // A protocol identify did not list is negotiated: the refusal is an error at once.
+    assert!(a.open_stream_lazy(&b.peer_id(), "/nope/").await.is_err());
+}
+
+#[tokio::test]
 async fn disconnect_is_noticed() {
     let a = host().await;
     let b = host().await;
