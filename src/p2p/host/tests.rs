@@ -117,14 +117,18 @@ async fn registered_protocol_gets_streams_and_unknown_is_refused() {
         .await
         .unwrap();
     assert_eq!(s.protocol, "/awl/test/");
+    assert_eq!(hi_through(&mut s, &mut rx, &a).await, b"hi");
+}
+
+/// Writes "hi" on `s` and finishes it; what the listener's handler read from `from`.
+async fn hi_through(s: &mut Stream, rx: &mut mpsc::Receiver<Stream>, from: &Host) -> Vec<u8> {
     s.send.write_all(b"hi").await.unwrap();
     s.send.finish().await;
     let mut inbound = rx.recv().await.unwrap();
-    assert_eq!(inbound.peer, a.peer_id());
-    let got = crate::p2p::transport::stream::read_to_end(&mut inbound.recv, 16)
+    assert_eq!(inbound.peer, from.peer_id());
+    crate::p2p::transport::stream::read_to_end(&mut inbound.recv, 16)
         .await
-        .unwrap();
-    assert_eq!(got, b"hi");
+        .unwrap()
 }
 
 #[tokio::test]
@@ -139,13 +143,7 @@ async fn a_lazy_open_writes_ahead_of_the_answer_and_negotiates_without_identify(
         .await
         .unwrap();
     assert_eq!(s.protocol, "/awl/test/");
-    s.send.write_all(b"hi").await.unwrap();
-    s.send.finish().await;
-    let mut inbound = rx.recv().await.unwrap();
-    let got = crate::p2p::transport::stream::read_to_end(&mut inbound.recv, 16)
-        .await
-        .unwrap();
-    assert_eq!(got, b"hi");
+    assert_eq!(hi_through(&mut s, &mut rx, &a).await, b"hi");
     // The answer was not waited for: it is still unread, the header and then the echo.
     let answer = async {
         let header = crate::p2p::multistream::read_message(&mut s.recv).await?;
