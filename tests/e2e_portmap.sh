@@ -59,11 +59,15 @@ uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
 allow 1024-65535 192.168.77.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
+    # A fresh log: the wait below must see this start's line, not the previous router's.
     ip netns exec awl-pm-gw "$MINIUPNPD" -f "$WORK/miniupnpd.conf" -d -P "$WORK/miniupnpd.pid" \
-        >>"$WORK/miniupnpd.log" 2>&1 &
+        >"$WORK/miniupnpd.log" 2>&1 &
     ROUTER=$!; PIDS+=("$ROUTER")
     wait_for 10 grep -q "HTTP listening" "$WORK/miniupnpd.log"
+    # SSDP (UDP 1900) is bound after the HTTP line: a node started before it finds no gateway.
+    wait_for 10 ssdp_bound
 }
+ssdp_bound() { ip netns exec awl-pm-gw ss -Hlun 'sport = :1900' | grep -q .; }
 stop_router() { kill "$ROUTER" 2>/dev/null; wait "$ROUTER" 2>/dev/null; }
 redirects() { ip netns exec awl-pm-gw nft list chain inet filter prerouting_miniupnpd; }
 forwarded() { redirects | grep -q "dport 4363"; }
