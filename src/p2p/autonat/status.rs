@@ -108,14 +108,15 @@ impl Status {
         if !self.due(now) {
             return Vec::new();
         }
-        let asked = |p: &PeerId| self.asked.iter().position(|(q, _)| q == p);
-        let mut free: Vec<&PeerId> = servers
+        // Each server's place in `asked` (None: never asked), looked up once.
+        let mut free: Vec<(Option<usize>, &PeerId)> = servers
             .iter()
-            .filter(|p| asked(p).is_none_or(|i| self.asked[i].1 <= now))
+            .map(|p| (self.asked.iter().position(|(q, _)| q == p), p))
+            .filter(|(i, _)| i.is_none_or(|i| self.asked[i].1 <= now))
             .collect();
-        free.sort_by_key(|p| asked(p));
+        free.sort_by_key(|(i, _)| *i);
         let mut out: Vec<PeerId> = Vec::new();
-        for p in free {
+        for (_, p) in free {
             if out.len() < max && !out.contains(p) {
                 out.push(p.clone());
             }
