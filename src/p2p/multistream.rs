@@ -58,6 +58,12 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<String>
     Err(invalid("message length too long"))
 }
 
+/// The header and one proposal, as a dialer's first write carries them.
+pub fn propose(protocol: &str, out: &mut Vec<u8>) {
+    encode(HEADER, out);
+    encode(protocol, out);
+}
+
 /// Dialer: proposes `protocols` in order until the listener accepts one.
 pub async fn dialer_select<R, W>(r: &mut R, w: &mut W, protocols: &[&str]) -> io::Result<String>
 where

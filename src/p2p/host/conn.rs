@@ -289,8 +289,7 @@ impl Host {
         }
         let (mut send, recv) = self.best_link(peer)?.open().await?;
         let mut out = Vec::with_capacity(64);
-        multistream::encode(multistream::HEADER, &mut out);
-        multistream::encode(protocol, &mut out);
+        multistream::propose(protocol, &mut out);
         send.write_all(&out).await?;
         Ok(Stream {
             peer: peer.clone(),
