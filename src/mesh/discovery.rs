@@ -260,11 +260,7 @@ impl Discovery {
     pub fn relay_candidates(&self) -> Vec<PeerId> {
         self.connected_bootstrap()
             .into_iter()
-            .filter(|p| {
-                self.host
-                    .identify_info(p)
-                    .is_some_and(|i| i.protocols.iter().any(|x| x == relay::HOP_PROTOCOL))
-            })
+            .filter(|p| self.host.peer_lists(p, relay::HOP_PROTOCOL))
             .collect()
     }
 

@@ -366,10 +366,7 @@ fn answer(host: &Host, key: &[u8]) -> Vec<KadPeer> {
         .connected_peers()
         .iter()
         .filter(|p| Some(*p) != target.as_ref())
-        .filter(|p| {
-            host.identify_info(p)
-                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
-        })
+        .filter(|p| host.peer_lists(p, PROTOCOL))
         .filter_map(entry)
         .collect();
     servers.sort_by_key(|p| distance(p.id.as_bytes(), key));

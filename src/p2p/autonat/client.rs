@@ -100,8 +100,7 @@ fn servers(host: &Host) -> Vec<PeerId> {
     host.connected_peers()
         .into_iter()
         .filter(|p| {
-            host.identify_info(p)
-                .is_some_and(|i| i.protocols.iter().any(|x| x == PROTOCOL))
+            host.peer_lists(p, PROTOCOL)
                 && ((trust.friend)(p) || (trust.trusted_observer)(p))
                 && host.has_direct(p)
                 && !host.is_relayed(p)

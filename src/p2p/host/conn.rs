@@ -279,12 +279,7 @@ impl Host {
     /// writing: dropping it asks the peer to stop sending, which could fail its answer. A
     /// refusal shows as an error on a later write. Without identify's word it negotiates.
     pub async fn open_stream_lazy(&self, peer: &PeerId, protocol: &str) -> Result<Stream, Error> {
-        let listed = self
-            .state()
-            .identified
-            .get(peer)
-            .is_some_and(|i| i.protocols.iter().any(|p| p == protocol));
-        if !listed {
+        if !self.peer_lists(peer, protocol) {
             return self.open_stream(peer, &[protocol]).await;
         }
         let (mut send, recv) = self.best_link(peer)?.open().await?;

@@ -53,10 +53,7 @@ impl Host {
     /// connection negotiated datagrams; `None` means: use a stream.
     pub fn datagram_path(&self, peer: &PeerId, protocol: &str) -> Option<quinn::Connection> {
         let st = self.state();
-        let takes = st
-            .identified
-            .get(peer)
-            .is_some_and(|i| i.protocols.iter().any(|p| p == protocol));
+        let takes = st.identified.get(peer).is_some_and(|i| i.lists(protocol));
         if !takes {
             return None;
         }

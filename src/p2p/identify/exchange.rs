@@ -21,6 +21,14 @@ impl Host {
         self.state().identified.get(peer).cloned()
     }
 
+    /// Whether `peer` listed `protocol` in identify; reads it in place (no copy of the info).
+    pub fn peer_lists(&self, peer: &PeerId, protocol: &str) -> bool {
+        self.state()
+            .identified
+            .get(peer)
+            .is_some_and(|i| i.lists(protocol))
+    }
+
     /// Identify information of a connected peer, waiting for the exchange to finish.
     pub async fn identify(&self, peer: &PeerId) -> Result<IdentifyInfo, Error> {
         let wait = async {

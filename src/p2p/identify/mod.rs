@@ -39,6 +39,11 @@ pub struct IdentifyInfo {
 }
 
 impl IdentifyInfo {
+    /// Whether the peer listed `protocol` (it takes streams of it).
+    pub fn lists(&self, protocol: &str) -> bool {
+        self.protocols.iter().any(|p| p == protocol)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = protobuf::Writer::default();
         if let Some(pk) = &self.public_key {
