@@ -40,20 +40,21 @@ pub fn ip_version(pkt: &[u8]) -> u8 {
 /// byte-swapped at the end (ones'-complement sums don't depend on byte order, RFC 1071 §2).
 /// This is the hottest loop of the data plane (every TCP segment cut from a super-packet).
 pub fn sum16(data: &[u8], acc: u32) -> u32 {
-    let word = |c: &[u8]| u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+    // Whole 8-byte arrays, not a closure over slices: at opt-level "z" the closure and its
+    // slice indexing were called out of line, 3.1k instructions per 1400 B packet.
+    let (words, mut rest) = data.as_chunks::<8>();
     let mut sum = 0u64;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        sum += word(&c[..4]) + word(&c[4..]);
+    for w in words {
+        let w = u64::from_ne_bytes(*w);
+        sum += (w & 0xffff_ffff) + (w >> 32);
     }
-    let mut rest = chunks.remainder();
-    if rest.len() >= 4 {
-        sum += word(rest);
-        rest = &rest[4..];
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        sum += u64::from(u32::from_ne_bytes(*w));
+        rest = r;
     }
-    if rest.len() >= 2 {
-        sum += u64::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        rest = &rest[2..];
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        sum += u64::from(u16::from_ne_bytes(*w));
+        rest = r;
     }
     if let [last] = rest {
         sum += u64::from(u16::from_ne_bytes([*last, 0]));
