@@ -17,14 +17,15 @@ pub const SILENCE: Duration = Duration::from_secs(2);
 /// keep-alive that nobody answers (a quiet connection) is not a dead path.
 pub const SENT_WITHOUT_REPLY: u64 = 3;
 /// The probe's own timeout: a dead path is closed within SILENCE + TICK + PROBE_TIMEOUT
-/// (4 s) of the last reply.
+/// (4 s) of the last reply while we send.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How often the counters are read while we send.
 pub const TICK: Duration = Duration::from_millis(500);
-/// How often while nothing was sent since the last read: an idle router wakes a quarter as
-/// often. Traffic that resumes into a dead path after a quiet spell is then noticed at the
-/// first read after it, within `QUIET_TICK` (not `TICK`), and closed within 3.5 s.
+/// How often once nothing was sent for `QUIET_READS` reads in a row (2 s): an idle router
+/// wakes a quarter as often. Traffic that resumes into a dead path after a quiet spell is
+/// then noticed within `QUIET_TICK` + `TICK` of its start, and closed within 4 s of it.
 pub const QUIET_TICK: Duration = SILENCE;
+pub const QUIET_READS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Liveness {
@@ -32,9 +33,12 @@ pub struct Liveness {
     rx: u64,
     /// Datagrams sent since the last datagram received.
     sent_since_rx: u64,
+    /// The earliest the last reply can have come: silence is never counted short.
     heard_at: Instant,
-    /// Whether the last read saw datagrams sent.
-    sending: bool,
+    /// The last read.
+    read_at: Instant,
+    /// Reads in a row that saw nothing sent.
+    quiet_reads: u32,
 }
 
 impl Liveness {
@@ -44,28 +48,34 @@ impl Liveness {
             rx,
             sent_since_rx: 0,
             heard_at: now,
-            sending: false,
+            read_at: now,
+            quiet_reads: 0,
         }
     }
 
     /// When to read the counters next.
     pub fn tick(&self) -> Duration {
-        if self.sending {
-            TICK
-        } else {
-            QUIET_TICK
+        match self.quiet_reads >= QUIET_READS {
+            true => QUIET_TICK,
+            false => TICK,
         }
     }
 
     /// Takes the connection's total datagrams sent and received; true when the path should
     /// be probed (we keep sending and hear nothing).
     pub fn observe(&mut self, now: Instant, tx: u64, rx: u64) -> bool {
-        self.sending = tx != self.tx;
+        let last_read = std::mem::replace(&mut self.read_at, now);
+        self.quiet_reads = match tx == self.tx {
+            true => self.quiet_reads.saturating_add(1),
+            false => 0,
+        };
         if rx != self.rx {
             self.rx = rx;
             self.tx = tx;
             self.sent_since_rx = 0;
-            self.heard_at = now;
+            // Something came after the last read, maybe just after it (a read can be
+            // QUIET_TICK ago).
+            self.heard_at = last_read;
             return false;
         }
         self.sent_since_rx += tx.saturating_sub(self.tx);
@@ -158,49 +168,93 @@ mod tests {
         assert!(l.observe(at(2000), 30, 0));
     }
 
-    /// Reads the counters the way `watch_path` does, on the schedule `tick` gives, while
-    /// the peer answered until `heard_until` and we send 10 datagrams a second from
-    /// `send_from`; returns when the path was found dead.
-    fn noticed_at(heard_until: Duration, send_from: Duration) -> Duration {
+    /// Reads the counters on the schedule `tick` gives, as `watch_path` does, for ten
+    /// minutes; `tx` and `rx` give the counters at a time. Returns when the path was found
+    /// dead and how many reads that took.
+    fn first_alarm(tx: impl Fn(Duration) -> u64, rx: impl Fn(Duration) -> u64) -> Option<Duration> {
         let t0 = Instant::now();
         let mut l = Liveness::new(t0, 0, 0);
         let mut t = Duration::ZERO;
         while t < Duration::from_secs(600) {
             t += l.tick();
-            let rx = t.min(heard_until).as_secs() / 15; // the peer's keep-alives
-            let tx = t.saturating_sub(send_from).as_millis() as u64 / 100;
-            if l.observe(t0 + t, tx, rx) {
-                return t;
+            if l.observe(t0 + t, tx(t), rx(t)) {
+                return Some(t);
             }
         }
-        panic!("never noticed")
+        None
+    }
+
+    const fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Datagrams sent every `every` from `from` until `until`.
+    fn flow(t: Duration, from: Duration, until: Duration, every: Duration) -> u64 {
+        if t < from {
+            return 0;
+        }
+        ((t.min(until) - from).as_millis() / every.as_millis()) as u64 + 1
     }
 
     #[test]
-    fn an_idle_connection_is_read_less_often_and_a_dead_path_is_still_noticed_in_time() {
-        let mut l = Liveness::new(Instant::now(), 5, 5);
+    fn an_idle_connection_is_read_a_quarter_as_often() {
         let now = Instant::now();
-        l.observe(now, 5, 6);
-        assert_eq!(l.tick(), QUIET_TICK, "nothing sent: the slow schedule");
-        l.observe(now, 6, 7);
-        assert_eq!(l.tick(), TICK, "sending: the fast one");
+        let mut l = Liveness::new(now, 5, 5);
+        let mut reads = 0;
+        while l.tick() == TICK {
+            l.observe(now, 5, 6);
+            reads += 1;
+        }
+        assert_eq!(
+            reads, QUIET_READS,
+            "nothing sent for 2 s: the slow schedule"
+        );
+        l.observe(now, 6, 6);
+        assert_eq!(l.tick(), TICK, "sending again: the fast one at once");
         assert!(QUIET_TICK > TICK && QUIET_TICK <= SILENCE);
-        // A quiet spell, then traffic into a path that died: whenever it dies and the
-        // traffic starts, it is noticed within SILENCE + TICK of the last reply, as when the
-        // counters were read every TICK, or within QUIET_TICK of the traffic, whichever is
-        // later (plus a TICK: the keep-alive is heard at the read after it).
-        for heard in (30_000..32_000).step_by(100) {
-            for start in (0..3_000).step_by(100) {
-                let heard = Duration::from_millis(heard);
-                let send_from = heard + Duration::from_millis(start);
-                let at = noticed_at(heard, send_from);
-                let bound = (send_from + QUIET_TICK).max(heard + SILENCE + TICK) + TICK;
-                assert!(at > send_from, "not before the traffic");
+    }
+
+    #[test]
+    fn a_dead_path_is_noticed_as_soon_on_the_slow_schedule() {
+        let never = ms(u64::MAX / 4);
+        // Quiet, the peer's keep-alives every 15 s, the last at `last`; from `start` we send
+        // 10 datagrams a second into the dead path. Noticed within QUIET_TICK + TICK of the
+        // start (SILENCE + TICK of the last reply when that is later).
+        for phase in (0..15_000).step_by(250) {
+            let last = ms(30_000 + phase);
+            for lag in (0..4_000).step_by(100) {
+                let start = last + ms(lag);
+                let at = first_alarm(
+                    |t| flow(t, start, never, ms(100)),
+                    |t| flow(t, ms(phase), last, ms(15_000)),
+                );
+                let bound = (start + QUIET_TICK).max(last + SILENCE) + TICK;
                 assert!(
-                    at <= bound,
-                    "heard until {heard:?}, sending from {send_from:?}: noticed at {at:?}"
+                    at.is_some_and(|at| at > start && at <= bound),
+                    "last reply {last:?}, sending from {start:?}: {at:?}, bound {bound:?}"
                 );
             }
         }
+        // Busy: a ping a second both ways (slower than QUIET_READS reads), then the replies
+        // stop at `last`: within SILENCE + TICK of the last reply.
+        for end in (10_000..11_000).step_by(50) {
+            let last = ms(end);
+            let at = first_alarm(
+                |t| flow(t, ms(0), never, ms(1_000)),
+                |t| flow(t, ms(10), last, ms(1_000)),
+            );
+            let reply = ms(10 + (end - 10) / 1_000 * 1_000);
+            let bound = reply + SILENCE + TICK + TICK;
+            assert!(
+                at.is_some_and(|at| at > reply + SILENCE - TICK && at <= bound),
+                "replies until {last:?}: {at:?}, bound {bound:?}"
+            );
+        }
+        // The same flow with its replies: never an alarm.
+        let healthy = first_alarm(
+            |t| flow(t, ms(0), never, ms(1_000)),
+            |t| flow(t, ms(10), never, ms(1_000)),
+        );
+        assert_eq!(healthy, None);
     }
 }
