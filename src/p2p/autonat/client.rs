@@ -95,7 +95,7 @@ pub fn candidates(host: &Host) -> Vec<Multiaddr> {
 
 /// The trusted peers (friends, bootstrap nodes we chose) directly connected and serving
 /// AutoNAT; `Status::pick` chooses among them.
-fn servers(host: &Host) -> Vec<PeerId> {
+pub(super) fn servers(host: &Host) -> Vec<PeerId> {
     let trust = host.trust();
     host.connected_peers()
         .into_iter()

@@ -190,3 +190,26 @@ async fn a_request_over_tcp_is_dialled_back_over_quic() {
     assert_eq!(r.status, Status::Ok, "{}", r.text);
     assert_eq!(r.addr, Some(quic));
 }
+
+#[tokio::test]
+async fn only_friends_that_serve_autonat_are_asked_not_strangers_that_serve_everyone() {
+    let client = Host::loopback().await;
+    let friend = Host::loopback().await;
+    let stranger = Host::loopback().await;
+    let silent_friend = Host::loopback().await;
+    server::serve(&friend, false);
+    server::serve(&stranger, true);
+    let friends = [friend.peer_id(), silent_friend.peer_id()];
+    client.set_trust(Trust {
+        friend: Arc::new(move |p| friends.contains(p)),
+        trusted_observer: Arc::new(|_| false),
+    });
+    for h in [&friend, &stranger, &silent_friend] {
+        connect(&client, h).await;
+        client.identify(&h.peer_id()).await.unwrap();
+    }
+    // The stranger lists AutoNAT as well: a verdict from it could be a lie about us.
+    assert!(client.peer_lists(&stranger.peer_id(), PROTOCOL));
+    assert!(!client.peer_lists(&silent_friend.peer_id(), PROTOCOL));
+    assert_eq!(super::client::servers(&client), vec![friend.peer_id()]);
+}
