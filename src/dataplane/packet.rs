@@ -41,7 +41,7 @@ pub fn ip_version(pkt: &[u8]) -> u8 {
 /// This is the hottest loop of the data plane (every TCP segment cut from a super-packet).
 pub fn sum16(data: &[u8], acc: u32) -> u32 {
     // Whole 8-byte arrays, not a closure over slices: at opt-level "z" the closure and its
-    // slice indexing were called out of line, 3.1k instructions per 1400 B packet.
+    // slice indexing were called out of line, about 6k instructions per 1400 B packet.
     let (words, mut rest) = data.as_chunks::<8>();
     let mut sum = 0u64;
     for w in words {

@@ -169,8 +169,8 @@ mod tests {
     }
 
     /// Reads the counters on the schedule `tick` gives, as `watch_path` does, for ten
-    /// minutes; `tx` and `rx` give the counters at a time. Returns when the path was found
-    /// dead and how many reads that took.
+    /// minutes; `tx` and `rx` give the counters at a time. Returns when the path was first
+    /// found dead.
     fn first_alarm(tx: impl Fn(Duration) -> u64, rx: impl Fn(Duration) -> u64) -> Option<Duration> {
         let t0 = Instant::now();
         let mut l = Liveness::new(t0, 0, 0);
