@@ -4,11 +4,10 @@
 use super::packet;
 use super::pool::PacketBuf;
 use super::route::accepts;
-use super::snapshot::{PeerEntry, Reader, Snapshot};
-use super::stats::Stats;
+use super::snapshot::{PeerEntry, PeerView, Snapshot};
+use super::stats::PeerCounters;
 use super::{tun, Dataplane};
 use crate::mesh::tunnel::{self, GatewayDir, RecordHeader};
-use crate::p2p::identity::PeerId;
 use crate::p2p::stream::read_exact_or_eof;
 use crate::p2p::Stream;
 use std::fmt;
@@ -64,7 +63,7 @@ impl Dataplane {
     async fn read_stream(&self, stream: &mut Stream) -> Result<(), StreamError> {
         let peer = stream.peer.clone();
         let mut scratch = Vec::new();
-        let mut reader = Reader::new(&self.published);
+        let mut view = PeerView::new(&self.published, peer.clone());
         loop {
             let mut hdr = [0u8; tunnel::HEADER_LEN];
             if !read_exact_or_eof(&mut stream.recv, &mut hdr).await? {
@@ -83,15 +82,17 @@ impl Dataplane {
             };
             stream.recv.read_exact(&mut buf.space()[..h.len]).await?;
             buf.set_len(h.len);
-            self.deliver(reader.get(&self.published), &peer, h.dir, buf);
+            let (snap, from) = view.get(&self.published);
+            self.deliver(snap, from, h.dir, buf);
         }
     }
 
-    /// QUIC datagrams from `peer`, each one packet with its direction trailer. The peer's
-    /// addresses and permissions are looked up once for the batch, counters updated once.
-    pub(super) fn receive_datagrams(&self, peer: &PeerId, batch: &mut Vec<bytes::Bytes>) {
-        let snap = self.snapshot();
-        let Some(from) = snap.peer(peer) else {
+    /// QUIC datagrams from one connection's peer, each one packet with its direction
+    /// trailer. The peer's entry (addresses, permissions, counters) comes from `view`, which
+    /// looks it up only when the snapshot changed; counters are updated once per batch.
+    pub(super) fn receive_datagrams(&self, view: &mut PeerView, batch: &mut Vec<bytes::Bytes>) {
+        let (snap, from) = view.get(&self.published);
+        let Some(from) = from else {
             // Streams from strangers are refused earlier; datagrams end here.
             let n = batch.len() as u64;
             batch.clear();
@@ -119,14 +120,14 @@ impl Dataplane {
                 datagram: true,
                 alone,
             };
-            self.deliver_one(&snap, from, dir, buf, how, &mut tally);
+            self.deliver_one(snap, from, dir, buf, how, &mut tally);
         }
-        tally.flush(&self.stats, peer);
+        tally.flush(&from.counters);
     }
 
     /// One packet from a tunnel stream.
-    fn deliver(&self, snap: &Snapshot, peer: &PeerId, dir: GatewayDir, buf: PacketBuf) {
-        let Some(from) = snap.peer(peer) else {
+    fn deliver(&self, snap: &Snapshot, from: Option<&PeerEntry>, dir: GatewayDir, buf: PacketBuf) {
+        let Some(from) = from else {
             self.stats.global(|g| g.rx_unknown_peer_packets += 1);
             return;
         };
@@ -136,7 +137,7 @@ impl Dataplane {
             alone: false,
         };
         self.deliver_one(snap, from, dir, buf, how, &mut tally);
-        tally.flush(&self.stats, peer);
+        tally.flush(&from.counters);
     }
 
     /// The receive-side rewrite and hand-off to the TUN writer.
@@ -228,11 +229,11 @@ struct RxTally {
 }
 
 impl RxTally {
-    fn flush(&self, stats: &Stats, peer: &PeerId) {
+    fn flush(&self, counters: &PeerCounters) {
         if self.packets + self.dropped + self.errors == 0 {
             return;
         }
-        stats.peer(peer, |s| {
+        counters.add(|s| {
             s.rx_packets += self.packets;
             s.rx_bytes += self.bytes;
             s.rx_datagrams += self.datagrams;

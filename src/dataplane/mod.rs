@@ -68,7 +68,8 @@ impl Dataplane {
         cfg: DataplaneConfig,
     ) -> (Arc<Self>, mpsc::Receiver<PacketBuf>) {
         let (to_tun, from_mesh) = mpsc::channel(cfg.tun_queue.max(1));
-        let published = Arc::new(Published::default());
+        let stats = Arc::new(Stats::default());
+        let published = Arc::new(Published::new(stats.clone()));
         let p = published.clone();
         peers
             .lock()
@@ -81,7 +82,7 @@ impl Dataplane {
             published,
             to_tun,
             tun: OnceLock::new(),
-            stats: Arc::new(Stats::default()),
+            stats,
         });
         (dp, from_mesh)
     }
@@ -131,10 +132,15 @@ impl Dataplane {
             let dp = Arc::downgrade(self);
             self.host.set_datagram_handler(
                 tunnel::DATAGRAM_PROTOCOL,
-                Arc::new(move |peer, batch| {
-                    if let Some(dp) = dp.upgrade() {
-                        dp.receive_datagrams(peer, batch);
-                    }
+                Arc::new(move |peer| {
+                    let dp = dp.clone();
+                    let mut view = dp
+                        .upgrade()
+                        .map(|dp| snapshot::PeerView::new(&dp.published, peer.clone()));
+                    Box::new(move |batch| match (dp.upgrade(), view.as_mut()) {
+                        (Some(dp), Some(view)) => dp.receive_datagrams(view, batch),
+                        _ => batch.clear(),
+                    })
                 }),
             );
         }
@@ -196,16 +202,16 @@ impl Dataplane {
                 true => self.datagram_path(&mut slot, &peer.id),
                 false => None,
             };
-            match sender::send_now(path, &self.stats, &peer.id, pkt, dir) {
+            match sender::send_now(path, &peer.counters, pkt, dir) {
                 Ok(()) => return,
                 Err(pkt) => pkt,
             }
         } else {
             pkt
         };
-        let dropped = self.push(&mut slot, &peer.id, std::iter::once(pkt), dir);
+        let dropped = self.push(&mut slot, peer, std::iter::once(pkt), dir);
         drop(slot);
-        self.count_dropped(&peer.id, dropped);
+        count_dropped(peer, dropped);
     }
 
     /// The peer's datagram path, cached in its slot until the host reports a connection
@@ -265,7 +271,7 @@ impl Dataplane {
             .filter(|p| self.host.is_connected(&p.id))
         {
             let Some(mut copy) = self.pool.get() else {
-                self.stats.peer(&peer.id, |s| s.tx_dropped += 1);
+                peer.counters.add(|s| s.tx_dropped += 1);
                 continue;
             };
             copy.space()[..pkt.len()].copy_from_slice(pkt.data());
@@ -282,9 +288,9 @@ impl Dataplane {
         dir: GatewayDir,
     ) {
         let mut slot = peer.sender.lock();
-        let dropped = self.push(&mut slot, &peer.id, pkts, dir);
+        let dropped = self.push(&mut slot, peer, pkts, dir);
         drop(slot);
-        self.count_dropped(&peer.id, dropped);
+        count_dropped(peer, dropped);
     }
 
     /// `enqueue` with the peer's queue locked; returns how many packets were dropped
@@ -292,7 +298,7 @@ impl Dataplane {
     fn push(
         self: &Arc<Self>,
         slot: &mut SlotState,
-        peer: &PeerId,
+        peer: &PeerEntry,
         pkts: impl Iterator<Item = PacketBuf>,
         dir: GatewayDir,
     ) -> u64 {
@@ -305,20 +311,21 @@ impl Dataplane {
                 let (new, rx) = qos::peer_queue(self.cfg.peer_queue);
                 let link = sender::HostLink {
                     host: self.host.clone(),
-                    peer: peer.clone(),
+                    peer: peer.id.clone(),
                     datagrams: self.cfg.datagrams,
                 };
-                crate::spawn(sender::run(link, peer.clone(), rx, self.stats.clone()));
+                let counters = peer.counters.clone();
+                crate::spawn(sender::run(link, peer.id.clone(), rx, counters));
                 tx.insert(new)
             }
         };
         sender::push(tx, pkts, dir)
     }
+}
 
-    fn count_dropped(&self, peer: &PeerId, dropped: u64) {
-        if dropped > 0 {
-            self.stats.peer(peer, |s| s.tx_dropped += dropped);
-        }
+fn count_dropped(peer: &PeerEntry, dropped: u64) {
+    if dropped > 0 {
+        peer.counters.add(|s| s.tx_dropped += dropped);
     }
 }
 

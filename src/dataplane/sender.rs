@@ -4,7 +4,7 @@
 
 use super::pool::PacketBuf;
 use super::qos::{QueueRx, QueueTx};
-use super::stats::Stats;
+use super::stats::PeerCounters;
 use crate::mesh::tunnel::{self, GatewayDir};
 use crate::p2p::identity::PeerId;
 use crate::p2p::stream::{RecvStream, SendStream};
@@ -152,8 +152,7 @@ impl TunnelStream for TunnelOut {
 /// behind CoDel. Gives the packet back when it has to take the queue.
 pub fn send_now<D: DatagramPath>(
     path: Option<&D>,
-    stats: &Stats,
-    peer: &PeerId,
+    counters: &PeerCounters,
     pkt: PacketBuf,
     dir: GatewayDir,
 ) -> Result<(), PacketBuf> {
@@ -169,7 +168,7 @@ pub fn send_now<D: DatagramPath>(
         return Err(pkt);
     }
     let sent = conn.send(with_trailer(pkt, dir));
-    stats.peer(peer, |s| {
+    counters.add(|s| {
         if sent {
             s.tx_packets += 1;
             s.tx_bytes += len as u64;
@@ -189,7 +188,7 @@ pub fn push(tx: &QueueTx, pkts: impl Iterator<Item = PacketBuf>, dir: GatewayDir
 /// One task per peer with traffic: sends packets as QUIC datagrams when the peer takes them
 /// and they fit, else batches them as records on the long-lived outbound stream. Ends when
 /// every producer of the queue is gone and it is drained.
-pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc<Stats>) {
+pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc<PeerCounters>) {
     let mut stream: Option<L::Stream> = None;
     let mut on_stream: u64 = 0;
     // Whether `stream` rides a relay: once a direct connection appears (hole punching),
@@ -251,7 +250,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         rx.done();
         let delay_dropped = rx.take_dropped();
         if dg.any() || delay_dropped > 0 {
-            stats.peer(&peer, |s| {
+            stats.add(|s| {
                 s.tx_packets += dg.sent;
                 s.tx_bytes += dg.bytes;
                 s.tx_datagrams += dg.sent;
@@ -271,7 +270,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         if stream.is_none() {
             if !link.is_connected() {
                 // Connecting is the reconnect loop's job; AWL drops here too.
-                stats.peer(&peer, |s| s.tx_dropped += count);
+                stats.add(|s| s.tx_dropped += count);
                 continue;
             }
             match tokio::time::timeout(OPEN_TIMEOUT, link.open_stream()).await {
@@ -282,11 +281,11 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
                 }
                 Ok(Err(e)) => {
                     log::debug!("tunnel stream to {}: {e}", peer.short());
-                    stats.peer(&peer, |s| s.tx_dropped += count);
+                    stats.add(|s| s.tx_dropped += count);
                     continue;
                 }
                 Err(_) => {
-                    stats.peer(&peer, |s| s.tx_dropped += count);
+                    stats.add(|s| s.tx_dropped += count);
                     continue;
                 }
             }
@@ -294,7 +293,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         let Some(s) = stream.as_mut() else { continue };
         match s.write_all(&batch).await {
             Ok(()) => {
-                stats.peer(&peer, |st| {
+                stats.add(|st| {
                     st.tx_packets += count;
                     st.tx_bytes += bytes;
                 });
@@ -313,7 +312,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
             Err(e) => {
                 log::debug!("tunnel write to {}: {e}", peer.short());
                 stream = None;
-                stats.peer(&peer, |s| s.tx_dropped += count);
+                stats.add(|s| s.tx_dropped += count);
             }
         }
     }

@@ -9,6 +9,7 @@
 
 use super::pool::PacketBuf;
 use super::qos::QueueTx;
+use super::stats::{PeerCounters, Stats};
 use crate::base::prefix::Prefix;
 use crate::mesh::peers::PeerTable;
 use crate::p2p::identity::PeerId;
@@ -39,6 +40,8 @@ pub struct PeerEntry {
     pub allow_lan: bool,
     /// The peer's queue; kept across snapshots while the peer stays known.
     pub sender: Arc<SenderSlot>,
+    /// The peer's traffic counters (the same ones in every snapshot).
+    pub counters: Arc<PeerCounters>,
 }
 
 /// A peer's queue to its sender task, started on the first packet.
@@ -131,12 +134,22 @@ pub struct Published {
     links: AtomicUsize,
     slot: Mutex<Arc<Snapshot>>,
     parts: Mutex<Parts>,
+    /// Where each peer entry's counters come from.
+    stats: Arc<Stats>,
 }
 
 impl Default for Published {
     fn default() -> Self {
+        Published::new(Arc::default())
+    }
+}
+
+impl Published {
+    /// Nothing published yet; peers' entries will count into `stats`.
+    pub fn new(stats: Arc<Stats>) -> Self {
         let empty = Snapshot::empty();
         Published {
+            stats,
             generation: AtomicUsize::new(0),
             links: AtomicUsize::new(0),
             parts: Mutex::new(Parts {
@@ -152,9 +165,7 @@ impl Default for Published {
             slot: Mutex::new(Arc::new(empty)),
         }
     }
-}
 
-impl Published {
     /// The current snapshot (one short lock of the slot; loops keep a [`Reader`] instead).
     pub fn load(&self) -> Arc<Snapshot> {
         lock(&self.slot).clone()
@@ -224,6 +235,7 @@ impl Published {
                 allow_exit: *allow_exit,
                 allow_lan: *allow_lan,
                 sender: sender.clone(),
+                counters: self.stats.counters(id),
             });
             by_ip.insert(*ip, e.clone());
             by_id.insert(id.clone(), e);
@@ -268,6 +280,38 @@ impl Reader {
             self.snap = slot.clone();
         }
         &self.snap
+    }
+}
+
+/// One peer's entry in the current snapshot, for a loop that serves that peer (a
+/// connection's datagrams, a tunnel stream): looked up by ID again only after a new snapshot
+/// was published, not per packet.
+pub struct PeerView {
+    peer: PeerId,
+    reader: Reader,
+    /// The entry, and the generation of the snapshot it was looked up in.
+    entry: Option<Arc<PeerEntry>>,
+    at: Option<usize>,
+}
+
+impl PeerView {
+    pub fn new(p: &Published, peer: PeerId) -> Self {
+        PeerView {
+            peer,
+            reader: Reader::new(p),
+            entry: None,
+            at: None,
+        }
+    }
+
+    /// The current snapshot and the peer's entry in it (`None`: not a known peer).
+    pub fn get(&mut self, p: &Published) -> (&Snapshot, Option<&PeerEntry>) {
+        self.reader.get(p);
+        if self.at != Some(self.reader.generation) {
+            self.entry = self.reader.snap.peer(&self.peer).cloned();
+            self.at = Some(self.reader.generation);
+        }
+        (&self.reader.snap, self.entry.as_deref())
     }
 }
 

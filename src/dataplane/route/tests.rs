@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::dataplane::packet::tests::build;
-use crate::dataplane::snapshot::{Published, Reader, Routing};
+use crate::dataplane::snapshot::{PeerView, Published, Reader, Routing};
 use crate::mesh::peers::{PeerTable, SharedPeers};
 use crate::p2p::identity::{Keypair, PeerId};
 use std::sync::Mutex;
@@ -312,4 +312,36 @@ fn a_reader_refreshes_only_when_something_was_published() {
     assert!(Arc::ptr_eq(&first, reader.get(&m.published)));
     m.published.set_routing(Routing::default());
     assert!(!Arc::ptr_eq(&first, reader.get(&m.published)));
+}
+
+/// The receive side keeps one `PeerView` per connection: a friend removed while connected is
+/// a stranger from its next datagram on, a changed grant is seen at once, and the counters
+/// stay the same across snapshots (nothing counted is lost to a republish).
+#[test]
+fn a_peer_view_follows_removal_grants_and_keeps_the_counters() {
+    let m = mesh();
+    let stranger = Keypair::generate().peer_id();
+    let mut strangers = PeerView::new(&m.published, stranger.clone());
+    assert!(strangers.get(&m.published).1.is_none());
+    let mut view = PeerView::new(&m.published, m.a.clone());
+    let (_, a) = view.get(&m.published);
+    let a = a.expect("a is known");
+    assert!(a.allow_lan && !a.allow_exit);
+    a.counters.add(|s| s.rx_packets += 3);
+    let counters = a.counters.clone();
+
+    grant(&m.table, &m.a, |p| p.allow_exit = true);
+    let (_, a) = view.get(&m.published);
+    let a = a.expect("still known");
+    assert!(a.allow_exit, "the new grant is seen without a new view");
+    assert!(Arc::ptr_eq(&a.counters, &counters));
+    assert_eq!(a.counters.snapshot().rx_packets, 3);
+
+    m.table.lock().unwrap().remove(&m.a).unwrap();
+    assert!(
+        view.get(&m.published).1.is_none(),
+        "a removed friend's datagrams are a stranger's"
+    );
+    // The stranger stays one through every republish.
+    assert!(strangers.get(&m.published).1.is_none());
 }

@@ -5,6 +5,7 @@ use super::*;
 use crate::dataplane::packet::tests::build;
 use crate::dataplane::pool::PacketPool;
 use crate::dataplane::qos::peer_queue;
+use crate::dataplane::stats::Stats;
 use crate::p2p::identity::Keypair;
 use std::sync::Mutex;
 
@@ -138,15 +139,14 @@ fn awl_peer() -> Fake {
 /// Runs the sender over `link` for `pkts` (queued before it starts) until its queue closes.
 async fn drain(link: Fake, pkts: Vec<PacketBuf>) -> (Stats, PeerId) {
     let peer = Keypair::generate().peer_id();
-    let stats = Arc::new(Stats::default());
+    let stats = Stats::default();
     let (tx, rx) = peer_queue(64);
     assert_eq!(push(&tx, pkts.into_iter(), GatewayDir::None), 0);
     drop(tx);
-    let task = run(link, peer.clone(), rx, stats.clone());
+    let task = run(link, peer.clone(), rx, stats.counters(&peer));
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("the sender ends when its queue closes");
-    let stats = Arc::try_unwrap(stats).ok().unwrap();
     (stats, peer)
 }
 
@@ -155,29 +155,23 @@ fn send_now_takes_the_datagram_path_only_when_the_packet_fits() {
     let pool = pool();
     let stats = Stats::default();
     let peer = Keypair::generate().peer_id();
+    let counters = stats.counters(&peer);
     let f = awl_peer();
     // No datagram path (an AWL peer, or relayed): back to the queue.
-    assert!(send_now(
-        None::<&Fake>,
-        &stats,
-        &peer,
-        pkt(&pool, 100),
-        GatewayDir::None
-    )
-    .is_err());
+    assert!(send_now(None::<&Fake>, &counters, pkt(&pool, 100), GatewayDir::None).is_err());
     // Fits: sent with its direction trailer.
-    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::Return).is_ok());
+    assert!(send_now(Some(&f), &counters, pkt(&pool, 100), GatewayDir::Return).is_ok());
     let d = f.st().datagrams.pop().unwrap();
     assert_eq!(d.len(), 101);
     assert_eq!(d[100], tunnel::dir_byte(GatewayDir::Return));
     // The trailer would not fit; then: no room in quinn's buffer.
-    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 1200), GatewayDir::None).is_err());
+    assert!(send_now(Some(&f), &counters, pkt(&pool, 1200), GatewayDir::None).is_err());
     f.st().dgram_space = 100;
-    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::None).is_err());
+    assert!(send_now(Some(&f), &counters, pkt(&pool, 100), GatewayDir::None).is_err());
     // Refused by the connection: taken and counted as dropped.
     f.st().dgram_space = 64 * 1024;
     f.st().dgram_refused = true;
-    assert!(send_now(Some(&f), &stats, &peer, pkt(&pool, 100), GatewayDir::None).is_ok());
+    assert!(send_now(Some(&f), &counters, pkt(&pool, 100), GatewayDir::None).is_ok());
     let s = stats.peer_snapshot(&peer);
     assert_eq!((s.tx_packets, s.tx_datagrams, s.tx_dropped), (1, 1, 1));
 }
@@ -286,9 +280,9 @@ async fn a_relayed_stream_is_left_once_a_direct_path_appears() {
         s.relayed = true;
     }
     let peer = Keypair::generate().peer_id();
-    let stats = Arc::new(Stats::default());
+    let stats = Stats::default();
     let (tx, rx) = peer_queue(64);
-    let task = tokio::spawn(run(f.clone(), peer.clone(), rx, stats.clone()));
+    let task = tokio::spawn(run(f.clone(), peer.clone(), rx, stats.counters(&peer)));
     push(&tx, std::iter::once(pkt(&pool, 100)), GatewayDir::None);
     while stats.peer_snapshot(&peer).tx_packets < 1 {
         tokio::task::yield_now().await;

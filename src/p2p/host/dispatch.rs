@@ -12,9 +12,12 @@ use futures_util::FutureExt;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What the data plane does with a peer's datagrams: a batch of those already received, so
-/// per-peer lookups and counters run once per batch, not once per packet. The handler drains it.
-pub type DatagramHandler = Arc<dyn Fn(&PeerId, &mut Vec<bytes::Bytes>) + Send + Sync>;
+/// What the data plane does with one connection's datagrams: made once per connection for
+/// its peer (so it keeps what it looked up about the peer), then given each batch of the
+/// datagrams already received, so per-peer work runs once per batch. It drains the batch.
+pub type DatagramSink = Box<dyn FnMut(&mut Vec<bytes::Bytes>) + Send>;
+/// Makes a connection's [`DatagramSink`].
+pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
 /// Datagrams handed over at once, at most.
 const DATAGRAM_BATCH: usize = 64;
 
@@ -77,6 +80,7 @@ impl Host {
     /// Hands a direct connection's datagrams to the handler, in batches, until it closes.
     pub(super) async fn read_datagrams(&self, peer: PeerId, conn: quinn::Connection) {
         let mut batch = Vec::with_capacity(DATAGRAM_BATCH);
+        let mut sink: Option<DatagramSink> = None;
         while let Ok(d) = conn.read_datagram().await {
             batch.push(d);
             // What else is already buffered, without waiting for more.
@@ -86,8 +90,11 @@ impl Host {
                     _ => break,
                 }
             }
-            if let Some((_, handler)) = self.0.datagrams.get() {
-                handler(&peer, &mut batch);
+            if sink.is_none() {
+                sink = self.0.datagrams.get().map(|(_, handler)| handler(&peer));
+            }
+            if let Some(sink) = sink.as_mut() {
+                sink(&mut batch);
             }
             batch.clear();
         }
