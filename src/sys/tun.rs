@@ -1,8 +1,9 @@
-//! The TUN device's raw calls: offload flags, and writes that must not wait (the device is
-//! non-blocking; `WouldBlock` comes back to the caller).
+//! The TUN device's raw calls: offload flags, a duplicate of its descriptor to register with
+//! the reactor, and reads and writes that must not wait (the device is non-blocking;
+//! `WouldBlock` comes back to the caller).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// Checksum offload and TSO for IPv4 (with ECN): the kernel skips segmenting TCP for us.
 pub fn set_offload(fd: RawFd) -> io::Result<()> {
@@ -14,6 +15,30 @@ pub fn set_offload(fd: RawFd) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A duplicate of `fd` (close-on-exec) that the caller owns: it shares the open device and
+/// its flags (non-blocking) with `fd`.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd`; on success the new descriptor is ours alone,
+    // so OwnedFd may close it.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh, open descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// One `read(2)` into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: a live, writable buffer of the given length; read writes at most that many bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
@@ -58,6 +83,20 @@ mod tests {
         let mut got = String::new();
         b.read_to_string(&mut got).unwrap();
         assert_eq!(got, "abcde");
+    }
+
+    #[test]
+    fn a_duplicate_reads_what_the_original_is_sent() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let d = dup(b.as_raw_fd()).unwrap();
+        assert_ne!(d.as_raw_fd(), b.as_raw_fd());
+        assert_eq!(write(a.as_raw_fd(), b"xyz").unwrap(), 3);
+        let mut buf = [0u8; 8];
+        assert_eq!(read(d.as_raw_fd(), &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"xyz");
+        b.set_nonblocking(true).unwrap();
+        let e = read(d.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "the flags are shared");
     }
 
     #[test]
