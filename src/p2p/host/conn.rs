@@ -1,6 +1,7 @@
 //! The connection table: which connections we hold to which peer, dialling, opening streams,
 //! and what happens when a connection comes or goes.
 
+use super::choice::{self, Facts};
 use super::{Error, Host, HostEvent, Stream, NEGOTIATION_TIMEOUT};
 use crate::p2p::error::Refusal;
 use crate::p2p::identity::PeerId;
@@ -8,13 +9,14 @@ use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::transport::stream::{split_muxed, RecvStream, SendStream};
 use crate::p2p::transport::{self, muxer, secure};
 use crate::p2p::{multistream, ping, relay};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 /// Time allowed for a QUIC + TLS handshake.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a relayed connection stays open once a direct one exists (streams on it finish).
-const RELAY_GRACE: Duration = Duration::from_secs(10);
+/// How long a relayed connection stays open once a direct one exists, and the duplicate of a
+/// simultaneous dial once both are up (streams on it finish).
+const RELAY_GRACE: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 10 });
 /// A TCP dial starts this long after the QUIC dials to the same peer, so QUIC wins when both
 /// work and TCP takes over quickly when UDP is blocked (go-libp2p waits 250 ms too).
 pub(in crate::p2p) const TCP_DIAL_DELAY: Duration = Duration::from_millis(250);
@@ -87,6 +89,9 @@ pub(in crate::p2p) struct Conn {
     pub(in crate::p2p) remote: Multiaddr,
     /// Opened by the peer (counts against the admission limits).
     pub(super) inbound: bool,
+    /// Dialled by the node with the smaller peer ID (see `choice`).
+    by_smaller: bool,
+    since: Instant,
 }
 
 impl Conn {
@@ -99,13 +104,22 @@ impl Conn {
     }
 }
 
-/// The connection new streams to a peer use: the newest QUIC one (it carries datagrams and
-/// has no head-of-line blocking), else the newest TCP one, else the newest relayed.
+impl Conn {
+    fn facts(&self) -> Facts {
+        Facts {
+            quic: self.is_quic(),
+            tcp: matches!(self.link, Link::Tcp(_)),
+            by_smaller: self.by_smaller,
+            since: self.since,
+        }
+    }
+}
+
+/// The connection new streams and datagrams to a peer use (`choice::pick`): the newest QUIC
+/// one, the same one on both sides after a simultaneous dial; else the newest TCP one, else
+/// the newest relayed.
 pub(in crate::p2p) fn best(conns: &[Conn]) -> Option<&Conn> {
-    let newest = |want: fn(&Conn) -> bool| conns.iter().rev().find(|c| want(c));
-    newest(Conn::is_quic)
-        .or_else(|| newest(|c| matches!(c.link, Link::Tcp(_))))
-        .or_else(|| conns.last())
+    choice::pick(conns, Conn::facts).and_then(|i| conns.get(i))
 }
 
 impl Host {
@@ -355,6 +369,41 @@ impl Host {
         crate::spawn(async move { host.watch_path(p, watched).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
         self.retire_relayed(&peer);
+        self.retire_twin(&peer);
+    }
+
+    /// After a simultaneous dial both nodes send on the connection the smaller peer ID
+    /// dialled (`best`); the other one closes after the grace period, unless the chosen one
+    /// is gone by then.
+    fn retire_twin(&self, peer: &PeerId) {
+        let twins = |host: &Host, peer: &PeerId| -> Vec<Conn> {
+            let st = host.state();
+            let Some(conns) = st.conns.get(peer) else {
+                return Vec::new();
+            };
+            let Some(chosen) = choice::pick(conns, Conn::facts) else {
+                return Vec::new();
+            };
+            if conns[chosen].link.is_closed() {
+                return Vec::new();
+            }
+            choice::duplicates(conns, chosen, Conn::facts)
+                .into_iter()
+                .filter_map(|i| conns.get(i).cloned())
+                .collect()
+        };
+        if twins(self, peer).is_empty() {
+            return;
+        }
+        let host = self.clone();
+        let peer = peer.clone();
+        crate::spawn(async move {
+            tokio::time::sleep(RELAY_GRACE).await;
+            for c in twins(&host, &peer) {
+                log::debug!("closing the duplicate connection to {}", peer.short());
+                c.link.close(b"duplicate connection");
+            }
+        });
     }
 
     /// A direct connection supersedes relayed ones: new streams use it at once; the circuits
@@ -426,6 +475,7 @@ impl Host {
     }
 
     fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {
+        let by_smaller = choice::dialled_by_smaller(&self.peer_id(), peer, !inbound);
         let mut st = self.state();
         st.next_id += 1;
         let id = st.next_id;
@@ -434,6 +484,8 @@ impl Host {
             link,
             remote,
             inbound,
+            by_smaller,
+            since: Instant::now(),
         });
         id
     }

@@ -16,6 +16,7 @@
 //! TCP dials; `dispatch`: inbound streams and datagrams by protocol.
 
 mod accept;
+mod choice;
 mod conn;
 mod dispatch;
 mod tcp;

@@ -180,3 +180,42 @@ async fn disconnect_is_noticed() {
     }
     assert!(!a.is_connected(&b.peer_id()));
 }
+
+/// Both hosts dial each other at once: each holds two connections for a moment, both send on
+/// the same one (the one the smaller peer ID dialled), and the other one is closed after the
+/// grace period on both sides.
+#[tokio::test]
+async fn a_simultaneous_dial_settles_on_one_connection_the_same_on_both_sides() {
+    let a = host().await;
+    let b = host().await;
+    let to_b = b.listen_addrs()[0].clone().with_p2p(&b.peer_id());
+    let to_a = a.listen_addrs()[0].clone().with_p2p(&a.peer_id());
+    let (ra, rb) = tokio::join!(a.dial(&to_b), b.dial(&to_a));
+    assert_eq!((ra.unwrap(), rb.unwrap()), (b.peer_id(), a.peer_id()));
+    // Each side's own dial and the other's accept: wait until both hold both.
+    for _ in 0..100 {
+        if a.connection_counts().0 == 2 && b.connection_counts().0 == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((a.connection_counts().0, b.connection_counts().0), (2, 2));
+    let chosen_inbound = |h: &Host, p: &PeerId| {
+        let st = h.state();
+        best(&st.conns[p]).map(|c| c.inbound).unwrap()
+    };
+    let (a_in, b_in) = (chosen_inbound(&a, &b.peer_id()), chosen_inbound(&b, &a.peer_id()));
+    assert_ne!(a_in, b_in, "one connection: dialled by one side, accepted by the other");
+    let smaller_is_a = a.peer_id() < b.peer_id();
+    assert_eq!(!a_in, smaller_is_a, "the one the smaller peer ID dialled");
+    // The duplicate closes after the grace period (1 s in tests), on both sides.
+    for _ in 0..60 {
+        if a.connection_counts().0 == 1 && b.connection_counts().0 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((a.connection_counts().0, b.connection_counts().0), (1, 1));
+    assert_eq!(chosen_inbound(&a, &b.peer_id()), a_in, "the chosen one stayed");
+    assert!(a.ping(&b.peer_id()).await.is_ok());
+}
