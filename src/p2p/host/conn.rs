@@ -368,61 +368,48 @@ impl Host {
         let p = peer.clone();
         crate::spawn(async move { host.watch_path(p, watched).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
-        self.retire_relayed(&peer);
-        self.retire_twin(&peer);
+        self.retire_superseded(&peer);
     }
 
-    /// After a simultaneous dial both nodes send on the connection the smaller peer ID
-    /// dialled (`best`); the other one closes after the grace period, unless the chosen one
-    /// is gone by then.
-    fn retire_twin(&self, peer: &PeerId) {
-        let twins = |host: &Host, peer: &PeerId| -> Vec<Conn> {
-            let st = host.state();
-            let Some(conns) = st.conns.get(peer) else {
-                return Vec::new();
-            };
-            let Some(chosen) = choice::pick(conns, Conn::facts) else {
-                return Vec::new();
-            };
-            if conns[chosen].link.is_closed() {
-                return Vec::new();
-            }
-            choice::duplicates(conns, chosen, Conn::facts)
-                .into_iter()
-                .filter_map(|i| conns.get(i).cloned())
-                .collect()
-        };
-        if twins(self, peer).is_empty() {
+    /// What a new direct connection supersedes, closed after a grace period so streams on
+    /// them can finish: relayed connections (new streams use the direct one at once), and the
+    /// twin of a simultaneous dial (both nodes send on the one the smaller peer ID dialled:
+    /// `choice`). Looked up again when the grace period ends: nothing closes if the chosen
+    /// connection is gone by then or is not direct.
+    fn retire_superseded(&self, peer: &PeerId) {
+        if self.superseded(peer).is_empty() {
             return;
         }
         let host = self.clone();
         let peer = peer.clone();
         crate::spawn(async move {
             tokio::time::sleep(RELAY_GRACE).await;
-            for c in twins(&host, &peer) {
-                log::debug!("closing the duplicate connection to {}", peer.short());
-                c.link.close(b"duplicate connection");
+            for (c, why) in host.superseded(&peer) {
+                c.link.close(why);
             }
         });
     }
 
-    /// A direct connection supersedes relayed ones: new streams use it at once; the circuits
-    /// close after a grace period so streams on them can finish.
-    fn retire_relayed(&self, peer: &PeerId) {
-        let relayed: Vec<Conn> = self
-            .state()
-            .conns
-            .get(peer)
-            .map(|c| c.iter().filter(|c| c.relayed()).cloned().collect())
-            .unwrap_or_default();
-        if !relayed.is_empty() {
-            crate::spawn(async move {
-                tokio::time::sleep(RELAY_GRACE).await;
-                for c in relayed {
-                    c.link.close(b"direct connection established");
-                }
-            });
+    fn superseded(&self, peer: &PeerId) -> Vec<(Conn, &'static [u8])> {
+        let st = self.state();
+        let Some(conns) = st.conns.get(peer) else {
+            return Vec::new();
+        };
+        let Some(chosen) = choice::pick(conns, Conn::facts) else {
+            return Vec::new();
+        };
+        if conns[chosen].relayed() || conns[chosen].link.is_closed() {
+            return Vec::new();
         }
+        let relayed = conns
+            .iter()
+            .filter(|c| c.relayed())
+            .map(|c| (c.clone(), &b"direct connection established"[..]));
+        let twins = choice::duplicates(conns, chosen, Conn::facts)
+            .into_iter()
+            .filter_map(|i| conns.get(i))
+            .map(|c| (c.clone(), &b"duplicate connection"[..]));
+        relayed.chain(twins).collect()
     }
 
     pub(in crate::p2p) fn add_relayed(
@@ -470,7 +457,7 @@ impl Host {
         crate::spawn(async move { host.probe_circuit(probe, relay_id).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, relayed);
         if !relayed {
-            self.retire_relayed(&peer);
+            self.retire_superseded(&peer);
         }
     }
 

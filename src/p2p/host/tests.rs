@@ -204,8 +204,14 @@ async fn a_simultaneous_dial_settles_on_one_connection_the_same_on_both_sides() 
         let st = h.state();
         best(&st.conns[p]).map(|c| c.inbound).unwrap()
     };
-    let (a_in, b_in) = (chosen_inbound(&a, &b.peer_id()), chosen_inbound(&b, &a.peer_id()));
-    assert_ne!(a_in, b_in, "one connection: dialled by one side, accepted by the other");
+    let (a_in, b_in) = (
+        chosen_inbound(&a, &b.peer_id()),
+        chosen_inbound(&b, &a.peer_id()),
+    );
+    assert_ne!(
+        a_in, b_in,
+        "one connection: dialled by one side, accepted by the other"
+    );
     let smaller_is_a = a.peer_id() < b.peer_id();
     assert_eq!(!a_in, smaller_is_a, "the one the smaller peer ID dialled");
     // The duplicate closes after the grace period (1 s in tests), on both sides.
@@ -216,6 +222,10 @@ async fn a_simultaneous_dial_settles_on_one_connection_the_same_on_both_sides() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!((a.connection_counts().0, b.connection_counts().0), (1, 1));
-    assert_eq!(chosen_inbound(&a, &b.peer_id()), a_in, "the chosen one stayed");
+    assert_eq!(
+        chosen_inbound(&a, &b.peer_id()),
+        a_in,
+        "the chosen one stayed"
+    );
     assert!(a.ping(&b.peer_id()).await.is_ok());
 }
