@@ -18,6 +18,8 @@
 # round trips (ping, both daemons) or the packets received (bulk, per daemon: A = the sending
 # side, TUN to wire; B = the receiving side, wire to TUN). valgrind counts user-space
 # instructions only: the kernel's work inside syscalls (TUN, UDP, copies) is not in these numbers.
+# For the ping window it also counts the UDP packets on the veth each way (QUIC ACK-only
+# packets included), so a figure per round trip can be checked against the packets it paid for.
 # For the bulk window of awl the script also prints where the instructions went
 # (callgrind_annotate, self cost per function classified by name, and the inclusive cost of the
 # main entry points). Prints a Markdown report (also written to bench/last-instructions.md); the
@@ -121,6 +123,11 @@ window() {
     sleep 1
     echo "$(python3 -c "print($t1 - $t0)") $(dumped "$vpn-a" "$label") $(dumped "$vpn-b" "$label")"
 }
+# wire NAME: UDP packets A sent and received on the veth so far, into R[NAME.tx] / R[NAME.rx]:
+# how many packets a window really put on the wire (QUIC ACK-only packets included).
+wire() {
+    read -r R["$1.tx"] R["$1.rx"] < <(ip -n bi-a -s -j link show eth0 | python3 -c "import json,sys; s=json.load(sys.stdin)[0]['stats64']; print(s['tx']['packets'], s['rx']['packets'])")
+}
 pings() { ip netns exec bi-a ping -c "$PINGS" -i 0.02 -W 5 "$1" >"$WORK/ping.txt" 2>&1; }
 # bulk DST: PACKETS datagrams of 1372 B at PPS to DST:5001; the receiver in B writes how many came.
 bulk() {
@@ -159,7 +166,9 @@ measure() {
     [ "$vpn" = bt ] || sleep "$WARM"
     read -r s ia ib < <(window "$vpn" idle "$pa" "$pb" idle)
     R[$vpn.idle_s]=$s; R[$vpn.idle_a]=$ia; R[$vpn.idle_b]=$ib
+    wire "$vpn.ping0"
     read -r s ia ib < <(window "$vpn" ping "$pa" "$pb" pings "$dst")
+    wire "$vpn.ping1"
     R[$vpn.ping_s]=$s; R[$vpn.ping_a]=$ia; R[$vpn.ping_b]=$ib
     R[$vpn.ping_rx]=$(grep -o '[0-9]* received' "$WORK/ping.txt" | cut -d' ' -f1)
     R[$vpn.ping_rtt]=$(grep -o 'rtt.*' "$WORK/ping.txt" | cut -d/ -f5)
@@ -366,7 +375,8 @@ for v, name in [('awl', 'awl (mtu 1420, datagrams)'), ('bt', 'boringtun (mtu 142
     print(f"raw {v}: idle {R.get(v+'.idle_s')} s A {R.get(v+'.idle_a')} B {R.get(v+'.idle_b')}; "
           f"ping {R.get(v+'.ping_s')} s A {R.get(v+'.ping_a')} B {R.get(v+'.ping_b')}, {R.get(v+'.ping_rx')}/{P} replies, "
           f"avg rtt {R.get(v+'.ping_rtt')} ms while counted; bulk {R.get(v+'.bulk_s')} s A {R.get(v+'.bulk_a')} "
-          f"B {R.get(v+'.bulk_b')}, {R.get(v+'.bulk_rx')}/{N} received\n")
+          f"B {R.get(v+'.bulk_b')}, {R.get(v+'.bulk_rx')}/{N} received; packets on the wire in the ping window "
+          f"A→B {g(v+'.ping1.tx') - g(v+'.ping0.tx'):.0f}, B→A {g(v+'.ping1.rx') - g(v+'.ping0.rx'):.0f}\n")
 print('| | idle, instructions/s (A, B) | 64 B ping round trip, both daemons | 1400 B packet, sender (TUN → wire) | 1400 B packet, receiver (wire → TUN) | 1400 B one way, both daemons | per GB one way (both daemons) |')
 print('|---|---:|---:|---:|---:|---:|---:|')
 for name, ra, rb, ping, tx, rx in rows:
