@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a relayed connection stays open once a direct one exists, and the duplicate of a
 /// simultaneous dial once both are up (streams on it finish).
-const RELAY_GRACE: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 10 });
+const SUPERSEDED_GRACE: Duration = Duration::from_secs(if cfg!(test) { 1 } else { 10 });
 /// A TCP dial starts this long after the QUIC dials to the same peer, so QUIC wins when both
 /// work and TCP takes over quickly when UDP is blocked (go-libp2p waits 250 ms too).
 pub(in crate::p2p) const TCP_DIAL_DELAY: Duration = Duration::from_millis(250);
@@ -102,9 +102,7 @@ impl Conn {
     pub(in crate::p2p) fn is_quic(&self) -> bool {
         matches!(self.link, Link::Quic(_))
     }
-}
 
-impl Conn {
     fn facts(&self) -> Facts {
         Facts {
             quic: self.is_quic(),
@@ -383,7 +381,7 @@ impl Host {
         let host = self.clone();
         let peer = peer.clone();
         crate::spawn(async move {
-            tokio::time::sleep(RELAY_GRACE).await;
+            tokio::time::sleep(SUPERSEDED_GRACE).await;
             for (c, why) in host.superseded(&peer) {
                 c.link.close(why);
             }
