@@ -77,7 +77,11 @@ impl Dataplane {
                 // Read it out anyway to stay in sync with the stream, then drop it.
                 scratch.resize(h.len, 0);
                 stream.recv.read_exact(&mut scratch).await?;
-                self.stats.peer(&peer, |s| s.rx_dropped += 1);
+                // Per packet while the pool is empty: the entry's counters, not a lookup.
+                match view.get(&self.published).1 {
+                    Some(from) => from.counters.add(|s| s.rx_dropped += 1),
+                    None => self.stats.peer(&peer, |s| s.rx_dropped += 1),
+                }
                 continue;
             };
             stream.recv.read_exact(&mut buf.space()[..h.len]).await?;

@@ -188,7 +188,7 @@ pub fn push(tx: &QueueTx, pkts: impl Iterator<Item = PacketBuf>, dir: GatewayDir
 /// One task per peer with traffic: sends packets as QUIC datagrams when the peer takes them
 /// and they fit, else batches them as records on the long-lived outbound stream. Ends when
 /// every producer of the queue is gone and it is drained.
-pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc<PeerCounters>) {
+pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, counters: Arc<PeerCounters>) {
     let mut stream: Option<L::Stream> = None;
     let mut on_stream: u64 = 0;
     // Whether `stream` rides a relay: once a direct connection appears (hole punching),
@@ -250,7 +250,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         rx.done();
         let delay_dropped = rx.take_dropped();
         if dg.any() || delay_dropped > 0 {
-            stats.add(|s| {
+            counters.add(|s| {
                 s.tx_packets += dg.sent;
                 s.tx_bytes += dg.bytes;
                 s.tx_datagrams += dg.sent;
@@ -270,7 +270,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         if stream.is_none() {
             if !link.is_connected() {
                 // Connecting is the reconnect loop's job; AWL drops here too.
-                stats.add(|s| s.tx_dropped += count);
+                counters.add(|s| s.tx_dropped += count);
                 continue;
             }
             match tokio::time::timeout(OPEN_TIMEOUT, link.open_stream()).await {
@@ -281,11 +281,11 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
                 }
                 Ok(Err(e)) => {
                     log::debug!("tunnel stream to {}: {e}", peer.short());
-                    stats.add(|s| s.tx_dropped += count);
+                    counters.add(|s| s.tx_dropped += count);
                     continue;
                 }
                 Err(_) => {
-                    stats.add(|s| s.tx_dropped += count);
+                    counters.add(|s| s.tx_dropped += count);
                     continue;
                 }
             }
@@ -293,7 +293,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
         let Some(s) = stream.as_mut() else { continue };
         match s.write_all(&batch).await {
             Ok(()) => {
-                stats.add(|st| {
+                counters.add(|st| {
                     st.tx_packets += count;
                     st.tx_bytes += bytes;
                 });
@@ -312,7 +312,7 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, stats: Arc
             Err(e) => {
                 log::debug!("tunnel write to {}: {e}", peer.short());
                 stream = None;
-                stats.add(|s| s.tx_dropped += count);
+                counters.add(|s| s.tx_dropped += count);
             }
         }
     }

@@ -80,6 +80,15 @@ impl Stats {
         f(&mut self.global.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Whether `peer` has counters at all (a stranger never gets any).
+    #[cfg(test)]
+    pub fn has_peer(&self, peer: &PeerId) -> bool {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(peer)
+    }
+
     pub fn peer_snapshot(&self, peer: &PeerId) -> PeerStats {
         let c = self
             .peers

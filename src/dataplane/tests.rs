@@ -189,4 +189,8 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
     }
     assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_errors, 1);
     assert!(b.to_tun.try_recv().is_err());
+    // Counters exist for configured friends only: a stranger's identity adds no entry, so
+    // throwaway identities cannot grow the table.
+    assert!(b.dp.stats.has_peer(&a.host.peer_id()));
+    assert!(!b.dp.stats.has_peer(&c.peer_id()));
 }
