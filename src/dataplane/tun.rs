@@ -275,12 +275,7 @@ async fn write_one(dev: &Tun, pkt: &[u8], joined: &mut Vec<u8>) {
 
 /// A buffer that already starts with its virtio-net header.
 async fn write_raw(dev: &Tun, buf: &[u8]) {
-    let res = match write_fd(dev.fd(), buf) {
-        Ok(_) => return,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => dev.send(buf).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = res {
+    if let Err(e) = dev.send(buf).await {
         log::debug!("TUN write failed: {e}");
     }
 }
