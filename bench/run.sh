@@ -90,6 +90,8 @@ loaded_rtt() { # mean ms while one TCP flow saturates the path
 }
 # CPU time (ns, all threads, from the scheduler's own accounting) of a process.
 cpu_ns() { local s=0 t; for t in /proc/"$1"/task/*/schedstat; do s=$((s + $(cut -d' ' -f1 "$t"))); done; echo "$s"; }
+# Voluntary and forced context switches (all threads) of a process: each wake-up is two.
+switches() { local s=0 t; for t in /proc/"$1"/task/*/status; do s=$((s + $(awk '/ctxt_switches/ {x += $2} END {print x}' "$t"))); done; echo "$s"; }
 cpu_per_ping() { # DST PID_A PID_B: µs of both daemons' CPU per ping round trip (1000 pings)
     local c0 c1
     c0=$(( $(cpu_ns "$2") + $(cpu_ns "$3") ))
@@ -107,8 +109,14 @@ run_vpn() {
     ip netns exec bn-b taskset -c "$IPERF_CPU" iperf3 -s -D -B "$bind" --pidfile "$WORK/srv-$name.pid"
     sleep 0.5
     PIDS+=("$(cat "$WORK/srv-$name.pid")")
+    # The 200 pings 20 ms apart also give CPU and context switches per round trip at a
+    # ping's pace, where each packet finds the daemons' caches cold (issue 22).
+    c0=$(( $(cpu_ns "$pa") + $(cpu_ns "$pb") )); s0=$(( $(switches "$pa") + $(switches "$pb") ))
     read -r a m f < <(rtt "$dst")
+    c1=$(( $(cpu_ns "$pa") + $(cpu_ns "$pb") )); s1=$(( $(switches "$pa") + $(switches "$pb") ))
     R[$name.rtt]=$a; R[$name.rtt_med]=$m; R[$name.rtt_min]=$f
+    R[$name.cpu_ping20]=$(( (c1 - c0) / 200000 ))
+    R[$name.switch_ping20]=$(python3 -c "print(round(($s1 - $s0) / 200, 1))")
     read -r a m f < <(rtt "$dst" 0)
     R[$name.rtt1]=$a; R[$name.rtt1_med]=$m
     R[$name.cpu_ping]=$(cpu_per_ping "$dst" "$pa" "$pb")
@@ -286,7 +294,9 @@ row "ping RTT idle, median ms (raw veth: ${R[raw.rtt_med]:-})" rtt_med
 row "ping RTT idle, fastest ms (raw veth: ${R[raw.rtt_min]:-})" rtt_min
 row "one core (ping on CPU 0 as well): ping RTT idle, mean ms (raw veth: ${R[raw.rtt1]:-})" rtt1
 row "one core: ping RTT idle, median ms (raw veth: ${R[raw.rtt1_med]:-})" rtt1_med
-row "CPU of both daemons per ping round trip, µs" cpu_ping
+row "CPU of both daemons per ping round trip, µs (1000 pings 2 ms apart)" cpu_ping
+row "CPU of both daemons per ping round trip, µs (200 pings 20 ms apart)" cpu_ping20
+row "context switches of both daemons per round trip (20 ms apart)" switch_ping20
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
 echo

@@ -8,6 +8,7 @@
 pub mod der;
 pub mod dual_stack;
 pub mod muxer;
+mod runtime;
 pub mod secure;
 pub mod stream;
 pub mod tcp;
@@ -136,10 +137,13 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     let socket = dual_stack::bind_udp(settings.listen)?;
     mark_socket(&socket);
     let punch_socket = socket.try_clone()?;
-    let runtime = quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
     let socket = udp::wrap(socket)?;
-    let quic =
-        quinn::Endpoint::new_with_abstract_socket(endpoint_cfg, Some(server), socket, runtime)?;
+    let quic = quinn::Endpoint::new_with_abstract_socket(
+        endpoint_cfg,
+        Some(server),
+        socket,
+        Arc::new(runtime::Runtime),
+    )?;
     Ok(Endpoint {
         quic,
         punch_socket,
@@ -204,12 +208,11 @@ pub fn probe_endpoint(ipv6: bool) -> io::Result<quinn::Endpoint> {
     mark_socket(&socket);
     let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
         .map_err(|_| io::Error::other("no randomness"))?;
-    let runtime = quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
     let socket = Arc::new(udp_socket::ReadRegistered::new(socket)?);
     quinn::Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::new(Arc::new(key)),
         None,
         socket,
-        runtime,
+        Arc::new(runtime::Runtime),
     )
 }
