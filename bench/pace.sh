@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Where a ping round trip's CPU goes at a ping's pace: awl against boringtun, side by side.
+#
+#   bash bench/pace.sh               # as root; needs perf; builds awl --release
+#   BENCH_PINGS=100 BENCH_SPACING=0.002 bash bench/pace.sh
+#
+# Two pairs of namespaces (one for awl, one for boringtun), every daemon pinned to CPU 0. For
+# each VPN, BENCH_PINGS pings BENCH_SPACING s apart (default 60, 20 ms: each packet finds the
+# daemons' caches cold, unlike the 2 ms of bench/run.sh's CPU figure) are recorded with the
+# kernel's tracepoints (perf: sched_switch and raw syscall entry/exit, all CPUs). From them, the
+# daemons' time on the CPU per round trip, split into user space and each system call, and
+# their wake-ups (switches in) per round trip. The tracepoints slow every syscall a little, the
+# same for both VPNs. Prints a Markdown table.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PINGS=${BENCH_PINGS:-60}
+SPACING=${BENCH_SPACING:-0.02}
+[ "$(id -u)" = 0 ] || { echo "pace: needs root (namespaces, TUN, perf)"; exit 1; }
+command -v wg >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wireguard-tools >/dev/null 2>&1
+for t in perf taskset ping ip wg python3; do command -v $t >/dev/null || { echo "pace: $t missing"; exit 1; }; done
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v boringtun-cli >/dev/null || cargo install boringtun-cli --locked >/dev/null 2>&1 ||
+    { echo "pace: cannot install boringtun-cli"; exit 1; }
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin awl || exit 1
+AWL=${BENCH_AWL:-$ROOT/target/release/awl}
+WORK=$(mktemp -d /tmp/awl-pace.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for n in pa pb pc pd; do ip netns del "$n" 2>/dev/null; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+# awl on pa-pb, boringtun on pc-pd; 192.0.2.1-2 on each wire.
+for pair in "pa pb" "pc pd"; do
+    set -- $pair
+    for n in "$1" "$2"; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; ip -n "$n" link set lo up; done
+    ip link add eth0 netns "$1" type veth peer name eth0 netns "$2"
+    ip -n "$1" addr add 192.0.2.1/24 dev eth0 && ip -n "$1" link set eth0 up
+    ip -n "$2" addr add 192.0.2.2/24 dev eth0 && ip -n "$2" link set eth0 up
+done
+
+write_awl() { # NAME PEER_ID PEER_ADDR
+    cat >"$WORK/$1.uci" <<EOF
+config awl 'main'
+	option name '$1'
+	option interface 'awl0'
+	option address '10.66.0.1/16'
+	option mtu '1420'
+	option datagrams '1'
+	option use_default_bootstrap '0'
+	option lan_discovery '0'
+	option services '0'
+	option log_level 'warn'
+	option data_dir '$WORK/$1'
+	option control_socket '$WORK/$1/awl.sock'
+EOF
+    [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
+}
+mkdir -p "$WORK/a" "$WORK/b"; write_awl a; write_awl b
+A=$("$AWL" -c "$WORK/a.uci" id 2>/dev/null); B=$("$AWL" -c "$WORK/b.uci" id 2>/dev/null)
+write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
+write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
+ip netns exec pa taskset -c 0 "$AWL" -c "$WORK/a.uci" run >"$WORK/a.log" 2>&1 & PIDS+=($!)
+ip netns exec pb taskset -c 0 "$AWL" -c "$WORK/b.uci" run >"$WORK/b.log" 2>&1 & PIDS+=($!)
+wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
+wg pubkey <"$WORK/ka" >"$WORK/pka"; wg pubkey <"$WORK/kb" >"$WORK/pkb"
+ip netns exec pc env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wga >"$WORK/bt-a.log" 2>&1 & PIDS+=($!)
+ip netns exec pd env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wgb >"$WORK/bt-b.log" 2>&1 & PIDS+=($!)
+sleep 1
+ip netns exec pc wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pkb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
+ip netns exec pd wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pka")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
+ip -n pc addr add 10.99.0.1/24 dev wga && ip -n pc link set wga mtu 1420 up
+ip -n pd addr add 10.99.0.2/24 dev wgb && ip -n pd link set wgb mtu 1420 up
+ip netns exec pc ping -c 3 -i 0.2 10.99.0.2 >/dev/null 2>&1
+for _ in $(seq 150); do
+    "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" 2>/dev/null && break
+    sleep 0.2
+done
+DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print([p['ip'] for p in json.load(sys.stdin) if p['peer_id'] == sys.argv[1]][0])" "$B") ||
+    { echo "pace: awl did not connect"; exit 1; }
+# Past awl's start-up work (AutoNAT dials back 20-30 s after start) and the twin connection's close.
+sleep "${BENCH_WARM:-35}"
+
+trace() { # NAME NETNS DST
+    perf record -q -a -e sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit \
+        -o "$WORK/$1.perf" -- ip netns exec "$2" ping -q -c "$PINGS" -i "$SPACING" "$3" >"$WORK/$1.ping" 2>/dev/null
+    perf script -i "$WORK/$1.perf" -F comm,tid,time,event,trace 2>/dev/null >"$WORK/$1.txt"
+}
+trace awl pa "$DST"
+trace boringtun pc 10.99.0.2
+
+python3 - "$WORK" "$PINGS" "$SPACING" "${PIDS[0]}" "${PIDS[1]}" "${PIDS[2]}" "${PIDS[3]}" <<'EOF'
+import collections, re, sys
+work, pings, spacing = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+# Syscall numbers (x86_64) the two daemons use on the packet path.
+NAMES = {0: "read", 1: "write", 3: "close", 16: "ioctl", 20: "writev", 24: "sched_yield",
+         41: "socket", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 202: "futex",
+         232: "epoll_wait", 233: "epoll_ctl", 299: "recvmmsg", 332: "statx"}
+line_re = re.compile(r"^\s*(.+?)\s+(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)$")
+
+def tids_of(pid):
+    import os
+    try:
+        return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return set()
+
+def account(path, tids):
+    """Seconds on the CPU of the given threads, by user space and by syscall; switches in."""
+    where = {}  # tid -> [kind, since or None]; kind: "user" or a syscall number
+    acc = collections.Counter()
+    wakeups = 0
+    def charge(tid, t):
+        w = where.get(tid)
+        if w and w[1] is not None:
+            acc[w[0]] += t - w[1]
+    for line in open(path):
+        m = line_re.match(line)
+        if not m:
+            continue
+        _, tid, t, event, rest = m.groups()
+        tid, t = int(tid), float(t)
+        if event == "sched:sched_switch":
+            prev = int(re.search(r"prev_pid=(\d+)", rest).group(1))
+            nxt = int(re.search(r"next_pid=(\d+)", rest).group(1))
+            if prev in tids:
+                charge(prev, t)
+                if prev in where:
+                    where[prev][1] = None
+            if nxt in tids:
+                wakeups += 1
+                where.setdefault(nxt, ["user", None])[1] = t
+            continue
+        if tid not in tids:
+            continue
+        charge(tid, t)
+        nr = int(rest.split()[1])
+        where[tid] = [nr if event.endswith("sys_enter") else "user", t]
+    return acc, wakeups
+
+rows = {}
+for name, pids in (("awl", sys.argv[4:6]), ("boringtun", sys.argv[6:8])):
+    tids = set().union(*(tids_of(p) for p in pids))
+    rows[name] = account(f"{work}/{name}.txt", tids)
+    ping = open(f"{work}/{name}.ping").read()
+    m = re.search(r"= [\d.]+/([\d.]+)/", ping)
+    rows[name] += (m.group(1) if m else "-",)
+
+kinds = sorted({k for acc, _, _ in rows.values() for k in acc},
+               key=lambda k: -sum(rows[n][0][k] for n in rows))
+print(f"{pings} pings {spacing * 1000:g} ms apart, both daemons, µs per round trip:")
+print()
+print("| | awl | boringtun |")
+print("|---|---:|---:|")
+us = lambda s: f"{s / pings * 1e6:.0f}"
+print("| on the CPU, all | " + " | ".join(us(sum(rows[n][0].values())) for n in rows) + " |")
+for k in kinds:
+    if all(rows[n][0][k] / pings < 0.5e-6 for n in rows):
+        continue
+    label = "user space" if k == "user" else NAMES.get(k, f"syscall {k}")
+    print(f"| {label} | " + " | ".join(us(rows[n][0][k]) for n in rows) + " |")
+print("| wake-ups (switches in) per round trip | " + " | ".join(f"{rows[n][1] / pings:.1f}" for n in rows) + " |")
+print("| ping RTT mean, ms (traced) | " + " | ".join(rows[n][2] for n in rows) + " |")
+EOF
