@@ -178,23 +178,8 @@ measure() {
 }
 
 # --- awl (mtu 1420, QUIC datagrams: like for like with WireGuard) ---
-write_awl() { # NAME PEER_ID PEER_ADDR
-    cat >"$WORK/$1.uci" <<EOF
-config awl 'main'
-	option name '$1'
-	option interface 'awl0'
-	option address '10.66.0.1/16'
-	option mtu '1420'
-	option datagrams '1'
-	option use_default_bootstrap '0'
-	option lan_discovery '0'
-	option services '0'
-	option log_level 'warn'
-	option data_dir '$WORK/$1'
-	option control_socket '$WORK/$1/awl.sock'
-EOF
-    [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)

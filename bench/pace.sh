@@ -41,23 +41,8 @@ for pair in "pa pb" "pc pd"; do
     ip -n "$2" addr add 192.0.2.2/24 dev eth0 && ip -n "$2" link set eth0 up
 done
 
-write_awl() { # NAME PEER_ID PEER_ADDR
-    cat >"$WORK/$1.uci" <<EOF
-config awl 'main'
-	option name '$1'
-	option interface 'awl0'
-	option address '10.66.0.1/16'
-	option mtu '1420'
-	option datagrams '1'
-	option use_default_bootstrap '0'
-	option lan_discovery '0'
-	option services '0'
-	option log_level 'warn'
-	option data_dir '$WORK/$1'
-	option control_socket '$WORK/$1/awl.sock'
-EOF
-    [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 mkdir -p "$WORK/a" "$WORK/b"; write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id 2>/dev/null); B=$("$AWL" -c "$WORK/b.uci" id 2>/dev/null)
 write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
