@@ -138,24 +138,12 @@ R[raw.rtt1]=$a; R[raw.rtt1_med]=$m
 R[raw.idle]=$(single_pings 192.0.2.2 5 3)
 
 # --- awl ---
-write_awl() { # NAME PEER_ID PEER_ADDR
-    cat >"$WORK/$1.uci" <<EOF
-config awl 'main'
-	option name '$1'
-	option interface 'awl0'
-	option address '10.66.0.1/16'
-	option mtu '${MTU:-3500}'
-	option datagrams '${DGRAM:-1}'
-	option max_peers '128'
-	option use_default_bootstrap '0'
-	option lan_discovery '0'
-	option services '0'
-	option log_level 'warn'
-	option data_dir '$WORK/$1'
-	option control_socket '$WORK/$1/awl.sock'
-EOF
-    [ -n "${2:-}" ] && printf "config peer\n\toption peer_id '%s'\n\tlist address '%s'\n" "$2" "$3" >>"$WORK/$1.uci"
-    # More configured peers that never answer: "10 peers under load" (or 100).
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+# A node of this bench: mtu 3500 unless the variant sets one, room for 128 peers, and EXTRA
+# (default EXTRA_PEERS) more configured peers that never answer: "10 peers under load" (or 100).
+write_node() { # NAME PEER_ID PEER_ADDR
+    MTU=${MTU:-3500} MAX_PEERS=128 write_awl "$@"
     for i in $(seq "${EXTRA:-$EXTRA_PEERS}"); do
         printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "${FAKE_IDS[$i]}" >>"$WORK/$1.uci"
     done
@@ -164,7 +152,7 @@ EXTRA_PEERS=${BENCH_EXTRA_PEERS:-9}
 FAKE_IDS=()
 for i in $(seq 99); do FAKE_IDS[i]=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null); done
 mkdir -p "$WORK/a" "$WORK/b"
-write_awl a; write_awl b
+write_node a; write_node b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
 # AWL's default MTU (3500); WireGuard's (1420) for a like-for-like packet size, once with the
 # stream tunnel (what AWL peers get) and once with QUIC datagrams (between awl nodes).
@@ -188,8 +176,8 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
         MTU=${V%:*}; DGRAM=${V#*:}
         NAME=awl$MTU; [ "$MTU" = 1420 ] && NAME=awl1420$([ "$DGRAM" = 1 ] && echo d || echo s)
     fi
-    write_awl a "$B" "/ip4/192.0.2.2/$PROTO"
-    write_awl b "$A" "/ip4/192.0.2.1/$PROTO"
+    write_node a "$B" "/ip4/192.0.2.2/$PROTO"
+    write_node b "$A" "/ip4/192.0.2.1/$PROTO"
     T0=$SECONDS
     ip netns exec bn-a taskset -c 0 "$BIN" -c "$WORK/a.uci" run 2>"$WORK/a.log" & PA=$!; PIDS+=("$PA")
     ip netns exec bn-b taskset -c 0 "$BIN" -c "$WORK/b.uci" run 2>"$WORK/b.log" & PB=$!; PIDS+=("$PB")

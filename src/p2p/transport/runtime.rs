@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::time::{sleep_until, Sleep};
 
 /// The least time between two replacements of a timer's entry.
-pub const REFILE_EVERY: Duration = Duration::from_millis(1);
+const REFILE_EVERY: Duration = Duration::from_millis(1);
 
 /// quinn's runtime for the endpoints (`quinn::TokioRuntime` with [`Timer`]).
 #[derive(Debug)]
@@ -86,12 +86,20 @@ mod tests {
     use super::*;
     use quinn::Runtime as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+
+    /// Polls once, as quinn's driver does after a reset: the timer must still be pending.
+    async fn poll_once(timer: &mut Pin<Box<dyn AsyncTimer>>) {
+        std::future::poll_fn(|cx| {
+            assert!(timer.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+    }
 
     /// How often the runtime wakes while a timer, filed 10 ms ahead, is moved to each of
-    /// `later` (ms ahead, at once, polled after each) and awaited; the fewest of three tries (a loaded machine
-    /// only adds wake-ups). All deadlines stay within one 64 ms span of tokio's timer wheel,
-    /// whose crossing costs a wake-up of its own.
+    /// `later` (ms ahead, at once, polled after each) and awaited; the fewest of three tries
+    /// (a loaded machine only adds wake-ups). All deadlines stay within one 64 ms span of
+    /// tokio's timer wheel, whose crossing costs a wake-up of its own.
     fn wake_ups(new_timer: impl Fn(Instant) -> Pin<Box<dyn AsyncTimer>>, later: &[u64]) -> usize {
         (0..3)
             .map(|_| {
@@ -107,22 +115,13 @@ mod tests {
                 rt.block_on(async {
                     let start = Instant::now();
                     let mut timer = new_timer(start + Duration::from_millis(10));
-                    std::future::poll_fn(|cx| {
-                        assert!(timer.as_mut().poll(cx).is_pending());
-                        Poll::Ready(())
-                    })
-                    .await;
+                    poll_once(&mut timer).await;
                     // Lets the runtime look at its wheel once, as it has in a running daemon.
                     tokio::task::yield_now().await;
                     let before = count.load(Ordering::Relaxed);
                     for &ms in later {
-                        // As quinn's driver does: reset, then poll.
                         timer.as_mut().reset(start + Duration::from_millis(ms));
-                        std::future::poll_fn(|cx| {
-                            assert!(timer.as_mut().poll(cx).is_pending());
-                            Poll::Ready(())
-                        })
-                        .await;
+                        poll_once(&mut timer).await;
                     }
                     std::future::poll_fn(|cx| timer.as_mut().poll(cx)).await;
                     let last = later.last().copied().unwrap_or(10);
@@ -161,11 +160,7 @@ mod tests {
         rt.block_on(async {
             let start = Instant::now();
             let mut timer = Runtime.new_timer(start + Duration::from_secs(30));
-            std::future::poll_fn(|cx| {
-                assert!(timer.as_mut().poll(cx).is_pending());
-                Poll::Ready(())
-            })
-            .await;
+            poll_once(&mut timer).await;
             timer.as_mut().reset(start + Duration::from_millis(20));
             std::future::poll_fn(|cx| timer.as_mut().poll(cx)).await;
             assert!(start.elapsed() < Duration::from_secs(10));
