@@ -89,6 +89,15 @@ pub fn render(node: &Node) -> String {
         "AutoNAT dial-back requests refused: a stranger, an address on another IP, too often.",
         c.autonat_refused.load(Ordering::Relaxed),
     );
+    let (sent, received, refused) = node.host.fast_counters();
+    o.head(
+        "fast_packets_total",
+        "counter",
+        "Tunnel packets on the fast path between awl nodes, by direction; refused: forged, replayed or for no session.",
+    );
+    o.val("fast_packets_total", "dir=\"sent\"", sent);
+    o.val("fast_packets_total", "dir=\"received\"", received);
+    o.val("fast_packets_total", "dir=\"refused\"", refused);
     o.one(
         "busy_streams_total",
         "counter",

@@ -25,6 +25,7 @@ pub use snapshot::Routing;
 
 use crate::mesh::peers::SharedPeers;
 use crate::mesh::tunnel::{self, GatewayDir};
+use crate::p2p::fastpath::DirectPath;
 use crate::p2p::identity::PeerId;
 use crate::p2p::Host;
 use pool::{PacketBuf, PacketPool};
@@ -217,14 +218,13 @@ impl Dataplane {
     /// The peer's datagram path, cached in its slot until the host reports a connection
     /// event or the cached connection closed: an atomic load per packet, not the host's lock,
     /// and borrowed from the slot (no reference count touched per packet).
-    fn datagram_path<'s>(
-        &self,
-        slot: &'s mut SlotState,
-        peer: &PeerId,
-    ) -> Option<&'s quinn::Connection> {
+    fn datagram_path<'s>(&self, slot: &'s mut SlotState, peer: &PeerId) -> Option<&'s DirectPath> {
         let generation = self.published.links_generation();
-        let fresh = slot.path.as_ref().is_some_and(|(g, conn)| {
-            *g == generation && conn.as_ref().is_none_or(|c| c.close_reason().is_none())
+        let fresh = slot.path.as_ref().is_some_and(|(g, path)| {
+            *g == generation
+                && path
+                    .as_ref()
+                    .is_none_or(|p| p.conn.close_reason().is_none())
         });
         if !fresh {
             let conn = self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL);

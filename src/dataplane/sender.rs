@@ -6,6 +6,7 @@ use super::pool::PacketBuf;
 use super::qos::{QueueRx, QueueTx};
 use super::stats::PeerCounters;
 use crate::mesh::tunnel::{self, GatewayDir};
+use crate::p2p::fastpath::DirectPath;
 use crate::p2p::identity::PeerId;
 use crate::p2p::stream::{RecvStream, SendStream};
 use crate::p2p::Host;
@@ -74,10 +75,10 @@ pub struct HostLink {
 }
 
 impl PeerLink for HostLink {
-    type Datagrams = quinn::Connection;
+    type Datagrams = DirectPath;
     type Stream = TunnelOut;
     type Error = crate::p2p::host::Error;
-    fn datagram_path(&self) -> Option<quinn::Connection> {
+    fn datagram_path(&self) -> Option<DirectPath> {
         match self.datagrams {
             true => self
                 .host
@@ -120,19 +121,25 @@ pub struct TunnelOut {
     _recv: RecvStream,
 }
 
-impl DatagramPath for quinn::Connection {
+/// A single packet takes the fast path when the peer has one (sealed and sent from this
+/// task), else a QUIC datagram; batches from the queue always take QUIC datagrams, which
+/// batch them (GSO) under the congestion window.
+impl DatagramPath for DirectPath {
     type Error = quinn::SendDatagramError;
     fn max_size(&self) -> Option<usize> {
-        self.max_datagram_size()
+        self.conn.max_datagram_size()
     }
     fn buffer_space(&self) -> usize {
-        self.datagram_send_buffer_space()
+        self.conn.datagram_send_buffer_space()
     }
     fn send(&self, d: bytes::Bytes) -> bool {
-        self.send_datagram(d).is_ok()
+        if self.fast.as_ref().is_some_and(|f| f.send(&d).is_ok()) {
+            return true;
+        }
+        self.conn.send_datagram(d).is_ok()
     }
     async fn send_wait(&self, d: bytes::Bytes) -> Result<(), Self::Error> {
-        self.send_datagram_wait(d).await
+        self.conn.send_datagram_wait(d).await
     }
 }
 

@@ -57,7 +57,7 @@ pub struct SlotState {
     pub closed: bool,
     /// The peer's datagram path as last looked up in the host, with the
     /// [`Published::links_generation`] it was looked up at.
-    pub path: Option<(usize, Option<quinn::Connection>)>,
+    pub path: Option<(usize, Option<crate::p2p::fastpath::DirectPath>)>,
 }
 
 impl SenderSlot {

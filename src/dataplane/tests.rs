@@ -162,7 +162,9 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
         .expect("b takes datagrams");
     let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
     d.push(0);
-    conn.send_datagram(bytes::Bytes::from(d.clone())).unwrap();
+    conn.conn
+        .send_datagram(bytes::Bytes::from(d.clone()))
+        .unwrap();
     // From a friend: a bad trailer, then a good one (which must still arrive).
     let conn = a
         .host
@@ -170,8 +172,8 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
         .unwrap();
     let mut bad = d.clone();
     *bad.last_mut().unwrap() = 9;
-    conn.send_datagram(bytes::Bytes::from(bad)).unwrap();
-    conn.send_datagram(bytes::Bytes::from(d)).unwrap();
+    conn.conn.send_datagram(bytes::Bytes::from(bad)).unwrap();
+    conn.conn.send_datagram(bytes::Bytes::from(d)).unwrap();
     let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(
         &p.data()[12..16],
@@ -193,4 +195,100 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
     // throwaway identities cannot grow the table.
     assert!(b.dp.stats.has_peer(&a.host.peer_id()));
     assert!(!b.dp.stats.has_peer(&c.peer_id()));
+}
+
+#[tokio::test]
+async fn between_awl_nodes_single_packets_take_the_fast_path() {
+    let a = node(true).await;
+    let mut b = node(true).await;
+    befriend(&a, &b).await;
+    let path = a
+        .host
+        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .unwrap();
+    assert!(path.fast.is_some(), "awl nodes list the fast path");
+    let (sent, _, _) = a.host.fast_counters();
+    let got = exchange(&a, &mut b).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(&got[1][12..16], &[10, 66, 0, 3], "rewritten as from a");
+    assert_eq!(a.host.fast_counters().0 - sent, 2);
+    assert_eq!(b.host.fast_counters(), (0, 2, 0));
+    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+}
+
+/// Waits until `b` has refused `n` fast packets.
+async fn refused(b: &Node, n: u64) {
+    let deadline = tokio::time::Instant::now() + T;
+    while b.host.fast_counters().2 < n {
+        assert!(tokio::time::Instant::now() < deadline, "{n} not refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.host.fast_counters().2, n);
+}
+
+#[tokio::test]
+async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
+    use crate::p2p::fastpath::{self, wire};
+    let a = node(true).await;
+    let mut b = node(true).await;
+    befriend(&a, &b).await;
+    let path = a
+        .host
+        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .unwrap();
+    // a's own keys, derived again as a WAN neighbour who stole them could not: the test
+    // plays a's side from another socket.
+    let keys = fastpath::derive(&path.conn).unwrap();
+    let key = wire::Key::new(&keys.tx_key).unwrap();
+    let to = path.conn.remote_address();
+    let raw = std::net::UdpSocket::bind("[::]:0").unwrap();
+    let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
+    d.push(0);
+    let mut pkt = Vec::new();
+    assert!(wire::seal(&key, keys.tx_index, 1 << 40, &d, &mut pkt));
+    // Authenticated: taken from any address.
+    raw.send_to(&pkt, to).unwrap();
+    let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(&p.data()[12..16], &[10, 66, 0, 3]);
+    // The same packet again; one with a flipped bit; one for nobody's index; one too short.
+    raw.send_to(&pkt, to).unwrap();
+    let mut forged = pkt.clone();
+    forged[40] ^= 1;
+    raw.send_to(&forged, to).unwrap();
+    let mut nobody = pkt.clone();
+    nobody[1..5].copy_from_slice(&(keys.tx_index ^ 1).to_be_bytes());
+    raw.send_to(&nobody, to).unwrap();
+    raw.send_to(&pkt[..20], to).unwrap();
+    refused(&b, 4).await;
+    assert_eq!(b.host.fast_counters().1, 1);
+    // A stranger's packets authenticate on its own connection and are dropped by the data
+    // plane, as its QUIC datagrams are.
+    let c = node(true).await;
+    c.host.dial(&b.host.listen_addrs()[0]).await.unwrap();
+    c.host.identify(&b.host.peer_id()).await.unwrap();
+    let cp = c
+        .host
+        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .unwrap();
+    cp.fast
+        .expect("b lists the fast path to strangers too")
+        .send(&d)
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while b.dp.stats.global_snapshot().rx_unknown_peer_packets == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stranger not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.dp.stats.has_peer(&c.host.peer_id()));
+    // Once a's connection is closed its session is gone: its keys open nothing.
+    path.conn.close(0u32.into(), b"bye");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pkt.clear();
+    assert!(wire::seal(&key, keys.tx_index, (1 << 40) + 1, &d, &mut pkt));
+    raw.send_to(&pkt, to).unwrap();
+    refused(&b, 5).await;
+    assert!(b.to_tun.try_recv().is_err());
 }

@@ -95,9 +95,11 @@ impl Host {
     /// fails): the disconnect makes the node redial at once instead of after the idle timeout.
     pub(in crate::p2p) async fn watch_path(&self, peer: PeerId, link: Link) {
         let Link::Quic(conn) = &link else { return };
+        // QUIC's datagrams and the fast path's packets on this connection.
         let counters = |c: &quinn::Connection| {
             let s = c.stats();
-            (s.udp_tx.datagrams, s.udp_rx.datagrams)
+            let (fast_tx, fast_rx) = self.0.fast.counts(c.stable_id());
+            (s.udp_tx.datagrams + fast_tx, s.udp_rx.datagrams + fast_rx)
         };
         let (tx, rx) = counters(conn);
         let mut live = Liveness::new(Instant::now(), tx, rx);

@@ -7,6 +7,8 @@
 //!   rustls verifier), and the TLS + yamux upgrade of relay circuits.
 //! - Protocols, each a codec plus the host's side of it: `identify`, `ping`, `relay`
 //!   (`wire`, `client`, `server`), `dcutr` (hole punching), `kad`.
+//! - `fastpath`: tunnel packets between awl nodes sealed with keys from a QUIC connection's
+//!   TLS exporter, outside QUIC (a ping round trip without QUIC's task hops).
 //! - Connection policy: `admission` (inbound slots), `liveness` (dead-path detection),
 //!   `observed` (our address as peers see it).
 //! - Encodings: `identity` (keys, PeerIds), `multiaddr`, `varint`, `protobuf`, `multistream`;
@@ -19,6 +21,7 @@ pub mod autonat;
 pub mod dcutr;
 pub mod dnsaddr;
 mod error;
+pub mod fastpath;
 pub mod host;
 pub mod identify;
 pub mod identity;

@@ -8,7 +8,8 @@ use crate::p2p::identity::PeerId;
 use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::transport::stream::{split_muxed, RecvStream, SendStream};
 use crate::p2p::transport::{self, muxer, secure};
-use crate::p2p::{multistream, ping, relay};
+use crate::p2p::{fastpath, multistream, ping, relay};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -92,6 +93,8 @@ pub(in crate::p2p) struct Conn {
     /// Dialled by the node with the smaller peer ID (see `choice`).
     by_smaller: bool,
     since: Instant,
+    /// The fast path's sending half on a direct QUIC connection (`p2p::fastpath`).
+    pub(super) fast: Option<Arc<fastpath::Tx>>,
 }
 
 impl Conn {
@@ -344,7 +347,15 @@ impl Host {
         let remote = Multiaddr::quic(transport::canonical(connection.remote_address()));
         let observed = Some(remote.clone());
         let link = Link::Quic(connection.clone());
-        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
+        // Keys for the fast path, on a connection that could carry datagrams; the session's
+        // receiving half lives as long as the task reading the connection's datagrams.
+        let session =
+            match connection.max_datagram_size().is_some() && self.0.datagrams.get().is_some() {
+                true => self.0.fast.install(&connection, peer.clone()),
+                false => None,
+            };
+        let fast = session.as_ref().map(|s| s.tx.clone());
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound, fast);
         let host = self.clone();
         let p = peer.clone();
         let datagrams = connection.clone();
@@ -360,7 +371,10 @@ impl Host {
         });
         let host = self.clone();
         let p = peer.clone();
-        crate::spawn(async move { host.read_datagrams(p, datagrams).await });
+        crate::spawn(async move {
+            host.read_datagrams(p, datagrams).await;
+            drop(session);
+        });
         let host = self.clone();
         let watched = link.clone();
         let p = peer.clone();
@@ -438,7 +452,7 @@ impl Host {
         } else {
             Link::Tcp(handle)
         };
-        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound);
+        let id = self.insert_conn(&peer, link.clone(), remote.clone(), !outbound, None);
         let host = self.clone();
         let p = peer.clone();
         // What a peer sees over a circuit is the relay, not us: no observed address.
@@ -459,7 +473,14 @@ impl Host {
         }
     }
 
-    fn insert_conn(&self, peer: &PeerId, link: Link, remote: Multiaddr, inbound: bool) -> u64 {
+    fn insert_conn(
+        &self,
+        peer: &PeerId,
+        link: Link,
+        remote: Multiaddr,
+        inbound: bool,
+        fast: Option<Arc<fastpath::Tx>>,
+    ) -> u64 {
         let by_smaller = choice::dialled_by_smaller(&self.peer_id(), peer, !inbound);
         let mut st = self.state();
         st.next_id += 1;
@@ -471,6 +492,7 @@ impl Host {
             inbound,
             by_smaller,
             since: Instant::now(),
+            fast,
         });
         id
     }

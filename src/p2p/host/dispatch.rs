@@ -9,15 +9,10 @@ use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::transport::stream::{RecvStream, SendStream};
 use crate::p2p::{identify, multistream, ping, relay};
 use futures_util::FutureExt;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// What the data plane does with one connection's datagrams: made once per connection for
-/// its peer (so it keeps what it looked up about the peer), then given each batch of the
-/// datagrams already received, so per-peer work runs once per batch. It drains the batch.
-pub type DatagramSink = Box<dyn FnMut(&mut Vec<bytes::Bytes>) + Send>;
-/// Makes a connection's [`DatagramSink`].
-pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
+use crate::p2p::fastpath;
+pub use crate::p2p::fastpath::{DatagramHandler, DatagramSink, DirectPath};
 /// Datagrams handed over at once, at most.
 const DATAGRAM_BATCH: usize = 64;
 
@@ -33,6 +28,7 @@ impl Host {
         p.extend(self.state().handlers.keys().cloned());
         if let Some((proto, _)) = self.0.datagrams.get() {
             p.push(proto.clone());
+            p.push(fastpath::PROTOCOL.to_string());
         }
         p
     }
@@ -49,21 +45,38 @@ impl Host {
     /// connection, and `protocol` is listed in identify so peers know we take them. Set once;
     /// a second call is ignored. Without it datagrams are read and dropped.
     pub fn set_datagram_handler(&self, protocol: &str, handler: DatagramHandler) {
+        self.0.fast.set_handler(handler.clone());
         let _ = self.0.datagrams.set((protocol.to_string(), handler));
     }
 
     /// The direct QUIC connection to `peer` if the peer listed `protocol` in identify and the
-    /// connection negotiated datagrams; `None` means: use a stream.
-    pub fn datagram_path(&self, peer: &PeerId, protocol: &str) -> Option<quinn::Connection> {
+    /// connection negotiated datagrams, with its fast path if the peer lists that too; `None`
+    /// means: use a stream.
+    pub fn datagram_path(&self, peer: &PeerId, protocol: &str) -> Option<DirectPath> {
         let st = self.state();
-        let takes = st.identified.get(peer).is_some_and(|i| i.lists(protocol));
-        if !takes {
+        let info = st.identified.get(peer)?;
+        if !info.lists(protocol) {
             return None;
         }
-        match st.conns.get(peer).and_then(|c| best(c)).map(|c| &c.link) {
-            Some(Link::Quic(c)) if c.max_datagram_size().is_some() => Some(c.clone()),
+        let conn = st.conns.get(peer).and_then(|c| best(c))?;
+        match &conn.link {
+            Link::Quic(c) if c.max_datagram_size().is_some() => Some(DirectPath {
+                conn: c.clone(),
+                fast: conn.fast.clone().filter(|_| info.lists(fastpath::PROTOCOL)),
+            }),
             _ => None,
         }
+    }
+
+    /// Fast packets sent, received and refused (forged, replayed, unknown index).
+    pub fn fast_counters(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.0.fast.counters;
+        (
+            c.sent.load(Relaxed),
+            c.received.load(Relaxed),
+            c.refused.load(Relaxed),
+        )
     }
 
     /// Whether `peer`'s best connection could carry datagrams (direct QUIC, negotiated) but

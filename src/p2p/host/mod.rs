@@ -149,6 +149,8 @@ pub(super) struct Inner {
     pub(super) cert: tls::Certificate,
     pub(super) config: HostConfig,
     pub(super) endpoint: quinn::Endpoint,
+    /// Fast-path sessions on the endpoint's socket (one per direct connection).
+    pub(super) fast: Arc<crate::p2p::fastpath::Table>,
     /// The endpoint's UDP socket, shared for hole-punching datagrams.
     pub(super) punch_socket: std::net::UdpSocket,
     pub(super) transport: Arc<quinn::TransportConfig>,
@@ -252,6 +254,7 @@ impl Host {
             cert: ep.cert,
             config,
             endpoint: ep.quic,
+            fast: ep.fast,
             punch_socket: ep.punch_socket,
             transport: ep.transport,
             state: Mutex::new(State::default()),

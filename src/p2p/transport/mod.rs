@@ -15,6 +15,7 @@ pub mod tcp;
 pub mod tls;
 mod udp;
 mod udp_socket;
+mod udp_split;
 
 use crate::p2p::identity::{Keypair, PeerId};
 use crate::p2p::Error;
@@ -49,6 +50,8 @@ pub struct Settings {
 /// A bound endpoint and what dialling from it needs.
 pub struct Endpoint {
     pub quic: quinn::Endpoint,
+    /// Fast-path sessions on the endpoint's socket.
+    pub fast: Arc<crate::p2p::fastpath::Table>,
     /// The endpoint's UDP socket, shared for hole-punching datagrams.
     pub punch_socket: std::net::UdpSocket,
     pub transport: Arc<quinn::TransportConfig>,
@@ -118,6 +121,8 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
         &keypair.derive_secret("quic-stateless-reset"),
     );
     let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(reset_key));
+    // Peers must keep QUIC's fixed bit: a packet to us without it is a fast packet.
+    endpoint_cfg.grease_quic_bit(false);
     // Connection IDs must validate across restarts too, or the packets that should trigger
     // the reset are dropped as invalid first.
     let cid_secret = keypair.derive_secret("quic-cid");
@@ -137,7 +142,8 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     let socket = dual_stack::bind_udp(settings.listen)?;
     mark_socket(&socket);
     let punch_socket = socket.try_clone()?;
-    let socket = udp::wrap(socket)?;
+    let fast = Arc::new(crate::p2p::fastpath::Table::default());
+    let socket = udp::wrap(socket, Some(fast.clone()))?;
     let quic = quinn::Endpoint::new_with_abstract_socket(
         endpoint_cfg,
         Some(server),
@@ -146,6 +152,7 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     )?;
     Ok(Endpoint {
         quic,
+        fast,
         punch_socket,
         transport,
         cert,

@@ -42,7 +42,7 @@ impl quinn::Runtime for Runtime {
 
     /// Only for `Endpoint::rebind`: our endpoints come with their socket.
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        super::udp::wrap(socket)
+        super::udp::wrap(socket, None)
     }
 
     fn now(&self) -> Instant {

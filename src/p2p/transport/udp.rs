@@ -11,6 +11,8 @@
 //! resident only when the kernel first fills them (under load), not at start. Sending keeps GSO.
 
 use super::udp_socket::ReadRegistered;
+use super::udp_split::Split;
+use crate::p2p::fastpath::Table;
 use crate::sys::mmap::AnonBuf;
 use crate::sys::sockopt::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
@@ -153,8 +155,26 @@ impl Held {
 }
 
 /// The socket for quinn, wrapped as above when the kernel has UDP GRO. Without it (an old
-/// kernel, or no memory for the mapping), quinn reads single datagrams itself.
-pub fn wrap(socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+/// kernel, or no memory for the mapping), quinn reads single datagrams itself. With `fast`,
+/// fast packets are split off before quinn sees them, and the table sends from this socket.
+pub fn wrap(
+    socket: std::net::UdpSocket,
+    fast: Option<Arc<Table>>,
+) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+    let socket = wrap_gro(socket)?;
+    Ok(match fast {
+        Some(fast) => {
+            fast.set_socket(socket.clone());
+            Arc::new(Split {
+                inner: socket,
+                fast,
+            })
+        }
+        None => socket,
+    })
+}
+
+fn wrap_gro(socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
     grow_receive_buffer(socket.as_raw_fd());
     let inner = Arc::new(ReadRegistered::new(socket)?);
     let segments = inner.max_receive_segments();

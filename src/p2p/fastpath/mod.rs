@@ -1,0 +1,321 @@
+//! The fast path between two awl nodes: tunnel packets sealed with keys from a direct QUIC
+//! connection's TLS exporter and sent on the same UDP socket, outside QUIC.
+//!
+//! A QUIC datagram costs a packet three task hops on the way in (endpoint driver, connection
+//! driver, datagram reader) and one on the way out, plus QUIC's framing: about 28,000
+//! instructions per ping round trip per node, where userspace WireGuard needs 6,000. A fast
+//! packet is opened in the socket read itself and handed to the data plane there; it is sealed
+//! and sent from the task that read the TUN.
+//!
+//! - Only between peers that list [`PROTOCOL`] in identify (awl nodes); AWL peers never see
+//!   one. Only on direct QUIC connections that negotiated datagrams.
+//! - The keys and receiver indexes come from the connection's TLS exporter: authenticated as
+//!   the connection is, a fresh pair per connection, one key per direction (QUIC's client
+//!   and server side). Packets are handed to the same sink as that connection's QUIC
+//!   datagrams, so the data plane applies the same admission (a stranger's are dropped there).
+//! - Nothing is ever sent in answer to a fast packet; a forged or replayed one is counted and
+//!   dropped. Sessions live exactly as long as their connection: no state for strangers
+//!   beyond their (admitted, capped) connections.
+//! - No congestion control, as WireGuard: only single packets sent while a peer's queue is
+//!   idle take it; batches from the queue keep QUIC datagrams (GSO, congestion window).
+
+pub mod wire;
+
+use crate::p2p::identity::PeerId;
+use quinn::udp::Transmit;
+use quinn::AsyncUdpSocket;
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use wire::{Key, Replay};
+
+/// What the data plane does with one connection's datagrams (QUIC's and fast packets): made
+/// once per connection for its peer (so it keeps what it looked up about the peer), then
+/// given each batch of the datagrams already received, so per-peer work runs once per batch.
+/// It drains the batch.
+pub type DatagramSink = Box<dyn FnMut(&mut Vec<bytes::Bytes>) + Send>;
+/// Makes a connection's [`DatagramSink`].
+pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
+
+/// Listed in identify by nodes that take fast packets.
+pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
+/// The TLS exporter label (RFC 8446 §7.5).
+const LABEL: &[u8] = b"EXPORTER-awl-fastpath-v1";
+/// Sessions sharing one receiver index (a 32-bit value from the exporter: a second one is
+/// chance, one in four billion); opened by trial. Beyond this a connection has no fast path.
+const PER_INDEX: usize = 4;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fast packets in and out, for the host's counters.
+#[derive(Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    /// Fast packets dropped: no session for the index, failed authentication, a replay.
+    pub refused: AtomicU64,
+}
+
+/// Every fast session on one UDP socket. Shared by the socket (which hands it the packets it
+/// reads) and the host (which installs a session per direct connection).
+#[derive(Default)]
+pub struct Table {
+    rx: Mutex<HashMap<u32, Vec<Arc<Rx>>>>,
+    handler: OnceLock<DatagramHandler>,
+    socket: OnceLock<Arc<dyn AsyncUdpSocket>>,
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fastpath::Table")
+    }
+}
+
+/// The receiving half of one connection's session.
+struct Rx {
+    peer: PeerId,
+    conn_id: usize,
+    key: Key,
+    state: Mutex<RxState>,
+    count: Arc<Count>,
+}
+
+/// Fast packets of one connection, both ways (the liveness watch adds them to QUIC's).
+#[derive(Default)]
+struct Count {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+#[derive(Default)]
+struct RxState {
+    replay: Replay,
+    sink: Option<DatagramSink>,
+}
+
+/// The sending half: seals payloads for the peer's receiver index.
+pub struct Tx {
+    conn: quinn::Connection,
+    socket: Arc<dyn AsyncUdpSocket>,
+    key: Key,
+    index: u32,
+    counter: AtomicU64,
+    scratch: Mutex<Vec<u8>>,
+    table: Arc<Table>,
+    count: Arc<Count>,
+}
+
+/// A direct QUIC connection's datagram side, with its fast path when the peer takes one.
+#[derive(Clone)]
+pub struct DirectPath {
+    pub conn: quinn::Connection,
+    pub fast: Option<Arc<Tx>>,
+}
+
+/// A connection's installed session; removes its receiving half when dropped.
+pub struct Session {
+    pub tx: Arc<Tx>,
+    rx: Arc<Rx>,
+    index: u32,
+    table: Arc<Table>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let mut rx = lock(&self.table.rx);
+        if let Some(list) = rx.get_mut(&self.index) {
+            list.retain(|r| !Arc::ptr_eq(r, &self.rx));
+            if list.is_empty() {
+                rx.remove(&self.index);
+            }
+        }
+    }
+}
+
+/// One connection's keys and receiver indexes, as this side uses them.
+pub struct Derived {
+    pub tx_key: [u8; 32],
+    pub tx_index: u32,
+    pub rx_key: [u8; 32],
+    pub rx_index: u32,
+}
+
+/// Keys and indexes from the connection's TLS exporter; `None` before the handshake is done.
+pub fn derive(conn: &quinn::Connection) -> Option<Derived> {
+    let mut okm = [0u8; 72];
+    conn.export_keying_material(&mut okm, LABEL, b"").ok()?;
+    let k_client = <[u8; 32]>::try_from(&okm[..32]).ok()?;
+    let k_server = <[u8; 32]>::try_from(&okm[32..64]).ok()?;
+    let i_client = u32::from_be_bytes(okm[64..68].try_into().ok()?);
+    let i_server = u32::from_be_bytes(okm[68..72].try_into().ok()?);
+    // The client seals with its key for the server's index, and the other way round.
+    Some(match conn.side() {
+        quinn::Side::Client => Derived {
+            tx_key: k_client,
+            tx_index: i_server,
+            rx_key: k_server,
+            rx_index: i_client,
+        },
+        quinn::Side::Server => Derived {
+            tx_key: k_server,
+            tx_index: i_client,
+            rx_key: k_client,
+            rx_index: i_server,
+        },
+    })
+}
+
+impl Table {
+    /// The socket fast packets are sent from (set once, when the endpoint is bound).
+    pub fn set_socket(&self, socket: Arc<dyn AsyncUdpSocket>) {
+        let _ = self.socket.set(socket);
+    }
+
+    /// Where opened packets go: the handler of QUIC datagrams (set once).
+    pub fn set_handler(&self, handler: DatagramHandler) {
+        let _ = self.handler.set(handler);
+    }
+
+    /// Derives and installs the session of a direct QUIC connection to `peer`. `None`: no
+    /// exporter (handshake not done), or the receiver index is full.
+    pub fn install(self: &Arc<Self>, conn: &quinn::Connection, peer: PeerId) -> Option<Session> {
+        let socket = self.socket.get()?.clone();
+        let Derived {
+            tx_key,
+            tx_index,
+            rx_key,
+            rx_index,
+        } = derive(conn)?;
+        let count = Arc::new(Count::default());
+        let rx = Arc::new(Rx {
+            peer,
+            conn_id: conn.stable_id(),
+            key: Key::new(&rx_key)?,
+            state: Mutex::new(RxState::default()),
+            count: count.clone(),
+        });
+        {
+            let mut table = lock(&self.rx);
+            let list = table.entry(rx_index).or_default();
+            if list.len() >= PER_INDEX {
+                return None;
+            }
+            list.push(rx.clone());
+        }
+        let tx = Arc::new(Tx {
+            conn: conn.clone(),
+            socket,
+            key: Key::new(&tx_key)?,
+            index: tx_index,
+            counter: AtomicU64::new(0),
+            scratch: Mutex::new(Vec::with_capacity(1500)),
+            table: self.clone(),
+            count,
+        });
+        Some(Session {
+            tx,
+            rx,
+            index: rx_index,
+            table: self.clone(),
+        })
+    }
+
+    /// One packet read from the socket that starts with [`wire::MARKER`]: opened in place and
+    /// handed to its connection's sink, or counted as refused.
+    pub fn receive(&self, pkt: &mut [u8]) {
+        if !self.open_and_deliver(pkt) {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn open_and_deliver(&self, pkt: &mut [u8]) -> bool {
+        let Some((index, counter)) = wire::header(pkt) else {
+            return false;
+        };
+        let candidates: Vec<Arc<Rx>> = match lock(&self.rx).get(&index) {
+            Some(list) => list.clone(),
+            None => return false,
+        };
+        let last = candidates.len().saturating_sub(1);
+        for (i, rx) in candidates.iter().enumerate() {
+            let mut st = lock(&rx.state);
+            if !st.replay.fresh(counter) {
+                continue;
+            }
+            // A failed open leaves the buffer scrambled: only the last candidate gets it.
+            let mut copy;
+            let buf: &mut [u8] = if i == last {
+                &mut *pkt
+            } else {
+                copy = pkt.to_vec();
+                &mut copy
+            };
+            let Some(payload) = wire::open(&rx.key, counter, buf) else {
+                continue;
+            };
+            st.replay.mark(counter);
+            rx.count.received.fetch_add(1, Ordering::Relaxed);
+            self.counters.received.fetch_add(1, Ordering::Relaxed);
+            let mut batch = vec![bytes::Bytes::copy_from_slice(payload)];
+            if st.sink.is_none() {
+                st.sink = self.handler.get().map(|h| h(&rx.peer));
+            }
+            if let Some(sink) = st.sink.as_mut() {
+                sink(&mut batch);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Fast packets sent and received on the connection `conn_id`, for its liveness watch.
+    pub fn counts(&self, conn_id: usize) -> (u64, u64) {
+        let rx = lock(&self.rx);
+        let found = rx.values().flatten().find(|r| r.conn_id == conn_id);
+        found.map_or((0, 0), |r| {
+            (
+                r.count.sent.load(Ordering::Relaxed),
+                r.count.received.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+impl Tx {
+    /// Seals `payload` and sends it to the connection's current remote address, without
+    /// waiting: an error if the socket refused it (full), the counter ran out, or the
+    /// connection closed.
+    pub fn send(&self, payload: &[u8]) -> io::Result<()> {
+        if self.conn.close_reason().is_some() {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+        if counter >= wire::COUNTER_LIMIT {
+            return Err(io::Error::other("fast path counter exhausted"));
+        }
+        let mut buf = lock(&self.scratch);
+        if !wire::seal(&self.key, self.index, counter, payload, &mut buf) {
+            return Err(io::Error::other("seal failed"));
+        }
+        self.socket.try_send(&Transmit {
+            destination: self.conn.remote_address(),
+            ecn: None,
+            contents: &buf,
+            segment_size: None,
+            src_ip: self.conn.local_ip(),
+        })?;
+        self.table.counters.sent.fetch_add(1, Ordering::Relaxed);
+        self.count.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The largest payload: what a QUIC datagram on the same path may carry (its overhead
+    /// is at least ours).
+    pub fn max_size(&self) -> Option<usize> {
+        self.conn.max_datagram_size()
+    }
+}
