@@ -17,9 +17,11 @@ BUDGET_BINARY=1800000
 BUDGET_PACKAGE=800000
 # Enforced: mipsel with TCP, IPv6 and AutoNAT (1,944,972 B / 921,158 B) plus ~0.4 %; raised
 # once from 1,962,000 / 925,000 for the redesign (docs/BENCHMARKS.md says what it cost), then
-# lowered after MIPS left out the AWL config import and took -Zfmt-debug=shallow.
-CEILING_BINARY=1952000
-CEILING_PACKAGE=925000
+# lowered after MIPS left out the AWL config import and took -Zfmt-debug=shallow; raised
+# from 1,952,000 / 925,000 for the fast path between awl nodes (issue 22: 1,954,860 B /
+# 927,027 B; docs/BENCHMARKS.md says what it bought).
+CEILING_BINARY=1957000
+CEILING_PACKAGE=929000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

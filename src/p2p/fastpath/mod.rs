@@ -24,9 +24,8 @@ pub mod wire;
 use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
 use quinn::AsyncUdpSocket;
-use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wire::{Key, Replay};
 
@@ -53,17 +52,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Fast packets in and out, for the host's counters.
 #[derive(Default)]
 pub struct Counters {
-    pub received: AtomicU64,
-    pub sent: AtomicU64,
+    pub received: AtomicUsize,
+    pub sent: AtomicUsize,
     /// Fast packets dropped: no session for the index, failed authentication, a replay.
-    pub refused: AtomicU64,
+    pub refused: AtomicUsize,
 }
 
 /// Every fast session on one UDP socket. Shared by the socket (which hands it the packets it
 /// reads) and the host (which installs a session per direct connection).
 #[derive(Default)]
 pub struct Table {
-    rx: Mutex<HashMap<u32, Vec<Arc<Rx>>>>,
+    /// Receiving halves sorted by receiver index (a binary search per packet; no hash map
+    /// instantiated for this one table: bytes on a router's flash).
+    rx: Mutex<Vec<(u32, Arc<Rx>)>>,
     handler: OnceLock<DatagramHandler>,
     socket: OnceLock<Arc<dyn AsyncUdpSocket>>,
     pub counters: Counters,
@@ -84,11 +85,12 @@ struct Rx {
     count: Arc<Count>,
 }
 
-/// Fast packets of one connection, both ways (the liveness watch adds them to QUIC's).
+/// Fast packets of one connection, both ways (the liveness watch adds them to QUIC's; it
+/// takes a wrap of these 32-bit counters on MIPS, which has no 64-bit atomics, in stride).
 #[derive(Default)]
 struct Count {
-    sent: AtomicU64,
-    received: AtomicU64,
+    sent: AtomicUsize,
+    received: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -103,8 +105,9 @@ pub struct Tx {
     socket: Arc<dyn AsyncUdpSocket>,
     key: Key,
     index: u32,
-    counter: AtomicU64,
-    scratch: Mutex<Vec<u8>>,
+    /// The next counter (64 bits: it is the nonce and must never wrap) and the buffer a
+    /// packet is sealed in.
+    state: Mutex<(u64, Vec<u8>)>,
     table: Arc<Table>,
     count: Arc<Count>,
 }
@@ -120,19 +123,12 @@ pub struct DirectPath {
 pub struct Session {
     pub tx: Arc<Tx>,
     rx: Arc<Rx>,
-    index: u32,
     table: Arc<Table>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let mut rx = lock(&self.table.rx);
-        if let Some(list) = rx.get_mut(&self.index) {
-            list.retain(|r| !Arc::ptr_eq(r, &self.rx));
-            if list.is_empty() {
-                rx.remove(&self.index);
-            }
-        }
+        lock(&self.table.rx).retain(|(_, r)| !Arc::ptr_eq(r, &self.rx));
     }
 }
 
@@ -200,26 +196,24 @@ impl Table {
         });
         {
             let mut table = lock(&self.rx);
-            let list = table.entry(rx_index).or_default();
-            if list.len() >= PER_INDEX {
+            let at = table.partition_point(|(i, _)| *i < rx_index);
+            if same_index(&table[at..], rx_index).len() >= PER_INDEX {
                 return None;
             }
-            list.push(rx.clone());
+            table.insert(at, (rx_index, rx.clone()));
         }
         let tx = Arc::new(Tx {
             conn: conn.clone(),
             socket,
             key: Key::new(&tx_key)?,
             index: tx_index,
-            counter: AtomicU64::new(0),
-            scratch: Mutex::new(Vec::with_capacity(1500)),
+            state: Mutex::new((0, Vec::with_capacity(1500))),
             table: self.clone(),
             count,
         });
         Some(Session {
             tx,
             rx,
-            index: rx_index,
             table: self.clone(),
         })
     }
@@ -236,9 +230,13 @@ impl Table {
         let Some((index, counter)) = wire::header(pkt) else {
             return false;
         };
-        let candidates: Vec<Arc<Rx>> = match lock(&self.rx).get(&index) {
-            Some(list) => list.clone(),
-            None => return false,
+        let candidates: Vec<Arc<Rx>> = {
+            let table = lock(&self.rx);
+            let at = table.partition_point(|(i, _)| *i < index);
+            same_index(&table[at..], index)
+                .iter()
+                .map(|(_, r)| r.clone())
+                .collect()
         };
         let last = candidates.len().saturating_sub(1);
         for (i, rx) in candidates.iter().enumerate() {
@@ -275,14 +273,20 @@ impl Table {
     /// Fast packets sent and received on the connection `conn_id`, for its liveness watch.
     pub fn counts(&self, conn_id: usize) -> (u64, u64) {
         let rx = lock(&self.rx);
-        let found = rx.values().flatten().find(|r| r.conn_id == conn_id);
+        let found = rx.iter().map(|(_, r)| r).find(|r| r.conn_id == conn_id);
         found.map_or((0, 0), |r| {
             (
-                r.count.sent.load(Ordering::Relaxed),
-                r.count.received.load(Ordering::Relaxed),
+                r.count.sent.load(Ordering::Relaxed) as u64,
+                r.count.received.load(Ordering::Relaxed) as u64,
             )
         })
     }
+}
+
+/// The leading entries of `sorted` (from the first with `index` on) that have `index`.
+fn same_index(sorted: &[(u32, Arc<Rx>)], index: u32) -> &[(u32, Arc<Rx>)] {
+    let n = sorted.iter().take_while(|(i, _)| *i == index).count();
+    &sorted[..n]
 }
 
 impl Tx {
@@ -293,18 +297,20 @@ impl Tx {
         if self.conn.close_reason().is_some() {
             return Err(io::ErrorKind::NotConnected.into());
         }
-        let counter = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut st = lock(&self.state);
+        let (next, buf) = &mut *st;
+        let counter = *next;
         if counter >= wire::COUNTER_LIMIT {
             return Err(io::Error::other("fast path counter exhausted"));
         }
-        let mut buf = lock(&self.scratch);
-        if !wire::seal(&self.key, self.index, counter, payload, &mut buf) {
+        *next += 1;
+        if !wire::seal(&self.key, self.index, counter, payload, buf) {
             return Err(io::Error::other("seal failed"));
         }
         self.socket.try_send(&Transmit {
             destination: self.conn.remote_address(),
             ecn: None,
-            contents: &buf,
+            contents: buf,
             segment_size: None,
             src_ip: self.conn.local_ip(),
         })?;

@@ -73,9 +73,9 @@ impl Host {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.0.fast.counters;
         (
-            c.sent.load(Relaxed),
-            c.received.load(Relaxed),
-            c.refused.load(Relaxed),
+            c.sent.load(Relaxed) as u64,
+            c.received.load(Relaxed) as u64,
+            c.refused.load(Relaxed) as u64,
         )
     }
 
