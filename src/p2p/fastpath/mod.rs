@@ -97,6 +97,8 @@ struct Count {
 struct RxState {
     replay: Replay,
     sink: Option<DatagramSink>,
+    /// The sink takes a batch; one kept, so a packet costs no allocation for it.
+    batch: Vec<bytes::Bytes>,
 }
 
 /// The sending half: seals payloads for the peer's receiver index.
@@ -230,16 +232,13 @@ impl Table {
         let Some((index, counter)) = wire::header(pkt) else {
             return false;
         };
-        let candidates: Vec<Arc<Rx>> = {
-            let table = lock(&self.rx);
-            let at = table.partition_point(|(i, _)| *i < index);
-            same_index(&table[at..], index)
-                .iter()
-                .map(|(_, r)| r.clone())
-                .collect()
-        };
+        // Held while the packet is delivered: nothing the sink does comes back here, and
+        // no allocation or reference count is spent on finding the session.
+        let table = lock(&self.rx);
+        let at = table.partition_point(|(i, _)| *i < index);
+        let candidates = same_index(&table[at..], index);
         let last = candidates.len().saturating_sub(1);
-        for (i, rx) in candidates.iter().enumerate() {
+        for (i, (_, rx)) in candidates.iter().enumerate() {
             let mut st = lock(&rx.state);
             if !st.replay.fresh(counter) {
                 continue;
@@ -255,15 +254,18 @@ impl Table {
             let Some(payload) = wire::open(&rx.key, counter, buf) else {
                 continue;
             };
+            let payload = bytes::Bytes::copy_from_slice(payload);
+            let st = &mut *st;
             st.replay.mark(counter);
             rx.count.received.fetch_add(1, Ordering::Relaxed);
             self.counters.received.fetch_add(1, Ordering::Relaxed);
-            let mut batch = vec![bytes::Bytes::copy_from_slice(payload)];
             if st.sink.is_none() {
                 st.sink = self.handler.get().map(|h| h(&rx.peer));
             }
             if let Some(sink) = st.sink.as_mut() {
-                sink(&mut batch);
+                st.batch.push(payload);
+                sink(&mut st.batch);
+                st.batch.clear();
             }
             return true;
         }
