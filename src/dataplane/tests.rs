@@ -261,6 +261,23 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     raw.send_to(&pkt[..20], to).unwrap();
     refused(&b, 4).await;
     assert_eq!(b.host.fast_counters().1, 1);
+    // A forgery does not burn its counter: the genuine packet with that counter still opens.
+    let mut genuine = Vec::new();
+    assert!(wire::seal(
+        &key,
+        keys.tx_index,
+        (1 << 40) + 5,
+        &d,
+        &mut genuine
+    ));
+    let mut forged = genuine.clone();
+    forged[30] ^= 1;
+    raw.send_to(&forged, to).unwrap();
+    refused(&b, 5).await;
+    raw.send_to(&genuine, to).unwrap();
+    let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(&p.data()[12..16], &[10, 66, 0, 3]);
+    assert_eq!(b.host.fast_counters().1, 2);
     // A stranger's packets authenticate on its own connection and are dropped by the data
     // plane, as its QUIC datagrams are.
     let c = node(true).await;
@@ -287,8 +304,8 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     path.conn.close(0u32.into(), b"bye");
     tokio::time::sleep(Duration::from_millis(300)).await;
     pkt.clear();
-    assert!(wire::seal(&key, keys.tx_index, (1 << 40) + 1, &d, &mut pkt));
+    assert!(wire::seal(&key, keys.tx_index, (1 << 40) + 6, &d, &mut pkt));
     raw.send_to(&pkt, to).unwrap();
-    refused(&b, 5).await;
+    refused(&b, 6).await;
     assert!(b.to_tun.try_recv().is_err());
 }
