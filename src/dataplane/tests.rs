@@ -181,14 +181,8 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
         "only the friend's packet"
     );
     // The stranger's datagram may arrive after the friend's: wait for its count.
-    let deadline = tokio::time::Instant::now() + T;
-    while b.dp.stats.global_snapshot().rx_unknown_peer_packets == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stranger not counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let stranger_counted = || b.dp.stats.global_snapshot().rx_unknown_peer_packets > 0;
+    until(stranger_counted, "stranger not counted").await;
     assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_errors, 1);
     assert!(b.to_tun.try_recv().is_err());
     // Counters exist for configured friends only: a stranger's identity adds no entry, so
@@ -197,15 +191,21 @@ async fn datagrams_from_strangers_and_garbage_are_dropped_and_counted() {
     assert!(!b.dp.stats.has_peer(&c.peer_id()));
 }
 
-#[tokio::test]
-async fn between_awl_nodes_single_packets_take_the_fast_path() {
+/// Two friends, and a's datagram path to b.
+async fn friends_with_path() -> (Node, Node, crate::p2p::fastpath::DirectPath) {
     let a = node(true).await;
-    let mut b = node(true).await;
+    let b = node(true).await;
     befriend(&a, &b).await;
     let path = a
         .host
         .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
         .unwrap();
+    (a, b, path)
+}
+
+#[tokio::test]
+async fn between_awl_nodes_single_packets_take_the_fast_path() {
+    let (a, mut b, path) = friends_with_path().await;
     assert!(path.fast.is_some(), "awl nodes list the fast path");
     let (sent, _, _) = a.host.fast_counters();
     let got = exchange(&a, &mut b).await;
@@ -216,28 +216,27 @@ async fn between_awl_nodes_single_packets_take_the_fast_path() {
     assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
 }
 
-/// Waits until `b` has refused `n` fast packets.
-async fn refused(b: &Node, n: u64) {
+/// Waits (at most `T`) until `done`.
+async fn until(done: impl Fn() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + T;
-    while b.host.fast_counters().2 < n {
-        assert!(tokio::time::Instant::now() < deadline, "{n} not refused");
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until `b` has refused `n` fast packets.
+async fn refused(b: &Node, n: u64) {
+    until(|| b.host.fast_counters().2 >= n, "not refused").await;
     assert_eq!(b.host.fast_counters().2, n);
 }
 
 #[tokio::test]
 async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     use crate::p2p::fastpath::{self, wire};
-    let a = node(true).await;
-    let mut b = node(true).await;
-    befriend(&a, &b).await;
-    let path = a
-        .host
-        .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
-        .unwrap();
-    // a's own keys, derived again as a WAN neighbour who stole them could not: the test
-    // plays a's side from another socket.
+    // a stays up (its connection holds the session). a's own keys, derived again as a WAN
+    // neighbour who has none could not: the test plays a's side from another socket.
+    let (_a, mut b, path) = friends_with_path().await;
     let keys = fastpath::derive(&path.conn).unwrap();
     let key = wire::Key::new(&keys.tx_key).unwrap();
     let to = path.conn.remote_address();
@@ -291,14 +290,8 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
         .expect("b lists the fast path to strangers too")
         .send(&d)
         .unwrap();
-    let deadline = tokio::time::Instant::now() + T;
-    while b.dp.stats.global_snapshot().rx_unknown_peer_packets == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stranger not counted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let stranger_counted = || b.dp.stats.global_snapshot().rx_unknown_peer_packets > 0;
+    until(stranger_counted, "stranger not counted").await;
     assert!(!b.dp.stats.has_peer(&c.host.peer_id()));
     // Once a's connection is closed its session is gone: its keys open nothing.
     path.conn.close(0u32.into(), b"bye");
