@@ -8,6 +8,7 @@ use super::snapshot::{PeerEntry, PeerView, Snapshot};
 use super::stats::PeerCounters;
 use super::{tun, Dataplane};
 use crate::mesh::tunnel::{self, GatewayDir, RecordHeader};
+use crate::p2p::fastpath::Datagrams;
 use crate::p2p::stream::read_exact_or_eof;
 use crate::p2p::Stream;
 use std::fmt;
@@ -91,42 +92,96 @@ impl Dataplane {
         }
     }
 
-    /// QUIC datagrams from one connection's peer, each one packet with its direction
-    /// trailer. The peer's entry (addresses, permissions, counters) comes from `view`, which
-    /// looks it up only when the snapshot changed; counters are updated once per batch.
-    pub(super) fn receive_datagrams(&self, view: &mut PeerView, batch: &mut Vec<bytes::Bytes>) {
+    /// Datagrams from one connection's peer, each one packet with its direction trailer:
+    /// QUIC's in a batch, or one fast packet borrowed from the socket. The peer's entry
+    /// (addresses, permissions, counters) comes from `view`, which looks it up only when the
+    /// snapshot changed; counters are updated once per batch.
+    pub(super) fn receive_datagrams(&self, view: &mut PeerView, datagrams: Datagrams<'_>) {
         let (snap, from) = view.get(&self.published);
         let Some(from) = from else {
             // Streams from strangers are refused earlier; datagrams end here.
-            let n = batch.len() as u64;
-            batch.clear();
+            let n = match datagrams {
+                Datagrams::Batch(batch) => batch.drain(..).count(),
+                Datagrams::One(_) => 1,
+            } as u64;
             self.stats.global(|g| g.rx_unknown_peer_packets += n);
             return;
         };
         let mut tally = RxTally::default();
-        let alone = batch.len() == 1;
-        for d in batch.drain(..) {
-            let Ok((dir, pkt)) = tunnel::parse_datagram(&d) else {
-                tally.errors += 1;
-                continue;
-            };
-            if pkt.len() > self.pool.buffer_size() {
-                tally.errors += 1;
-                continue;
+        match datagrams {
+            Datagrams::One(d) => self.receive_borrowed(snap, from, d, &mut tally),
+            Datagrams::Batch(batch) => {
+                let alone = batch.len() == 1;
+                for d in batch.drain(..) {
+                    let Ok((dir, pkt)) = tunnel::parse_datagram(&d) else {
+                        tally.errors += 1;
+                        continue;
+                    };
+                    if pkt.len() > self.pool.buffer_size() {
+                        tally.errors += 1;
+                        continue;
+                    }
+                    let Some(mut buf) = self.pool.get() else {
+                        tally.dropped += 1;
+                        continue;
+                    };
+                    buf.space()[..pkt.len()].copy_from_slice(pkt);
+                    buf.set_len(pkt.len());
+                    let how = Delivery {
+                        datagram: true,
+                        alone,
+                    };
+                    self.deliver_one(snap, from, dir, buf, how, &mut tally);
+                }
             }
-            let Some(mut buf) = self.pool.get() else {
-                tally.dropped += 1;
-                continue;
-            };
-            buf.space()[..pkt.len()].copy_from_slice(pkt);
-            buf.set_len(pkt.len());
-            let how = Delivery {
-                datagram: true,
-                alone,
-            };
-            self.deliver_one(snap, from, dir, buf, how, &mut tally);
         }
         tally.flush(&from.counters);
+    }
+
+    /// One fast packet, in the socket's buffer: checked and rewritten there, and written to
+    /// the TUN from there when nothing waits for the writer; only otherwise copied into a
+    /// pool buffer to queue.
+    fn receive_borrowed(
+        &self,
+        snap: &Snapshot,
+        from: &PeerEntry,
+        d: &mut [u8],
+        tally: &mut RxTally,
+    ) {
+        let (dir, pkt) = match tunnel::parse_datagram(d) {
+            Ok((dir, pkt)) if pkt.len() <= self.pool.buffer_size() => (dir, pkt.len()),
+            _ => {
+                tally.errors += 1;
+                return;
+            }
+        };
+        let pkt = &mut d[..pkt];
+        if !self.admit_and_rewrite(snap, from, dir, pkt, true) {
+            tally.dropped += 1;
+            return;
+        }
+        let delivered = match self.tun_if_idle(true) {
+            Some(tun) => match tun::write_now(tun, pkt) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.queue_copy(pkt),
+                Err(e) => {
+                    log::debug!("TUN write failed: {e}");
+                    false
+                }
+            },
+            None => self.queue_copy(pkt),
+        };
+        tally.count(delivered, pkt.len(), true);
+    }
+
+    /// A rewritten packet into a pool buffer and the TUN writer's queue.
+    fn queue_copy(&self, pkt: &[u8]) -> bool {
+        let Some(mut buf) = self.pool.get() else {
+            return false;
+        };
+        buf.space()[..pkt.len()].copy_from_slice(pkt);
+        buf.set_len(pkt.len());
+        self.to_tun.try_send(buf).is_ok()
     }
 
     /// One packet from a tunnel stream.
@@ -154,16 +209,31 @@ impl Dataplane {
         how: Delivery,
         tally: &mut RxTally,
     ) {
-        if packet::ip_version(buf.data()) != 4 {
+        if !self.admit_and_rewrite(snap, from, dir, buf.data_mut(), how.datagram) {
             tally.dropped += 1;
             return;
         }
-        let d = buf.data();
+        let len = buf.len();
+        tally.count(self.to_tun(buf, how.alone), len, how.datagram);
+    }
+
+    /// Whether `from` may send this packet (`accepts`), and its addresses rewritten to ours;
+    /// `false`: drop it.
+    fn admit_and_rewrite(
+        &self,
+        snap: &Snapshot,
+        from: &PeerEntry,
+        dir: GatewayDir,
+        d: &mut [u8],
+        datagram: bool,
+    ) -> bool {
+        if packet::ip_version(d) != 4 || d.len() < 20 {
+            return false;
+        }
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
         if !accepts(snap, from, dir, src, dst) {
-            tally.dropped += 1;
-            return;
+            return false;
         }
         let (src, dst) = match dir {
             GatewayDir::None => (Some(from.ip), Some(snap.own_ip)),
@@ -172,23 +242,20 @@ impl Dataplane {
         };
         // Datagrams come only from awl nodes: their checksums are complete, so an incremental
         // update is enough; stream packets may come from AWL and get its full recompute.
-        let rewritten = if how.datagram {
-            packet::rewrite_incremental(buf.data_mut(), src, dst)
+        let rewritten = if datagram {
+            packet::rewrite_incremental(d, src, dst)
         } else {
-            packet::rewrite(buf.data_mut(), src, dst)
+            packet::rewrite(d, src, dst)
         };
-        if rewritten.is_err() {
-            tally.dropped += 1;
-            return;
-        }
-        let len = buf.len() as u64;
-        if self.to_tun(buf, how.alone) {
-            tally.packets += 1;
-            tally.bytes += len;
-            tally.datagrams += u64::from(how.datagram);
-        } else {
-            tally.dropped += 1;
-        }
+        rewritten.is_ok()
+    }
+
+    /// The TUN device, when a packet may be written to it at once: it came alone, and
+    /// nothing waits for the writer task (which would be overtaken).
+    fn tun_if_idle(&self, alone: bool) -> Option<&Arc<tun::Tun>> {
+        self.tun
+            .get()
+            .filter(|_| alone && self.to_tun.capacity() == self.to_tun.max_capacity())
     }
 
     /// Hands a packet to the TUN. One that came alone, with nothing waiting for the writer
@@ -196,11 +263,7 @@ impl Dataplane {
     /// for the writer, which joins runs of segments. (The writer holds taken packets only
     /// while the device refuses writes, and then this write is refused as well.)
     fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
-        let tun = self
-            .tun
-            .get()
-            .filter(|_| alone && self.to_tun.capacity() == self.to_tun.max_capacity());
-        if let Some(tun) = tun {
+        if let Some(tun) = self.tun_if_idle(alone) {
             match tun::write_now(tun, buf.data()) {
                 Ok(()) => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -233,6 +296,17 @@ struct RxTally {
 }
 
 impl RxTally {
+    /// One packet handed to the TUN (`delivered`) or dropped.
+    fn count(&mut self, delivered: bool, len: usize, datagram: bool) {
+        if delivered {
+            self.packets += 1;
+            self.bytes += len as u64;
+            self.datagrams += u64::from(datagram);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
     fn flush(&self, counters: &PeerCounters) {
         if self.packets + self.dropped + self.errors == 0 {
             return;

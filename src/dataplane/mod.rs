@@ -27,7 +27,7 @@ use crate::mesh::peers::SharedPeers;
 use crate::mesh::tunnel::{self, GatewayDir};
 use crate::p2p::fastpath::DirectPath;
 use crate::p2p::identity::PeerId;
-use crate::p2p::Host;
+use crate::p2p::{self, Host};
 use pool::{PacketBuf, PacketPool};
 use qos::QueueTx;
 use route::Route;
@@ -138,9 +138,13 @@ impl Dataplane {
                     let mut view = dp
                         .upgrade()
                         .map(|dp| snapshot::PeerView::new(&dp.published, peer.clone()));
-                    Box::new(move |batch| match (dp.upgrade(), view.as_mut()) {
-                        (Some(dp), Some(view)) => dp.receive_datagrams(view, batch),
-                        _ => batch.clear(),
+                    Box::new(move |datagrams| match (dp.upgrade(), view.as_mut()) {
+                        (Some(dp), Some(view)) => dp.receive_datagrams(view, datagrams),
+                        _ => {
+                            if let p2p::fastpath::Datagrams::Batch(b) = datagrams {
+                                b.clear();
+                            }
+                        }
                     })
                 }),
             );

@@ -56,6 +56,11 @@ pub trait DatagramPath: Send + Sync {
     fn buffer_space(&self) -> usize;
     /// Without waiting: `false` when it was refused.
     fn send(&self, d: bytes::Bytes) -> bool;
+    /// Sends a copy of `d` on a path that seals it at once (the fast path), without taking
+    /// the buffer; `false`: there is none, or it refused (then `send` takes the datagram).
+    fn send_copy(&self, _d: &[u8]) -> bool {
+        false
+    }
     /// Waits while the buffer is full (backpressure to the peer's queue).
     fn send_wait(&self, d: bytes::Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
@@ -133,10 +138,10 @@ impl DatagramPath for DirectPath {
         self.conn.datagram_send_buffer_space()
     }
     fn send(&self, d: bytes::Bytes) -> bool {
-        if self.fast.as_ref().is_some_and(|f| f.send(&d).is_ok()) {
-            return true;
-        }
         self.conn.send_datagram(d).is_ok()
+    }
+    fn send_copy(&self, d: &[u8]) -> bool {
+        self.fast.as_ref().is_some_and(|f| f.send(d).is_ok())
     }
     async fn send_wait(&self, d: bytes::Bytes) -> Result<(), Self::Error> {
         self.conn.send_datagram_wait(d).await
@@ -174,7 +179,10 @@ pub fn send_now<D: DatagramPath>(
     if !fits {
         return Err(pkt);
     }
-    let sent = conn.send(with_trailer(pkt, dir));
+    let pkt = with_trailer(pkt, dir);
+    // Sealed from the pooled buffer itself when the fast path takes it; else the buffer
+    // goes to quinn.
+    let sent = conn.send_copy(pkt.data()) || conn.send(bytes::Bytes::from_owner(pkt));
     counters.add(|s| {
         if sent {
             s.tx_packets += 1;
@@ -351,7 +359,7 @@ impl DatagramTally {
             self.failed += 1;
             return;
         }
-        match conn.send_wait(with_trailer(pkt, dir)).await {
+        match conn.send_wait(bytes::Bytes::from_owner(with_trailer(pkt, dir))).await {
             Ok(()) => {
                 self.sent += 1;
                 self.bytes += len as u64;
@@ -368,15 +376,14 @@ impl DatagramTally {
     }
 }
 
-/// A packet as a datagram: its direction trailer appended (room checked by the caller), the
-/// pooled buffer itself handed to quinn.
-fn with_trailer(mut pkt: PacketBuf, dir: GatewayDir) -> bytes::Bytes {
+/// A packet as a datagram: its direction trailer appended (room checked by the caller).
+fn with_trailer(mut pkt: PacketBuf, dir: GatewayDir) -> PacketBuf {
     let len = pkt.len();
     if let Some(b) = pkt.space().get_mut(len) {
         *b = tunnel::dir_byte(dir);
         pkt.set_len(len + 1);
     }
-    bytes::Bytes::from_owner(pkt)
+    pkt
 }
 
 #[cfg(test)]

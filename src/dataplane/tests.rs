@@ -302,3 +302,27 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     refused(&b, 6).await;
     assert!(b.to_tun.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn a_friends_truncated_packets_are_dropped_not_fatal() {
+    // An IPv4 first byte and nothing after it: in a QUIC datagram and in a fast packet.
+    let (a, mut b, path) = friends_with_path().await;
+    let fast = path.fast.clone().expect("fast path");
+    let short = [0x45u8, 0, 0];
+    path.conn
+        .send_datagram(bytes::Bytes::copy_from_slice(&short))
+        .unwrap();
+    fast.send(&short).unwrap();
+    let dropped = || b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_dropped >= 2;
+    until(dropped, "short packets not counted as dropped").await;
+    // Both paths still deliver.
+    let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
+    d.push(0);
+    fast.send(&d).unwrap();
+    path.conn.send_datagram(bytes::Bytes::from(d)).unwrap();
+    for _ in 0..2 {
+        let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+        assert_eq!(&p.data()[12..16], &[10, 66, 0, 3]);
+    }
+    assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_dropped, 2);
+}

@@ -32,8 +32,16 @@ use wire::{Key, Replay};
 /// What the data plane does with one connection's datagrams (QUIC's and fast packets): made
 /// once per connection for its peer (so it keeps what it looked up about the peer), then
 /// given each batch of the datagrams already received, so per-peer work runs once per batch.
-/// It drains the batch.
-pub type DatagramSink = Box<dyn FnMut(&mut Vec<bytes::Bytes>) + Send>;
+pub type DatagramSink = Box<dyn FnMut(Datagrams<'_>) + Send>;
+
+/// Datagrams handed to a [`DatagramSink`].
+pub enum Datagrams<'a> {
+    /// QUIC datagrams read from the connection; the sink drains the batch.
+    Batch(&'a mut Vec<bytes::Bytes>),
+    /// One opened fast packet, borrowed from the socket's receive buffer: the sink may
+    /// rewrite it in place and write it out without a copy or an allocation.
+    One(&'a mut [u8]),
+}
 /// Makes a connection's [`DatagramSink`].
 pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
 
@@ -97,8 +105,6 @@ struct Count {
 struct RxState {
     replay: Replay,
     sink: Option<DatagramSink>,
-    /// The sink takes a batch; one kept, so a packet costs no allocation for it.
-    batch: Vec<bytes::Bytes>,
 }
 
 /// The sending half: seals payloads for the peer's receiver index.
@@ -254,7 +260,6 @@ impl Table {
             let Some(payload) = wire::open(&rx.key, counter, buf) else {
                 continue;
             };
-            let payload = bytes::Bytes::copy_from_slice(payload);
             let st = &mut *st;
             st.replay.mark(counter);
             rx.count.received.fetch_add(1, Ordering::Relaxed);
@@ -263,9 +268,7 @@ impl Table {
                 st.sink = self.handler.get().map(|h| h(&rx.peer));
             }
             if let Some(sink) = st.sink.as_mut() {
-                st.batch.push(payload);
-                sink(&mut st.batch);
-                st.batch.clear();
+                sink(Datagrams::One(payload));
             }
             return true;
         }
@@ -293,12 +296,11 @@ fn same_index(sorted: &[(u32, Arc<Rx>)], index: u32) -> &[(u32, Arc<Rx>)] {
 
 impl Tx {
     /// Seals `payload` and sends it to the connection's current remote address, without
-    /// waiting: an error if the socket refused it (full), the counter ran out, or the
-    /// connection closed.
+    /// waiting: an error if the socket refused it (full) or the counter ran out. Whether the
+    /// connection is still open is the caller's check (the data plane makes it per packet
+    /// for both paths); a packet sealed after the close is refused by the peer, whose
+    /// session ended with it.
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
-        if self.conn.close_reason().is_some() {
-            return Err(io::ErrorKind::NotConnected.into());
-        }
         let mut st = lock(&self.state);
         let (next, buf) = &mut *st;
         let counter = *next;

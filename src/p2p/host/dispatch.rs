@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 
 use crate::p2p::fastpath;
-pub use crate::p2p::fastpath::{DatagramHandler, DatagramSink, DirectPath};
+pub use crate::p2p::fastpath::{DatagramHandler, DatagramSink, Datagrams, DirectPath};
 /// Datagrams handed over at once, at most.
 const DATAGRAM_BATCH: usize = 64;
 
@@ -107,7 +107,7 @@ impl Host {
                 sink = self.0.datagrams.get().map(|(_, handler)| handler(&peer));
             }
             if let Some(sink) = sink.as_mut() {
-                sink(&mut batch);
+                sink(Datagrams::Batch(&mut batch));
             }
             batch.clear();
         }
