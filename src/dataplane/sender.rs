@@ -359,7 +359,10 @@ impl DatagramTally {
             self.failed += 1;
             return;
         }
-        match conn.send_wait(bytes::Bytes::from_owner(with_trailer(pkt, dir))).await {
+        match conn
+            .send_wait(bytes::Bytes::from_owner(with_trailer(pkt, dir)))
+            .await
+        {
             Ok(()) => {
                 self.sent += 1;
                 self.bytes += len as u64;

@@ -326,3 +326,52 @@ async fn a_friends_truncated_packets_are_dropped_not_fatal() {
     }
     assert_eq!(b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_dropped, 2);
 }
+
+#[tokio::test]
+async fn a_receiver_index_holds_at_most_four_sessions() {
+    use crate::p2p::fastpath::Derived;
+    // Sessions whose exporters gave the same 32-bit receiver index (chance: one in four
+    // billion per pair; a stranger cannot choose it): four share it, opened by trial, and
+    // a fifth gets no fast path, so no index costs more than four trial opens per packet.
+    let (a, mut b, path) = friends_with_path().await;
+    let table = b.host.fast_table();
+    let keys = |n: u8, rx_index: u32| Derived {
+        tx_key: [n; 32],
+        tx_index: 9,
+        rx_key: [n; 32],
+        rx_index,
+    };
+    let peer = a.host.peer_id();
+    let mut held: Vec<_> = (1..=4)
+        .map(|n| table.install_derived(&path.conn, peer.clone(), keys(n, 7)))
+        .collect();
+    assert!(held.iter().all(Option::is_some));
+    assert!(table
+        .install_derived(&path.conn, peer.clone(), keys(5, 7))
+        .is_none());
+    // Each of the four opens its own packets: one tried before others (opened in a copy) and
+    // the last one tried (opened in place); the fifth's key opens nothing.
+    let raw = std::net::UdpSocket::bind("[::]:0").unwrap();
+    let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
+    d.push(0);
+    for n in [3u8, 1, 5] {
+        let mut pkt = Vec::new();
+        let key = crate::p2p::fastpath::wire::Key::new(&[n; 32]).unwrap();
+        assert!(crate::p2p::fastpath::wire::seal(&key, 7, 1, &d, &mut pkt));
+        raw.send_to(&pkt, path.conn.remote_address()).unwrap();
+        if n == 5 {
+            refused(&b, 1).await;
+        } else {
+            let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+            assert_eq!(&p.data()[12..16], &[10, 66, 0, 3], "key {n}");
+        }
+    }
+    // Another index is not affected; a session dropped frees its place.
+    assert!(table
+        .install_derived(&path.conn, peer.clone(), keys(6, 8))
+        .is_some());
+    held.pop();
+    assert!(table
+        .install_derived(&path.conn, peer, keys(7, 7))
+        .is_some());
+}

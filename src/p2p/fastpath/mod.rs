@@ -187,13 +187,23 @@ impl Table {
     /// Derives and installs the session of a direct QUIC connection to `peer`. `None`: no
     /// exporter (handshake not done), or the receiver index is full.
     pub fn install(self: &Arc<Self>, conn: &quinn::Connection, peer: PeerId) -> Option<Session> {
+        self.install_derived(conn, peer, derive(conn)?)
+    }
+
+    /// `install` with the keys and indexes given (tests choose colliding indexes with it).
+    pub(crate) fn install_derived(
+        self: &Arc<Self>,
+        conn: &quinn::Connection,
+        peer: PeerId,
+        keys: Derived,
+    ) -> Option<Session> {
         let socket = self.socket.get()?.clone();
         let Derived {
             tx_key,
             tx_index,
             rx_key,
             rx_index,
-        } = derive(conn)?;
+        } = keys;
         let count = Arc::new(Count::default());
         let rx = Arc::new(Rx {
             peer,

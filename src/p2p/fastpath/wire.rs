@@ -77,9 +77,7 @@ pub fn open<'a>(key: &Key, counter: u64, pkt: &'a mut [u8]) -> Option<&'a mut [u
     }
     let (header, body) = pkt.split_at_mut(HEADER_LEN);
     let aad = Aad::from(&*header);
-    key.0
-        .open_in_place(nonce(counter), aad, body)
-        .ok()
+    key.0.open_in_place(nonce(counter), aad, body).ok()
 }
 
 const WINDOW_WORDS: usize = 32;

@@ -79,6 +79,12 @@ impl Host {
         )
     }
 
+    /// The socket's fast-path table, for tests that install sessions by hand.
+    #[cfg(test)]
+    pub(crate) fn fast_table(&self) -> std::sync::Arc<crate::p2p::fastpath::Table> {
+        self.0.fast.clone()
+    }
+
     /// Whether `peer`'s best connection could carry datagrams (direct QUIC, negotiated) but
     /// identify has not answered yet, so `datagram_path` cannot tell.
     pub fn awaits_identify(&self, peer: &PeerId) -> bool {
