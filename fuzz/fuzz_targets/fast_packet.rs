@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut sealed = Vec::new();
     assert!(seal(&key, 3, 9, data, &mut sealed));
     assert_eq!(header(&sealed), Some((3, 9)));
-    assert_eq!(open(&key, 9, &mut sealed.clone()), Some(data));
+    assert_eq!(open(&key, 9, &mut sealed.clone()).map(|p| &*p), Some(data));
     assert!(open(&key, 10, &mut sealed).is_none());
     // The input as counters (8 bytes each, small ones and big jumps alike).
     let mut r = Replay::default();
