@@ -121,12 +121,10 @@ impl Dataplane {
                         tally.errors += 1;
                         continue;
                     }
-                    let Some(mut buf) = self.pool.get() else {
+                    let Some(buf) = self.pool.copy_of(pkt) else {
                         tally.dropped += 1;
                         continue;
                     };
-                    buf.space()[..pkt.len()].copy_from_slice(pkt);
-                    buf.set_len(pkt.len());
                     let how = Delivery {
                         datagram: true,
                         alone,
@@ -160,28 +158,12 @@ impl Dataplane {
             tally.dropped += 1;
             return;
         }
-        let delivered = match self.tun_if_idle(true) {
-            Some(tun) => match tun::write_now(tun, pkt) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.queue_copy(pkt),
-                Err(e) => {
-                    log::debug!("TUN write failed: {e}");
-                    false
-                }
-            },
-            None => self.queue_copy(pkt),
-        };
+        let delivered = self.write_now(pkt, true).unwrap_or_else(|| {
+            self.pool
+                .copy_of(pkt)
+                .is_some_and(|buf| self.to_tun.try_send(buf).is_ok())
+        });
         tally.count(delivered, pkt.len(), true);
-    }
-
-    /// A rewritten packet into a pool buffer and the TUN writer's queue.
-    fn queue_copy(&self, pkt: &[u8]) -> bool {
-        let Some(mut buf) = self.pool.get() else {
-            return false;
-        };
-        buf.space()[..pkt.len()].copy_from_slice(pkt);
-        buf.set_len(pkt.len());
-        self.to_tun.try_send(buf).is_ok()
     }
 
     /// One packet from a tunnel stream.
@@ -250,12 +232,20 @@ impl Dataplane {
         rewritten.is_ok()
     }
 
-    /// The TUN device, when a packet may be written to it at once: it came alone, and
-    /// nothing waits for the writer task (which would be overtaken).
-    fn tun_if_idle(&self, alone: bool) -> Option<&Arc<tun::Tun>> {
-        self.tun
-            .get()
-            .filter(|_| alone && self.to_tun.capacity() == self.to_tun.max_capacity())
+    /// Writes a packet that came alone to the TUN at once when nothing waits for the writer
+    /// task (which it would overtake): `Some(written)`, or `None` when it must take the
+    /// writer's queue (not alone, others waiting, no device, or the device would block).
+    fn write_now(&self, pkt: &[u8], alone: bool) -> Option<bool> {
+        let idle = alone && self.to_tun.capacity() == self.to_tun.max_capacity();
+        let tun = self.tun.get().filter(|_| idle)?;
+        match tun::write_now(tun, pkt) {
+            Ok(()) => Some(true),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) => {
+                log::debug!("TUN write failed: {e}");
+                Some(false)
+            }
+        }
     }
 
     /// Hands a packet to the TUN. One that came alone, with nothing waiting for the writer
@@ -263,17 +253,8 @@ impl Dataplane {
     /// for the writer, which joins runs of segments. (The writer holds taken packets only
     /// while the device refuses writes, and then this write is refused as well.)
     fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
-        if let Some(tun) = self.tun_if_idle(alone) {
-            match tun::write_now(tun, buf.data()) {
-                Ok(()) => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    log::debug!("TUN write failed: {e}");
-                    return false;
-                }
-            }
-        }
-        self.to_tun.try_send(buf).is_ok()
+        self.write_now(buf.data(), alone)
+            .unwrap_or_else(|| self.to_tun.try_send(buf).is_ok())
     }
 }
 

@@ -274,12 +274,10 @@ impl Dataplane {
             .values()
             .filter(|p| self.host.is_connected(&p.id))
         {
-            let Some(mut copy) = self.pool.get() else {
+            let Some(copy) = self.pool.copy_of(pkt.data()) else {
                 peer.counters.add(|s| s.tx_dropped += 1);
                 continue;
             };
-            copy.space()[..pkt.len()].copy_from_slice(pkt.data());
-            copy.set_len(pkt.len());
             self.enqueue(peer, std::iter::once(copy), GatewayDir::None);
         }
     }

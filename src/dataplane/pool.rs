@@ -31,6 +31,18 @@ impl PacketPool {
         }))
     }
 
+    /// A buffer holding a copy of `data`; `None` when all are in use (counted) or `data`
+    /// is larger than a buffer.
+    pub fn copy_of(&self, data: &[u8]) -> Option<PacketBuf> {
+        if data.len() > self.0.size {
+            return None;
+        }
+        let mut buf = self.get()?;
+        buf.space()[..data.len()].copy_from_slice(data);
+        buf.set_len(data.len());
+        Some(buf)
+    }
+
     /// A buffer, or `None` (counted) when all are in use.
     pub fn get(&self) -> Option<PacketBuf> {
         let mut buf = self.0.free.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -55,14 +55,9 @@ pub trait DatagramPath: Send + Sync {
     fn max_size(&self) -> Option<usize>;
     fn buffer_space(&self) -> usize;
     /// Without waiting: `false` when it was refused.
-    fn send(&self, d: bytes::Bytes) -> bool;
-    /// Sends a copy of `d` on a path that seals it at once (the fast path), without taking
-    /// the buffer; `false`: there is none, or it refused (then `send` takes the datagram).
-    fn send_copy(&self, _d: &[u8]) -> bool {
-        false
-    }
+    fn send(&self, d: PacketBuf) -> bool;
     /// Waits while the buffer is full (backpressure to the peer's queue).
-    fn send_wait(&self, d: bytes::Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn send_wait(&self, d: PacketBuf) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// The outbound tunnel stream.
@@ -137,14 +132,18 @@ impl DatagramPath for DirectPath {
     fn buffer_space(&self) -> usize {
         self.conn.datagram_send_buffer_space()
     }
-    fn send(&self, d: bytes::Bytes) -> bool {
-        self.conn.send_datagram(d).is_ok()
+    /// On the fast path when the peer takes it, sealed from the pooled buffer itself; else
+    /// the buffer goes to quinn as the datagram (`Bytes` over it, no copy).
+    fn send(&self, d: PacketBuf) -> bool {
+        if self.fast.as_ref().is_some_and(|f| f.send(d.data()).is_ok()) {
+            return true;
+        }
+        self.conn.send_datagram(bytes::Bytes::from_owner(d)).is_ok()
     }
-    fn send_copy(&self, d: &[u8]) -> bool {
-        self.fast.as_ref().is_some_and(|f| f.send(d).is_ok())
-    }
-    async fn send_wait(&self, d: bytes::Bytes) -> Result<(), Self::Error> {
-        self.conn.send_datagram_wait(d).await
+    async fn send_wait(&self, d: PacketBuf) -> Result<(), Self::Error> {
+        self.conn
+            .send_datagram_wait(bytes::Bytes::from_owner(d))
+            .await
     }
 }
 
@@ -179,10 +178,7 @@ pub fn send_now<D: DatagramPath>(
     if !fits {
         return Err(pkt);
     }
-    let pkt = with_trailer(pkt, dir);
-    // Sealed from the pooled buffer itself when the fast path takes it; else the buffer
-    // goes to quinn.
-    let sent = conn.send_copy(pkt.data()) || conn.send(bytes::Bytes::from_owner(pkt));
+    let sent = conn.send(with_trailer(pkt, dir));
     counters.add(|s| {
         if sent {
             s.tx_packets += 1;
@@ -359,10 +355,7 @@ impl DatagramTally {
             self.failed += 1;
             return;
         }
-        match conn
-            .send_wait(bytes::Bytes::from_owner(with_trailer(pkt, dir)))
-            .await
-        {
+        match conn.send_wait(with_trailer(pkt, dir)).await {
             Ok(()) => {
                 self.sent += 1;
                 self.bytes += len as u64;

@@ -85,15 +85,15 @@ impl DatagramPath for Fake {
     fn buffer_space(&self) -> usize {
         self.st().dgram_space
     }
-    fn send(&self, d: bytes::Bytes) -> bool {
+    fn send(&self, d: PacketBuf) -> bool {
         let mut s = self.st();
         if s.dgram_refused {
             return false;
         }
-        s.datagrams.push(d.to_vec());
+        s.datagrams.push(d.data().to_vec());
         true
     }
-    async fn send_wait(&self, d: bytes::Bytes) -> Result<(), &'static str> {
+    async fn send_wait(&self, d: PacketBuf) -> Result<(), &'static str> {
         match self.send(d) {
             true => Ok(()),
             false => Err("refused"),
