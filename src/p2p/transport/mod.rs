@@ -15,7 +15,6 @@ pub mod tcp;
 pub mod tls;
 mod udp;
 mod udp_socket;
-mod udp_split;
 
 use crate::p2p::identity::{Keypair, PeerId};
 use crate::p2p::Error;

@@ -1,19 +1,26 @@
-//! Our QUIC socket: quinn's own, with UDP GRO on and a small receive buffer.
+//! Our QUIC socket: read by a task of its own, which opens fast packets where they lie and
+//! hands only QUIC packets on to quinn.
 //!
-//! With GRO the kernel hands over up to 64 QUIC packets of one sender as one message: a
-//! loaded receiver makes a fraction of the reads and socket-buffer operations, and a sender on
-//! the same host skips cutting its GSO batch (a loaded two-node bench: ~20 % less CPU per
-//! byte). But quinn would size its receive buffer for 32 such messages (1472 × 64 × 32 bytes
-//! = 3 MB, resident in the static musl build: most of an idle router daemon's memory). So
-//! quinn is told "no GRO" and keeps its 47 KB buffer of 32 single-packet slots, while this
-//! wrapper reads up to `GRO_MESSAGES` coalesced messages into its own buffer and deals their
-//! packets out into quinn's slots. That buffer is an anonymous mapping: its pages become
-//! resident only when the kernel first fills them (under load), not at start. Sending keeps GSO.
+//! quinn's endpoint reads its socket itself, and every read costs it ~1,000 instructions of
+//! set-up for 32 slots before the first byte (and quinn-udp as much again), which between
+//! awl nodes at a ping's pace buys one fast packet that quinn never sees. So the reader here
+//! owns the socket's read side: one `recvmmsg` into its own buffer (`sys::recvmmsg`), fast
+//! packets (`p2p::fastpath`) opened and delivered in that buffer, and a batch with QUIC packets
+//! in it handed to quinn, which copies them into its slots (`AsyncUdpSocket::poll_recv`) and
+//! hands the buffer back. The reader does not read again until it has the buffer back: quinn's
+//! pace is the socket's, as when quinn read it itself.
+//!
+//! With UDP GRO the kernel hands over up to 64 packets of one sender as one message: a loaded
+//! receiver makes a fraction of the reads (a loaded two-node bench: ~20 % less CPU per byte).
+//! quinn is told "no GRO" and keeps its 47 KB buffer of 32 single-packet slots (it would
+//! size it for 32 coalesced messages, 3 MB); the reader's buffer holds `GRO_MESSAGES` of them
+//! in an anonymous mapping whose pages become resident only when the kernel first fills them
+//! (under load), not at start. Sending keeps GSO and goes straight to the socket.
 
 use super::udp_socket::ReadRegistered;
-use super::udp_split::Split;
-use crate::p2p::fastpath::Table;
+use crate::p2p::fastpath::{wire, Table};
 use crate::sys::mmap::AnonBuf;
+use crate::sys::recvmmsg::{recvmmsg, MAX_MESSAGES};
 use crate::sys::sockopt::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
@@ -21,27 +28,65 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-/// Coalesced messages read at once.
+/// Coalesced messages read at once with GRO.
 const GRO_MESSAGES: usize = 4;
+/// Datagrams read at once without GRO (an old kernel): quinn's own batch.
+const PLAIN_MESSAGES: usize = MAX_MESSAGES;
 /// The largest UDP payload quinn takes (its default `max_udp_payload_size`).
 const MAX_DATAGRAM: usize = 1472;
+/// Packets the reader handles before it yields, so a flood cannot hold the runtime.
+const BUDGET: usize = 256;
 
+/// The socket quinn is given: sends go to the socket, receives come from the reader.
 #[derive(Debug)]
-struct GroSocket {
-    inner: Arc<ReadRegistered>,
-    held: Mutex<Held>,
+struct QuicSocket {
+    shared: Arc<Shared>,
 }
 
-impl AsyncUdpSocket for GroSocket {
+#[derive(Debug)]
+struct Shared {
+    socket: Arc<ReadRegistered>,
+    fast: Arc<Table>,
+    handoff: Mutex<Handoff>,
+    /// quinn dropped its socket: the reader ends.
+    closed: AtomicBool,
+}
+
+/// The buffer between the reader and quinn, and who waits for whom.
+#[derive(Debug, Default)]
+struct Handoff {
+    /// QUIC packets for quinn to take (boxed: the batch is handed back and forth whole).
+    for_quinn: Option<Box<Batch>>,
+    /// The buffer quinn has emptied, for the reader.
+    for_reader: Option<Box<Batch>>,
+    /// A read failed for good: quinn's endpoint ends on it, as when it read the socket itself.
+    error: Option<io::Error>,
+    quinn: Option<Waker>,
+    reader: Option<Waker>,
+}
+
+fn lock(m: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store(slot: &mut Option<Waker>, cx: &Context) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+impl AsyncUdpSocket for QuicSocket {
     fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
-        self.inner.clone().create_io_poller()
+        self.shared.socket.clone().create_io_poller()
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        self.inner.try_send(transmit)
+        self.shared.socket.try_send(transmit)
     }
 
     fn poll_recv(
@@ -50,34 +95,36 @@ impl AsyncUdpSocket for GroSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> Poll<io::Result<usize>> {
-        if bufs.is_empty() || meta.is_empty() {
-            return Poll::Ready(Ok(0));
+        let mut h = lock(&self.shared.handoff);
+        if let Some(e) = h.error.take() {
+            return Poll::Ready(Err(e));
         }
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if held.is_empty() {
-                let h = &mut *held;
-                let mut chunks = h.buf.chunks_mut(h.slot);
-                let mut iovs: [IoSliceMut<'_>; GRO_MESSAGES] =
-                    std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-                match self.inner.poll_recv(cx, &mut iovs, &mut h.metas) {
-                    Poll::Ready(Ok(n)) => h.refill(n),
-                    other => return other,
+        let n = match h.for_quinn.as_mut() {
+            Some(batch) => {
+                let n = batch.deal(bufs, meta);
+                if batch.is_empty() {
+                    h.for_reader = h.for_quinn.take();
+                    if let Some(w) = h.reader.take() {
+                        w.wake();
+                    }
                 }
+                n
             }
-            let n = held.deal(bufs, meta);
-            if n > 0 {
-                return Poll::Ready(Ok(n));
-            }
+            None => 0,
+        };
+        if n == 0 {
+            store(&mut h.quinn, cx);
+            return Poll::Pending;
         }
+        Poll::Ready(Ok(n))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.shared.socket.local_addr()
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.inner.max_transmit_segments()
+        self.shared.socket.max_transmit_segments()
     }
 
     fn max_receive_segments(&self) -> usize {
@@ -86,47 +133,180 @@ impl AsyncUdpSocket for GroSocket {
     }
 
     fn may_fragment(&self) -> bool {
-        self.inner.may_fragment()
+        self.shared.socket.may_fragment()
     }
 }
 
-/// Coalesced messages read but not yet dealt out to quinn.
+impl Drop for QuicSocket {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        if let Some(w) = lock(&self.shared.handoff).reader.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Shared {
+    /// The reader: reads, opens fast packets, hands QUIC packets to quinn; ends when quinn
+    /// drops the socket or a read fails for good.
+    async fn read(self: Arc<Self>, batch: Box<Batch>) {
+        let mut mine = Some(batch);
+        std::future::poll_fn(|cx| self.poll_read(cx, &mut mine)).await;
+    }
+
+    fn poll_read(&self, cx: &mut Context, mine: &mut Option<Box<Batch>>) -> Poll<()> {
+        let mut budget = BUDGET;
+        loop {
+            if self.closed.load(Ordering::Relaxed) {
+                return Poll::Ready(());
+            }
+            let batch = match mine {
+                Some(b) => b,
+                None => {
+                    let mut h = lock(&self.handoff);
+                    match h.for_reader.take() {
+                        Some(b) => mine.insert(b),
+                        None => {
+                            // quinn still has the buffer; it wakes us when it is done.
+                            store(&mut h.reader, cx);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            };
+            let mut ready = match self.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(r)) => r,
+                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Pending => {
+                    // Also woken if quinn drops the socket meanwhile.
+                    store(&mut lock(&self.handoff).reader, cx);
+                    return Poll::Pending;
+                }
+            };
+            let n = match ready.try_io(|io| batch.read(io.get_ref().as_raw_fd())) {
+                Ok(Ok(n)) => n,
+                // ECONNRESET is undefined for QUIC and can be injected by anyone (ICMP).
+                Ok(Err(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Ok(Err(e)) => return self.fail(e),
+                Err(_would_block) => continue,
+            };
+            // recvmmsg stops short only when the queue ran dry: forget the readiness now
+            // rather than learn it from one more call that fails. A datagram arriving
+            // meanwhile raises a new epoll edge, so none is missed.
+            if n < batch.messages {
+                ready.clear_ready();
+            }
+            let (packets, quic) = batch.open_fast(n, &self.fast);
+            if quic > 0 {
+                let mut h = lock(&self.handoff);
+                h.for_quinn = mine.take();
+                if let Some(w) = h.quinn.take() {
+                    w.wake();
+                }
+            }
+            budget = budget.saturating_sub(packets.max(1));
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn fail(&self, e: io::Error) -> Poll<()> {
+        log::error!("UDP socket read failed: {e}");
+        let mut h = lock(&self.handoff);
+        h.error = Some(e);
+        if let Some(w) = h.quinn.take() {
+            w.wake();
+        }
+        Poll::Ready(())
+    }
+}
+
+/// One read's messages and where quinn is in dealing them out.
 #[derive(Debug)]
-struct Held {
+struct Batch {
     buf: AnonBuf,
-    /// Bytes per message slot in `buf`: one full GRO message.
+    /// Bytes per message slot in `buf`: one full GRO message, or one datagram.
     slot: usize,
-    metas: [RecvMeta; GRO_MESSAGES],
+    /// Messages one read takes.
+    messages: usize,
+    metas: [RecvMeta; MAX_MESSAGES],
     /// Messages in `buf`, the one being dealt and the offset in it.
     count: usize,
     msg: usize,
     pos: usize,
 }
 
-impl Held {
-    fn new(buf: AnonBuf, slot: usize) -> Self {
-        Held {
+impl Batch {
+    fn new(buf: AnonBuf, slot: usize, messages: usize) -> Self {
+        Batch {
             buf,
             slot,
-            metas: [RecvMeta::default(); GRO_MESSAGES],
+            messages: messages.min(MAX_MESSAGES),
+            metas: [RecvMeta::default(); MAX_MESSAGES],
             count: 0,
             msg: 0,
             pos: 0,
         }
     }
 
+    fn read(&mut self, fd: RawFd) -> io::Result<usize> {
+        let n = recvmmsg(
+            fd,
+            &mut self.buf,
+            self.slot,
+            &mut self.metas[..self.messages],
+        )?;
+        self.count = n;
+        self.msg = 0;
+        self.pos = 0;
+        Ok(n)
+    }
+
     fn is_empty(&self) -> bool {
         self.msg >= self.count
     }
 
-    fn refill(&mut self, count: usize) {
-        self.count = count.min(GRO_MESSAGES);
-        self.msg = 0;
-        self.pos = 0;
+    /// The packets of message `i`: `stride` bytes each, the last one possibly shorter.
+    fn packets(&self, i: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let m = &self.metas[i];
+        let len = m.len.min(self.slot);
+        let stride = if m.stride == 0 { len } else { m.stride };
+        let base = i * self.slot;
+        (0..len)
+            .step_by(stride.max(1))
+            .map(move |pos| base + pos..base + (pos + stride).min(len))
     }
 
-    /// Copies held packets into `bufs`, one per slot; returns how many. A packet larger than
-    /// its slot is skipped (quinn could not have read it whole either).
+    /// Opens and delivers the fast packets among the first `n` messages (in the buffer, where
+    /// they lie); returns all packets and those left for quinn.
+    fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
+        let (mut all, mut quic) = (0, 0);
+        for i in 0..n.min(self.count) {
+            for r in self.packets(i) {
+                all += 1;
+                let pkt = &mut self.buf[r];
+                if pkt.first() == Some(&wire::MARKER) {
+                    fast.receive(pkt);
+                } else {
+                    quic += 1;
+                }
+            }
+        }
+        (all, quic)
+    }
+
+    /// Copies held QUIC packets into `bufs`, one per slot; returns how many. Fast packets
+    /// (opened by the reader) are passed over; a packet larger than its slot is skipped
+    /// (quinn could not have read it whole either).
     fn deal(&mut self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> usize {
         let mut out = 0;
         while out < bufs.len().min(meta.len()) && !self.is_empty() {
@@ -140,8 +320,12 @@ impl Held {
             let n = m.stride.min(len - self.pos);
             let start = self.msg * self.slot + self.pos;
             self.pos += n;
+            let pkt = &self.buf[start..start + n];
+            if pkt.first() == Some(&wire::MARKER) {
+                continue;
+            }
             if let Some(dst) = bufs[out].get_mut(..n) {
-                dst.copy_from_slice(&self.buf[start..start + n]);
+                dst.copy_from_slice(pkt);
                 meta[out] = RecvMeta {
                     len: n,
                     stride: n,
@@ -154,45 +338,41 @@ impl Held {
     }
 }
 
-/// The socket for quinn, wrapped as above when the kernel has UDP GRO. Without it (an old
-/// kernel, or no memory for the mapping), quinn reads single datagrams itself. With `fast`,
-/// fast packets are split off before quinn sees them, and the table sends from this socket.
+/// The socket for quinn. With `fast`, a reader task reads it as above (must run inside the
+/// runtime), and the table sends from it; without, quinn reads it itself.
 pub fn wrap(
     socket: std::net::UdpSocket,
     fast: Option<Arc<Table>>,
 ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-    let socket = wrap_gro(socket)?;
-    Ok(match fast {
-        Some(fast) => {
-            fast.set_socket(socket.clone());
-            Arc::new(Split {
-                inner: socket,
-                fast,
-            })
-        }
-        None => socket,
-    })
+    grow_receive_buffer(socket.as_raw_fd());
+    let socket = Arc::new(ReadRegistered::new(socket)?);
+    let Some(fast) = fast else {
+        return Ok(socket);
+    };
+    fast.set_socket(socket.clone());
+    let batch = reader_buffer(socket.max_receive_segments())?;
+    let shared = Arc::new(Shared {
+        socket,
+        fast,
+        handoff: Mutex::new(Handoff::default()),
+        closed: AtomicBool::new(false),
+    });
+    tokio::spawn(shared.clone().read(batch));
+    Ok(Arc::new(QuicSocket { shared }))
 }
 
-fn wrap_gro(socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-    grow_receive_buffer(socket.as_raw_fd());
-    let inner = Arc::new(ReadRegistered::new(socket)?);
-    let segments = inner.max_receive_segments();
-    if segments == 1 {
-        return Ok(inner);
-    }
-    let slot = segments * MAX_DATAGRAM;
-    let buf = match AnonBuf::new(slot * GRO_MESSAGES) {
-        Ok(b) => b,
-        Err(e) => {
-            log::warn!("no memory for the UDP receive buffer: {e}");
-            return Ok(inner);
+/// The reader's buffer: room for `GRO_MESSAGES` coalesced messages of `segments` packets,
+/// or, without GRO (or without memory for that), for `PLAIN_MESSAGES` datagrams.
+fn reader_buffer(segments: usize) -> io::Result<Box<Batch>> {
+    if segments > 1 {
+        let slot = segments * MAX_DATAGRAM;
+        match AnonBuf::new(slot * GRO_MESSAGES) {
+            Ok(buf) => return Ok(Box::new(Batch::new(buf, slot, GRO_MESSAGES))),
+            Err(e) => log::warn!("no memory for the UDP receive buffer: {e}"),
         }
-    };
-    Ok(Arc::new(GroSocket {
-        inner,
-        held: Mutex::new(Held::new(buf, slot)),
-    }))
+    }
+    let buf = AnonBuf::new(MAX_DATAGRAM * PLAIN_MESSAGES)?;
+    Ok(Box::new(Batch::new(buf, MAX_DATAGRAM, PLAIN_MESSAGES)))
 }
 
 /// Kernel memory for datagrams waiting to be read: the default (~208 KB) overflows when a
@@ -220,38 +400,48 @@ mod tests {
     }
 
     #[test]
-    fn coalesced_messages_are_dealt_one_packet_per_slot() {
+    fn coalesced_messages_are_dealt_one_packet_per_slot_without_fast_packets() {
         let slot = 4 * MAX_DATAGRAM;
-        let mut held = Held::new(AnonBuf::new(slot * GRO_MESSAGES).expect("mmap"), slot);
+        let mut batch = Batch::new(AnonBuf::new(slot * 5).expect("mmap"), slot, 5);
         // Message 0: packets of 1200, 1200 and 600 bytes; 1: one of 100; 2: empty; 3: one
-        // packet too big for quinn's slot.
-        for (i, b) in held.buf[..3000].iter_mut().enumerate() {
+        // packet too big for quinn's slot; 4: a fast packet (refused: no session).
+        for (i, b) in batch.buf[..3000].iter_mut().enumerate() {
             *b = (i / 1200) as u8 + 1;
         }
-        held.buf[slot..slot + 100].fill(9);
-        held.metas = [
+        batch.buf[slot..slot + 100].fill(9);
+        batch.buf[4 * slot..4 * slot + 60].fill(wire::MARKER);
+        for (i, m) in [
             meta(3000, 1200),
             meta(100, 100),
             meta(0, 0),
             meta(1500, 1500),
-        ];
-        held.refill(4);
+            meta(60, 60),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            batch.metas[i] = m;
+        }
+        batch.count = 5;
+        let fast = Table::default();
+        assert_eq!(batch.open_fast(5, &fast), (6, 5));
+        assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 1);
         let mut slots = vec![[0u8; MAX_DATAGRAM]; 2];
         let mut metas = [RecvMeta::default(); 2];
-        let mut deal = |held: &mut Held| {
+        let mut deal = |batch: &mut Batch| {
             let mut bufs: Vec<IoSliceMut<'_>> = slots
                 .iter_mut()
                 .map(|s| IoSliceMut::new(&mut s[..]))
                 .collect();
-            let n = held.deal(&mut bufs, &mut metas);
+            let n = batch.deal(&mut bufs, &mut metas);
             let got: Vec<(usize, u8)> = (0..n).map(|i| (metas[i].len, bufs[i][0])).collect();
             got
         };
-        assert_eq!(deal(&mut held), vec![(1200, 1), (1200, 2)]);
-        assert!(!held.is_empty());
-        assert_eq!(deal(&mut held), vec![(600, 3), (100, 9)]);
-        assert_eq!(deal(&mut held), vec![]);
-        assert!(held.is_empty());
+        assert_eq!(deal(&mut batch), vec![(1200, 1), (1200, 2)]);
+        assert!(!batch.is_empty());
+        assert_eq!(deal(&mut batch), vec![(600, 3), (100, 9)]);
+        assert_eq!(deal(&mut batch), vec![]);
+        assert!(batch.is_empty());
         assert!(metas.iter().all(|m| m.stride == m.len));
     }
 }

@@ -41,6 +41,16 @@ impl ReadRegistered {
     }
 }
 
+impl ReadRegistered {
+    /// Read readiness, for a reader of the socket other than quinn (`udp::wrap`).
+    pub(super) fn poll_read_ready<'a>(
+        &'a self,
+        cx: &mut Context,
+    ) -> Poll<io::Result<tokio::io::unix::AsyncFdReadyGuard<'a, std::net::UdpSocket>>> {
+        self.io.poll_read_ready(cx)
+    }
+}
+
 impl std::fmt::Debug for ReadRegistered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadRegistered")
