@@ -54,6 +54,11 @@ pub trait DatagramPath: Send + Sync {
     type Error: Display + Send;
     fn max_size(&self) -> Option<usize>;
     fn buffer_space(&self) -> usize;
+    /// Whether one packet of `len` bytes (its trailer included) goes out now, unqueued:
+    /// it fits a datagram and the send buffer has room for it.
+    fn takes_now(&self, len: usize) -> bool {
+        self.max_size().is_some_and(|m| len < m) && self.buffer_space() > len
+    }
     /// Without waiting: `false` when it was refused.
     fn send(&self, d: PacketBuf) -> bool;
     /// Waits while the buffer is full (backpressure to the peer's queue).
@@ -132,6 +137,13 @@ impl DatagramPath for DirectPath {
     fn buffer_space(&self) -> usize {
         self.conn.datagram_send_buffer_space()
     }
+    /// On the fast path, what its last packets found (quinn's buffer is not used).
+    fn takes_now(&self, len: usize) -> bool {
+        match &self.fast {
+            Some(tx) => tx.max_size().is_some_and(|m| len < m),
+            None => self.max_size().is_some_and(|m| len < m) && self.buffer_space() > len,
+        }
+    }
     /// On the fast path when the peer takes it, sealed from the pooled buffer itself; else
     /// the buffer goes to quinn as the datagram (`Bytes` over it, no copy).
     fn send(&self, d: PacketBuf) -> bool {
@@ -172,9 +184,7 @@ pub fn send_now<D: DatagramPath>(
     };
     let len = pkt.len();
     // The trailer byte must fit as well.
-    let fits = conn.max_size().is_some_and(|m| len < m)
-        && conn.buffer_space() > len
-        && len < pkt.capacity();
+    let fits = conn.takes_now(len) && len < pkt.capacity();
     if !fits {
         return Err(pkt);
     }

@@ -25,6 +25,7 @@ use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
 use quinn::AsyncUdpSocket;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wire::{Key, Replay};
@@ -113,12 +114,34 @@ pub struct Tx {
     socket: Arc<dyn AsyncUdpSocket>,
     key: Key,
     index: u32,
-    /// The next counter (64 bits: it is the nonce and must never wrap) and the buffer a
-    /// packet is sealed in.
-    state: Mutex<(u64, Vec<u8>)>,
+    state: Mutex<TxState>,
     table: Arc<Table>,
     count: Arc<Count>,
 }
+
+struct TxState {
+    /// The next counter (64 bits: it is the nonce and must never wrap).
+    next: u64,
+    /// Where a packet is sealed.
+    buf: Vec<u8>,
+    /// The connection's path as quinn last said, re-read every `PATH_REFRESH` packets.
+    path: Option<PathInfo>,
+}
+
+/// What a send needs from the QUIC connection. Each of quinn's getters locks the
+/// connection's state and reads a line of it that is cold at a ping's pace (five per packet
+/// in all), so they are read together and kept for a few packets.
+#[derive(Clone, Copy)]
+struct PathInfo {
+    remote: SocketAddr,
+    local_ip: Option<IpAddr>,
+    max_size: Option<usize>,
+}
+
+/// Packets sent on a cached path before quinn is asked again: after a migration or a
+/// change of the path MTU at most this many go the old way (a fast packet to an old address
+/// is lost, as a datagram would be in flight).
+const PATH_REFRESH: u64 = 16;
 
 /// A direct QUIC connection's datagram side, with its fast path when the peer takes one.
 #[derive(Clone)]
@@ -225,7 +248,11 @@ impl Table {
             socket,
             key: Key::new(&tx_key)?,
             index: tx_index,
-            state: Mutex::new((0, Vec::with_capacity(1500))),
+            state: Mutex::new(TxState {
+                next: 0,
+                buf: Vec::with_capacity(1500),
+                path: None,
+            }),
             table: self.clone(),
             count,
         });
@@ -312,30 +339,46 @@ impl Tx {
     /// session ended with it.
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         let mut st = lock(&self.state);
-        let (next, buf) = &mut *st;
-        let counter = *next;
+        let counter = st.next;
         if counter >= wire::COUNTER_LIMIT {
             return Err(io::Error::other("fast path counter exhausted"));
         }
-        *next += 1;
-        if !wire::seal(&self.key, self.index, counter, payload, buf) {
+        st.next += 1;
+        let path = self.path(&mut st, counter.is_multiple_of(PATH_REFRESH));
+        if !wire::seal(&self.key, self.index, counter, payload, &mut st.buf) {
             return Err(io::Error::other("seal failed"));
         }
-        self.socket.try_send(&Transmit {
-            destination: self.conn.remote_address(),
+        let sent = self.socket.try_send(&Transmit {
+            destination: path.remote,
             ecn: None,
-            contents: buf,
+            contents: &st.buf,
             segment_size: None,
-            src_ip: self.conn.local_ip(),
-        })?;
+            src_ip: path.local_ip,
+        });
+        if sent.is_err() {
+            // The path may have changed under us (an address gone): ask quinn next time.
+            st.path = None;
+        }
+        sent?;
         self.table.counters.sent.fetch_add(1, Ordering::Relaxed);
         self.count.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// The largest payload: what a QUIC datagram on the same path may carry (its overhead
-    /// is at least ours).
+    /// is at least ours), as of the last packets.
     pub fn max_size(&self) -> Option<usize> {
-        self.conn.max_datagram_size()
+        self.path(&mut lock(&self.state), false).max_size
+    }
+
+    fn path(&self, st: &mut TxState, refresh: bool) -> PathInfo {
+        match st.path {
+            Some(p) if !refresh => p,
+            _ => *st.path.insert(PathInfo {
+                remote: self.conn.remote_address(),
+                local_ip: self.conn.local_ip(),
+                max_size: self.conn.max_datagram_size(),
+            }),
+        }
     }
 }
