@@ -131,7 +131,6 @@ struct TxState {
 /// What a send needs from the QUIC connection. Each of quinn's getters locks the
 /// connection's state and reads a line of it that is cold at a ping's pace (five per packet
 /// in all), so they are read together and kept for a few packets.
-#[derive(Clone, Copy)]
 struct PathInfo {
     remote: SocketAddr,
     local_ip: Option<IpAddr>,
@@ -344,20 +343,21 @@ impl Tx {
             return Err(io::Error::other("fast path counter exhausted"));
         }
         st.next += 1;
-        let path = self.path(&mut st, counter.is_multiple_of(PATH_REFRESH));
-        if !wire::seal(&self.key, self.index, counter, payload, &mut st.buf) {
+        let TxState { buf, path, .. } = &mut *st;
+        let p = self.path(path, counter.is_multiple_of(PATH_REFRESH));
+        if !wire::seal(&self.key, self.index, counter, payload, buf) {
             return Err(io::Error::other("seal failed"));
         }
         let sent = self.socket.try_send(&Transmit {
-            destination: path.remote,
+            destination: p.remote,
             ecn: None,
-            contents: &st.buf,
+            contents: buf,
             segment_size: None,
-            src_ip: path.local_ip,
+            src_ip: p.local_ip,
         });
         if sent.is_err() {
             // The path may have changed under us (an address gone): ask quinn next time.
-            st.path = None;
+            *path = None;
         }
         sent?;
         self.table.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -368,17 +368,17 @@ impl Tx {
     /// The largest payload: what a QUIC datagram on the same path may carry (its overhead
     /// is at least ours), as of the last packets.
     pub fn max_size(&self) -> Option<usize> {
-        self.path(&mut lock(&self.state), false).max_size
+        self.path(&mut lock(&self.state).path, false).max_size
     }
 
-    fn path(&self, st: &mut TxState, refresh: bool) -> PathInfo {
-        match st.path {
-            Some(p) if !refresh => p,
-            _ => *st.path.insert(PathInfo {
-                remote: self.conn.remote_address(),
-                local_ip: self.conn.local_ip(),
-                max_size: self.conn.max_datagram_size(),
-            }),
+    fn path<'a>(&self, cached: &'a mut Option<PathInfo>, refresh: bool) -> &'a PathInfo {
+        if refresh || cached.is_none() {
+            *cached = None;
         }
+        cached.get_or_insert_with(|| PathInfo {
+            remote: self.conn.remote_address(),
+            local_ip: self.conn.local_ip(),
+            max_size: self.conn.max_datagram_size(),
+        })
     }
 }
