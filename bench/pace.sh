@@ -11,6 +11,12 @@
 # daemons' time on the CPU per round trip, split into user space and each system call, and
 # their wake-ups (switches in) per round trip. The tracepoints slow every syscall a little, the
 # same for both VPNs. Prints a Markdown table.
+#
+#   BENCH_PROFILE=1 BENCH_PINGS=3000 BENCH_SPACING=0.002 bash bench/pace.sh
+#
+# samples CPU 0 instead (perf cpu-clock at 20 kHz, call graphs, one VPN after the other) and
+# splits the daemons' time into user space and kernel, with the kernel's route lookups
+# (fib_table_lookup: for a UDP send, or for a packet arriving) and clock reads apart.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PINGS=${BENCH_PINGS:-60}
@@ -67,6 +73,64 @@ DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(
     { echo "pace: awl did not connect"; exit 1; }
 # Past awl's start-up work (AutoNAT dials back 20-30 s after start) and the twin connection's close.
 sleep "${BENCH_WARM:-35}"
+
+if [ -n "${BENCH_PROFILE:-}" ]; then
+    prof() { # NAME NETNS DST
+        perf record -q -a -C 0 -g -e cpu-clock -F 20000 -o "$WORK/$1.prof" -- \
+            ip netns exec "$2" ping -q -c "$PINGS" -i "$SPACING" "$3" >/dev/null 2>&1
+        perf script -i "$WORK/$1.prof" 2>/dev/null >"$WORK/$1.stacks"
+    }
+    prof awl pa "$DST"
+    prof boringtun pc 10.99.0.2
+    python3 - "$WORK" "$PINGS" "$SPACING" <<'EOF'
+import collections, re, sys
+work, pings, spacing = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+PERIOD_US = 50  # 20 kHz
+frame = re.compile(r"\s*[0-9a-f]+\s+(\S+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)\s*$")
+
+def profile(path, comm):
+    c = collections.Counter()
+    def flush(stack):
+        if not stack:
+            return
+        leaf, dso = stack[0]
+        c["all"] += 1
+        c["kernel" if dso == "kernel.kallsyms" else "user"] += 1
+        if leaf == "fib_table_lookup":
+            out = any(f.startswith("ip_route_output") for f, _ in stack)
+            c["fib out" if out else "fib in"] += 1
+        if "clock_gettime" in leaf or leaf == "read_tsc":
+            c["clock"] += 1
+    stack, mine = [], False
+    for line in open(path):
+        if not line.strip():
+            if mine:
+                flush(stack)
+            stack, mine = [], False
+        elif not line[0].isspace():
+            mine = line.split()[0] == comm
+        elif mine:
+            m = frame.match(line)
+            if m:
+                stack.append((m.group(1), m.group(2).strip("[]")))
+    if mine:
+        flush(stack)
+    return c
+
+rows = {"awl": profile(f"{work}/awl.stacks", "awl"),
+        "boringtun": profile(f"{work}/boringtun.stacks", "boringtun-cli")}
+print(f"{pings} pings {spacing * 1000:g} ms apart, CPU 0 sampled at 20 kHz, both daemons, µs per round trip:")
+print()
+print("| | awl | boringtun |")
+print("|---|---:|---:|")
+for key, label in (("all", "on the CPU, all"), ("user", "user space (with libc and vDSO)"),
+                   ("kernel", "kernel"), ("fib out", "of which route lookups for a send"),
+                   ("fib in", "of which route lookups for a packet arriving"),
+                   ("clock", "clock reads (clock_gettime, read_tsc)")):
+    print(f"| {label} | " + " | ".join(f"{rows[n][key] * PERIOD_US / pings:.1f}" for n in rows) + " |")
+EOF
+    exit 0
+fi
 
 trace() { # NAME NETNS DST
     perf record -q -a -e sched:sched_switch,raw_syscalls:sys_enter,raw_syscalls:sys_exit \

@@ -19,8 +19,9 @@ BUDGET_PACKAGE=800000
 # once from 1,962,000 / 925,000 for the redesign (docs/BENCHMARKS.md says what it cost), then
 # lowered after MIPS left out the AWL config import and took -Zfmt-debug=shallow; raised
 # from 1,952,000 / 925,000 for the fast path between awl nodes (issue 22: 1,954,860 B /
-# 927,027 B; docs/BENCHMARKS.md says what it bought).
-CEILING_BINARY=1957000
+# 927,027 B; docs/BENCHMARKS.md says what it bought); the binary's by 1 kB for the socket's
+# own reader (issue 22: 1,957,404 B, a ping round trip -22 % instructions).
+CEILING_BINARY=1958000
 CEILING_PACKAGE=929000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere

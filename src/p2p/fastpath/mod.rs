@@ -23,7 +23,6 @@ pub mod wire;
 
 use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
-use quinn::AsyncUdpSocket;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +44,12 @@ pub enum Datagrams<'a> {
 }
 /// Makes a connection's [`DatagramSink`].
 pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
+
+/// The socket fast packets leave by (the endpoint's).
+pub trait SendSocket: Send + Sync {
+    /// Sends without waiting; `WouldBlock` when the socket buffer is full.
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()>;
+}
 
 /// Listed in identify by nodes that take fast packets.
 pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
@@ -75,7 +80,7 @@ pub struct Table {
     /// instantiated for this one table: bytes on a router's flash).
     rx: Mutex<Vec<(u32, Arc<Rx>)>>,
     handler: OnceLock<DatagramHandler>,
-    socket: OnceLock<Arc<dyn AsyncUdpSocket>>,
+    socket: OnceLock<Arc<dyn SendSocket>>,
     pub counters: Counters,
 }
 
@@ -111,7 +116,7 @@ struct RxState {
 /// The sending half: seals payloads for the peer's receiver index.
 pub struct Tx {
     conn: quinn::Connection,
-    socket: Arc<dyn AsyncUdpSocket>,
+    socket: Arc<dyn SendSocket>,
     key: Key,
     index: u32,
     state: Mutex<TxState>,
@@ -197,7 +202,7 @@ pub fn derive(conn: &quinn::Connection) -> Option<Derived> {
 
 impl Table {
     /// The socket fast packets are sent from (set once, when the endpoint is bound).
-    pub fn set_socket(&self, socket: Arc<dyn AsyncUdpSocket>) {
+    pub fn set_socket(&self, socket: Arc<dyn SendSocket>) {
         let _ = self.socket.set(socket);
     }
 

@@ -214,7 +214,7 @@ pub fn probe_endpoint(ipv6: bool) -> io::Result<quinn::Endpoint> {
     mark_socket(&socket);
     let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
         .map_err(|_| io::Error::other("no randomness"))?;
-    let socket = Arc::new(udp_socket::ReadRegistered::new(socket)?);
+    let socket = udp::wrap(socket, None)?;
     quinn::Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::new(Arc::new(key)),
         None,

@@ -18,7 +18,7 @@
 //! (under load), not at start. Sending keeps GSO and goes straight to the socket.
 
 use super::udp_socket::ReadRegistered;
-use crate::p2p::fastpath::{wire, Table};
+use crate::p2p::fastpath::{wire, SendSocket, Table};
 use crate::sys::mmap::AnonBuf;
 use crate::sys::recvmmsg::{recvmmsg, MAX_MESSAGES};
 use crate::sys::sockopt::setsockopt_int;
@@ -42,12 +42,16 @@ const MAX_DATAGRAM: usize = 1472;
 const BUDGET: usize = 256;
 
 /// The socket quinn is given: sends go to the socket, receives come from the reader.
-#[derive(Debug)]
 struct QuicSocket {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for QuicSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuicSocket")
+    }
+}
+
 struct Shared {
     socket: Arc<ReadRegistered>,
     fast: Arc<Table>,
@@ -57,7 +61,7 @@ struct Shared {
 }
 
 /// The buffer between the reader and quinn, and who waits for whom.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Handoff {
     /// QUIC packets for quinn to take (boxed: the batch is handed back and forth whole).
     for_quinn: Option<Box<Batch>>,
@@ -184,25 +188,28 @@ impl Shared {
                 }
             };
             let n = match ready.try_io(|io| batch.read(io.get_ref().as_raw_fd())) {
-                Ok(Ok(n)) => n,
-                // ECONNRESET is undefined for QUIC and can be injected by anyone (ICMP).
+                Ok(Ok(n)) => {
+                    // recvmmsg stops short only when the queue ran dry: forget the readiness
+                    // now rather than learn it from one more call that fails. A datagram
+                    // arriving meanwhile raises a new epoll edge, so none is missed.
+                    if n < batch.messages {
+                        ready.clear_ready();
+                    }
+                    n
+                }
+                // ECONNRESET is undefined for QUIC and can be injected by anyone (ICMP); it
+                // counts against the budget like a packet.
                 Ok(Err(e))
                     if matches!(
                         e.kind(),
                         io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
                     ) =>
                 {
-                    continue
+                    0
                 }
                 Ok(Err(e)) => return self.fail(e),
                 Err(_would_block) => continue,
             };
-            // recvmmsg stops short only when the queue ran dry: forget the readiness now
-            // rather than learn it from one more call that fails. A datagram arriving
-            // meanwhile raises a new epoll edge, so none is missed.
-            if n < batch.messages {
-                ready.clear_ready();
-            }
             let (packets, quic) = batch.open_fast(n, &self.fast);
             if quic > 0 {
                 let mut h = lock(&self.handoff);
@@ -231,7 +238,6 @@ impl Shared {
 }
 
 /// One read's messages and where quinn is in dealing them out.
-#[derive(Debug)]
 struct Batch {
     buf: AnonBuf,
     /// Bytes per message slot in `buf`: one full GRO message, or one datagram.
@@ -275,25 +281,21 @@ impl Batch {
         self.msg >= self.count
     }
 
-    /// The packets of message `i`: `stride` bytes each, the last one possibly shorter.
-    fn packets(&self, i: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-        let m = &self.metas[i];
-        let len = m.len.min(self.slot);
-        let stride = if m.stride == 0 { len } else { m.stride };
-        let base = i * self.slot;
-        (0..len)
-            .step_by(stride.max(1))
-            .map(move |pos| base + pos..base + (pos + stride).min(len))
-    }
-
     /// Opens and delivers the fast packets among the first `n` messages (in the buffer, where
-    /// they lie); returns all packets and those left for quinn.
+    /// they lie); returns all packets and those left for quinn. A message holds packets of
+    /// `stride` bytes each (GRO), the last one possibly shorter.
     fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
         let (mut all, mut quic) = (0, 0);
         for i in 0..n.min(self.count) {
-            for r in self.packets(i) {
+            let m = &self.metas[i];
+            let len = m.len.min(self.slot);
+            let stride = if m.stride == 0 { len } else { m.stride };
+            let mut pos = 0;
+            while pos < len {
+                let end = (pos + stride).min(len);
+                let pkt = &mut self.buf[i * self.slot + pos..i * self.slot + end];
+                pos = end;
                 all += 1;
-                let pkt = &mut self.buf[r];
                 if pkt.first() == Some(&wire::MARKER) {
                     fast.receive(pkt);
                 } else {
@@ -338,19 +340,24 @@ impl Batch {
     }
 }
 
-/// The socket for quinn. With `fast`, a reader task reads it as above (must run inside the
-/// runtime), and the table sends from it; without, quinn reads it itself.
+/// The socket for quinn, read by a reader task as above (must run inside the runtime). The
+/// table, if given, sends from it; without one (AutoNAT's probe endpoint) no fast session
+/// exists, and a fast packet is refused like any for an unknown session.
 pub fn wrap(
     socket: std::net::UdpSocket,
     fast: Option<Arc<Table>>,
 ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
     grow_receive_buffer(socket.as_raw_fd());
     let socket = Arc::new(ReadRegistered::new(socket)?);
-    let Some(fast) = fast else {
-        return Ok(socket);
-    };
+    let fast = fast.unwrap_or_default();
     fast.set_socket(socket.clone());
-    let batch = reader_buffer(socket.max_receive_segments())?;
+    let quic: Arc<dyn AsyncUdpSocket> = with_reader(socket, fast)?;
+    Ok(quic)
+}
+
+/// The socket for quinn and its reader task, started.
+fn with_reader(socket: Arc<ReadRegistered>, fast: Arc<Table>) -> io::Result<Arc<QuicSocket>> {
+    let batch = reader_buffer(socket.gro_segments())?;
     let shared = Arc::new(Shared {
         socket,
         fast,
@@ -397,6 +404,47 @@ mod tests {
             stride,
             ..RecvMeta::default()
         }
+    }
+
+    /// Through real sockets: the reader opens (here: refuses, no session) the fast packet,
+    /// hands the other to quinn's side, and ends when quinn drops the socket.
+    #[tokio::test]
+    async fn the_reader_keeps_fast_packets_from_quinn_and_ends_with_the_socket() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = rx.local_addr().expect("addr");
+        let fast = Arc::new(Table::default());
+        let quic = with_reader(
+            Arc::new(ReadRegistered::new(rx).expect("register")),
+            fast.clone(),
+        )
+        .expect("reader");
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut fast_packet = [0u8; 60];
+        fast_packet[0] = wire::MARKER;
+        tx.send_to(&fast_packet, to).expect("send");
+        tx.send_to(&[0x40; 30], to).expect("send");
+        let mut slot = [0u8; MAX_DATAGRAM];
+        let mut meta = [RecvMeta::default()];
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            std::future::poll_fn(|cx| {
+                quic.poll_recv(cx, &mut [IoSliceMut::new(&mut slot)], &mut meta)
+            }),
+        )
+        .await
+        .expect("in time")
+        .expect("received");
+        assert_eq!((n, meta[0].len), (1, 30));
+        assert_eq!(meta[0].addr, tx.local_addr().expect("addr"));
+        assert!(slot[..30].iter().all(|&b| b == 0x40));
+        assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 1);
+
+        let reader = Arc::downgrade(&quic.shared);
+        drop(quic);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(reader.upgrade().is_none(), "the reader outlived its socket");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The QUIC socket as quinn sees it, registered with the reactor for reads only.
+//! The QUIC socket's send side (for quinn and the fast path), registered with the reactor for
+//! reads only; the reads are the reader task's (`udp`).
 //!
 //! quinn's tokio socket is registered for reads and writes. For UDP, the kernel signals
 //! "writable" every time a sent packet's buffer is freed, so each packet sent wakes the
@@ -8,15 +9,16 @@
 //! is registered for writes until it reports room, then dropped. (quinn asks "writable?"
 //! before every send; the answer is yes unless the last send blocked.)
 
-use quinn::udp::{RecvMeta, Transmit, UdpSocketState};
-use quinn::{AsyncUdpSocket, UdpPoller};
-use std::io::{self, IoSliceMut};
+use crate::p2p::fastpath::SendSocket;
+use quinn::udp::{Transmit, UdpSocketState};
+use quinn::UdpPoller;
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -51,70 +53,41 @@ impl ReadRegistered {
     }
 }
 
-impl std::fmt::Debug for ReadRegistered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadRegistered")
-            .field("socket", self.io.get_ref())
-            .finish()
-    }
-}
-
-impl AsyncUdpSocket for ReadRegistered {
-    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+/// What quinn's socket (`udp::QuicSocket`) and the fast path need of it: sending, waiting
+/// for room, and the socket's facts. Reads belong to the reader task in `udp`.
+impl ReadRegistered {
+    pub(super) fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
         Box::pin(WriteWaiter {
             socket: self,
             waiting: None,
         })
     }
 
+    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    pub(super) fn may_fragment(&self) -> bool {
+        self.state.may_fragment()
+    }
+
+    pub(super) fn max_transmit_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Packets the kernel coalesces into one read (GRO); 1 without GRO.
+    pub(super) fn gro_segments(&self) -> usize {
+        self.state.gro_segments()
+    }
+}
+
+impl SendSocket for ReadRegistered {
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
         let r = self.state.send(self.io.get_ref().into(), transmit);
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             self.blocked.store(true, Ordering::Relaxed);
         }
         r
-    }
-
-    fn poll_recv(
-        &self,
-        cx: &mut Context,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        let slots = bufs.len().min(meta.len()).min(quinn::udp::BATCH_SIZE);
-        loop {
-            let mut ready = ready!(self.io.poll_read_ready(cx))?;
-            // `try_io` clears the readiness on WouldBlock, so the next poll waits for epoll.
-            match ready.try_io(|io| self.state.recv(io.get_ref().into(), bufs, meta)) {
-                Ok(Ok(n)) => {
-                    // recvmmsg stops short only when the queue ran dry: forget the readiness
-                    // now rather than learn it from one more call that fails. A datagram
-                    // arriving meanwhile raises a new epoll edge, so none is missed.
-                    if n < slots {
-                        ready.clear_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
-    }
-
-    fn may_fragment(&self) -> bool {
-        self.state.may_fragment()
-    }
-
-    fn max_transmit_segments(&self) -> usize {
-        self.state.max_gso_segments()
-    }
-
-    fn max_receive_segments(&self) -> usize {
-        self.state.gro_segments()
     }
 }
 
@@ -164,12 +137,11 @@ mod tests {
     use quinn::udp::EcnCodepoint;
 
     #[tokio::test]
-    async fn sends_and_receives_and_waits_for_room() {
+    async fn sends_and_waits_for_room() {
         let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let b_addr = b.local_addr().expect("addr");
         let a = Arc::new(ReadRegistered::new(a).expect("register"));
-        let b = ReadRegistered::new(b).expect("register");
         let payload = [7u8; 100];
         let t = Transmit {
             destination: b_addr,
@@ -180,13 +152,8 @@ mod tests {
         };
         a.try_send(&t).expect("send");
         let mut buf = [0u8; 1500];
-        let mut meta = [RecvMeta::default()];
-        let n =
-            std::future::poll_fn(|cx| b.poll_recv(cx, &mut [IoSliceMut::new(&mut buf)], &mut meta))
-                .await
-                .expect("recv");
-        assert_eq!(n, 1);
-        assert_eq!(&buf[..meta[0].len], &payload[..]);
+        let n = b.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], &payload[..]);
 
         // After a blocked send the waiter registers for writes, finds room and is reusable.
         let mut poller = a.clone().create_io_poller();
