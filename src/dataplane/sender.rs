@@ -57,12 +57,17 @@ pub trait DatagramPath: Send + Sync {
     /// Whether one packet of `len` bytes (its trailer included) goes out now, unqueued:
     /// it fits a datagram and the send buffer has room for it.
     fn takes_now(&self, len: usize) -> bool {
-        self.max_size().is_some_and(|m| len < m) && self.buffer_space() > len
+        quinn_takes_now(self, len)
     }
     /// Without waiting: `false` when it was refused.
     fn send(&self, d: PacketBuf) -> bool;
     /// Waits while the buffer is full (backpressure to the peer's queue).
     fn send_wait(&self, d: PacketBuf) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A QUIC datagram of `len` bytes fits and quinn's send buffer has room for it.
+fn quinn_takes_now<D: DatagramPath + ?Sized>(path: &D, len: usize) -> bool {
+    path.max_size().is_some_and(|m| len < m) && path.buffer_space() > len
 }
 
 /// The outbound tunnel stream.
@@ -141,7 +146,7 @@ impl DatagramPath for DirectPath {
     fn takes_now(&self, len: usize) -> bool {
         match &self.fast {
             Some(tx) => tx.max_size().is_some_and(|m| len < m),
-            None => self.max_size().is_some_and(|m| len < m) && self.buffer_space() > len,
+            None => quinn_takes_now(self, len),
         }
     }
     /// On the fast path when the peer takes it, sealed from the pooled buffer itself; else

@@ -377,7 +377,7 @@ impl Tx {
     }
 
     fn path<'a>(&self, cached: &'a mut Option<PathInfo>, refresh: bool) -> &'a PathInfo {
-        if refresh || cached.is_none() {
+        if refresh {
             *cached = None;
         }
         cached.get_or_insert_with(|| PathInfo {
