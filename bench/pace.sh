@@ -13,6 +13,7 @@
 # same for both VPNs. Prints a Markdown table.
 #
 #   BENCH_PROFILE=1 BENCH_PINGS=3000 BENCH_SPACING=0.002 bash bench/pace.sh
+#   BENCH_TCP=3 bash bench/pace.sh   # one TCP flow through each VPN in turn, 3 rounds
 #
 # samples CPU 0 instead (perf cpu-clock at 20 kHz, call graphs, one VPN after the other) and
 # splits the daemons' time into user space and kernel, with the kernel's route lookups
@@ -74,6 +75,31 @@ DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(
 # Past awl's start-up work (AutoNAT dials back 20-30 s after start) and the twin connection's close.
 sleep "${BENCH_WARM:-35}"
 
+if [ -n "${BENCH_TCP:-}" ]; then
+    # One TCP flow through each VPN in turn, BENCH_TCP rounds of 5 s (iperf3 on CPU 1, the
+    # daemons on CPU 0, as in bench/run.sh): Mbit/s and both daemons' CPU seconds per GB.
+    command -v iperf3 >/dev/null || { echo "pace: iperf3 missing"; exit 1; }
+    ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1 || true
+    cpu_ns() { local s=0 p t; for p in "$@"; do for t in /proc/"$p"/task/*/schedstat; do s=$((s + $(cut -d' ' -f1 "$t"))); done; done; echo "$s"; }
+    flow() { # NETNS DST PIDS...
+        local ns=$1 dst=$2; shift 2
+        local c0; c0=$(cpu_ns "$@")
+        ip netns exec "$ns" taskset -c 1 iperf3 -c "$dst" -t 5 -J >"$WORK/i.json" 2>/dev/null || { echo "0 0"; return; }
+        local c1; c1=$(cpu_ns "$@")
+        python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum_received']; print(round(e['bits_per_second']/1e6), round((int(sys.argv[2])/1e9)/(e['bytes']/1e9), 2))" "$WORK/i.json" "$((c1 - c0))"
+    }
+    echo "| round | awl Mbit/s | awl CPU s/GB | boringtun Mbit/s | boringtun CPU s/GB |"
+    echo "|---|---:|---:|---:|---:|"
+    for r in $(seq "$BENCH_TCP"); do
+        ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+        a=$(flow pa "$DST" "${PIDS[0]}" "${PIDS[1]}")
+        ip netns exec pd iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+        b=$(flow pc 10.99.0.2 "${PIDS[2]}" "${PIDS[3]}")
+        echo "| $r | ${a% *} | ${a#* } | ${b% *} | ${b#* } |"
+    done
+    exit 0
+fi
+
 if [ -n "${BENCH_PROFILE:-}" ]; then
     prof() { # NAME NETNS DST
         perf record -q -a -C 0 -g -e cpu-clock -F 20000 -o "$WORK/$1.prof" -- \
@@ -101,6 +127,12 @@ def profile(path, comm):
             c["fib out" if out else "fib in"] += 1
         if "clock_gettime" in leaf or leaf == "read_tsc":
             c["clock"] += 1
+        sys_call = next((f for f, _ in reversed(stack) if f.startswith("__x64_sys_")), None)
+        if sys_call:
+            c["syscall " + sys_call[len("__x64_sys_"):]] += 1
+        elif dso == "kernel.kallsyms":
+            c["kernel outside syscalls"] += 1
+        c["leaf " + leaf] += 1
     stack, mine = [], False
     for line in open(path):
         if not line.strip():
@@ -108,7 +140,7 @@ def profile(path, comm):
                 flush(stack)
             stack, mine = [], False
         elif not line[0].isspace():
-            mine = line.split()[0] == comm
+            mine = line.split()[0].startswith(comm)
         elif mine:
             m = frame.match(line)
             if m:
@@ -128,6 +160,20 @@ for key, label in (("all", "on the CPU, all"), ("user", "user space (with libc a
                    ("fib in", "of which route lookups for a packet arriving"),
                    ("clock", "clock reads (clock_gettime, read_tsc)")):
     print(f"| {label} | " + " | ".join(f"{rows[n][key] * PERIOD_US / pings:.1f}" for n in rows) + " |")
+# Where the time is: each system call (the samples under it, kernel and user), then the
+# functions most samples land in, for whoever aims next.
+top = int(__import__("os").environ.get("BENCH_TOP", "12"))
+for prefix, title in (("syscall ", "system call"), ("leaf ", "function (leaf)")):
+    keys = collections.Counter()
+    for c in rows.values():
+        for k, v in c.items():
+            if k.startswith(prefix) or (prefix == "syscall " and k == "kernel outside syscalls"):
+                keys[k] += v
+    print()
+    print(f"| {title} | awl | boringtun |")
+    print("|---|---:|---:|")
+    for k, _ in keys.most_common(top):
+        print(f"| {k.removeprefix(prefix)} | " + " | ".join(f"{rows[n][k] * PERIOD_US / pings:.1f}" for n in rows) + " |")
 EOF
     exit 0
 fi
@@ -144,7 +190,7 @@ python3 - "$WORK" "$PINGS" "$SPACING" "${PIDS[0]}" "${PIDS[1]}" "${PIDS[2]}" "${
 import collections, re, sys
 work, pings, spacing = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 # Syscall numbers (x86_64) the two daemons use on the packet path.
-NAMES = {0: "read", 1: "write", 3: "close", 16: "ioctl", 20: "writev", 24: "sched_yield",
+NAMES = {0: "read", 1: "write", 3: "close", 7: "poll", 16: "ioctl", 20: "writev", 24: "sched_yield",
          41: "socket", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 202: "futex",
          232: "epoll_wait", 233: "epoll_ctl", 299: "recvmmsg", 332: "statx"}
 line_re = re.compile(r"^\s*(.+?)\s+(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)$")
@@ -161,6 +207,7 @@ def account(path, tids):
     where = {}  # tid -> [kind, since or None]; kind: "user" or a syscall number
     acc = collections.Counter()
     wakeups = 0
+    by_thread = collections.Counter()
     def charge(tid, t):
         w = where.get(tid)
         if w and w[1] is not None:
@@ -180,6 +227,7 @@ def account(path, tids):
                     where[prev][1] = None
             if nxt in tids:
                 wakeups += 1
+                by_thread[re.search(r"next_comm=(\S+)", rest).group(1)] += 1
                 where.setdefault(nxt, ["user", None])[1] = t
             continue
         if tid not in tids:
@@ -187,7 +235,7 @@ def account(path, tids):
         charge(tid, t)
         nr = int(rest.split()[1])
         where[tid] = [nr if event.endswith("sys_enter") else "user", t]
-    return acc, wakeups
+    return acc, wakeups, by_thread
 
 rows = {}
 for name, pids in (("awl", sys.argv[4:6]), ("boringtun", sys.argv[6:8])):
@@ -197,7 +245,7 @@ for name, pids in (("awl", sys.argv[4:6]), ("boringtun", sys.argv[6:8])):
     m = re.search(r"= [\d.]+/([\d.]+)/", ping)
     rows[name] += (m.group(1) if m else "-",)
 
-kinds = sorted({k for acc, _, _ in rows.values() for k in acc},
+kinds = sorted({k for acc, _, _, _ in rows.values() for k in acc},
                key=lambda k: -sum(rows[n][0][k] for n in rows))
 print(f"{pings} pings {spacing * 1000:g} ms apart, both daemons, µs per round trip:")
 print()
@@ -211,5 +259,6 @@ for k in kinds:
     label = "user space" if k == "user" else NAMES.get(k, f"syscall {k}")
     print(f"| {label} | " + " | ".join(us(rows[n][0][k]) for n in rows) + " |")
 print("| wake-ups (switches in) per round trip | " + " | ".join(f"{rows[n][1] / pings:.1f}" for n in rows) + " |")
-print("| ping RTT mean, ms (traced) | " + " | ".join(rows[n][2] for n in rows) + " |")
+print("| wake-ups by thread | " + " | ".join(", ".join(f"{t} {c / pings:.1f}" for t, c in rows[n][2].most_common()) for n in rows) + " |")
+print("| ping RTT mean, ms (traced) | " + " | ".join(rows[n][3] for n in rows) + " |")
 EOF

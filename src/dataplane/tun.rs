@@ -28,7 +28,7 @@ pub struct TunConfig {
 pub struct Tun {
     /// Keeps the interface (and the crate's control socket) open.
     _dev: ::tun::Device,
-    /// A duplicate of the device's descriptor, registered for reads and writes.
+    /// A duplicate of the device's descriptor, registered for reads only.
     io: AsyncFd<OwnedFd>,
     /// Reads and writes carry a virtio-net header: the kernel may hand us TCP super-packets.
     pub vnet: bool,
@@ -53,13 +53,25 @@ impl Tun {
         .await
     }
 
-    /// Writes `buf`, waiting while the device refuses.
+    /// Writes `buf`, waiting while the device refuses. Writability is watched only for such
+    /// a wait (a duplicate registered for writes until then): registered for good, each
+    /// packet the kernel takes from the device would wake the runtime for nothing, and
+    /// packets the fast-packet thread writes would wake it too.
     async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut waiting: Option<AsyncFd<OwnedFd>> = None;
         loop {
-            let mut ready = self.io.writable().await?;
-            if let Ok(r) = ready.try_io(|fd| write_fd(fd.get_ref().as_raw_fd(), buf)) {
-                return r;
+            match write_fd(self.fd(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
             }
+            let io = match waiting {
+                Some(ref io) => io,
+                None => waiting.insert(crate::sys::asyncfd::register(
+                    self.io.get_ref().try_clone()?,
+                    Interest::WRITABLE,
+                )?),
+            };
+            io.writable().await?.clear_ready();
         }
     }
 }
@@ -92,7 +104,7 @@ pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
     let io = dev
         .set_nonblock()
         .and_then(|()| crate::sys::tun::dup(dev.as_raw_fd()))
-        .and_then(|fd| crate::sys::asyncfd::register(fd, Interest::READABLE | Interest::WRITABLE))
+        .and_then(|fd| crate::sys::asyncfd::register(fd, Interest::READABLE))
         .map_err(|e| format!("cannot register TUN device {}: {e}", cfg.name))?;
     Ok(Tun {
         _dev: dev,

@@ -11,3 +11,4 @@ pub mod sockmark;
 pub mod sockopt;
 pub mod tun;
 pub mod user;
+pub mod wait;

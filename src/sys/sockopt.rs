@@ -28,6 +28,48 @@ pub fn setsockopt_int(
     }
 }
 
+/// Steers the datagrams that reach `fd`'s `SO_REUSEPORT` group by their first byte: those
+/// starting with `byte` go to the group's second socket, the rest to its first (a classic
+/// BPF program run by the kernel for each datagram, at the UDP payload).
+pub fn steer_by_first_byte(fd: RawFd, byte: u8) -> io::Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let mut program = [
+        op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 0),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            1,
+            u32::from(byte),
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 1),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points at `program`, both live for the call; the kernel copies them.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `IP_MULTICAST_IF`: the interface (by its address) multicast from `fd` leaves on.
 pub fn set_multicast_if_v4(fd: RawFd, ip: Ipv4Addr) -> io::Result<()> {
     let addr = libc::in_addr {

@@ -41,6 +41,30 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// A bound UDP socket in a `SO_REUSEPORT` group: the QUIC port, shared by quinn's socket
+/// and the fast packets' (`fast_socket`). The kernel lets only sockets of our own user join
+/// the group; a port already in use is refused as a plain bind would refuse it (a second
+/// awl of the same user would otherwise join the first one's group and receive nothing).
+pub fn bind_udp_shared(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    if addr.port() != 0 {
+        drop(bind_udp(addr)?);
+    }
+    join_udp_shared(addr)
+}
+
+/// A socket joining the `SO_REUSEPORT` group of ours at `addr` (see [`bind_udp_shared`]).
+pub fn join_udp_shared(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let (socket, addr) = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    crate::sys::sockopt::setsockopt_int(
+        std::os::fd::AsRawFd::as_raw_fd(&socket),
+        libc::SOL_SOCKET,
+        libc::SO_REUSEPORT,
+        1,
+    )?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// A bound, not yet listening, non-blocking TCP socket.
 pub fn tcp_socket(addr: SocketAddr) -> io::Result<tokio::net::TcpSocket> {
     let (socket, addr) = socket(addr, Type::STREAM, Protocol::TCP)?;
@@ -67,6 +91,33 @@ pub fn mapped(a: SocketAddr) -> SocketAddr {
 mod tests {
     use super::*;
     use std::net::{Ipv6Addr, UdpSocket};
+
+    #[test]
+    fn a_shared_port_in_use_is_refused_and_another_user_cannot_join_ours() {
+        let ours = bind_udp_shared("127.0.0.1:0".parse().unwrap()).unwrap();
+        let at = ours.local_addr().unwrap();
+        // A second awl (same user, SO_REUSEPORT too) is refused, as is a plain bind.
+        let again = bind_udp_shared(at).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::AddrInUse);
+        assert!(UdpSocket::bind(at).is_err());
+        // Another user, with SO_REUSEPORT, cannot join the group (the kernel compares uids);
+        // checked from a process of `nobody`, and with our own uid as the control.
+        if !crate::sys::user::is_root() {
+            return; // Not root: cannot run the other user's process.
+        }
+        let join = |uid: u32| {
+            let mut c = std::process::Command::new("python3");
+            c.args(["-c", "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); s.bind(('127.0.0.1', int(sys.argv[1])))"])
+                .arg(at.port().to_string());
+            std::os::unix::process::CommandExt::uid(&mut c, uid);
+            c.status().map(|s| s.success())
+        };
+        match join(65534) {
+            Ok(joined) => assert!(!joined, "another user joined our port's group"),
+            Err(_) => return, // No python3 here: nothing to run the other user's bind with.
+        }
+        assert_eq!(join(0).ok(), Some(true), "the control: our own user joins");
+    }
 
     #[test]
     fn the_ipv6_wildcard_takes_ipv4_too() {

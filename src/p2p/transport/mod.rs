@@ -7,6 +7,7 @@
 
 pub mod der;
 pub mod dual_stack;
+pub mod fast_socket;
 pub mod muxer;
 mod runtime;
 pub mod secure;
@@ -51,6 +52,8 @@ pub struct Endpoint {
     pub quic: quinn::Endpoint,
     /// Fast-path sessions on the endpoint's socket.
     pub fast: Arc<crate::p2p::fastpath::Table>,
+    /// The thread reading fast packets from their own socket on the port, while it lives.
+    pub fast_reader: Option<fast_socket::FastReader>,
     /// The endpoint's UDP socket, shared for hole-punching datagrams.
     pub punch_socket: std::net::UdpSocket,
     pub transport: Arc<quinn::TransportConfig>,
@@ -138,10 +141,11 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     endpoint_cfg.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
-    let socket = dual_stack::bind_udp(settings.listen)?;
+    let socket = dual_stack::bind_udp_shared(settings.listen)?;
     mark_socket(&socket);
     let punch_socket = socket.try_clone()?;
     let fast = Arc::new(crate::p2p::fastpath::Table::default());
+    let fast_reader = fast_socket::start(&socket, fast.clone());
     let socket = udp::wrap(socket, Some(fast.clone()))?;
     let quic = quinn::Endpoint::new_with_abstract_socket(
         endpoint_cfg,
@@ -152,6 +156,7 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     Ok(Endpoint {
         quic,
         fast,
+        fast_reader,
         punch_socket,
         transport,
         cert,

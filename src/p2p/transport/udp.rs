@@ -238,7 +238,7 @@ impl Shared {
 }
 
 /// One read's messages and where quinn is in dealing them out.
-struct Batch {
+pub(super) struct Batch {
     buf: AnonBuf,
     /// Bytes per message slot in `buf`: one full GRO message, or one datagram.
     slot: usize,
@@ -264,7 +264,18 @@ impl Batch {
         }
     }
 
-    fn read(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// A buffer for `PLAIN_MESSAGES` datagrams read one per slot (a socket without GRO).
+    pub(super) fn plain() -> io::Result<Self> {
+        let buf = AnonBuf::new(MAX_DATAGRAM * PLAIN_MESSAGES)?;
+        Ok(Batch::new(buf, MAX_DATAGRAM, PLAIN_MESSAGES))
+    }
+
+    /// Messages one read takes.
+    pub(super) fn messages(&self) -> usize {
+        self.messages
+    }
+
+    pub(super) fn read(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = recvmmsg(
             fd,
             &mut self.buf,
@@ -284,7 +295,7 @@ impl Batch {
     /// Opens and delivers the fast packets among the first `n` messages (in the buffer, where
     /// they lie); returns all packets and those left for quinn. A message holds packets of
     /// `stride` bytes each (GRO), the last one possibly shorter.
-    fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
+    pub(super) fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
         let (mut all, mut quic) = (0, 0);
         for i in 0..n.min(self.count) {
             let m = &self.metas[i];
@@ -378,8 +389,7 @@ fn reader_buffer(segments: usize) -> io::Result<Box<Batch>> {
             Err(e) => log::warn!("no memory for the UDP receive buffer: {e}"),
         }
     }
-    let buf = AnonBuf::new(MAX_DATAGRAM * PLAIN_MESSAGES)?;
-    Ok(Box::new(Batch::new(buf, MAX_DATAGRAM, PLAIN_MESSAGES)))
+    Ok(Box::new(Batch::plain()?))
 }
 
 /// Kernel memory for datagrams waiting to be read: the default (~208 KB) overflows when a

@@ -1,0 +1,174 @@
+//! A second socket on the QUIC port that fast packets reach and QUIC packets do not, read by
+//! a thread of its own.
+//!
+//! At a ping's pace most of a daemon's cost per packet was tokio's, not ours: each wake-up of
+//! the runtime reads the clock four times, turns the timer wheel and runs the task queue
+//! (about 2,000 instructions) before the packet is touched. So the kernel sorts the port's
+//! datagrams: both sockets join one `SO_REUSEPORT` group, and a four-instruction classic BPF
+//! program picks the second socket for a datagram whose first byte is the fast marker, the
+//! first (quinn's, read in the runtime) for the rest. The thread here sleeps in `poll(2)`,
+//! opens the fast packets and delivers them to the TUN without waking the runtime, as
+//! boringtun's threads do; QUIC keeps its reads in the runtime, where quinn takes them
+//! without a hand-over between threads (which cost a fifth of the TCP throughput on one core
+//! when one thread read both).
+//!
+//! Where the kernel refuses the program, there is no second socket and the runtime's reader
+//! opens the fast packets as before. A stray non-fast datagram here (impossible while the
+//! program is attached) is dropped and counted as refused.
+
+use super::dual_stack;
+use super::udp::Batch;
+use crate::p2p::fastpath::{wire, Table};
+use crate::sys::wait::Waiter;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The thread's stack: its deepest path is a fast packet's delivery to the TUN.
+const STACK: usize = 256 * 1024;
+
+/// Stops the reader thread (and closes its socket) when dropped.
+pub struct FastReader {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    stopped: AtomicBool,
+    waiter: Waiter,
+}
+
+impl Drop for FastReader {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::Relaxed);
+        self.shared.waiter.wake();
+    }
+}
+
+/// Binds the second socket beside `main` (bound with `SO_REUSEPORT` by
+/// [`dual_stack::bind_udp_shared`]), steers fast packets to it and starts its reader; None,
+/// logged, where the kernel cannot (the runtime's reader then opens fast packets).
+pub fn start(main: &UdpSocket, fast: Arc<Table>) -> Option<FastReader> {
+    match try_start(main, fast) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            log::info!("fast packets are read with QUIC's (no socket of their own: {e})");
+            None
+        }
+    }
+}
+
+fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
+    let at: SocketAddr = main.local_addr()?;
+    crate::sys::sockopt::steer_by_first_byte(main.as_raw_fd(), wire::MARKER)?;
+    let socket = dual_stack::join_udp_shared(at)?;
+    socket.set_nonblocking(true)?;
+    super::mark_socket(&socket);
+    let mut batch = Batch::plain()?;
+    let shared = Arc::new(Shared {
+        stopped: AtomicBool::new(false),
+        waiter: Waiter::new()?,
+    });
+    let mine = shared.clone();
+    // Inside the runtime's context, as the runtime's reader was: what a delivery wakes or
+    // spawns finds the runtime.
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("awl-fast".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            let _in_runtime = runtime.enter();
+            if let Err(e) = crate::sys::wait::yield_on_wakeup() {
+                log::debug!("SCHED_BATCH not set: {e}");
+            }
+            read(&socket, &mut batch, &fast, &mine);
+        })?;
+    Ok(FastReader { shared })
+}
+
+fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, shared: &Shared) {
+    let fd = socket.as_raw_fd();
+    loop {
+        if shared.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let wait = match batch.read(fd) {
+            Ok(n) => {
+                let (_, strays) = batch.open_fast(n, fast);
+                fast.counters.refused.fetch_add(strays, Ordering::Relaxed);
+                // recvmmsg stops short only when the queue ran dry: wait now rather than
+                // learn it from one more call (poll returns at once if more came meanwhile).
+                n < batch.messages()
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            // ECONNRESET is undefined for UDP here and can be injected by anyone (ICMP).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+                ) =>
+            {
+                false
+            }
+            Err(e) => {
+                log::error!("fast packet socket read failed: {e}");
+                return;
+            }
+        };
+        if wait {
+            if let Err(e) = shared.waiter.wait(Some(fd)) {
+                log::error!("fast packet socket: waiting failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Through the kernel, on a dual-stack port: the fast packet reaches the second socket's thread
+    /// (refused there: no session) and the QUIC packet the first socket; the thread ends
+    /// when its owner drops it.
+    #[tokio::test]
+    async fn the_kernel_sends_fast_packets_to_the_second_socket_and_quic_to_the_first() {
+        let main = dual_stack::bind_udp_shared("[::]:0".parse().expect("addr")).expect("bind");
+        let fast = Arc::new(Table::default());
+        let reader = start(&main, fast.clone()).expect("a second socket");
+        // The IPv6 wildcard, as the node listens, reached over IPv4.
+        let to = SocketAddr::from(([127, 0, 0, 1], main.local_addr().expect("addr").port()));
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut fast_packet = [0u8; 60];
+        fast_packet[0] = wire::MARKER;
+        for _ in 0..3 {
+            tx.send_to(&fast_packet, to).expect("send");
+            tx.send_to(&[0x40; 30], to).expect("send");
+        }
+        main.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 100];
+        for _ in 0..3 {
+            let (n, _) = main.recv_from(&mut buf).expect("the QUIC packets");
+            assert_eq!(
+                (n, buf[0]),
+                (30, 0x40),
+                "a fast packet reached quinn's socket"
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fast.counters.refused.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 3);
+
+        let thread = Arc::downgrade(&reader.shared);
+        drop(reader);
+        while thread.strong_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(thread.strong_count(), 0, "the reader outlived its owner");
+    }
+}
