@@ -11,14 +11,21 @@ pub fn setsockopt_int(
     name: libc::c_int,
     v: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: the option value is a live c_int of the size passed; a bad fd is only EBADF.
+    setsockopt(fd, level, name, &v)
+}
+
+/// `setsockopt` with `value` as the option, passed with its size; the option types here are
+/// plain C structs (a pointer in one of them must stay valid for the call only: the kernel
+/// copies what it points at).
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` is a live T of the size passed; a bad fd is only EBADF.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             level,
             name,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -53,21 +60,8 @@ pub fn steer_by_first_byte(fd: RawFd, byte: u8) -> io::Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: `prog` points at `program`, both live for the call; the kernel copies them.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // `prog` points at `program`, both live for the call; the kernel copies them.
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_REUSEPORT_CBPF, &prog)
 }
 
 /// `IP_MULTICAST_IF`: the interface (by its address) multicast from `fd` leaves on.
@@ -75,21 +69,7 @@ pub fn set_multicast_if_v4(fd: RawFd, ip: Ipv4Addr) -> io::Result<()> {
     let addr = libc::in_addr {
         s_addr: u32::from(ip).to_be(),
     };
-    // SAFETY: the option value is a live in_addr of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&addr as *const libc::in_addr).cast(),
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &addr)
 }
 
 /// A blocking UDP socket on 0.0.0.0:`port` with `SO_REUSEADDR` and `SO_REUSEPORT` set before
