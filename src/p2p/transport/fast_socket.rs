@@ -65,6 +65,9 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
     let socket = dual_stack::join_udp_shared(at)?;
     socket.set_nonblocking(true)?;
     super::mark_socket(&socket);
+    // As quinn's: a burst of single packets (a UDP flow through the tunnel goes out one by
+    // one on the fast path) must not overflow the default ~208 KB while the thread waits.
+    super::udp::grow_receive_buffer(socket.as_raw_fd());
     let mut batch = Batch::plain()?;
     let shared = Arc::new(Shared {
         stopped: AtomicBool::new(false),

@@ -397,7 +397,7 @@ fn reader_buffer(segments: usize) -> io::Result<Box<Batch>> {
 /// tunnelled TCP pays for. Only used while packets wait; not our RSS.
 const RECEIVE_BUFFER: libc::c_int = 2 * 1024 * 1024;
 
-fn grow_receive_buffer(fd: RawFd) {
+pub(super) fn grow_receive_buffer(fd: RawFd) {
     // FORCE passes net.core.rmem_max (needs CAP_NET_ADMIN, which the daemon has for its TUN).
     if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECEIVE_BUFFER).is_err() {
         let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RECEIVE_BUFFER);
