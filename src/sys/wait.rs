@@ -54,8 +54,9 @@ impl Waiter {
             // SAFETY: reads 8 bytes into `count`; a failure (count already taken) is harmless.
             unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
         }
-        if fds[1].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Err(io::Error::other("descriptor failed while waiting"));
+        // POLLERR is left to the caller's next read, which reports the error and clears it.
+        if fds[1].revents & libc::POLLNVAL != 0 {
+            return Err(io::Error::other("descriptor closed while waiting"));
         }
         Ok(())
     }

@@ -92,6 +92,7 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
 
 fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, shared: &Shared) {
     let fd = socket.as_raw_fd();
+    let mut reported = false;
     loop {
         if shared.stopped.load(Ordering::Relaxed) {
             return;
@@ -114,9 +115,15 @@ fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, shared: &Shared) {
             {
                 false
             }
+            // Anything else (an error the socket was left with) is reported once and read
+            // past: the kernel keeps steering fast packets here, so the thread must not end
+            // while its owner lives.
             Err(e) => {
-                log::error!("fast packet socket read failed: {e}");
-                return;
+                if !reported {
+                    log::error!("fast packet socket read failed: {e}");
+                    reported = true;
+                }
+                true
             }
         };
         if wait {
