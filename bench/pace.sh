@@ -36,7 +36,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     sleep 0.3
     for n in pa pb pc pd; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$WORK"
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "pace: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 # awl on pa-pb, boringtun on pc-pd; 192.0.2.1-2 on each wire.
@@ -90,6 +90,71 @@ if [ -n "${BENCH_TCP:-}" ]; then
     }
     echo "| round | awl Mbit/s | awl CPU s/GB | boringtun Mbit/s | boringtun CPU s/GB |"
     echo "|---|---:|---:|---:|---:|"
+    if [ -n "${BENCH_PROFILE:-}" ]; then
+        # Where one flow's CPU goes: CPU 0 (both daemons) sampled during one round per VPN,
+        # each sample's leaf put in a family (crypto, QUIC, runtime, ours, kernel by syscall).
+        tcp_prof() { # NAME NETNS DST
+            perf record -q -C 0 -g -e cpu-clock -F 10000 -o "$WORK/$1.prof" -- \
+                ip netns exec "$2" taskset -c 1 iperf3 -c "$3" -t 5 -J >"$WORK/$1.json" 2>/dev/null
+            perf script -i "$WORK/$1.prof" 2>/dev/null >"$WORK/$1.stacks"
+        }
+        ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+        tcp_prof awl pa "$DST"
+        ip netns exec pd iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+        tcp_prof boringtun pc 10.99.0.2
+        python3 - "$WORK" <<'EOF2'
+import collections, json, re, sys
+work = sys.argv[1]
+frame = re.compile(r"\s*[0-9a-f]+\s+(\S+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)\s*$")
+FAMILIES = (("crypto", ("chacha", "poly1305", "aes", "gcm", "ring::", "gfmul", "ghash")),
+            ("QUIC (quinn)", ("quinn",)), ("runtime (tokio)", ("tokio",)),
+            ("boringtun", ("boringtun",)), ("awl", ("awl::",)))
+def family(leaf, dso, stack):
+    if dso == "kernel.kallsyms":
+        sc = next((f for f, _ in reversed(stack) if f.startswith("__x64_sys_")), None)
+        return "kernel: " + (sc[len("__x64_sys_"):] if sc else "outside syscalls")
+    low = leaf.lower()
+    for name, keys in FAMILIES:
+        if any(k in low for k in keys):
+            return name
+    return "libc, std, other" if dso.endswith(("libc.so.6", "ld-linux-x86-64.so.2")) or "core::" in leaf or "alloc::" in leaf or "std::" in leaf else "other user"
+rows = {}
+for name, comm in (("awl", "awl"), ("boringtun", "boringtun")):
+    c = collections.Counter()
+    stack, mine = [], False
+    def flush():
+        if mine and stack:
+            c[family(stack[0][0], stack[0][1], stack)] += 1
+    for line in open(f"{work}/{name}.stacks"):
+        if not line.strip():
+            flush(); stack, mine = [], False
+        elif not line[0].isspace():
+            mine = line.split()[0].startswith(comm)
+        elif mine:
+            m = frame.match(line)
+            if m:
+                stack.append((m.group(1), m.group(2).strip("[]")))
+    flush()
+    gb = json.load(open(f"{work}/{name}.json"))["end"]["sum_received"]["bytes"] / 1e9
+    rows[name] = (c, gb)
+print("One TCP flow, 5 s, CPU 0 sampled at 10 kHz (both daemons), CPU seconds per GB moved:")
+print()
+print("Mbit/s: " + ", ".join(f"{n} {rows[n][1] * 8e3 / 5:.0f}" for n in rows))
+print()
+print("| | awl | boringtun |")
+print("|---|---:|---:|")
+keys = collections.Counter()
+for c, _ in rows.values():
+    keys.update(c)
+def per_gb(n, k):
+    c, gb = rows[n]
+    return f"{c[k] / 10000 / gb:.2f}" if gb else "-"
+print("| all | " + " | ".join(f"{sum(rows[n][0].values()) / 10000 / rows[n][1]:.2f}" for n in rows) + " |")
+for k, _ in keys.most_common(int(__import__("os").environ.get("BENCH_TOP", "14"))):
+    print(f"| {k} | " + " | ".join(per_gb(n, k) for n in rows) + " |")
+EOF2
+        exit 0
+    fi
     for r in $(seq "$BENCH_TCP"); do
         ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
         a=$(flow pa "$DST" "${PIDS[0]}" "${PIDS[1]}")

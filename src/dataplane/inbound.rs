@@ -102,14 +102,16 @@ impl Dataplane {
             // Streams from strangers are refused earlier; datagrams end here.
             let n = match datagrams {
                 Datagrams::Batch(batch) => batch.drain(..).count(),
-                Datagrams::One(_) => 1,
+                Datagrams::One { .. } => 1,
             } as u64;
             self.stats.global(|g| g.rx_unknown_peer_packets += n);
             return;
         };
         let mut tally = RxTally::default();
         match datagrams {
-            Datagrams::One(d) => self.receive_borrowed(snap, from, d, &mut tally),
+            Datagrams::One { pkt, alone } => {
+                self.receive_borrowed(snap, from, pkt, alone, &mut tally)
+            }
             Datagrams::Batch(batch) => {
                 let alone = batch.len() == 1;
                 for d in batch.drain(..) {
@@ -137,13 +139,14 @@ impl Dataplane {
     }
 
     /// One fast packet, in the socket's buffer: checked and rewritten there, and written to
-    /// the TUN from there when nothing waits for the writer; only otherwise copied into a
-    /// pool buffer to queue.
+    /// the TUN from there when it came alone and nothing waits for the writer; otherwise
+    /// copied into a pool buffer to queue (a burst's segments are joined by the writer).
     fn receive_borrowed(
         &self,
         snap: &Snapshot,
         from: &PeerEntry,
         d: &mut [u8],
+        alone: bool,
         tally: &mut RxTally,
     ) {
         let (dir, pkt) = match tunnel::parse_datagram(d) {
@@ -158,7 +161,7 @@ impl Dataplane {
             tally.dropped += 1;
             return;
         }
-        let delivered = self.write_now(pkt, true).unwrap_or_else(|| {
+        let delivered = self.write_now(pkt, alone).unwrap_or_else(|| {
             self.pool
                 .copy_of(pkt)
                 .is_some_and(|buf| self.to_tun.try_send(buf).is_ok())

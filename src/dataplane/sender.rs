@@ -6,7 +6,7 @@ use super::pool::PacketBuf;
 use super::qos::{QueueRx, QueueTx};
 use super::stats::PeerCounters;
 use crate::mesh::tunnel::{self, GatewayDir};
-use crate::p2p::fastpath::DirectPath;
+use crate::p2p::fastpath::{DirectPath, Run, Tx};
 use crate::p2p::identity::PeerId;
 use crate::p2p::stream::{RecvStream, SendStream};
 use crate::p2p::Host;
@@ -63,6 +63,34 @@ pub trait DatagramPath: Send + Sync {
     fn send(&self, d: PacketBuf) -> bool;
     /// Waits while the buffer is full (backpressure to the peer's queue).
     fn send_wait(&self, d: PacketBuf) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// A batch from the peer's queue, each packet with its trailer, in order, waiting while
+    /// the path is full; `run` is the sender's buffer for sending many at once.
+    fn send_all(
+        &self,
+        batch: &mut Vec<PacketBuf>,
+        _run: &mut Run,
+    ) -> impl Future<Output = DatagramTally> + Send
+    where
+        Self: Sized,
+    {
+        send_each(self, batch)
+    }
+}
+
+/// Sends a batch one datagram at a time, waiting while the path is full.
+async fn send_each<D: DatagramPath>(path: &D, batch: &mut Vec<PacketBuf>) -> DatagramTally {
+    let mut tally = DatagramTally::default();
+    for d in batch.drain(..) {
+        let len = d.len().saturating_sub(1) as u64;
+        match path.send_wait(d).await {
+            Ok(()) => tally.sent(1, len),
+            Err(e) => {
+                log::debug!("tunnel datagram: {e}");
+                tally.failed += 1;
+            }
+        }
+    }
+    tally
 }
 
 /// A QUIC datagram of `len` bytes fits and quinn's send buffer has room for it.
@@ -162,6 +190,53 @@ impl DatagramPath for DirectPath {
             .send_datagram_wait(bytes::Bytes::from_owner(d))
             .await
     }
+    /// On the fast path when the peer takes it: sealed into runs, one send each (GSO), as
+    /// quinn batches its datagrams, waiting while the socket buffer is full.
+    async fn send_all(&self, batch: &mut Vec<PacketBuf>, run: &mut Run) -> DatagramTally {
+        let Some(tx) = &self.fast else {
+            return send_each(self, batch).await;
+        };
+        let mut tally = DatagramTally::default();
+        let mut bytes = 0u64;
+        for d in batch.drain(..) {
+            if !run.takes(d.len()) {
+                send_run(tx, run, bytes, &mut tally).await;
+                bytes = 0;
+            }
+            match tx.seal_into(run, d.data()) {
+                Ok(()) => bytes += d.len().saturating_sub(1) as u64,
+                Err(e) => {
+                    log::debug!("fast packet: {e}");
+                    tally.failed += 1;
+                }
+            }
+        }
+        send_run(tx, run, bytes, &mut tally).await;
+        tally
+    }
+}
+
+/// Sends a run, waiting while the socket buffer is full; counted into `tally`.
+async fn send_run(tx: &Tx, run: &mut Run, bytes: u64, tally: &mut DatagramTally) {
+    let n = run.len() as u64;
+    loop {
+        match tx.send_run(run) {
+            Ok(()) => return tally.sent(n, bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Err(e) = tx.writable().await {
+                    log::debug!("fast packets: {e}");
+                    run.clear();
+                    tally.failed += n;
+                    return;
+                }
+            }
+            Err(e) => {
+                log::debug!("fast packets: {e}");
+                tally.failed += n;
+                return;
+            }
+        }
+    }
 }
 
 impl TunnelStream for TunnelOut {
@@ -221,6 +296,9 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, counters: 
     // the next batch goes on a new stream over it.
     let mut stream_relayed = false;
     let mut batch: Vec<u8> = Vec::with_capacity(16 * 1024);
+    // Packets bound for datagrams in one batch, and the fast path's buffer for them.
+    let mut for_datagrams: Vec<PacketBuf> = Vec::new();
+    let mut run = Run::default();
     let mut identify_gave_up = false;
     loop {
         // The idle timer only matters while a stream is open; datagram-only traffic skips
@@ -260,9 +338,10 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, counters: 
             taken += 1;
             match &dgram {
                 // The trailer byte must fit as well.
-                Some((conn, max)) if q.pkt.len() < *max => {
-                    dg.send(conn, q.pkt, q.dir).await;
+                Some((_, max)) if q.pkt.len() < *max && q.pkt.len() < q.pkt.capacity() => {
+                    for_datagrams.push(with_trailer(q.pkt, q.dir));
                 }
+                Some((_, max)) if q.pkt.len() < *max => dg.failed += 1,
                 _ => {
                     tunnel::push_record(&mut batch, q.dir, q.pkt.data());
                     count += 1;
@@ -271,6 +350,11 @@ pub async fn run<L: PeerLink>(link: L, peer: PeerId, mut rx: QueueRx, counters: 
             }
             if taken < tunnel::BATCH && batch.len() < BATCH_BYTES {
                 next = rx.try_recv();
+            }
+        }
+        if let Some((conn, _)) = &dgram {
+            if !for_datagrams.is_empty() {
+                dg.add(conn.send_all(&mut for_datagrams, &mut run).await);
             }
         }
         rx.done();
@@ -354,32 +438,24 @@ fn datagrams<L: PeerLink>(link: &L) -> Option<(L::Datagrams, usize)> {
 }
 
 /// Datagrams sent in one batch, counted once per batch (one stats lock).
-#[derive(Default)]
-struct DatagramTally {
+#[derive(Default, Debug)]
+pub struct DatagramTally {
     sent: u64,
     bytes: u64,
     failed: u64,
 }
 
 impl DatagramTally {
-    /// Sends one packet with its direction trailer; the pooled buffer itself goes to quinn.
-    /// Waits while quinn's small datagram buffer is full (backpressure to the peer queue).
-    async fn send<D: DatagramPath>(&mut self, conn: &D, pkt: PacketBuf, dir: GatewayDir) {
-        let len = pkt.len();
-        if len >= pkt.capacity() {
-            self.failed += 1;
-            return;
-        }
-        match conn.send_wait(with_trailer(pkt, dir)).await {
-            Ok(()) => {
-                self.sent += 1;
-                self.bytes += len as u64;
-            }
-            Err(e) => {
-                log::debug!("tunnel datagram: {e}");
-                self.failed += 1;
-            }
-        }
+    /// `n` packets of `bytes` in all (trailers not counted) went out.
+    pub fn sent(&mut self, n: u64, bytes: u64) {
+        self.sent += n;
+        self.bytes += bytes;
+    }
+
+    fn add(&mut self, o: DatagramTally) {
+        self.sent += o.sent;
+        self.bytes += o.bytes;
+        self.failed += o.failed;
     }
 
     fn any(&self) -> bool {

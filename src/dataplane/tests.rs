@@ -216,6 +216,60 @@ async fn between_awl_nodes_single_packets_take_the_fast_path() {
     assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
 }
 
+/// A batch from the peer's queue goes as fast packets too, sealed into runs of one size
+/// each (one GSO send per run): packets of mixed sizes all arrive, in order, rewritten, and
+/// nothing goes by QUIC.
+#[tokio::test]
+async fn between_awl_nodes_a_batch_goes_as_fast_packets_in_runs() {
+    let (a, mut b, path) = friends_with_path().await;
+    let pool = PacketPool::new(64, 3586);
+    // Runs end where a packet is larger than the run's, or after a shorter one.
+    let sizes: Vec<usize> = (0..50)
+        .map(|i| match i {
+            0..=29 => 1000,
+            30..=34 => 600,
+            35 => 1100,
+            _ => 1000,
+        })
+        .collect();
+    let mut batch: Vec<PacketBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut l4 = vec![0u8; n];
+            l4[..2].copy_from_slice(&(i as u16).to_be_bytes());
+            let p = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &l4);
+            let mut buf = pool.get().unwrap();
+            buf.space()[..p.len()].copy_from_slice(&p);
+            buf.space()[p.len()] = tunnel::dir_byte(GatewayDir::None);
+            buf.set_len(p.len() + 1);
+            buf
+        })
+        .collect();
+    let (sent, _, _) = a.host.fast_counters();
+    let mut run = crate::p2p::fastpath::Run::default();
+    let tally = crate::dataplane::sender::DatagramPath::send_all(&path, &mut batch, &mut run).await;
+    assert!(batch.is_empty() && run.is_empty());
+    let bytes: usize = sizes.iter().map(|n| 20 + n).sum();
+    assert_eq!(
+        format!("{tally:?}"),
+        format!("DatagramTally {{ sent: 50, bytes: {bytes}, failed: 0 }}")
+    );
+    for (i, &n) in sizes.iter().enumerate() {
+        let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+        let d = p.data();
+        assert_eq!(d.len(), 20 + n, "packet {i}");
+        assert_eq!(&d[12..16], &[10, 66, 0, 3], "rewritten as from a");
+        assert_eq!(u16::from_be_bytes([d[20], d[21]]) as usize, i, "in order");
+    }
+    assert_eq!(a.host.fast_counters().0 - sent, 50);
+    assert_eq!(b.host.fast_counters().1, 50);
+    assert!(
+        path.conn.stats().frame_tx.datagram == 0,
+        "nothing went by QUIC"
+    );
+}
+
 /// Waits (at most `T`) until `done`.
 async fn until(done: impl Fn() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + T;

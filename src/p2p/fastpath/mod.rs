@@ -16,15 +16,19 @@
 //! - Nothing is ever sent in answer to a fast packet; a forged or replayed one is counted and
 //!   dropped. Sessions live exactly as long as their connection: no state for strangers
 //!   beyond their (admitted, capped) connections.
-//! - No congestion control, as WireGuard: only single packets sent while a peer's queue is
-//!   idle take it; batches from the queue keep QUIC datagrams (GSO, congestion window).
+//! - No congestion control, as WireGuard: the tunnelled flows have their own. Single packets
+//!   go out one by one ([`Tx::send`]); the sender task's batches as [`Run`]s, many packets
+//!   of one size sealed into one buffer and sent at once (UDP GSO), waiting while the socket
+//!   buffer is full.
 
 pub mod wire;
 
 use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wire::{Key, Replay};
@@ -39,8 +43,9 @@ pub enum Datagrams<'a> {
     /// QUIC datagrams read from the connection; the sink drains the batch.
     Batch(&'a mut Vec<bytes::Bytes>),
     /// One opened fast packet, borrowed from the socket's receive buffer: the sink may
-    /// rewrite it in place and write it out without a copy or an allocation.
-    One(&'a mut [u8]),
+    /// rewrite it in place and write it out without a copy or an allocation. `alone`: the
+    /// read brought no other packet (a ping's, not a burst's, which the TUN writer joins).
+    One { pkt: &'a mut [u8], alone: bool },
 }
 /// Makes a connection's [`DatagramSink`].
 pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
@@ -49,6 +54,10 @@ pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
 pub trait SendSocket: Send + Sync {
     /// Sends without waiting; `WouldBlock` when the socket buffer is full.
     fn try_send(&self, transmit: &Transmit) -> io::Result<()>;
+    /// Packets one send may carry (GSO; 1 without it).
+    fn max_segments(&self) -> usize;
+    /// Waits for room after a send found the buffer full (at once otherwise).
+    fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 }
 
 /// Listed in identify by nodes that take fast packets.
@@ -268,14 +277,15 @@ impl Table {
     }
 
     /// One packet read from the socket that starts with [`wire::MARKER`]: opened in place and
-    /// handed to its connection's sink, or counted as refused.
-    pub fn receive(&self, pkt: &mut [u8]) {
-        if !self.open_and_deliver(pkt) {
+    /// handed to its connection's sink, or counted as refused. `alone`: the read brought no
+    /// other packet.
+    pub fn receive(&self, pkt: &mut [u8], alone: bool) {
+        if !self.open_and_deliver(pkt, alone) {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn open_and_deliver(&self, pkt: &mut [u8]) -> bool {
+    fn open_and_deliver(&self, pkt: &mut [u8], alone: bool) -> bool {
         let Some((index, counter)) = wire::header(pkt) else {
             return false;
         };
@@ -309,7 +319,10 @@ impl Table {
                 st.sink = self.handler.get().map(|h| h(&rx.peer));
             }
             if let Some(sink) = st.sink.as_mut() {
-                sink(Datagrams::One(payload));
+                sink(Datagrams::One {
+                    pkt: payload,
+                    alone,
+                });
             }
             return true;
         }
@@ -370,6 +383,71 @@ impl Tx {
         Ok(())
     }
 
+    /// Seals `payload` into `run` (the caller checked [`Run::takes`]).
+    pub fn seal_into(&self, run: &mut Run, payload: &[u8]) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        let counter = st.next;
+        if counter >= wire::COUNTER_LIMIT {
+            return Err(io::Error::other("fast path counter exhausted"));
+        }
+        st.next += 1;
+        if !wire::seal_append(&self.key, self.index, counter, payload, &mut run.buf) {
+            return Err(io::Error::other("seal failed"));
+        }
+        if run.count == 0 {
+            run.segment = payload.len() + wire::OVERHEAD;
+            run.max = self.socket.max_segments().clamp(1, 64);
+        }
+        run.count += 1;
+        Ok(())
+    }
+
+    /// Sends a run in one send (GSO), without waiting, and empties it. `WouldBlock` (the
+    /// socket buffer is full) keeps the run to send again after [`Tx::writable`]; any other
+    /// error drops it.
+    pub fn send_run(&self, run: &mut Run) -> io::Result<()> {
+        if run.count == 0 {
+            return Ok(());
+        }
+        let (remote, local_ip) = {
+            let mut st = lock(&self.state);
+            // Asked again as often as single packets ask: when a counter in the run is a
+            // multiple of PATH_REFRESH.
+            let start = st.next.saturating_sub(run.count as u64);
+            let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
+            let p = self.path(&mut st.path, refresh);
+            (p.remote, p.local_ip)
+        };
+        let sent = self.socket.try_send(&Transmit {
+            destination: remote,
+            ecn: None,
+            contents: &run.buf,
+            segment_size: (run.count > 1).then_some(run.segment),
+            src_ip: local_ip,
+        });
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+            Err(e) => {
+                lock(&self.state).path = None;
+                run.clear();
+                return Err(e);
+            }
+            Ok(()) => {}
+        }
+        self.table
+            .counters
+            .sent
+            .fetch_add(run.count, Ordering::Relaxed);
+        self.count.sent.fetch_add(run.count, Ordering::Relaxed);
+        run.clear();
+        Ok(())
+    }
+
+    /// Resolves when the socket has room again after a send found it full.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.socket.clone().writable().await
+    }
+
     /// The largest payload: what a QUIC datagram on the same path may carry (its overhead
     /// is at least ours), as of the last packets.
     pub fn max_size(&self) -> Option<usize> {
@@ -385,5 +463,51 @@ impl Tx {
             local_ip: self.conn.local_ip(),
             max_size: self.conn.max_datagram_size(),
         })
+    }
+}
+
+/// Fast packets sealed one after another into one buffer, sent with one system call (UDP
+/// GSO): every packet the size of the first, the last one possibly shorter, as the kernel
+/// cuts them. Kept by the sender task, so the buffer is one per peer with traffic.
+#[derive(Default)]
+pub struct Run {
+    buf: Vec<u8>,
+    /// The size of each packet but the last.
+    segment: usize,
+    count: usize,
+    /// Packets one send may carry (the socket's GSO limit, set by the first packet).
+    max: usize,
+}
+
+/// The most bytes one GSO send carries: a UDP datagram's limit, less IPv6's headers.
+const RUN_BYTES: usize = 65_000;
+
+impl Run {
+    /// Whether a payload of `len` bytes may be sealed into this run: the run is empty, or
+    /// the packet is no larger than the others, the last one was not shorter, and there is
+    /// room. Otherwise the run must be sent first.
+    pub fn takes(&self, len: usize) -> bool {
+        let size = len + wire::OVERHEAD;
+        self.count == 0
+            || (size <= self.segment
+                && self.count < self.max
+                && self.buf.len() == self.count * self.segment
+                && self.buf.len() + size <= RUN_BYTES)
+    }
+
+    /// Packets in the run.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empties the run (its packets are dropped).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
+        self.segment = 0;
     }
 }

@@ -44,18 +44,28 @@ fn nonce(counter: u64) -> Nonce {
 /// Writes one sealed packet of `payload` into `out` (cleared first).
 pub fn seal(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
+    seal_append(key, index, counter, payload, out)
+}
+
+/// Appends one sealed packet of `payload` to `out` (several make one GSO send); on failure
+/// `out` is as it was.
+pub fn seal_append(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
     out.push(MARKER);
     out.extend_from_slice(&index.to_be_bytes());
     out.extend_from_slice(&counter.to_be_bytes());
     out.extend_from_slice(payload);
-    let (header, body) = out.split_at_mut(HEADER_LEN);
+    let (header, body) = out[start..].split_at_mut(HEADER_LEN);
     let aad = Aad::from(&*header);
     match key.0.seal_in_place_separate_tag(nonce(counter), aad, body) {
         Ok(tag) => {
             out.extend_from_slice(tag.as_ref());
             true
         }
-        Err(_) => false,
+        Err(_) => {
+            out.truncate(start);
+            false
+        }
     }
 }
 

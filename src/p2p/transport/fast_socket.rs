@@ -68,7 +68,12 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
     // As quinn's: a burst of single packets (a UDP flow through the tunnel goes out one by
     // one on the fast path) must not overflow the default ~208 KB while the thread waits.
     super::udp::grow_receive_buffer(socket.as_raw_fd());
-    let mut batch = Batch::plain()?;
+    // quinn-udp's set-up, as for quinn's socket: UDP GRO on where the kernel has it, so a
+    // burst sent as one GSO send (the sender task's runs) is read as one message.
+    let gro = quinn::udp::UdpSocketState::new((&socket).into())
+        .map(|s| s.gro_segments())
+        .unwrap_or(1);
+    let mut batch = super::udp::reader_buffer(gro)?;
     let shared = Arc::new(Shared {
         stopped: AtomicBool::new(false),
         waiter: Waiter::new()?,

@@ -297,10 +297,12 @@ impl Batch {
     /// `stride` bytes each (GRO), the last one possibly shorter.
     pub(super) fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
         let (mut all, mut quic) = (0, 0);
-        for i in 0..n.min(self.count) {
+        let n = n.min(self.count);
+        for i in 0..n {
             let m = &self.metas[i];
             let len = m.len.min(self.slot);
             let stride = if m.stride == 0 { len } else { m.stride };
+            let alone = n == 1 && len <= stride;
             let mut pos = 0;
             while pos < len {
                 let end = (pos + stride).min(len);
@@ -308,7 +310,7 @@ impl Batch {
                 pos = end;
                 all += 1;
                 if pkt.first() == Some(&wire::MARKER) {
-                    fast.receive(pkt);
+                    fast.receive(pkt, alone);
                 } else {
                     quic += 1;
                 }
@@ -381,7 +383,7 @@ fn with_reader(socket: Arc<ReadRegistered>, fast: Arc<Table>) -> io::Result<Arc<
 
 /// The reader's buffer: room for `GRO_MESSAGES` coalesced messages of `segments` packets,
 /// or, without GRO (or without memory for that), for `PLAIN_MESSAGES` datagrams.
-fn reader_buffer(segments: usize) -> io::Result<Box<Batch>> {
+pub(super) fn reader_buffer(segments: usize) -> io::Result<Box<Batch>> {
     if segments > 1 {
         let slot = segments * MAX_DATAGRAM;
         match AnonBuf::new(slot * GRO_MESSAGES) {

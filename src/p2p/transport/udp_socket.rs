@@ -12,6 +12,7 @@
 use crate::p2p::fastpath::SendSocket;
 use quinn::udp::{Transmit, UdpSocketState};
 use quinn::UdpPoller;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -88,6 +89,17 @@ impl SendSocket for ReadRegistered {
             self.blocked.store(true, Ordering::Relaxed);
         }
         r
+    }
+
+    fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
+        let mut waiter = self.create_io_poller();
+        Box::pin(std::future::poll_fn(move |cx| {
+            waiter.as_mut().poll_writable(cx)
+        }))
     }
 }
 
