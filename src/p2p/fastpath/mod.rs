@@ -136,8 +136,8 @@ pub struct Tx {
 struct TxState {
     /// The next counter (64 bits: it is the nonce and must never wrap).
     next: u64,
-    /// Where a packet is sealed.
-    buf: Vec<u8>,
+    /// Where a single packet is sealed.
+    single: Run,
     /// The connection's path as quinn last said, re-read every `PATH_REFRESH` packets.
     path: Option<PathInfo>,
 }
@@ -263,7 +263,7 @@ impl Table {
             index: tx_index,
             state: Mutex::new(TxState {
                 next: 0,
-                buf: Vec::with_capacity(1500),
+                single: Run::default(),
                 path: None,
             }),
             table: self.clone(),
@@ -356,36 +356,23 @@ impl Tx {
     /// session ended with it.
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         let mut st = lock(&self.state);
-        let counter = st.next;
-        if counter >= wire::COUNTER_LIMIT {
-            return Err(io::Error::other("fast path counter exhausted"));
-        }
-        st.next += 1;
-        let TxState { buf, path, .. } = &mut *st;
-        let p = self.path(path, counter.is_multiple_of(PATH_REFRESH));
-        if !wire::seal(&self.key, self.index, counter, payload, buf) {
-            return Err(io::Error::other("seal failed"));
-        }
-        let sent = self.socket.try_send(&Transmit {
-            destination: p.remote,
-            ecn: None,
-            contents: buf,
-            segment_size: None,
-            src_ip: p.local_ip,
-        });
-        if sent.is_err() {
-            // The path may have changed under us (an address gone): ask quinn next time.
-            *path = None;
-        }
-        sent?;
-        self.table.counters.sent.fetch_add(1, Ordering::Relaxed);
-        self.count.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        let st = &mut *st;
+        let mut run = std::mem::take(&mut st.single);
+        let sent = self
+            .seal_locked(st, &mut run, payload)
+            .and_then(|()| self.send_locked(st, &mut run));
+        // Refused (the socket buffer full): this one is dropped, as a datagram would be.
+        run.clear();
+        st.single = run;
+        sent
     }
 
     /// Seals `payload` into `run` (the caller checked [`Run::takes`]).
     pub fn seal_into(&self, run: &mut Run, payload: &[u8]) -> io::Result<()> {
-        let mut st = lock(&self.state);
+        self.seal_locked(&mut lock(&self.state), run, payload)
+    }
+
+    fn seal_locked(&self, st: &mut TxState, run: &mut Run, payload: &[u8]) -> io::Result<()> {
         let counter = st.next;
         if counter >= wire::COUNTER_LIMIT {
             return Err(io::Error::other("fast path counter exhausted"));
@@ -406,33 +393,32 @@ impl Tx {
     /// socket buffer is full) keeps the run to send again after [`Tx::writable`]; any other
     /// error drops it.
     pub fn send_run(&self, run: &mut Run) -> io::Result<()> {
+        self.send_locked(&mut lock(&self.state), run)
+    }
+
+    fn send_locked(&self, st: &mut TxState, run: &mut Run) -> io::Result<()> {
         if run.count == 0 {
             return Ok(());
         }
-        let (remote, local_ip) = {
-            let mut st = lock(&self.state);
-            // Asked again as often as single packets ask: when a counter in the run is a
-            // multiple of PATH_REFRESH.
-            let start = st.next.saturating_sub(run.count as u64);
-            let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
-            let p = self.path(&mut st.path, refresh);
-            (p.remote, p.local_ip)
-        };
+        // quinn is asked again as often as for single packets: when a counter in the run
+        // is a multiple of PATH_REFRESH.
+        let start = st.next.saturating_sub(run.count as u64);
+        let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
+        let p = self.path(&mut st.path, refresh);
         let sent = self.socket.try_send(&Transmit {
-            destination: remote,
+            destination: p.remote,
             ecn: None,
             contents: &run.buf,
             segment_size: (run.count > 1).then_some(run.segment),
-            src_ip: local_ip,
+            src_ip: p.local_ip,
         });
-        match sent {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-            Err(e) => {
-                lock(&self.state).path = None;
+        if let Err(e) = sent {
+            // The path may have changed under us (an address gone): ask quinn next time.
+            st.path = None;
+            if e.kind() != io::ErrorKind::WouldBlock {
                 run.clear();
-                return Err(e);
             }
-            Ok(()) => {}
+            return Err(e);
         }
         self.table
             .counters
