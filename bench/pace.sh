@@ -75,6 +75,26 @@ DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(
 # Past awl's start-up work (AutoNAT dials back 20-30 s after start) and the twin connection's close.
 sleep "${BENCH_WARM:-35}"
 
+if [ -n "${BENCH_UDP:-}" ]; then
+    # One UDP flow through awl at BENCH_UDP (e.g. 500M; 1200 B datagrams, as bench/run.sh),
+    # and where the lost ones went: awl's drop counters on both nodes and each namespace's
+    # kernel counters (a full socket buffer, a full TUN queue).
+    command -v iperf3 >/dev/null || { echo "pace: iperf3 missing"; exit 1; }
+    metrics() { "$AWL" -c "$WORK/$1.uci" metrics 2>/dev/null | grep -E '^awl_(fast_packets_total|peer_(tx|rx)_(dropped|delay_dropped|packets)_total)' | sed "s/^/$1 /"; }
+    kernel() { ip netns exec "$1" cat /proc/net/snmp /proc/net/snmp6 2>/dev/null | awk -v ns="$1" '/^Udp: [0-9]/ {print ns, "Udp4InErrors", $4; print ns, "Udp4RcvbufErrors", $6; print ns, "Udp4SndbufErrors", $7} /^Udp6(InErrors|RcvbufErrors|SndbufErrors)/ {print ns, $1, $2}'
+        ip -n "$1" -s link show awl0 2>/dev/null | awk -v ns="$1" '/RX:/ {getline; print ns, "awl0_rx_dropped", $4} /TX:/ {getline; print ns, "awl0_tx_dropped", $4}'; }
+    before=$( { metrics a; metrics b; kernel pa; kernel pb; } )
+    ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+    ip netns exec pa taskset -c 1 iperf3 -c "$DST" -u -b "$BENCH_UDP" -l 1200 -t 5 -J >"$WORK/u.json" 2>/dev/null
+    python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(f\"UDP at {sys.argv[2]}: {e['lost_packets']} of {e['packets']} lost ({e['lost_percent']:.3f} %)\")" "$WORK/u.json" "$BENCH_UDP"
+    after=$( { metrics a; metrics b; kernel pa; kernel pb; } )
+    echo "Counters that moved (node or namespace, counter, before -> after):"
+    join <(echo "$before" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) \
+         <(echo "$after" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) |
+        awk '$2 != $3 {gsub(/\|/, " ", $1); print "  " $1 ": " $2 " -> " $3}'
+    exit 0
+fi
+
 if [ -n "${BENCH_TCP:-}" ]; then
     # One TCP flow through each VPN in turn, BENCH_TCP rounds of 5 s (iperf3 on CPU 1, the
     # daemons on CPU 0, as in bench/run.sh): Mbit/s and both daemons' CPU seconds per GB.

@@ -195,7 +195,28 @@ impl Dataplane {
         };
         let snap = reader.get(&self.published);
         let route = route::route(snap, first.data());
+        if let Route::Peer(peer, dir) = route {
+            return self.send_many(peer, segs, dir);
+        }
         self.dispatch(snap, route, segs.drain(..));
+    }
+
+    /// A super-packet's segments for `peer`: sent at once on the fast path while nothing
+    /// waits for that peer (`send_many_now`), the rest into its queue, under one lock of
+    /// the peer's queue.
+    fn send_many(self: &Arc<Self>, peer: &PeerEntry, segs: &mut Vec<PacketBuf>, dir: GatewayDir) {
+        let mut slot = peer.sender.lock();
+        if self.cfg.datagrams && !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
+            if let Some(path) = self.datagram_path(&mut slot, &peer.id) {
+                sender::send_many_now(path, &peer.counters, segs, dir);
+            }
+        }
+        if segs.is_empty() {
+            return;
+        }
+        let dropped = self.push(&mut slot, peer, segs.drain(..), dir);
+        drop(slot);
+        count_dropped(peer, dropped);
     }
 
     /// One packet for `peer`: straight to quinn while nothing waits for that peer

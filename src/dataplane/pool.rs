@@ -130,6 +130,13 @@ impl PacketBuf {
         self.buf.as_deref().map_or(&[], |b| &b[..self.len])
     }
 
+    /// The packet and the byte behind it (a trailer written there without changing the
+    /// length); just the packet if the buffer is full.
+    pub fn data_with_trailer(&self) -> &[u8] {
+        let end = (self.len + 1).min(self.capacity());
+        self.buf.as_deref().map_or(&[], |b| &b[..end])
+    }
+
     pub fn data_mut(&mut self) -> &mut [u8] {
         let len = self.len;
         self.buf.as_deref_mut().map_or(&mut [], |b| &mut b[..len])

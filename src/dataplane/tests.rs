@@ -270,6 +270,50 @@ async fn between_awl_nodes_a_batch_goes_as_fast_packets_in_runs() {
     );
 }
 
+/// A super-packet's segments to an idle awl peer are sealed and sent by the reader itself
+/// (no queue, no sender task): all arrive in order; a segment too large for a datagram and
+/// those behind it take the queue (and the tunnel stream), after the ones sent.
+#[tokio::test]
+async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queues() {
+    let (a, mut b, _path) = friends_with_path().await;
+    let segment = |i: usize, n: usize| {
+        let mut l4 = vec![0u8; n];
+        l4[..2].copy_from_slice(&(i as u16).to_be_bytes());
+        let p = build(6, [10, 66, 0, 1], [10, 66, 0, 2], &l4);
+        let mut buf = a.dp.pool().get().unwrap();
+        buf.space()[..p.len()].copy_from_slice(&p);
+        buf.set_len(p.len());
+        buf
+    };
+    let mut reader = a.dp.reader();
+    let (sent, _, _) = a.host.fast_counters();
+    let mut segs: Vec<PacketBuf> = (0..10).map(|i| segment(i, 900)).collect();
+    a.dp.route_segments(&mut reader, &mut segs);
+    assert!(segs.is_empty());
+    assert!(queue(&a, &b).is_none(), "no queue, no sender task");
+    assert_eq!(a.host.fast_counters().0 - sent, 10);
+    // Four that fit, then one larger than any datagram, then one that would fit again.
+    let mut segs: Vec<PacketBuf> = (10..14).map(|i| segment(i, 900)).collect();
+    segs.push(segment(14, 2000));
+    segs.push(segment(15, 900));
+    a.dp.route_segments(&mut reader, &mut segs);
+    assert!(queue(&a, &b).is_some(), "the rest took the queue");
+    let mut got = Vec::new();
+    for _ in 0..16 {
+        let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+        let d = p.data();
+        assert_eq!(&d[12..16], &[10, 66, 0, 3], "rewritten as from a");
+        got.push(u16::from_be_bytes([d[20], d[21]]));
+    }
+    // 14 takes the stream, which may overtake the fast packets (another thread reads
+    // them); those arrive in order.
+    got.retain(|&i| i != 14);
+    let fast: Vec<u16> = (0..16).filter(|&i| i != 14).collect();
+    assert_eq!(got, fast, "in order");
+    assert_eq!(a.host.fast_counters().0 - sent, 15, "all but the large one");
+    assert_eq!(counts(&a, &b).0, (16, 15));
+}
+
 /// Waits (at most `T`) until `done`.
 async fn until(done: impl Fn() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + T;

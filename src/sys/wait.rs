@@ -5,6 +5,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub struct Waiter {
     event: OwnedFd,
@@ -70,6 +72,74 @@ impl Waiter {
     }
 }
 
+/// A packet thread: it sleeps in [`Waiter::wait`] on its descriptor and ends when its
+/// [`PacketThread`] handle is dropped. Inside the tokio runtime's context (what it wakes or
+/// spawns finds the runtime), and `SCHED_BATCH` when `batch`.
+pub fn spawn_packet_thread(
+    name: &str,
+    stack: usize,
+    batch: bool,
+    body: impl FnOnce(&Control) + Send + 'static,
+) -> io::Result<PacketThread> {
+    let control = Arc::new(Control {
+        stopped: AtomicBool::new(false),
+        waiter: Waiter::new()?,
+    });
+    let mine = control.clone();
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(move || {
+            let _in_runtime = runtime.enter();
+            if batch {
+                if let Err(e) = yield_on_wakeup() {
+                    log::debug!("SCHED_BATCH not set: {e}");
+                }
+            }
+            body(&mine);
+        })?;
+    Ok(PacketThread { control })
+}
+
+/// Stops its packet thread when dropped.
+pub struct PacketThread {
+    control: Arc<Control>,
+}
+
+impl PacketThread {
+    /// The thread's side, to watch it end (tests).
+    #[cfg(test)]
+    pub fn control_for_test(&self) -> std::sync::Weak<Control> {
+        Arc::downgrade(&self.control)
+    }
+}
+
+impl Drop for PacketThread {
+    fn drop(&mut self) {
+        self.control.stopped.store(true, Ordering::Relaxed);
+        self.control.waiter.wake();
+    }
+}
+
+/// What a packet thread checks between reads.
+pub struct Control {
+    stopped: AtomicBool,
+    waiter: Waiter,
+}
+
+impl Control {
+    /// The handle was dropped: end.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until `fd` is readable or the thread is told to stop.
+    pub fn wait(&self, fd: RawFd) -> io::Result<()> {
+        self.waiter.wait(Some(fd))
+    }
+}
+
 /// Marks the calling thread `SCHED_BATCH`: woken while another thread runs on its CPU, it
 /// waits for that one to block or use up its slice instead of preempting it. A packet
 /// thread so leaves a busy runtime to finish its work (one switch for many packets), and
@@ -97,7 +167,6 @@ pub fn yield_on_wakeup() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// Whether `w.wait(fd)` returns within `limit` (on a thread, so a broken wait fails the

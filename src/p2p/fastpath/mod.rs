@@ -367,6 +367,40 @@ impl Tx {
         sent
     }
 
+    /// Seals and sends `payloads` in runs (one GSO send each) without waiting; how many
+    /// went out, from the first. It stops at the first send the socket refuses (full): that
+    /// run's packets and the rest did not go, for the caller to queue.
+    pub fn send_many<'a>(&self, payloads: impl Iterator<Item = &'a [u8]>) -> usize {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let mut run = std::mem::take(&mut st.single);
+        let mut sent = 0;
+        let mut failed = false;
+        for p in payloads {
+            if !run.takes(p.len()) {
+                let n = run.count;
+                if self.send_locked(st, &mut run).is_err() {
+                    failed = true;
+                    break;
+                }
+                sent += n;
+            }
+            if self.seal_locked(st, &mut run, p).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if !failed {
+            let n = run.count;
+            if self.send_locked(st, &mut run).is_ok() {
+                sent += n;
+            }
+        }
+        run.clear();
+        st.single = run;
+        sent
+    }
+
     /// Seals `payload` into `run` (the caller checked [`Run::takes`]).
     pub fn seal_into(&self, run: &mut Run, payload: &[u8]) -> io::Result<()> {
         self.seal_locked(&mut lock(&self.state), run, payload)

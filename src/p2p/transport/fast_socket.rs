@@ -19,32 +19,18 @@
 use super::dual_stack;
 use super::udp::Batch;
 use crate::p2p::fastpath::{wire, Table};
-use crate::sys::wait::Waiter;
+use crate::sys::wait::{spawn_packet_thread, Control, PacketThread};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The thread's stack: its deepest path is a fast packet's delivery to the TUN.
 const STACK: usize = 256 * 1024;
 
 /// Stops the reader thread (and closes its socket) when dropped.
-pub struct FastReader {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    stopped: AtomicBool,
-    waiter: Waiter,
-}
-
-impl Drop for FastReader {
-    fn drop(&mut self) {
-        self.shared.stopped.store(true, Ordering::Relaxed);
-        self.shared.waiter.wake();
-    }
-}
+pub type FastReader = PacketThread;
 
 /// Binds the second socket beside `main` (bound with `SO_REUSEPORT` by
 /// [`dual_stack::bind_udp_shared`]), steers fast packets to it and starts its reader; None,
@@ -74,32 +60,16 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
         .map(|s| s.gro_segments())
         .unwrap_or(1);
     let mut batch = super::udp::reader_buffer(gro)?;
-    let shared = Arc::new(Shared {
-        stopped: AtomicBool::new(false),
-        waiter: Waiter::new()?,
-    });
-    let mine = shared.clone();
-    // Inside the runtime's context, as the runtime's reader was: what a delivery wakes or
-    // spawns finds the runtime.
-    let runtime = tokio::runtime::Handle::current();
-    std::thread::Builder::new()
-        .name("awl-fast".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let _in_runtime = runtime.enter();
-            if let Err(e) = crate::sys::wait::yield_on_wakeup() {
-                log::debug!("SCHED_BATCH not set: {e}");
-            }
-            read(&socket, &mut batch, &fast, &mine);
-        })?;
-    Ok(FastReader { shared })
+    spawn_packet_thread("awl-fast", STACK, true, move |control| {
+        read(&socket, &mut batch, &fast, control)
+    })
 }
 
-fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, shared: &Shared) {
+fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, control: &Control) {
     let fd = socket.as_raw_fd();
     let mut reported = false;
     loop {
-        if shared.stopped.load(Ordering::Relaxed) {
+        if control.stopped() {
             return;
         }
         let wait = match batch.read(fd) {
@@ -132,7 +102,7 @@ fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, shared: &Shared) {
             }
         };
         if wait {
-            if let Err(e) = shared.waiter.wait(Some(fd)) {
+            if let Err(e) = control.wait(fd) {
                 log::error!("fast packet socket: waiting failed: {e}");
                 return;
             }
@@ -179,11 +149,11 @@ mod tests {
         }
         assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 3);
 
-        let thread = Arc::downgrade(&reader.shared);
+        let control = reader.control_for_test();
         drop(reader);
-        while thread.strong_count() > 0 && Instant::now() < deadline {
+        while control.strong_count() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(thread.strong_count(), 0, "the reader outlived its owner");
+        assert_eq!(control.strong_count(), 0, "the reader outlived its owner");
     }
 }
