@@ -22,9 +22,10 @@ BUDGET_PACKAGE=800000
 # 927,027 B; docs/BENCHMARKS.md says what it bought); the binary's by 1 kB for the socket's
 # own reader (issue 22: 1,957,404 B, a ping round trip -22 % instructions); by 5 kB / 2 kB for
 # the fast packets' own socket and thread (issue 22: 1,962,508 B / 930,550 B); by 4 kB / 2 kB
-# for bulk on the fast path, sealed into GSO runs (issue 22: 1,966,604 B / 932,324 B); by
-# 3 kB / 1 kB for the TUN read on a thread of its own (issue 22: 1,969,136 B / 933,697 B).
-CEILING_BINARY=1970000
+# for bulk on the fast path, sealed into GSO runs (issue 22: 1,966,604 B / 932,324 B), and
+# by 2 kB / 1 kB for a super-packet's segments sent by the TUN reader itself (issue 22:
+# 1,968,124 B / 933,613 B).
+CEILING_BINARY=1969000
 CEILING_PACKAGE=934000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere

@@ -171,14 +171,8 @@ impl Node {
     /// Starts the TUN's reader and writer.
     fn attach_tun(&self, tun: dataplane::tun::Tun, from_mesh: mpsc::Receiver<PacketBuf>) {
         let tun = Arc::new(tun);
-        match dataplane::tun::start_reader(tun.clone(), self.dp.clone()) {
-            // Owned by a task, so the thread stops with the node's tasks.
-            Ok(reader) => self.tasks.spawn(async move {
-                let _reader = reader;
-                std::future::pending::<()>().await
-            }),
-            Err(e) => log::error!("TUN reader not started: {e}"),
-        }
+        self.tasks
+            .spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
         self.dp.set_tun(tun.clone());
         self.tasks.spawn(dataplane::tun::writer(tun, from_mesh));
     }

@@ -1,15 +1,12 @@
-//! The TUN device: opened with the `tun` crate, read by a thread of its own and written by a
-//! task (and by the fast-packet thread), which connect it to the data plane. Reads and
-//! writes go straight to a duplicate of the device's descriptor, not through the crate's
-//! async wrapper: that one zeroed a 1.5 KB stack buffer and waited for readiness twice on
-//! every read (2,200 instructions per packet). The reader sleeps in `poll(2)`
-//! (`sys::wait`), not in tokio's reactor: a packet read wakes no timer wheel, clock read or
-//! task queue.
+//! The TUN device: opened with the `tun` crate, read and written by two tasks that connect it
+//! to the data plane's queues. Reads and writes go straight to a duplicate of the device's
+//! descriptor registered with the reactor, not through the crate's async wrapper: that one
+//! zeroed a 1.5 KB stack buffer and waited for readiness twice on every read (2,200
+//! instructions per packet).
 
 use super::offload::{self, Gso};
 use super::pool::PacketBuf;
 use super::Dataplane;
-use crate::sys::wait::{spawn_packet_thread, Control, PacketThread};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -31,16 +28,29 @@ pub struct TunConfig {
 pub struct Tun {
     /// Keeps the interface (and the crate's control socket) open.
     _dev: ::tun::Device,
-    /// A non-blocking duplicate of the device's descriptor: read by the reader thread,
-    /// written by the writer task and the fast-packet thread.
-    fd: OwnedFd,
+    /// A duplicate of the device's descriptor, registered for reads only.
+    io: AsyncFd<OwnedFd>,
     /// Reads and writes carry a virtio-net header: the kernel may hand us TCP super-packets.
     pub vnet: bool,
 }
 
 impl Tun {
     fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.io.get_ref().as_raw_fd()
+    }
+
+    /// One packet (or super-packet) into `buf`, waiting until there is one. Only the reader
+    /// task calls this: `poll_read_ready` keeps one waker, where `readable()` would queue a
+    /// waiter node per wait (~400 instructions per packet more).
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| loop {
+            let mut ready = std::task::ready!(self.io.poll_read_ready(cx))?;
+            // `try_io` clears the readiness on WouldBlock, so the next wait is epoll's.
+            if let Ok(r) = ready.try_io(|fd| crate::sys::tun::read(fd.get_ref().as_raw_fd(), buf)) {
+                return std::task::Poll::Ready(r);
+            }
+        })
+        .await
     }
 
     /// Writes `buf`, waiting while the device refuses. Writability is watched only for such
@@ -57,7 +67,7 @@ impl Tun {
             let io = match waiting {
                 Some(ref io) => io,
                 None => waiting.insert(crate::sys::asyncfd::register(
-                    self.fd.try_clone()?,
+                    self.io.get_ref().try_clone()?,
                     Interest::WRITABLE,
                 )?),
             };
@@ -91,13 +101,14 @@ pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
             log::info!("TUN offloads not available: {e}");
         }
     }
-    let fd = dev
+    let io = dev
         .set_nonblock()
         .and_then(|()| crate::sys::tun::dup(dev.as_raw_fd()))
-        .map_err(|e| format!("cannot open TUN device {}: {e}", cfg.name))?;
+        .and_then(|fd| crate::sys::asyncfd::register(fd, Interest::READABLE))
+        .map_err(|e| format!("cannot register TUN device {}: {e}", cfg.name))?;
     Ok(Tun {
         _dev: dev,
-        fd,
+        io,
         vnet: cfg.offload,
     })
 }
@@ -108,87 +119,62 @@ fn set_offload(fd: RawFd) -> io::Result<()> {
     crate::sys::tun::set_offload(fd)
 }
 
-/// The reader thread's stack: its deepest path is a packet sealed and sent to a peer.
-const STACK: usize = 256 * 1024;
-
-/// Reads the device on a thread of its own, which routes and sends what it reads: a packet
-/// for an awl node whose queue is idle is sealed and sent from this thread (a ping's, or a
-/// TCP super-packet's segments as one run), so neither wakes the runtime; the rest goes to
-/// the peers' queues, whose sender tasks run in the runtime. Ends when the handle drops.
-pub fn start_reader(tun: Arc<Tun>, dp: Arc<Dataplane>) -> io::Result<PacketThread> {
-    spawn_packet_thread("awl-tun", STACK, false, move |control| {
-        if tun.vnet {
-            read_vnet(&tun, &dp, control)
-        } else {
-            read_plain(&tun, &dp, control)
-        }
-    })
-}
-
-/// Calls `read` until it fails for good or the thread is stopped, sleeping while the device
-/// has nothing.
-fn each_read(tun: &Tun, control: &Control, mut read: impl FnMut(RawFd) -> io::Result<()>) {
+/// Reads packets from the device into pooled buffers and routes them.
+pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
+    if tun.vnet {
+        return reader_vnet(&tun, &dp).await;
+    }
+    let dev = &tun;
+    let mut scratch = vec![0u8; dp.pool().buffer_size()];
+    let mut snap = dp.reader();
     loop {
-        if control.stopped() {
-            return;
-        }
-        match read(tun.fd()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Err(e) = control.wait(tun.fd()) {
-                    log::error!("TUN: waiting failed: {e}");
+        match dp.pool().get() {
+            Some(mut buf) => match dev.recv(buf.space()).await {
+                Ok(n) => {
+                    buf.set_len(n);
+                    dp.route_with(&mut snap, buf);
+                }
+                Err(e) => {
+                    log::error!("TUN read failed: {e}");
                     return;
                 }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::error!("TUN read failed: {e}");
-                return;
+            },
+            None => {
+                // Pool empty: keep draining the device so the kernel queue doesn't stall.
+                if dev.recv(&mut scratch).await.is_err() {
+                    return;
+                }
             }
         }
     }
 }
 
-/// Without offloads: each read straight into a pooled buffer.
-fn read_plain(tun: &Tun, dp: &Arc<Dataplane>, control: &Control) {
-    let mut scratch = vec![0u8; dp.pool().buffer_size()];
-    let mut snap = dp.reader();
-    each_read(tun, control, |fd| {
-        match dp.pool().get() {
-            Some(mut buf) => {
-                let n = crate::sys::tun::read(fd, buf.space())?;
-                buf.set_len(n);
-                dp.route_with(&mut snap, buf);
-            }
-            // Pool empty: keep draining the device so the kernel queue doesn't stall.
-            None => {
-                crate::sys::tun::read(fd, &mut scratch)?;
-            }
-        }
-        Ok(())
-    })
-}
-
 /// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
-fn read_vnet(tun: &Tun, dp: &Arc<Dataplane>, control: &Control) {
+async fn reader_vnet(dev: &Tun, dp: &Arc<Dataplane>) {
     // One fixed buffer for the largest read (64 KB super-packet and its header).
     let mut big = vec![0u8; offload::HDR_LEN + 65535];
     let mut segments: Vec<PacketBuf> = Vec::new();
     let mut snap = dp.reader();
-    each_read(tun, control, |fd| {
-        let n = crate::sys::tun::read(fd, &mut big)?;
+    loop {
+        let n = match dev.recv(&mut big).await {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("TUN read failed: {e}");
+                return;
+            }
+        };
         let Ok((hdr, pkt)) = offload::parse(&big[..n]) else {
             dp.stats.global(|g| g.tx_unroutable += 1);
-            return Ok(());
+            continue;
         };
         match hdr.gso {
             Gso::None => {
                 let Some(mut buf) = dp.pool().get() else {
-                    return Ok(());
+                    continue;
                 };
                 let Some(space) = buf.space().get_mut(..pkt.len()) else {
                     dp.stats.global(|g| g.tx_too_big += 1);
-                    return Ok(());
+                    continue;
                 };
                 space.copy_from_slice(pkt);
                 buf.set_len(pkt.len());
@@ -200,7 +186,7 @@ fn read_vnet(tun: &Tun, dp: &Arc<Dataplane>, control: &Control) {
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
                     dp.stats.global(|g| g.tx_unroutable += 1);
-                    return Ok(());
+                    continue;
                 };
                 dp.stats.global(|g| g.tun_super_packets += 1);
                 for i in 0..segs.count() {
@@ -221,8 +207,7 @@ fn read_vnet(tun: &Tun, dp: &Arc<Dataplane>, control: &Control) {
                 dp.route_segments(&mut snap, &mut segments);
             }
         }
-        Ok(())
-    })
+    }
 }
 
 /// Writes packets from the mesh to the device.

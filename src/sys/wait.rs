@@ -1,7 +1,7 @@
 //! How a packet thread sleeps: `poll(2)` on one descriptor and an eventfd that anyone may
-//! write to wake it. The threads that read the TUN device and the QUIC socket wait here
-//! instead of in tokio's reactor, so a packet wakes only the thread that handles it, and no
-//! timer wheel, clock read or task queue lies on its path.
+//! write to wake it. The thread that reads fast packets waits here instead of in tokio's
+//! reactor, so a packet wakes only the thread that handles it, and no timer wheel, clock
+//! read or task queue lies on its path.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
