@@ -18,6 +18,11 @@
 # samples CPU 0 instead (perf cpu-clock at 20 kHz, call graphs, one VPN after the other) and
 # splits the daemons' time into user space and kernel, with the kernel's route lookups
 # (fib_table_lookup: for a UDP send, or for a packet arriving) and clock reads apart.
+#
+#   BENCH_TCP=1 BENCH_PROFILE=1 bash bench/pace.sh   # one flow each, CPU by family per GB
+#   BENCH_UDP=500M bash bench/pace.sh  # one UDP flow through awl; the counters that moved
+#   DGRAM=0 ...                        # awl on the stream tunnel (what AWL peers get)
+#   BENCH_AWL=<binary> ...             # another awl build (for A/B); BENCH_KEEP=1 keeps $WORK
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PINGS=${BENCH_PINGS:-60}
@@ -122,17 +127,22 @@ if [ -n "${BENCH_TCP:-}" ]; then
         tcp_prof awl pa "$DST"
         ip netns exec pd iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
         tcp_prof boringtun pc 10.99.0.2
-        python3 - "$WORK" <<'EOF2'
-import collections, json, re, sys
+        python3 - "$WORK" "$ROOT" <<'EOF2'
+import collections, json, sys
 work = sys.argv[1]
-frame = re.compile(r"\s*[0-9a-f]+\s+(\S+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)\s*$")
+sys.path.insert(0, sys.argv[2] + "/bench")
+from perf_stacks import stacks
 FAMILIES = (("crypto", ("chacha", "poly1305", "aes", "gcm", "ring::", "gfmul", "ghash")),
             ("QUIC (quinn)", ("quinn",)), ("runtime (tokio)", ("tokio",)),
             ("boringtun", ("boringtun",)), ("awl", ("awl::",)))
+SYSCALL = ("__x64_sys_", "__do_sys_", "ksys_", "__sys_", "do_sys_", "do_epoll_", "do_writev")
 def family(leaf, dso, stack):
     if dso == "kernel.kallsyms":
-        sc = next((f for f, _ in reversed(stack) if f.startswith("__x64_sys_")), None)
-        return "kernel: " + (sc[len("__x64_sys_"):] if sc else "outside syscalls")
+        # The outermost frame that names the system call (the kernel inlines some entries).
+        sc = next((f for f, _ in reversed(stack) if f.startswith(SYSCALL)), None)
+        if sc is None:
+            return "kernel: outside syscalls"
+        return "kernel: " + (next(sc[len(p):] for p in SYSCALL if sc.startswith(p)) or sc)
     low = leaf.lower()
     for name, keys in FAMILIES:
         if any(k in low for k in keys):
@@ -140,21 +150,7 @@ def family(leaf, dso, stack):
     return "libc, std, other" if dso.endswith(("libc.so.6", "ld-linux-x86-64.so.2")) or "core::" in leaf or "alloc::" in leaf or "std::" in leaf else "other user"
 rows = {}
 for name, comm in (("awl", "awl"), ("boringtun", "boringtun")):
-    c = collections.Counter()
-    stack, mine = [], False
-    def flush():
-        if mine and stack:
-            c[family(stack[0][0], stack[0][1], stack)] += 1
-    for line in open(f"{work}/{name}.stacks"):
-        if not line.strip():
-            flush(); stack, mine = [], False
-        elif not line[0].isspace():
-            mine = line.split()[0].startswith(comm)
-        elif mine:
-            m = frame.match(line)
-            if m:
-                stack.append((m.group(1), m.group(2).strip("[]")))
-    flush()
+    c = collections.Counter(family(s[0][0], s[0][1], s) for s in stacks(f"{work}/{name}.stacks", comm))
     gb = json.load(open(f"{work}/{name}.json"))["end"]["sum_received"]["bytes"] / 1e9
     rows[name] = (c, gb)
 print("One TCP flow, 5 s, CPU 0 sampled at 10 kHz (both daemons), CPU seconds per GB moved:")
@@ -193,11 +189,12 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
     }
     prof awl pa "$DST"
     prof boringtun pc 10.99.0.2
-    python3 - "$WORK" "$PINGS" "$SPACING" <<'EOF'
-import collections, re, sys
+    python3 - "$WORK" "$PINGS" "$SPACING" "$ROOT" <<'EOF'
+import collections, sys
 work, pings, spacing = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sys.path.insert(0, sys.argv[4] + "/bench")
+from perf_stacks import stacks
 PERIOD_US = 50  # 20 kHz
-frame = re.compile(r"\s*[0-9a-f]+\s+(\S+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)\s*$")
 
 def profile(path, comm):
     c = collections.Counter()
@@ -218,19 +215,7 @@ def profile(path, comm):
         elif dso == "kernel.kallsyms":
             c["kernel outside syscalls"] += 1
         c["leaf " + leaf] += 1
-    stack, mine = [], False
-    for line in open(path):
-        if not line.strip():
-            if mine:
-                flush(stack)
-            stack, mine = [], False
-        elif not line[0].isspace():
-            mine = line.split()[0].startswith(comm)
-        elif mine:
-            m = frame.match(line)
-            if m:
-                stack.append((m.group(1), m.group(2).strip("[]")))
-    if mine:
+    for stack in stacks(path, comm):
         flush(stack)
     return c
 
