@@ -136,7 +136,7 @@ pub struct Tx {
 struct TxState {
     /// The next counter (64 bits: it is the nonce and must never wrap).
     next: u64,
-    /// Where a single packet is sealed.
+    /// Where packets sent without waiting (`send`, `send_many`) are sealed.
     single: Run,
     /// The connection's path as quinn last said, re-read every `PATH_REFRESH` packets.
     path: Option<PathInfo>,
@@ -355,16 +355,11 @@ impl Tx {
     /// for both paths); a packet sealed after the close is refused by the peer, whose
     /// session ended with it.
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
-        let mut st = lock(&self.state);
-        let st = &mut *st;
-        let mut run = std::mem::take(&mut st.single);
-        let sent = self
-            .seal_locked(st, &mut run, payload)
-            .and_then(|()| self.send_locked(st, &mut run));
-        // Refused (the socket buffer full): this one is dropped, as a datagram would be.
-        run.clear();
-        st.single = run;
-        sent
+        // A run of one; refused (the socket buffer full), it is dropped, as a datagram would be.
+        match self.send_many(std::iter::once(payload)) {
+            1 => Ok(()),
+            _ => Err(io::Error::other("fast packet not sent")),
+        }
     }
 
     /// Seals and sends `payloads` in runs (one GSO send each) without waiting; how many
