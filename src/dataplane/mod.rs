@@ -175,12 +175,12 @@ impl Dataplane {
     }
 
     /// `route_outbound` with the caller's cached snapshot (the TUN reader's).
-    pub fn route_with(self: &Arc<Self>, reader: &mut Reader, pkt: PacketBuf) {
+    pub fn route_with(self: &Arc<Self>, reader: &mut Reader, pkt: PacketBuf) -> Needs {
         let snap = reader.get(&self.published);
-        self.route_in(snap, pkt);
+        self.route_in(snap, pkt)
     }
 
-    fn route_in(self: &Arc<Self>, snap: &Snapshot, pkt: PacketBuf) {
+    fn route_in(self: &Arc<Self>, snap: &Snapshot, pkt: PacketBuf) -> Needs {
         match route::route(snap, pkt.data()) {
             Route::Peer(peer, dir) => self.send_one(peer, pkt, dir),
             route => self.dispatch(snap, route, std::iter::once(pkt)),
@@ -189,22 +189,31 @@ impl Dataplane {
 
     /// The segments of one TCP super-packet: their headers differ only in length, ID and
     /// sequence number, so one route (and one queue lookup) serves them all.
-    pub fn route_segments(self: &Arc<Self>, reader: &mut Reader, segs: &mut Vec<PacketBuf>) {
+    pub fn route_segments(
+        self: &Arc<Self>,
+        reader: &mut Reader,
+        segs: &mut Vec<PacketBuf>,
+    ) -> Needs {
         let Some(first) = segs.first() else {
-            return;
+            return Needs::Nothing;
         };
         let snap = reader.get(&self.published);
         let route = route::route(snap, first.data());
         if let Route::Peer(peer, dir) = route {
             return self.send_many(peer, segs, dir);
         }
-        self.dispatch(snap, route, segs.drain(..));
+        self.dispatch(snap, route, segs.drain(..))
     }
 
     /// A super-packet's segments for `peer`: sent at once on the fast path while nothing
     /// waits for that peer (`send_many_now`), the rest into its queue, under one lock of
     /// the peer's queue.
-    fn send_many(self: &Arc<Self>, peer: &PeerEntry, segs: &mut Vec<PacketBuf>, dir: GatewayDir) {
+    fn send_many(
+        self: &Arc<Self>,
+        peer: &PeerEntry,
+        segs: &mut Vec<PacketBuf>,
+        dir: GatewayDir,
+    ) -> Needs {
         let mut slot = peer.sender.lock();
         if self.cfg.datagrams && !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
             if let Some(path) = self.datagram_path(&mut slot, &peer.id) {
@@ -212,24 +221,28 @@ impl Dataplane {
             }
         }
         if segs.is_empty() {
-            return;
+            return Needs::Nothing;
         }
         let dropped = self.push(&mut slot, peer, segs.drain(..), dir);
         drop(slot);
         count_dropped(peer, dropped);
+        Needs::Runtime
     }
 
     /// One packet for `peer`: straight to quinn while nothing waits for that peer
     /// (`send_now`), else into its queue — with one lock of the peer's queue for both.
-    fn send_one(self: &Arc<Self>, peer: &PeerEntry, pkt: PacketBuf, dir: GatewayDir) {
+    fn send_one(self: &Arc<Self>, peer: &PeerEntry, pkt: PacketBuf, dir: GatewayDir) -> Needs {
         let mut slot = peer.sender.lock();
         let pkt = if !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
             let path = match self.cfg.datagrams {
                 true => self.datagram_path(&mut slot, &peer.id),
                 false => None,
             };
+            // Without the fast path, quinn's connection task sends it.
+            let fast = path.is_some_and(|p| p.fast.is_some());
             match sender::send_now(path, &peer.counters, pkt, dir) {
-                Ok(()) => return,
+                Ok(()) if fast => return Needs::Nothing,
+                Ok(()) => return Needs::Runtime,
                 Err(pkt) => pkt,
             }
         } else {
@@ -238,6 +251,7 @@ impl Dataplane {
         let dropped = self.push(&mut slot, peer, std::iter::once(pkt), dir);
         drop(slot);
         count_dropped(peer, dropped);
+        Needs::Runtime
     }
 
     /// The peer's datagram path, cached in its slot until the host reports a connection
@@ -264,7 +278,7 @@ impl Dataplane {
         snap: &Snapshot,
         route: Route<'_>,
         pkts: impl ExactSizeIterator<Item = PacketBuf>,
-    ) {
+    ) -> Needs {
         match route {
             Route::Peer(peer, dir) => self.enqueue(peer, pkts, dir),
             Route::Service => {
@@ -280,12 +294,15 @@ impl Dataplane {
             Route::Unroutable => {
                 let n = pkts.len() as u64;
                 self.stats.global(|g| g.tx_unroutable += n);
+                return Needs::Nothing;
             }
             Route::TooBig => {
                 let n = pkts.len() as u64;
                 self.stats.global(|g| g.tx_too_big += n);
+                return Needs::Nothing;
             }
         }
+        Needs::Runtime
     }
 
     /// Broadcast emulation: a copy to every connected known peer.
@@ -344,6 +361,16 @@ impl Dataplane {
         };
         sender::push(tx, pkts, dir)
     }
+}
+
+/// Whether routing a read's packets needed the runtime: a packet queued for a peer's sender
+/// task, handed to quinn, or to the service stack. The TUN reader leaves its thread for the
+/// runtime when it does (`tun::reader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Sent from the reading thread itself, or dropped.
+    Nothing,
+    Runtime,
 }
 
 fn count_dropped(peer: &PeerEntry, dropped: u64) {

@@ -314,6 +314,76 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
     assert_eq!(counts(&a, &b).0, (16, 15));
 }
 
+/// The TUN reader takes turns: a real TUN device (in a network namespace of this test's
+/// thread) is read by the thread while all it reads goes out on the fast path, by the
+/// runtime from the first packet that needs it (here one for the service stack), and by the
+/// thread again once the hold passes without such a packet. Every packet arrives.
+#[tokio::test]
+async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it() {
+    if !crate::sys::user::is_root() {
+        eprintln!("skipped: needs root for a network namespace and a TUN device");
+        return;
+    }
+    // This thread (the runtime's) and the reader thread it starts.
+    crate::sys::user::enter_new_netns().expect("network namespace");
+    let (a, mut b, path) = friends_with_path().await;
+    assert!(path.fast.is_some());
+    let (svc_tx, mut svc_rx) = mpsc::channel(8);
+    a.dp.set_services(vec![Ipv4Addr::new(10, 66, 0, 53)], svc_tx);
+    let dev = tun::open(&tun::TunConfig {
+        name: "awlturns0".into(),
+        address: OWN,
+        prefix: 24,
+        mtu: 1420,
+        offload: false,
+    })
+    .expect("TUN");
+    let home = tun::Home::new(Arc::new(dev), a.dp.clone());
+    let reader = tokio::spawn(home.clone().serve(Duration::from_millis(300)));
+    let udp = tokio::net::UdpSocket::bind((OWN, 0)).await.expect("bind");
+    let to_b = |n: u8| {
+        let udp = &udp;
+        async move {
+            udp.send_to(&[n; 100], (Ipv4Addr::new(10, 66, 0, 2), 9))
+                .await
+                .expect("send");
+        }
+    };
+    async fn got(b: &mut Node, n: u8) {
+        let p = timeout(T, b.to_tun.recv()).await.expect("arrives").unwrap();
+        assert!(p.data().ends_with(&[n; 100]), "packet {n}");
+    }
+    let fast_sent = || a.host.fast_counters().0;
+    let sent0 = fast_sent();
+    // 1. On the thread: out on the fast path, no turn taken.
+    to_b(1).await;
+    got(&mut b, 1).await;
+    assert_eq!(fast_sent() - sent0, 1);
+    assert_eq!(home.turns(), (0, 0), "read by the thread");
+    // 2. A packet for the service stack needs the runtime: it takes the device.
+    udp.send_to(b"dns?", (Ipv4Addr::new(10, 66, 0, 53), 53))
+        .await
+        .expect("send");
+    let p = timeout(T, svc_rx.recv()).await.expect("service").unwrap();
+    assert!(p.data().ends_with(b"dns?"));
+    until(
+        || home.turns().0 == 1,
+        "the runtime did not take the device",
+    )
+    .await;
+    // 3. Read in the runtime meanwhile, still sent.
+    to_b(3).await;
+    got(&mut b, 3).await;
+    // 4. The hold passes with nothing that needs the runtime: the thread has it again,
+    //    and reads without handing it over.
+    until(|| home.turns().1 == 1, "the device was not given back").await;
+    to_b(4).await;
+    got(&mut b, 4).await;
+    assert_eq!(fast_sent() - sent0, 3);
+    assert_eq!(home.turns(), (1, 1));
+    reader.abort();
+}
+
 /// Waits (at most `T`) until `done`.
 async fn until(done: impl Fn() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + T;

@@ -1,19 +1,24 @@
-//! The TUN device: opened with the `tun` crate, read and written by two tasks that connect it
-//! to the data plane's queues. Reads and writes go straight to a duplicate of the device's
-//! descriptor registered with the reactor, not through the crate's async wrapper: that one
-//! zeroed a 1.5 KB stack buffer and waited for readiness twice on every read (2,200
-//! instructions per packet).
+//! The TUN device: opened with the `tun` crate, read by a thread or a task in turn
+//! ([`reader`]) and written by a task (and by the fast-packet thread), which connect it to
+//! the data plane. Reads and writes go straight to a duplicate of the device's descriptor,
+//! not through the crate's async wrapper: that one zeroed a 1.5 KB stack buffer and waited
+//! for readiness twice on every read (2,200 instructions per packet).
 
 use super::offload::{self, Gso};
 use super::pool::PacketBuf;
-use super::Dataplane;
+use super::snapshot::Reader;
+use super::{Dataplane, Needs};
+use crate::sys::wait::{spawn_packet_thread, Control};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Poll};
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 pub struct TunConfig {
     pub name: String,
@@ -28,29 +33,17 @@ pub struct TunConfig {
 pub struct Tun {
     /// Keeps the interface (and the crate's control socket) open.
     _dev: ::tun::Device,
-    /// A duplicate of the device's descriptor, registered for reads only.
-    io: AsyncFd<OwnedFd>,
+    /// A non-blocking duplicate of the device's descriptor: read by the reader (registered
+    /// with the reactor only while the runtime reads), written by the writer task and the
+    /// fast-packet thread.
+    fd: OwnedFd,
     /// Reads and writes carry a virtio-net header: the kernel may hand us TCP super-packets.
     pub vnet: bool,
 }
 
 impl Tun {
     fn fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
-    }
-
-    /// One packet (or super-packet) into `buf`, waiting until there is one. Only the reader
-    /// task calls this: `poll_read_ready` keeps one waker, where `readable()` would queue a
-    /// waiter node per wait (~400 instructions per packet more).
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| loop {
-            let mut ready = std::task::ready!(self.io.poll_read_ready(cx))?;
-            // `try_io` clears the readiness on WouldBlock, so the next wait is epoll's.
-            if let Ok(r) = ready.try_io(|fd| crate::sys::tun::read(fd.get_ref().as_raw_fd(), buf)) {
-                return std::task::Poll::Ready(r);
-            }
-        })
-        .await
+        self.fd.as_raw_fd()
     }
 
     /// Writes `buf`, waiting while the device refuses. Writability is watched only for such
@@ -67,7 +60,7 @@ impl Tun {
             let io = match waiting {
                 Some(ref io) => io,
                 None => waiting.insert(crate::sys::asyncfd::register(
-                    self.io.get_ref().try_clone()?,
+                    self.fd.try_clone()?,
                     Interest::WRITABLE,
                 )?),
             };
@@ -101,14 +94,13 @@ pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
             log::info!("TUN offloads not available: {e}");
         }
     }
-    let io = dev
+    let fd = dev
         .set_nonblock()
         .and_then(|()| crate::sys::tun::dup(dev.as_raw_fd()))
-        .and_then(|fd| crate::sys::asyncfd::register(fd, Interest::READABLE))
-        .map_err(|e| format!("cannot register TUN device {}: {e}", cfg.name))?;
+        .map_err(|e| format!("cannot open TUN device {}: {e}", cfg.name))?;
     Ok(Tun {
         _dev: dev,
-        io,
+        fd,
         vnet: cfg.offload,
     })
 }
@@ -119,74 +111,247 @@ fn set_offload(fd: RawFd) -> io::Result<()> {
     crate::sys::tun::set_offload(fd)
 }
 
-/// Reads packets from the device into pooled buffers and routes them.
+/// The runtime gives the device back to the thread at the end of the first such period
+/// without a packet that needed it (so 1–2 s after the last one): a tick per period, no
+/// clock read per packet.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// The reader thread's stack: its deepest path is a packet sealed and sent to a peer.
+const STACK: usize = 256 * 1024;
+
+/// Reads the device and routes what it reads. Two readers take turns, one at a time:
+///
+/// - a thread of its own (`awl-tun`, asleep in `poll(2)`) while all it reads is sent from
+///   there: a ping or a TCP super-packet's segments to an idle awl node, sealed and sent on
+///   the fast path, so no packet wakes the runtime;
+/// - this task, from the first packet that needs the runtime ([`Needs::Runtime`]: an AWL
+///   peer's stream, a busy queue, the service stack) until [`HOLD`] passes without one.
+///   Handing each such packet across threads cost the stream tunnel a fifth of its
+///   throughput (docs/BENCHMARKS.md), so while such traffic runs the runtime reads.
+///
+/// Without the thread (it could not start), this task reads alone.
 pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
-    if tun.vnet {
-        return reader_vnet(&tun, &dp).await;
+    let home = Home::new(tun, dp);
+    home.serve(HOLD).await;
+}
+
+/// The reader's state, waiting in the slot of the side whose turn it is.
+pub(super) struct Home {
+    thread_turn: Mutex<Option<Reading>>,
+    runtime_turn: Mutex<Option<Reading>>,
+    to_runtime: Notify,
+    /// Turns taken by the runtime, and given back.
+    handoffs: AtomicU64,
+    handbacks: AtomicU64,
+}
+
+impl Home {
+    pub(super) fn new(tun: Arc<Tun>, dp: Arc<Dataplane>) -> Arc<Self> {
+        Arc::new(Home {
+            thread_turn: Mutex::new(Some(Reading::new(tun, dp))),
+            runtime_turn: Mutex::new(None),
+            to_runtime: Notify::new(),
+            handoffs: AtomicU64::new(0),
+            handbacks: AtomicU64::new(0),
+        })
     }
-    let dev = &tun;
-    let mut scratch = vec![0u8; dp.pool().buffer_size()];
-    let mut snap = dp.reader();
-    loop {
-        match dp.pool().get() {
-            Some(mut buf) => match dev.recv(buf.space()).await {
-                Ok(n) => {
-                    buf.set_len(n);
-                    dp.route_with(&mut snap, buf);
-                }
-                Err(e) => {
-                    log::error!("TUN read failed: {e}");
+
+    /// The runtime's side; starts the thread, which stops when this future is dropped.
+    pub(super) async fn serve(self: Arc<Self>, hold: Duration) {
+        let home = self.clone();
+        let thread = match spawn_packet_thread("awl-tun", STACK, false, move |c| home.on_thread(c))
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::warn!("TUN reader thread not started, reading in the runtime: {e}");
+                let r = take(&self.thread_turn);
+                *lock(&self.runtime_turn) = r;
+                None
+            }
+        };
+        let hold = thread.as_ref().map(|_| hold);
+        loop {
+            let Some(mut r) = take(&self.runtime_turn) else {
+                self.to_runtime.notified().await;
+                continue;
+            };
+            if let Err(e) = r.in_runtime(hold).await {
+                log::error!("TUN read failed: {e}");
+                return;
+            }
+            *lock(&self.thread_turn) = Some(r);
+            self.handbacks.fetch_add(1, Ordering::Relaxed);
+            if let Some(t) = &thread {
+                t.wake();
+            }
+        }
+    }
+
+    /// Turns the runtime took, and gave back.
+    #[cfg(test)]
+    pub(super) fn turns(&self) -> (u64, u64) {
+        (
+            self.handoffs.load(Ordering::Relaxed),
+            self.handbacks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The thread's side: reads while it is its turn, hands the device to the runtime after
+    /// a packet that needed it.
+    fn on_thread(&self, control: &Control) {
+        loop {
+            let mut r = loop {
+                if control.stopped() {
                     return;
                 }
-            },
-            None => {
-                // Pool empty: keep draining the device so the kernel queue doesn't stall.
-                if dev.recv(&mut scratch).await.is_err() {
+                if let Some(r) = take(&self.thread_turn) {
+                    break r;
+                }
+                if let Err(e) = control.sleep() {
+                    log::error!("TUN reader thread: waiting failed: {e}");
                     return;
+                }
+            };
+            let fd = r.tun.fd();
+            loop {
+                if control.stopped() {
+                    return;
+                }
+                match r.once() {
+                    Ok(Needs::Nothing) => {}
+                    Ok(Needs::Runtime) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = control.wait(fd) {
+                            log::error!("TUN reader thread: waiting failed: {e}");
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::error!("TUN read failed: {e}");
+                        return;
+                    }
                 }
             }
+            *lock(&self.runtime_turn) = Some(r);
+            self.handoffs.fetch_add(1, Ordering::Relaxed);
+            self.to_runtime.notify_one();
         }
     }
 }
 
-/// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
-async fn reader_vnet(dev: &Tun, dp: &Arc<Dataplane>) {
-    // One fixed buffer for the largest read (64 KB super-packet and its header).
-    let mut big = vec![0u8; offload::HDR_LEN + 65535];
-    let mut segments: Vec<PacketBuf> = Vec::new();
-    let mut snap = dp.reader();
-    loop {
-        let n = match dev.recv(&mut big).await {
-            Ok(n) => n,
-            Err(e) => {
-                log::error!("TUN read failed: {e}");
-                return;
-            }
+fn lock(m: &Mutex<Option<Reading>>) -> std::sync::MutexGuard<'_, Option<Reading>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn take(m: &Mutex<Option<Reading>>) -> Option<Reading> {
+    lock(m).take()
+}
+
+/// A reader's buffers and cached snapshot, which move between the thread and the task.
+struct Reading {
+    tun: Arc<Tun>,
+    dp: Arc<Dataplane>,
+    snap: Reader,
+    /// With offloads, one fixed buffer for the largest read (a 64 KB super-packet and its
+    /// header); without, where a packet goes when the pool is empty.
+    big: Vec<u8>,
+    segments: Vec<PacketBuf>,
+}
+
+impl Reading {
+    fn new(tun: Arc<Tun>, dp: Arc<Dataplane>) -> Self {
+        let big = match tun.vnet {
+            true => offload::HDR_LEN + 65535,
+            false => dp.pool().buffer_size(),
         };
-        let Ok((hdr, pkt)) = offload::parse(&big[..n]) else {
+        Reading {
+            snap: dp.reader(),
+            tun,
+            dp,
+            big: vec![0u8; big],
+            segments: Vec::new(),
+        }
+    }
+
+    /// Reads in the runtime until `hold` passes without a packet that needed it (or for
+    /// good without `hold`); an error only when the device fails.
+    async fn in_runtime(&mut self, hold: Option<Duration>) -> io::Result<()> {
+        let io = crate::sys::asyncfd::register(self.tun.fd.try_clone()?, Interest::READABLE)?;
+        let mut tick = hold.map(|h| tokio::time::interval_at(tokio::time::Instant::now() + h, h));
+        // Since the packet that brought the device here, nothing has needed the runtime.
+        let mut needed = false;
+        std::future::poll_fn(|cx| loop {
+            if let Some(t) = tick.as_mut() {
+                if t.poll_tick(cx).is_ready() {
+                    if !needed {
+                        return Poll::Ready(Ok(()));
+                    }
+                    needed = false;
+                    continue;
+                }
+            }
+            // `poll_read_ready` keeps one waker, where `readable()` would queue a waiter
+            // node per wait (~400 instructions per packet more); it also spends the task's
+            // budget, so a busy device still yields to other tasks.
+            let mut ready = ready!(io.poll_read_ready(cx))?;
+            // `try_io` clears the readiness on WouldBlock, so the next wait is epoll's.
+            match ready.try_io(|_| self.once()) {
+                Ok(Ok(Needs::Runtime)) => needed = true,
+                Ok(Ok(Needs::Nothing)) | Err(_) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
+    /// One read without waiting, and what its packets needed; WouldBlock when the device
+    /// has nothing.
+    fn once(&mut self) -> io::Result<Needs> {
+        if self.tun.vnet {
+            return self.once_vnet();
+        }
+        let fd = self.tun.fd();
+        match self.dp.pool().get() {
+            Some(mut buf) => {
+                let n = crate::sys::tun::read(fd, buf.space())?;
+                buf.set_len(n);
+                Ok(self.dp.route_with(&mut self.snap, buf))
+            }
+            // Pool empty: keep draining the device so the kernel queue doesn't stall.
+            None => crate::sys::tun::read(fd, &mut self.big).map(|_| Needs::Nothing),
+        }
+    }
+
+    /// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
+    fn once_vnet(&mut self) -> io::Result<Needs> {
+        let n = crate::sys::tun::read(self.tun.fd(), &mut self.big)?;
+        let dp = &self.dp;
+        let Ok((hdr, pkt)) = offload::parse(&self.big[..n]) else {
             dp.stats.global(|g| g.tx_unroutable += 1);
-            continue;
+            return Ok(Needs::Nothing);
         };
         match hdr.gso {
             Gso::None => {
                 let Some(mut buf) = dp.pool().get() else {
-                    continue;
+                    return Ok(Needs::Nothing);
                 };
                 let Some(space) = buf.space().get_mut(..pkt.len()) else {
                     dp.stats.global(|g| g.tx_too_big += 1);
-                    continue;
+                    return Ok(Needs::Nothing);
                 };
                 space.copy_from_slice(pkt);
                 buf.set_len(pkt.len());
                 if hdr.needs_csum {
                     offload::complete_checksum(buf.data_mut());
                 }
-                dp.route_with(&mut snap, buf);
+                Ok(dp.route_with(&mut self.snap, buf))
             }
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
                     dp.stats.global(|g| g.tx_unroutable += 1);
-                    continue;
+                    return Ok(Needs::Nothing);
                 };
                 dp.stats.global(|g| g.tun_super_packets += 1);
                 for i in 0..segs.count() {
@@ -196,7 +361,7 @@ async fn reader_vnet(dev: &Tun, dp: &Arc<Dataplane>) {
                     match segs.write(i, buf.space()) {
                         Some(len) => {
                             buf.set_len(len);
-                            segments.push(buf);
+                            self.segments.push(buf);
                         }
                         None => {
                             dp.stats.global(|g| g.tx_too_big += 1);
@@ -204,7 +369,7 @@ async fn reader_vnet(dev: &Tun, dp: &Arc<Dataplane>) {
                         }
                     }
                 }
-                dp.route_segments(&mut snap, &mut segments);
+                Ok(dp.route_segments(&mut self.snap, &mut self.segments))
             }
         }
     }

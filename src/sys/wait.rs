@@ -108,6 +108,11 @@ pub struct PacketThread {
 }
 
 impl PacketThread {
+    /// Ends the thread's current or next wait without stopping it.
+    pub fn wake(&self) {
+        self.control.waiter.wake();
+    }
+
     /// The thread's side, to watch it end (tests).
     #[cfg(test)]
     pub fn control_for_test(&self) -> std::sync::Weak<Control> {
@@ -137,6 +142,11 @@ impl Control {
     /// Sleeps until `fd` is readable or the thread is told to stop.
     pub fn wait(&self, fd: RawFd) -> io::Result<()> {
         self.waiter.wait(Some(fd))
+    }
+
+    /// Sleeps until [`PacketThread::wake`], or the thread is told to stop.
+    pub fn sleep(&self) -> io::Result<()> {
+        self.waiter.wait(None)
     }
 }
 
