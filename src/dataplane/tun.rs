@@ -12,7 +12,7 @@ use crate::sys::wait::{spawn_packet_thread, Control};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Poll};
 use std::time::Duration;
@@ -141,8 +141,8 @@ pub(super) struct Home {
     runtime_turn: Mutex<Option<Reading>>,
     to_runtime: Notify,
     /// Turns taken by the runtime, and given back.
-    handoffs: AtomicU64,
-    handbacks: AtomicU64,
+    handoffs: AtomicUsize,
+    handbacks: AtomicUsize,
 }
 
 impl Home {
@@ -151,8 +151,8 @@ impl Home {
             thread_turn: Mutex::new(Some(Reading::new(tun, dp))),
             runtime_turn: Mutex::new(None),
             to_runtime: Notify::new(),
-            handoffs: AtomicU64::new(0),
-            handbacks: AtomicU64::new(0),
+            handoffs: AtomicUsize::new(0),
+            handbacks: AtomicUsize::new(0),
         })
     }
 
@@ -189,7 +189,7 @@ impl Home {
 
     /// Turns the runtime took, and gave back.
     #[cfg(test)]
-    pub(super) fn turns(&self) -> (u64, u64) {
+    pub(super) fn turns(&self) -> (usize, usize) {
         (
             self.handoffs.load(Ordering::Relaxed),
             self.handbacks.load(Ordering::Relaxed),
