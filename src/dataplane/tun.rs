@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Poll};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -278,23 +278,33 @@ impl Reading {
     /// good without `hold`); an error only when the device fails.
     async fn in_runtime(&mut self, hold: Option<Duration>) -> io::Result<()> {
         let io = crate::sys::asyncfd::register(self.tun.fd.try_clone()?, Interest::READABLE)?;
-        let mut tick = hold.map(|h| tokio::time::interval_at(tokio::time::Instant::now() + h, h));
+        let mut tick = hold.map(|h| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + h, h);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         // Since the packet that brought the device here, nothing has needed the runtime.
         let mut needed = false;
         std::future::poll_fn(|cx| loop {
-            if let Some(t) = tick.as_mut() {
-                if t.poll_tick(cx).is_ready() {
-                    if !needed {
-                        return Poll::Ready(Ok(()));
-                    }
-                    needed = false;
-                    continue;
-                }
-            }
             // `poll_read_ready` keeps one waker, where `readable()` would queue a waiter
             // node per wait (~400 instructions per packet more); it also spends the task's
             // budget, so a busy device still yields to other tasks.
-            let mut ready = ready!(io.poll_read_ready(cx))?;
+            let Poll::Ready(ready) = io.poll_read_ready(cx) else {
+                // The clock is looked at only when the device is idle: polling the timer per
+                // packet spent a second unit of the task's budget on each (more yields under
+                // load). A device busy for good keeps the runtime, as it did before the thread.
+                if let Some(t) = tick.as_mut() {
+                    if t.poll_tick(cx).is_ready() {
+                        if !needed {
+                            return Poll::Ready(Ok(()));
+                        }
+                        needed = false;
+                        continue;
+                    }
+                }
+                return Poll::Pending;
+            };
+            let mut ready = ready?;
             // `try_io` clears the readiness on WouldBlock, so the next wait is epoll's.
             match ready.try_io(|_| self.once()) {
                 Ok(Ok(Needs::Runtime)) => needed = true,
