@@ -13,7 +13,8 @@
 # same for both VPNs. Prints a Markdown table.
 #
 #   BENCH_PROFILE=1 BENCH_PINGS=3000 BENCH_SPACING=0.002 bash bench/pace.sh
-#   BENCH_TCP=3 bash bench/pace.sh   # one TCP flow through each VPN in turn, 3 rounds
+#   BENCH_TCP=3 bash bench/pace.sh   # one TCP flow through each VPN in turn, 3 rounds, and
+#                                    # each thread's context switches per second of flow
 #
 # samples CPU 0 instead (perf cpu-clock at 20 kHz, call graphs, one VPN after the other) and
 # splits the daemons' time into user space and kernel, with the kernel's route lookups
@@ -106,11 +107,22 @@ if [ -n "${BENCH_TCP:-}" ]; then
     command -v iperf3 >/dev/null || { echo "pace: iperf3 missing"; exit 1; }
     ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1 || true
     cpu_ns() { local s=0 p t; for p in "$@"; do for t in /proc/"$p"/task/*/schedstat; do s=$((s + $(cut -d' ' -f1 "$t"))); done; done; echo "$s"; }
+    # Context switches (voluntary and not) of each daemon's threads, as "node/thread count".
+    switches() { # NAME PIDS...
+        local name=$1 p t; shift
+        for p in "$@"; do
+            for t in /proc/"$p"/task/*; do
+                echo "$name$p/$(cat "$t/comm")@${t##*/} $(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"
+            done
+        done | sort
+    }
     flow() { # NETNS DST PIDS...
         local ns=$1 dst=$2; shift 2
         local c0; c0=$(cpu_ns "$@")
+        local s0; s0=$(switches "$ns" "$@")
         ip netns exec "$ns" taskset -c 1 iperf3 -c "$dst" -t 5 -J >"$WORK/i.json" 2>/dev/null || { echo "0 0"; return; }
         local c1; c1=$(cpu_ns "$@")
+        join <(echo "$s0") <(switches "$ns" "$@") | awk '{print $1, $3 - $2}' >>"$WORK/switches.txt"
         python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum_received']; print(round(e['bits_per_second']/1e6), round((int(sys.argv[2])/1e9)/(e['bytes']/1e9), 2))" "$WORK/i.json" "$((c1 - c0))"
     }
     echo "| round | awl Mbit/s | awl CPU s/GB | boringtun Mbit/s | boringtun CPU s/GB |"
@@ -178,6 +190,11 @@ EOF2
         b=$(flow pc 10.99.0.2 "${PIDS[2]}" "${PIDS[3]}")
         echo "| $r | ${a% *} | ${a#* } | ${b% *} | ${b#* } |"
     done
+    # Per thread and second of flow: a thread that wakes per packet or per ACK shows here.
+    echo
+    echo "Context switches per second of flow, by daemon and thread (pa: awl's flows, pc: boringtun's; pid, then thread):"
+    awk -v s=$((5 * BENCH_TCP)) '{split($1, k, "@"); n[k[1]] += $2} END {for (t in n) printf "  %s %d\n", t, n[t] / s}' \
+        "$WORK/switches.txt" | sort
     exit 0
 fi
 

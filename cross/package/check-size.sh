@@ -24,9 +24,10 @@ BUDGET_PACKAGE=800000
 # the fast packets' own socket and thread (issue 22: 1,962,508 B / 930,550 B); by 4 kB / 2 kB
 # for bulk on the fast path, sealed into GSO runs (issue 22: 1,966,604 B / 932,324 B), and
 # by 2 kB / 1 kB for a super-packet's segments sent by the TUN reader itself (issue 22:
-# 1,968,124 B / 933,613 B).
-CEILING_BINARY=1969000
-CEILING_PACKAGE=934000
+# 1,968,124 B / 933,613 B), and by 5 kB / 2 kB for the TUN reader's thread and its turns
+# with the runtime (issue 22: 1,973,232 B / 935,840 B).
+CEILING_BINARY=1974000
+CEILING_PACKAGE=936500
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

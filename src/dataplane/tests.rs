@@ -316,8 +316,9 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
 
 /// The TUN reader takes turns: a real TUN device (in a network namespace of this test's
 /// thread) is read by the thread while all it reads goes out on the fast path, by the
-/// runtime from the first packet that needs it (here one for the service stack), and by the
-/// thread again once the hold passes without such a packet. Every packet arrives.
+/// runtime from the first packet that needs it (here one for the service stack) or the first
+/// read after the writer task wrote, and by the thread again once the hold passes without
+/// either. Every packet arrives.
 #[tokio::test]
 async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it() {
     if !crate::sys::user::is_root() {
@@ -338,7 +339,8 @@ async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it(
         offload: false,
     })
     .expect("TUN");
-    let home = tun::Home::new(Arc::new(dev), a.dp.clone());
+    let dev = Arc::new(dev);
+    let home = tun::Home::new(dev.clone(), a.dp.clone());
     let reader = tokio::spawn(home.clone().serve(Duration::from_millis(300)));
     let udp = tokio::net::UdpSocket::bind((OWN, 0)).await.expect("bind");
     let to_b = |n: u8| {
@@ -381,7 +383,24 @@ async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it(
     got(&mut b, 4).await;
     assert_eq!(fast_sent() - sent0, 3);
     assert_eq!(home.turns(), (1, 1));
+    // 5. The writer task wrote (packets came in a burst): the next read, sent from the
+    //    thread as ever, still hands the device over, and it comes back once the hold
+    //    passes without writes.
+    let (wtx, wrx) = mpsc::channel(4);
+    let writer = tokio::spawn(tun::writer(dev.clone(), wrx));
+    wtx.send(packet(a.dp.pool(), 17, 20)).await.expect("writer");
+    until(|| wtx.capacity() == 4, "the writer did not take the packet").await;
+    to_b(5).await;
+    got(&mut b, 5).await;
+    assert_eq!(fast_sent() - sent0, 4);
+    until(
+        || home.turns().0 == 2,
+        "a write did not take the device to the runtime",
+    )
+    .await;
+    until(|| home.turns().1 == 2, "the device was not given back").await;
     reader.abort();
+    writer.abort();
 }
 
 /// Waits (at most `T`) until `done`.

@@ -12,7 +12,7 @@ use crate::sys::wait::{spawn_packet_thread, Control};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -39,11 +39,23 @@ pub struct Tun {
     fd: OwnedFd,
     /// Reads and writes carry a virtio-net header: the kernel may hand us TCP super-packets.
     pub vnet: bool,
+    /// The writer task wrote since the reader last looked: packets arrive in bursts, and
+    /// what they make the kernel send back (a TCP flow's ACKs) is best read by the runtime,
+    /// in the wake-up that wrote them, than by the thread in one of its own.
+    wrote: AtomicBool,
 }
 
 impl Tun {
     fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Marks a write by the writer task (looked at before stored: the reader clears it
+    /// about once a second, so the line stays shared, not bounced, while bursts run).
+    fn mark_written(&self) {
+        if !self.wrote.load(Ordering::Relaxed) {
+            self.wrote.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Writes `buf`, waiting while the device refuses. Writability is watched only for such
@@ -102,6 +114,7 @@ pub fn open(cfg: &TunConfig) -> Result<Tun, String> {
         _dev: dev,
         fd,
         vnet: cfg.offload,
+        wrote: AtomicBool::new(false),
     })
 }
 
@@ -122,12 +135,16 @@ const STACK: usize = 256 * 1024;
 /// Reads the device and routes what it reads. Two readers take turns, one at a time:
 ///
 /// - a thread of its own (`awl-tun`, asleep in `poll(2)`) while all it reads is sent from
-///   there: a ping or a TCP super-packet's segments to an idle awl node, sealed and sent on
-///   the fast path, so no packet wakes the runtime;
+///   there: a single packet to an idle awl node, sealed and sent on the fast path, so a
+///   ping wakes no runtime;
 /// - this task, from the first packet that needs the runtime ([`Needs::Runtime`]: an AWL
-///   peer's stream, a busy queue, the service stack) until [`HOLD`] passes without one.
-///   Handing each such packet across threads cost the stream tunnel a fifth of its
-///   throughput (docs/BENCHMARKS.md), so while such traffic runs the runtime reads.
+///   peer's stream, a busy queue, the service stack) or the first read after the writer
+///   task wrote (packets came in a burst: what they make the kernel send back, a TCP flow's
+///   ACKs, is read in the writer's wake-up),
+///   until [`HOLD`] passes without either. Handing each such packet across threads cost
+///   the stream tunnel a fifth of its throughput, and reading a TCP flow's ACKs on the
+///   thread tripled the receiver's context switches (docs/BENCHMARKS.md), so while such
+///   traffic runs the runtime reads.
 ///
 /// Without the thread (it could not start), this task reads alone.
 pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
@@ -218,8 +235,8 @@ impl Home {
                     return;
                 }
                 match r.once() {
-                    Ok(Needs::Nothing) => {}
-                    Ok(Needs::Runtime) => break,
+                    Ok(Needs::Nothing) if !r.tun.wrote.load(Ordering::Relaxed) => {}
+                    Ok(_) => break,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if let Err(e) = control.wait(fd) {
                             log::error!("TUN reader thread: waiting failed: {e}");
@@ -295,7 +312,8 @@ impl Reading {
                 // load). A device busy for good keeps the runtime, as it did before the thread.
                 if let Some(t) = tick.as_mut() {
                     if t.poll_tick(cx).is_ready() {
-                        if !needed {
+                        let wrote = self.tun.wrote.swap(false, Ordering::Relaxed);
+                        if !needed && !wrote {
                             return Poll::Ready(Ok(()));
                         }
                         needed = false;
@@ -394,6 +412,7 @@ pub async fn writer(tun: Arc<Tun>, mut rx: mpsc::Receiver<PacketBuf>) {
         if let Err(e) = tun.send(p.data()).await {
             log::debug!("TUN write failed: {e}");
         }
+        tun.mark_written();
     }
 }
 
@@ -444,6 +463,7 @@ async fn writer_vnet(dev: &Tun, mut rx: mpsc::Receiver<PacketBuf>) {
         if run.segments() > 0 {
             write_raw(dev, run.finish()).await;
         }
+        dev.mark_written();
     }
 }
 
