@@ -140,11 +140,10 @@ const STACK: usize = 256 * 1024;
 /// - this task, from the first packet that needs the runtime ([`Needs::Runtime`]: an AWL
 ///   peer's stream, a busy queue, the service stack) or the first read after the writer
 ///   task wrote (packets came in a burst: what they make the kernel send back, a TCP flow's
-///   ACKs, is read in the writer's wake-up),
-///   until [`HOLD`] passes without either. Handing each such packet across threads cost
-///   the stream tunnel a fifth of its throughput, and reading a TCP flow's ACKs on the
-///   thread tripled the receiver's context switches (docs/BENCHMARKS.md), so while such
-///   traffic runs the runtime reads.
+///   ACKs, is read in the writer's wake-up), until [`HOLD`] passes without either. Handing
+///   each such packet across threads cost the stream tunnel a fifth of its throughput, and
+///   reading a TCP flow's ACKs on the thread added 80 % to the receiver's context switches
+///   (docs/BENCHMARKS.md), so while such traffic runs the runtime reads.
 ///
 /// Without the thread (it could not start), this task reads alone.
 pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
