@@ -54,8 +54,12 @@ async fn befriend(a: &Node, b: &Node) {
 }
 
 fn packet(pool: &PacketPool, proto: u8, payload: usize) -> PacketBuf {
+    packet_to(pool, proto, payload, [10, 66, 0, 2])
+}
+
+fn packet_to(pool: &PacketPool, proto: u8, payload: usize, dst: [u8; 4]) -> PacketBuf {
     let l4 = vec![7u8; payload];
-    let p = build(proto, [10, 66, 0, 1], [10, 66, 0, 2], &l4);
+    let p = build(proto, OWN.octets(), dst, &l4);
     let mut b = pool.get().unwrap();
     b.space()[..p.len()].copy_from_slice(&p);
     b.set_len(p.len());
@@ -418,6 +422,63 @@ async fn refused(b: &Node, n: u64) {
     assert_eq!(b.host.fast_counters().2, n);
 }
 
+/// Two nodes with AES in hardware seal with AES-128-GCM, across an epoch's change of key;
+/// a node without it (an older one, a router) is never sent an AES packet, and refuses one.
+#[tokio::test]
+async fn fast_packets_use_aes_only_where_both_ends_take_it() {
+    use crate::p2p::fastpath::{aes, AES_PROTOCOL};
+    if !aes::in_hardware() {
+        eprintln!("skipped: no AES instructions on this CPU");
+        return;
+    }
+    let (a, mut b, path) = friends_with_path().await;
+    let tx = path.fast.clone().expect("fast path");
+    assert!(a.host.protocols().iter().any(|p| p == AES_PROTOCOL));
+    assert!(tx.seals_with_aes(), "both list AES");
+    // The last packets of epoch 0 and the first of epoch 1: each side derives the next key.
+    let epoch = 1u64 << aes::EPOCH_BITS;
+    tx.set_next_counter(epoch - 2);
+    let got = exchange(&a, &mut b).await;
+    tx.set_next_counter(epoch);
+    let more = exchange(&a, &mut b).await;
+    assert_eq!(got.len() + more.len(), 4);
+    assert_eq!(&more[1][12..16], &[10, 66, 0, 3]);
+    assert_eq!(b.host.fast_counters(), (0, 4, 0));
+    assert_eq!(counts(&a, &b).1, (4, 4), "all four came as fast packets");
+
+    // c has no AES (as a MIPS router or an older awl): d seals for it with ChaCha.
+    let c = node(true).await;
+    c.host.fast_table().set_aes(false);
+    let mut d = node(true).await;
+    assert!(!c.host.protocols().iter().any(|p| p == AES_PROTOCOL));
+    befriend(&d, &c).await;
+    let to_c = d
+        .host
+        .datagram_path(&c.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .and_then(|p| p.fast)
+        .expect("fast path");
+    assert!(!to_c.seals_with_aes(), "c does not list AES");
+    let mut c = c;
+    exchange(&d, &mut c).await;
+    assert_eq!(c.host.fast_counters(), (0, 2, 0));
+    // Made to seal with AES anyway, d's packets are refused by c: it holds no AES key.
+    to_c.peer_takes_aes(true);
+    assert!(to_c.seals_with_aes());
+    d.dp.route_outbound(packet(d.dp.pool(), 17, 900));
+    refused(&c, 1).await;
+    assert!(c.to_tun.try_recv().is_err());
+    // And c's own packets to d (ChaCha: d listed AES, c has none) are taken.
+    let back = c
+        .host
+        .datagram_path(&d.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .and_then(|p| p.fast)
+        .expect("fast path");
+    assert!(!back.seals_with_aes());
+    c.dp.route_outbound(packet_to(c.dp.pool(), 17, 900, [10, 66, 0, 3]));
+    timeout(T, d.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(d.host.fast_counters().2, 0);
+}
+
 #[tokio::test]
 async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     use crate::p2p::fastpath::{self, wire};
@@ -527,6 +588,8 @@ async fn a_receiver_index_holds_at_most_four_sessions() {
         tx_index: 9,
         rx_key: [n; 32],
         rx_index,
+        tx_aes: [n; 32],
+        rx_aes: [n; 32],
     };
     let peer = a.host.peer_id();
     let mut held: Vec<_> = (1..=4)

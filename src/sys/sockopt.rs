@@ -36,9 +36,9 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 }
 
 /// Steers the datagrams that reach `fd`'s `SO_REUSEPORT` group by their first byte: those
-/// starting with `byte` go to the group's second socket, the rest to its first (a classic
-/// BPF program run by the kernel for each datagram, at the UDP payload).
-pub fn steer_by_first_byte(fd: RawFd, byte: u8) -> io::Result<()> {
+/// whose first byte masked with `mask` is `byte` go to the group's second socket, the rest to
+/// its first (a classic BPF program run by the kernel for each datagram, at the UDP payload).
+pub fn steer_by_first_byte(fd: RawFd, byte: u8, mask: u8) -> io::Result<()> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -47,6 +47,12 @@ pub fn steer_by_first_byte(fd: RawFd, byte: u8) -> io::Result<()> {
     };
     let mut program = [
         op(libc::BPF_LD | libc::BPF_B | libc::BPF_ABS, 0, 0, 0),
+        op(
+            libc::BPF_ALU | libc::BPF_AND | libc::BPF_K,
+            0,
+            0,
+            u32::from(mask),
+        ),
         op(
             libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
             0,

@@ -16,11 +16,16 @@
 //! - Nothing is ever sent in answer to a fast packet; a forged or replayed one is counted and
 //!   dropped. Sessions live exactly as long as their connection: no state for strangers
 //!   beyond their (admitted, capped) connections.
+//! - ChaCha20-Poly1305, or AES-128-GCM where both ends have AES in hardware and the peer
+//!   lists [`AES_PROTOCOL`] ([`aes`]: a third of the cost per byte, keys per epoch). Each
+//!   packet's marker names its cipher, so a receiver never has to guess, and a node that
+//!   does not list it is never sent one.
 //! - No congestion control, as WireGuard: the tunnelled flows have their own. Single packets
 //!   go out one by one ([`Tx::send`]); the sender task's batches as [`Run`]s, many packets
 //!   of one size sealed into one buffer and sent at once (UDP GSO), waiting while the socket
 //!   buffer is full.
 
+pub mod aes;
 pub mod wire;
 
 use crate::p2p::identity::PeerId;
@@ -29,7 +34,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wire::{Key, Replay};
 
@@ -62,8 +67,12 @@ pub trait SendSocket: Send + Sync {
 
 /// Listed in identify by nodes that take fast packets.
 pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
+/// Listed in identify beside [`PROTOCOL`] by nodes that take AES-128-GCM fast packets.
+pub const AES_PROTOCOL: &str = "/awl-rs/fastpath/aes-128-gcm/1.0.0";
 /// The TLS exporter label (RFC 8446 §7.5).
 const LABEL: &[u8] = b"EXPORTER-awl-fastpath-v1";
+/// The exporter label of the AES secrets (one per direction; `aes` derives each epoch's key).
+const LABEL_AES: &[u8] = b"EXPORTER-awl-fastpath-aes-128-gcm-v1";
 /// Sessions sharing one receiver index (a 32-bit value from the exporter: a second one is
 /// chance, one in four billion); opened by trial. Beyond this a connection has no fast path.
 const PER_INDEX: usize = 4;
@@ -85,12 +94,24 @@ pub struct Counters {
 /// reads) and the host (which installs a session per direct connection).
 #[derive(Default)]
 pub struct Table {
+    aes: AesOn,
     /// Receiving halves sorted by receiver index (a binary search per packet; no hash map
     /// instantiated for this one table: bytes on a router's flash).
     rx: Mutex<Vec<(u32, Arc<Rx>)>>,
     handler: OnceLock<DatagramHandler>,
     socket: OnceLock<Arc<dyn SendSocket>>,
     pub counters: Counters,
+}
+
+/// Whether this node's new sessions take AES-128-GCM: AES in hardware, unless
+/// `AWL_FASTPATH_AES=0` (benchmarks compare the two ciphers on one build with it).
+struct AesOn(AtomicBool);
+
+impl Default for AesOn {
+    fn default() -> Self {
+        let off = || std::env::var_os("AWL_FASTPATH_AES").is_some_and(|v| v == "0");
+        AesOn(AtomicBool::new(aes::in_hardware() && !off()))
+    }
 }
 
 impl std::fmt::Debug for Table {
@@ -120,6 +141,8 @@ struct Count {
 struct RxState {
     replay: Replay,
     sink: Option<DatagramSink>,
+    /// Where this node takes AES packets.
+    aes: Option<aes::RxKeys>,
 }
 
 /// The sending half: seals payloads for the peer's receiver index.
@@ -131,6 +154,8 @@ pub struct Tx {
     state: Mutex<TxState>,
     table: Arc<Table>,
     count: Arc<Count>,
+    /// The peer listed [`AES_PROTOCOL`] (set by [`Tx::peer_takes_aes`]).
+    peer_aes: AtomicBool,
 }
 
 struct TxState {
@@ -140,6 +165,8 @@ struct TxState {
     single: Run,
     /// The connection's path as quinn last said, re-read every `PATH_REFRESH` packets.
     path: Option<PathInfo>,
+    /// Where this node seals with AES (used once the peer takes it).
+    aes: Option<aes::TxKeys>,
 }
 
 /// What a send needs from the QUIC connection. Each of quinn's getters locks the
@@ -182,6 +209,9 @@ pub struct Derived {
     pub tx_index: u32,
     pub rx_key: [u8; 32],
     pub rx_index: u32,
+    /// Each direction's AES secret.
+    pub tx_aes: [u8; 32],
+    pub rx_aes: [u8; 32],
 }
 
 /// Keys and indexes from the connection's TLS exporter; `None` before the handshake is done.
@@ -192,6 +222,13 @@ pub fn derive(conn: &quinn::Connection) -> Option<Derived> {
     let k_server = <[u8; 32]>::try_from(&okm[32..64]).ok()?;
     let i_client = u32::from_be_bytes(okm[64..68].try_into().ok()?);
     let i_server = u32::from_be_bytes(okm[68..72].try_into().ok()?);
+    let mut aes = [0u8; 64];
+    // (Never used where the target has no AES: no exporter call there.)
+    if aes::in_hardware() {
+        conn.export_keying_material(&mut aes, LABEL_AES, b"").ok()?;
+    }
+    let a_client = <[u8; 32]>::try_from(&aes[..32]).ok()?;
+    let a_server = <[u8; 32]>::try_from(&aes[32..]).ok()?;
     // The client seals with its key for the server's index, and the other way round.
     Some(match conn.side() {
         quinn::Side::Client => Derived {
@@ -199,12 +236,16 @@ pub fn derive(conn: &quinn::Connection) -> Option<Derived> {
             tx_index: i_server,
             rx_key: k_server,
             rx_index: i_client,
+            tx_aes: a_client,
+            rx_aes: a_server,
         },
         quinn::Side::Server => Derived {
             tx_key: k_server,
             tx_index: i_client,
             rx_key: k_client,
             rx_index: i_server,
+            tx_aes: a_server,
+            rx_aes: a_client,
         },
     })
 }
@@ -213,6 +254,20 @@ impl Table {
     /// The socket fast packets are sent from (set once, when the endpoint is bound).
     pub fn set_socket(&self, socket: Arc<dyn SendSocket>) {
         let _ = self.socket.set(socket);
+    }
+
+    /// Whether sessions installed from now on take AES-128-GCM (listed in identify as
+    /// [`AES_PROTOCOL`]).
+    pub fn takes_aes(&self) -> bool {
+        self.aes.0.load(Ordering::Relaxed)
+    }
+
+    /// Turns AES off (or back on, where the hardware has it) for sessions installed from
+    /// now on: a node without it, in tests.
+    pub fn set_aes(&self, on: bool) {
+        self.aes
+            .0
+            .store(on && aes::in_hardware(), Ordering::Relaxed);
     }
 
     /// Where opened packets go: the handler of QUIC datagrams (set once).
@@ -239,13 +294,19 @@ impl Table {
             tx_index,
             rx_key,
             rx_index,
+            tx_aes,
+            rx_aes,
         } = keys;
+        let with_aes = self.takes_aes();
         let count = Arc::new(Count::default());
         let rx = Arc::new(Rx {
             peer,
             conn_id: conn.stable_id(),
             key: Key::new(&rx_key)?,
-            state: Mutex::new(RxState::default()),
+            state: Mutex::new(RxState {
+                aes: with_aes.then(|| aes::RxKeys::new(&rx_aes)).flatten(),
+                ..RxState::default()
+            }),
             count: count.clone(),
         });
         {
@@ -265,9 +326,11 @@ impl Table {
                 next: 0,
                 single: Run::default(),
                 path: None,
+                aes: with_aes.then(|| aes::TxKeys::new(&tx_aes)).flatten(),
             }),
             table: self.clone(),
             count,
+            peer_aes: AtomicBool::new(false),
         });
         Some(Session {
             tx,
@@ -286,7 +349,12 @@ impl Table {
     }
 
     fn open_and_deliver(&self, pkt: &mut [u8], alone: bool) -> bool {
-        let Some((index, counter)) = wire::header(pkt) else {
+        let Some(wire::Header {
+            index,
+            counter,
+            aes,
+        }) = wire::header(pkt)
+        else {
             return false;
         };
         // Held while the packet is delivered: nothing the sink does comes back here, and
@@ -308,10 +376,14 @@ impl Table {
                 copy = pkt.to_vec();
                 &mut copy
             };
-            let Some(payload) = wire::open(&rx.key, counter, buf) else {
+            let st = &mut *st;
+            let opened = match aes {
+                false => wire::open(&rx.key, counter, buf),
+                true => st.aes.as_mut().and_then(|k| k.open(counter, buf)),
+            };
+            let Some(payload) = opened else {
                 continue;
             };
-            let st = &mut *st;
             st.replay.mark(counter);
             rx.count.received.fetch_add(1, Ordering::Relaxed);
             self.counters.received.fetch_add(1, Ordering::Relaxed);
@@ -406,8 +478,14 @@ impl Tx {
         if counter >= wire::COUNTER_LIMIT {
             return Err(io::Error::other("fast path counter exhausted"));
         }
+        let key = match st.aes.as_mut() {
+            Some(k) if self.peer_aes.load(Ordering::Relaxed) => k
+                .key(counter)
+                .ok_or_else(|| io::Error::other("no AES key"))?,
+            _ => &self.key,
+        };
         st.next += 1;
-        if !wire::seal_append(&self.key, self.index, counter, payload, &mut run.buf) {
+        if !wire::seal_append(key, self.index, counter, payload, &mut run.buf) {
             return Err(io::Error::other("seal failed"));
         }
         if run.count == 0 {
@@ -456,6 +534,23 @@ impl Tx {
         self.count.sent.fetch_add(run.count, Ordering::Relaxed);
         run.clear();
         Ok(())
+    }
+
+    /// Whether the peer takes AES-128-GCM (it lists [`AES_PROTOCOL`]); used only where this
+    /// node has it too.
+    pub fn peer_takes_aes(&self, takes: bool) {
+        self.peer_aes.store(takes, Ordering::Relaxed);
+    }
+
+    /// Whether packets are sealed with AES-128-GCM now.
+    pub fn seals_with_aes(&self) -> bool {
+        self.peer_aes.load(Ordering::Relaxed) && lock(&self.state).aes.is_some()
+    }
+
+    /// Sets the next packet's counter (tests: across an AES epoch).
+    #[cfg(test)]
+    pub fn set_next_counter(&self, next: u64) {
+        lock(&self.state).next = next;
     }
 
     /// Resolves when the socket has room again after a send found it full.

@@ -1,5 +1,4 @@
-//! The fast path's packet, pure: header, sealing and opening with ChaCha20-Poly1305, and the
-//! replay window.
+//! The fast path's packet, pure: header, sealing and opening, and the replay window.
 //!
 //! ```text
 //! 0        1            5                   13
@@ -10,13 +9,17 @@
 //! exporter), `counter` is the sender's packet number and the nonce (never reused under one
 //! key); the header is the AEAD's associated data. The first byte has QUIC's fixed bit (0x40)
 //! and long-header bit (0x80) clear: our endpoint does not offer to take greased QUIC bits,
-//! so no QUIC packet to us starts like this. ChaCha20-Poly1305, not AES-GCM: no key-usage
-//! limit to rotate at (RFC 9001 §6.6: AES-GCM's is 2^23 packets), and on routers without AES
-//! instructions (MIPS) it is the faster cipher.
+//! so no QUIC packet to us starts like this. Its low bit names the cipher:
+//! ChaCha20-Poly1305 ([`MARKER`]: any node, no key-usage limit, and on routers without AES
+//! instructions the faster one), or AES-128-GCM ([`MARKER_AES`]: between two nodes with AES
+//! in hardware, where it costs a third as much; keys per epoch of packets, `super::aes`).
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, CHACHA20_POLY1305};
 
+/// The first byte of a ChaCha20-Poly1305 packet.
 pub const MARKER: u8 = 0x2a;
+/// The first byte of an AES-128-GCM packet.
+pub const MARKER_AES: u8 = MARKER | 1;
 pub const HEADER_LEN: usize = 13;
 pub const TAG_LEN: usize = 16;
 /// Bytes a packet adds to its payload.
@@ -24,14 +27,34 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// A sender stops at this counter (a connection would have to carry 2^60 packets).
 pub const COUNTER_LIMIT: u64 = 1 << 60;
 
-/// One direction's key.
-pub struct Key(LessSafeKey);
+/// Whether a datagram's first byte is a fast packet's (either cipher).
+pub fn is_fast(first: u8) -> bool {
+    first & !1 == MARKER
+}
+
+/// One direction's key, with the marker its packets carry.
+pub struct Key {
+    key: LessSafeKey,
+    marker: u8,
+}
 
 impl Key {
+    /// A ChaCha20-Poly1305 key.
     pub fn new(bytes: &[u8; 32]) -> Option<Key> {
         UnboundKey::new(&CHACHA20_POLY1305, bytes)
             .ok()
-            .map(|k| Key(LessSafeKey::new(k)))
+            .map(|k| Key {
+                key: LessSafeKey::new(k),
+                marker: MARKER,
+            })
+    }
+
+    /// An AES-128-GCM key.
+    pub fn aes(bytes: &[u8; 16]) -> Option<Key> {
+        UnboundKey::new(&AES_128_GCM, bytes).ok().map(|k| Key {
+            key: LessSafeKey::new(k),
+            marker: MARKER_AES,
+        })
     }
 }
 
@@ -51,13 +74,16 @@ pub fn seal(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u
 /// `out` is as it was.
 pub fn seal_append(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
-    out.push(MARKER);
+    out.push(key.marker);
     out.extend_from_slice(&index.to_be_bytes());
     out.extend_from_slice(&counter.to_be_bytes());
     out.extend_from_slice(payload);
     let (header, body) = out[start..].split_at_mut(HEADER_LEN);
     let aad = Aad::from(&*header);
-    match key.0.seal_in_place_separate_tag(nonce(counter), aad, body) {
+    match key
+        .key
+        .seal_in_place_separate_tag(nonce(counter), aad, body)
+    {
         Ok(tag) => {
             out.extend_from_slice(tag.as_ref());
             true
@@ -69,25 +95,37 @@ pub fn seal_append(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mu
     }
 }
 
-/// The receiver index and counter of a packet that is long enough to be one.
-pub fn header(pkt: &[u8]) -> Option<(u32, u64)> {
-    if pkt.len() < OVERHEAD || pkt[0] != MARKER {
-        return None;
-    }
-    let index = u32::from_be_bytes(pkt[1..5].try_into().ok()?);
-    let counter = u64::from_be_bytes(pkt[5..13].try_into().ok()?);
-    Some((index, counter))
+/// A packet's header: the receiver index, the counter, and whether it is sealed with
+/// AES-128-GCM (else ChaCha20-Poly1305).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub index: u32,
+    pub counter: u64,
+    pub aes: bool,
 }
 
-/// Authenticates and decrypts `pkt` in place; the payload on success. On failure the
-/// buffer's contents are unspecified.
+/// The header of a packet that is long enough to be one.
+pub fn header(pkt: &[u8]) -> Option<Header> {
+    if pkt.len() < OVERHEAD || !is_fast(pkt[0]) {
+        return None;
+    }
+    Some(Header {
+        index: u32::from_be_bytes(pkt[1..5].try_into().ok()?),
+        counter: u64::from_be_bytes(pkt[5..13].try_into().ok()?),
+        aes: pkt[0] == MARKER_AES,
+    })
+}
+
+/// Authenticates and decrypts `pkt` in place; the payload on success. A packet with the
+/// other cipher's marker is refused unread. On failure the buffer's contents are
+/// unspecified.
 pub fn open<'a>(key: &Key, counter: u64, pkt: &'a mut [u8]) -> Option<&'a mut [u8]> {
-    if pkt.len() < OVERHEAD {
+    if pkt.len() < OVERHEAD || pkt[0] != key.marker {
         return None;
     }
     let (header, body) = pkt.split_at_mut(HEADER_LEN);
     let aad = Aad::from(&*header);
-    key.0.open_in_place(nonce(counter), aad, body).ok()
+    key.key.open_in_place(nonce(counter), aad, body).ok()
 }
 
 const WINDOW_WORDS: usize = 32;
@@ -164,7 +202,12 @@ mod tests {
         let mut p = Vec::new();
         assert!(seal(&key(1), 7, 42, b"an ip packet", &mut p));
         assert_eq!(p.len(), 12 + OVERHEAD);
-        assert_eq!(header(&p), Some((7, 42)));
+        let h = Header {
+            index: 7,
+            counter: 42,
+            aes: false,
+        };
+        assert_eq!(header(&p), Some(h));
         assert_eq!(
             open(&key(1), 42, &mut p.clone()).map(|p| &*p),
             Some(&b"an ip packet"[..])
@@ -176,7 +219,7 @@ mod tests {
         for i in 0..p.len() {
             let mut bad = p.clone();
             bad[i] ^= 0x10;
-            let ok = header(&bad).and_then(|(_, c)| open(&key(1), c, &mut bad).map(|_| ()));
+            let ok = header(&bad).and_then(|h| open(&key(1), h.counter, &mut bad).map(|_| ()));
             assert!(ok.is_none(), "flipped byte {i} accepted");
         }
         assert_eq!(open(&key(1), 42, &mut p[..p.len() - 1].to_vec()), None);
@@ -187,11 +230,43 @@ mod tests {
     fn no_quic_packet_looks_like_one() {
         // Long header (0x80) and short header (fixed bit 0x40, not greased) both set a bit
         // the marker has clear.
-        assert_eq!(MARKER & 0xc0, 0);
-        let mut quic = vec![0x40 | 0x2a; 60];
-        assert_eq!(header(&quic), None);
-        quic[0] = 0xc0;
-        assert_eq!(header(&quic), None);
+        assert_eq!((MARKER | MARKER_AES) & 0xc0, 0);
+        for first in 0x40..=0xffu8 {
+            let quic = vec![first; 60];
+            assert_eq!(header(&quic), None, "{first:#x}");
+        }
+        // Exactly the two markers are fast packets.
+        let fast: Vec<u8> = (0..=255u8).filter(|b| is_fast(*b)).collect();
+        assert_eq!(fast, [MARKER, MARKER_AES]);
+    }
+
+    #[test]
+    fn an_aes_packet_opens_with_its_key_only_and_is_told_apart_by_its_marker() {
+        let aes = |b: u8| Key::aes(&[b; 16]).expect("key");
+        let mut p = Vec::new();
+        assert!(seal(&aes(1), 7, 42, b"an ip packet", &mut p));
+        assert_eq!(p[0], MARKER_AES);
+        assert_eq!(p.len(), 12 + OVERHEAD);
+        assert_eq!(
+            header(&p).map(|h| (h.index, h.counter, h.aes)),
+            Some((7, 42, true))
+        );
+        assert_eq!(
+            open(&aes(1), 42, &mut p.clone()).map(|p| &*p),
+            Some(&b"an ip packet"[..])
+        );
+        assert_eq!(open(&aes(2), 42, &mut p.clone()), None);
+        assert_eq!(open(&aes(1), 41, &mut p.clone()), None);
+        // The marker is authenticated: relabelled, neither cipher's key takes it (a
+        // ChaCha key of the same bytes refuses it unread, the AES key on the header).
+        let mut relabelled = p.clone();
+        relabelled[0] = MARKER;
+        assert_eq!(open(&aes(1), 42, &mut relabelled.clone()), None);
+        assert_eq!(open(&key(1), 42, &mut relabelled), None);
+        assert_eq!(open(&key(1), 42, &mut p.clone()), None);
+        let mut c = Vec::new();
+        assert!(seal(&key(1), 7, 42, b"an ip packet", &mut c));
+        assert_eq!(open(&aes(1), 42, &mut c), None);
     }
 
     #[test]

@@ -29,6 +29,9 @@ impl Host {
         if let Some((proto, _)) = self.0.datagrams.get() {
             p.push(proto.clone());
             p.push(fastpath::PROTOCOL.to_string());
+            if self.0.fast.takes_aes() {
+                p.push(fastpath::AES_PROTOCOL.to_string());
+            }
         }
         p
     }
@@ -62,7 +65,11 @@ impl Host {
         match &conn.link {
             Link::Quic(c) if c.max_datagram_size().is_some() => Some(DirectPath {
                 conn: c.clone(),
-                fast: conn.fast.clone().filter(|_| info.lists(fastpath::PROTOCOL)),
+                fast: conn
+                    .fast
+                    .clone()
+                    .filter(|_| info.lists(fastpath::PROTOCOL))
+                    .inspect(|tx| tx.peer_takes_aes(info.lists(fastpath::AES_PROTOCOL))),
             }),
             _ => None,
         }

@@ -47,7 +47,8 @@ pub fn start(main: &UdpSocket, fast: Arc<Table>) -> Option<FastReader> {
 
 fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
     let at: SocketAddr = main.local_addr()?;
-    crate::sys::sockopt::steer_by_first_byte(main.as_raw_fd(), wire::MARKER)?;
+    // Both markers (the cipher is the low bit).
+    crate::sys::sockopt::steer_by_first_byte(main.as_raw_fd(), wire::MARKER, !1)?;
     let socket = dual_stack::join_udp_shared(at)?;
     socket.set_nonblocking(true)?;
     super::mark_socket(&socket);
@@ -126,23 +127,29 @@ mod tests {
         // The IPv6 wildcard, as the node listens, reached over IPv4.
         let to = SocketAddr::from(([127, 0, 0, 1], main.local_addr().expect("addr").port()));
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let mut fast_packet = [0u8; 60];
-        fast_packet[0] = wire::MARKER;
-        for _ in 0..3 {
+        // Both ciphers' markers go to the fast socket; a first byte one bit off either
+        // (0x28, 0x2e) and QUIC's go to quinn's.
+        for marker in [wire::MARKER, wire::MARKER_AES, wire::MARKER] {
+            let mut fast_packet = [0u8; 60];
+            fast_packet[0] = marker;
             tx.send_to(&fast_packet, to).expect("send");
             tx.send_to(&[0x40; 30], to).expect("send");
         }
+        tx.send_to(&[0x28; 31], to).expect("send");
+        tx.send_to(&[0x2e; 32], to).expect("send");
         main.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0u8; 100];
-        for _ in 0..3 {
+        let mut got = Vec::new();
+        for _ in 0..5 {
             let (n, _) = main.recv_from(&mut buf).expect("the QUIC packets");
-            assert_eq!(
-                (n, buf[0]),
-                (30, 0x40),
-                "a fast packet reached quinn's socket"
-            );
+            got.push((n, buf[0]));
         }
+        assert_eq!(
+            got,
+            [(30, 0x40), (30, 0x40), (30, 0x40), (31, 0x28), (32, 0x2e)],
+            "a fast packet reached quinn's socket"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while fast.counters.refused.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

@@ -309,7 +309,7 @@ impl Batch {
                 let pkt = &mut self.buf[i * self.slot + pos..i * self.slot + end];
                 pos = end;
                 all += 1;
-                if pkt.first() == Some(&wire::MARKER) {
+                if pkt.first().is_some_and(|b| wire::is_fast(*b)) {
                     fast.receive(pkt, alone);
                 } else {
                     quic += 1;
@@ -336,7 +336,7 @@ impl Batch {
             let start = self.msg * self.slot + self.pos;
             self.pos += n;
             let pkt = &self.buf[start..start + n];
-            if pkt.first() == Some(&wire::MARKER) {
+            if pkt.first().is_some_and(|b| wire::is_fast(*b)) {
                 continue;
             }
             if let Some(dst) = bufs[out].get_mut(..n) {
