@@ -371,7 +371,7 @@ print(f'| awl / boringtun | | {a[3] / b[3]:.2f} | {a[4] / b[4]:.2f} | {a[5] / b[
 print()
 w = sys.argv[1]
 LABELS = {
-    'crypto': 'crypto: ring AEAD seal/open (awl: ChaCha20-Poly1305 on the fast path, AES-128-GCM and header protection in QUIC; boringtun: ChaCha20-Poly1305)',
+    'crypto': 'crypto: ring AEAD seal/open (awl: AES-128-GCM on the fast path where both ends have AES instructions, else ChaCha20-Poly1305; AES-128-GCM and header protection in QUIC; boringtun: ChaCha20-Poly1305)',
     'quic': 'protocol: QUIC framing, quinn + quinn_proto (boringtun: its WireGuard code)',
     'kernel': 'kernel boundary: quinn_udp, tun crate, libc syscall wrappers (user side only)',
     'awl': 'awl data plane and node (awl::, our src/)',
