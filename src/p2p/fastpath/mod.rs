@@ -267,6 +267,7 @@ impl Table {
 
     /// Turns AES off (or back on, where the hardware has it) for sessions installed from
     /// now on: a node without it, in tests.
+    #[cfg(test)]
     pub fn set_aes(&self, on: bool) {
         self.aes
             .0
@@ -540,12 +541,16 @@ impl Tx {
     }
 
     /// Whether the peer takes AES-128-GCM (it lists [`AES_PROTOCOL`]); used only where this
-    /// node has it too.
+    /// node has it too. Told once per batch of the peer's queue: written only when it
+    /// changes, so the line the sealing thread reads stays shared rather than bouncing.
     pub fn peer_takes_aes(&self, takes: bool) {
-        self.peer_aes.store(takes, Ordering::Relaxed);
+        if self.peer_aes.load(Ordering::Relaxed) != takes {
+            self.peer_aes.store(takes, Ordering::Relaxed);
+        }
     }
 
-    /// Whether packets are sealed with AES-128-GCM now.
+    /// Whether packets are sealed with AES-128-GCM now (tests).
+    #[cfg(test)]
     pub fn seals_with_aes(&self) -> bool {
         self.peer_aes.load(Ordering::Relaxed) && lock(&self.state).aes.is_some()
     }

@@ -27,9 +27,12 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// A sender stops at this counter (a connection would have to carry 2^60 packets).
 pub const COUNTER_LIMIT: u64 = 1 << 60;
 
+/// The bits of the first byte that make a fast packet (the low one is the cipher's).
+pub const MARKER_MASK: u8 = !1;
+
 /// Whether a datagram's first byte is a fast packet's (either cipher).
 pub fn is_fast(first: u8) -> bool {
-    first & !1 == MARKER
+    first & MARKER_MASK == MARKER
 }
 
 /// One direction's key, with the marker its packets carry.

@@ -47,8 +47,8 @@ pub fn start(main: &UdpSocket, fast: Arc<Table>) -> Option<FastReader> {
 
 fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
     let at: SocketAddr = main.local_addr()?;
-    // Both markers (the cipher is the low bit).
-    crate::sys::sockopt::steer_by_first_byte(main.as_raw_fd(), wire::MARKER, !1)?;
+    // Both ciphers' markers, as `wire::is_fast` tells them.
+    crate::sys::sockopt::steer_by_first_byte(main.as_raw_fd(), wire::MARKER, wire::MARKER_MASK)?;
     let socket = dual_stack::join_udp_shared(at)?;
     socket.set_nonblocking(true)?;
     super::mark_socket(&socket);
