@@ -65,8 +65,8 @@ udp() {
     ip netns exec bn-a taskset -c "$IPERF_CPU" iperf3 -c "$1" -u -b "$UDP_RATE" -l 1200 -t "$SECS" -J >"$WORK/u.json" 2>/dev/null || { echo "0 100"; return; }
     python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(round(e['bits_per_second']/1e6,1), round(e.get('lost_percent',0),2))" "$WORK/u.json"
 }
-rtt() { # "mean median fastest" ms of 200 pings 20 ms apart (the mean carries this VM's wake-up noise)
-    ip netns exec bn-a ${2:+taskset -c "$2"} ping -c 200 -i 0.02 "$1" 2>/dev/null | python3 -c "
+rtt() { # DST [CPU [N]]: "mean median fastest" ms of N (200) pings 20 ms apart (the mean carries this VM's wake-up noise)
+    ip netns exec bn-a ${2:+taskset -c "$2"} ping -c "${3:-200}" -i 0.02 "$1" 2>/dev/null | python3 -c "
 import re, statistics, sys
 v = [float(m) for m in re.findall(r'time=([0-9.]+)', sys.stdin.read())]
 print(f'{statistics.mean(v):.3f} {statistics.median(v):.3f} {min(v):.3f}' if v else '- - -')"
@@ -137,6 +137,64 @@ read -r a m f < <(rtt 192.0.2.2 0)
 R[raw.rtt1]=$a; R[raw.rtt1_med]=$m
 R[raw.idle]=$(single_pings 192.0.2.2 5 3)
 
+# --- boringtun (userspace WireGuard), up for the whole run: its own measurements come after
+# awl's, and the interleaved rounds (below) take turns with awl's datagram tunnel. Idle, it only
+# ticks its timers: no keep-alives are set, so its handshake waits for the first ping.
+wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
+wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
+for n in a b; do
+    # One UAPI socket per interface name in /var/run/wireguard: the names must differ.
+    ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges "wg$n" \
+        >"$WORK/bt-$n.log" 2>&1 &
+    eval "BT_$n=$!"; PIDS+=($!)
+done
+sleep 1
+ip netns exec bn-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
+ip netns exec bn-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
+ip -n bn-a addr add 10.99.0.1/24 dev wga && ip -n bn-a link set wga mtu 1420 up
+ip -n bn-b addr add 10.99.0.2/24 dev wgb && ip -n bn-b link set wgb mtu 1420 up
+# WireGuard shakes hands on the first packet: that ping is reported alone, then the first
+# pings after it, like awl's after its connection is up.
+R[boringtun.handshake]=$(single_pings 10.99.0.2 1 0)
+R[boringtun.first]=$(single_pings 10.99.0.2 5 0)
+
+# Targets 1 and 2 of issue 22 side by side: awl's datagram tunnel and boringtun take turns, in
+# ROUNDS rounds (who goes first alternates), each turn 100 pings 20 ms apart (RTT, CPU and
+# context switches per round trip, caches cold), 500 pings 2 ms apart (CPU per round trip) and
+# one single `ping -c 1` after 3 s of idle. This VM's load moves from one minute to the next
+# (boringtun's own figures swing 2x between runs), so the two VPNs measured minutes apart can
+# differ by more than they differ: these are the figures to compare them by. Both daemons of
+# both VPNs are up throughout, all pinned to CPU 0.
+turn() { # NAME DST PID_A PID_B: one VPN's turn; appends to I[NAME.*] (one value per turn)
+    local c0 c1 s0 s1 a m f
+    c0=$(( $(cpu_ns "$3") + $(cpu_ns "$4") )); s0=$(( $(switches "$3") + $(switches "$4") ))
+    read -r a m f < <(rtt "$2" "" 100)
+    c1=$(( $(cpu_ns "$3") + $(cpu_ns "$4") )); s1=$(( $(switches "$3") + $(switches "$4") ))
+    I[$1.rtt]="${I[$1.rtt]:-} $a"
+    I[$1.cpu20]="${I[$1.cpu20]:-} $(( (c1 - c0) / 100000 ))"
+    I[$1.sw20]="${I[$1.sw20]:-} $(( s1 - s0 ))"
+    c0=$(( $(cpu_ns "$3") + $(cpu_ns "$4") ))
+    ip netns exec bn-a ping -q -c 500 -i 0.002 "$2" >/dev/null 2>&1
+    c1=$(( $(cpu_ns "$3") + $(cpu_ns "$4") ))
+    I[$1.cpu2]="${I[$1.cpu2]:-} $(( (c1 - c0) / 500000 ))"
+    I[$1.idle]="${I[$1.idle]:-} $(single_pings "$2" 1 3)"
+}
+declare -A I
+# shellcheck disable=SC2154 # BT_a and BT_b are set by eval above
+interleaved() { # AWL_DST AWL_PID_A AWL_PID_B
+    local r n=${BENCH_ROUNDS:-6}
+    # Warm both paths (a WireGuard handshake is due after minutes without traffic).
+    single_pings "$1" 3 0 >/dev/null; single_pings 10.99.0.2 3 0 >/dev/null
+    for r in $(seq "$n"); do
+        if [ $((r % 2)) = 1 ]; then
+            turn awl "$1" "$2" "$3"; turn bt 10.99.0.2 "$BT_a" "$BT_b"
+        else
+            turn bt 10.99.0.2 "$BT_a" "$BT_b"; turn awl "$1" "$2" "$3"
+        fi
+    done
+    I[rounds]=$n
+}
+
 # --- awl ---
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -198,6 +256,7 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
     # full handshake) is a start-up cost; the measurements below start after it.
     [ $((SECONDS - T0)) -ge "${BENCH_WARM:-45}" ] || sleep $(( ${BENCH_WARM:-45} - (SECONDS - T0) ))
     run_vpn "$NAME" "$AWL_DST" 10.66.0.1 "$PA" "$PB"
+    [ "$NAME" = awl1420d ] && [ -n "$AWL_DST" ] && interleaved "$AWL_DST" "$PA" "$PB"
     # Which tunnel carried the packets: datagrams (awl peers) or the stream.
     R[$NAME.dgram]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_datagrams_total/ {s += $2} END {print s + 0}')
     R[$NAME.pkts]=$("$AWL" -c "$WORK/a.uci" metrics 2>/dev/null | awk '/^awl_peer_tx_packets_total/ {s += $2} END {print s + 0}')
@@ -205,24 +264,7 @@ for V in ${BENCH_VARIANTS:-3500:1 1420:0 1420:1 tcp peers100 ${SHIP:+ship}}; do
     [ "$V" = tcp ] && for n in a b; do ip netns exec "bn-$n" nft delete table inet bench; done
 done
 
-# --- boringtun (userspace WireGuard) ---
-wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
-wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
-for n in a b; do
-    # One UAPI socket per interface name in /var/run/wireguard: the names must differ.
-    ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges "wg$n" \
-        >"$WORK/bt-$n.log" 2>&1 &
-    eval "BT_$n=$!"; PIDS+=($!)
-done
-sleep 1
-ip netns exec bn-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-ip netns exec bn-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-ip -n bn-a addr add 10.99.0.1/24 dev wga && ip -n bn-a link set wga mtu 1420 up
-ip -n bn-b addr add 10.99.0.2/24 dev wgb && ip -n bn-b link set wgb mtu 1420 up
-# WireGuard shakes hands on the first packet: that ping is reported alone, then the first
-# pings after it, like awl's after its connection is up.
-R[boringtun.handshake]=$(single_pings 10.99.0.2 1 0)
-R[boringtun.first]=$(single_pings 10.99.0.2 5 0)
+# --- boringtun's own measurements (up since the start) ---
 # shellcheck disable=SC2154
 run_vpn boringtun 10.99.0.2 10.99.0.2 "$BT_a" "$BT_b"
 
@@ -287,6 +329,33 @@ row "CPU of both daemons per ping round trip, µs (200 pings 20 ms apart)" cpu_p
 row "context switches of both daemons per round trip (20 ms apart)" switch_ping20
 row "ping RTT under a saturating TCP flow, ms" rtt_loaded
 row "peak RSS of a daemon, kB ($((EXTRA_PEERS + 1)) configured peers)" rss
+if [ -n "${I[rounds]:-}" ]; then
+    echo
+    echo "Interleaved (issue 22, targets 1 and 2): awl (mtu 1420, datagrams) and boringtun took ${I[rounds]} turns each, alternating who went first; per turn 100 pings 20 ms apart, 500 pings 2 ms apart, one ping after 3 s idle. Mean of the turns; in brackets the turns' range; last column: rounds in which awl's figure was at most boringtun's."
+    echo
+    python3 - "${I[awl.rtt]}" "${I[bt.rtt]}" "${I[awl.cpu20]}" "${I[bt.cpu20]}" "${I[awl.cpu2]}" "${I[bt.cpu2]}" \
+        "${I[awl.sw20]}" "${I[bt.sw20]}" "${I[awl.idle]}" "${I[bt.idle]}" <<'PY'
+import sys
+def vals(s):
+    return [float(x) for x in s.split() if x != "lost"]
+rows = [("ping RTT, mean ms (20 ms apart)", 1, 3), ("CPU of both daemons per round trip, µs (20 ms apart)", 3, 0),
+        ("CPU of both daemons per round trip, µs (2 ms apart)", 5, 0),
+        ("context switches of both daemons per round trip (20 ms apart)", 7, 2),
+        ("single ping after 3 s idle, ms", 9, 3)]
+print("| | awl | boringtun | awl / boringtun | rounds awl ≤ boringtun |")
+print("|---|---|---|---:|---|")
+for label, i, nd in rows:
+    a, b = vals(sys.argv[i]), vals(sys.argv[i + 1])
+    if i == 7:  # switches per turn of 100 round trips
+        a, b = [x / 100 for x in a], [x / 100 for x in b]
+    if not a or not b:
+        print(f"| {label} | - | - | - | - |"); continue
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    f = lambda x: f"{x:.{nd}f}"
+    le = sum(1 for x, y in zip(a, b) if x <= y)
+    print(f"| {label} | {f(ma)} ({f(min(a))}–{f(max(a))}) | {f(mb)} ({f(min(b))}–{f(max(b))}) | {ma / mb:.2f} | {le} of {min(len(a), len(b))} |")
+PY
+fi
 echo
 echo "Single pings, ms, each its own \`ping -c 1\` (from any CPU): the first five once the connection is up (awl: A reports B connected and confirmed; boringtun: after the ping that made its handshake, ${R[boringtun.handshake]:-} ms), and five after 3 s of idle each."
 echo
