@@ -22,6 +22,7 @@
 #
 #   BENCH_TCP=1 BENCH_PROFILE=1 bash bench/pace.sh   # one flow each, CPU by family per GB
 #   BENCH_UDP=500M bash bench/pace.sh  # one UDP flow through awl; the counters that moved
+#   BENCH_IDLE=10 bash bench/pace.sh   # both VPNs idle: each thread's wake-ups and CPU per s
 #   DGRAM=0 ...                        # awl on the stream tunnel (what AWL peers get)
 #   BENCH_AWL=<binary> ...             # another awl build (for A/B); BENCH_KEEP=1 keeps $WORK
 set -uo pipefail
@@ -80,6 +81,23 @@ DST=$("$AWL" -c "$WORK/a.uci" peers --json | python3 -c "import json,sys; print(
     { echo "pace: awl did not connect"; exit 1; }
 # Past awl's start-up work (AutoNAT dials back 20-30 s after start) and the twin connection's close.
 sleep "${BENCH_WARM:-35}"
+
+if [ -n "${BENCH_IDLE:-}" ]; then
+    # Both pairs idle (connected, no traffic) for BENCH_IDLE s: each daemon thread's wake-ups
+    # (context switches) and CPU, per second. What a router pays for being in a mesh at all,
+    # and what lies under the CPU per round trip of pings 20 ms apart.
+    per_thread() { # NAME PID: "name/thread switches cpu_ns" per thread
+        local t
+        for t in /proc/"$2"/task/*; do
+            echo "$1/$(cat "$t/comm")@${t##*/} $(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status") $(cut -d' ' -f1 "$t/schedstat")"
+        done
+    }
+    snap() { per_thread awl-a "${PIDS[0]}"; per_thread awl-b "${PIDS[1]}"; per_thread bt-a "${PIDS[2]}"; per_thread bt-b "${PIDS[3]}"; }
+    s0=$(snap | sort); sleep "$BENCH_IDLE"; s1=$(snap | sort)
+    echo "Idle ${BENCH_IDLE} s, per second: wake-ups and CPU µs of each daemon thread that woke"
+    join <(echo "$s0") <(echo "$s1") | awk -v t="$BENCH_IDLE" '$4 != $2 {printf "  %s: %.1f wake-ups, %.0f µs\n", $1, ($4 - $2) / t, ($5 - $3) / t / 1000}'
+    exit 0
+fi
 
 if [ -n "${BENCH_UDP:-}" ]; then
     # One UDP flow through awl at BENCH_UDP (e.g. 500M; 1200 B datagrams, as bench/run.sh),

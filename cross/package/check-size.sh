@@ -25,9 +25,11 @@ BUDGET_PACKAGE=800000
 # for bulk on the fast path, sealed into GSO runs (issue 22: 1,966,604 B / 932,324 B), and
 # by 2 kB / 1 kB for a super-packet's segments sent by the TUN reader itself (issue 22:
 # 1,968,124 B / 933,613 B), and by 5 kB / 2 kB for the TUN reader's thread and its turns
-# with the runtime (issue 22: 1,973,392 B / 935,839 B).
+# with the runtime (issue 22: 1,973,392 B / 935,839 B); the package's by 0.5 kB when the TUN's
+# reads moved onto the fast packets' thread (issue 22: 1,973,824 B / 936,442 B here, a
+# package's gzip moving ~100 B between builds of near-equal binaries).
 CEILING_BINARY=1974000
-CEILING_PACKAGE=936500
+CEILING_PACKAGE=937000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

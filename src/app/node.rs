@@ -171,8 +171,11 @@ impl Node {
     /// Starts the TUN's reader and writer.
     fn attach_tun(&self, tun: dataplane::tun::Tun, from_mesh: mpsc::Receiver<PacketBuf>) {
         let tun = Arc::new(tun);
-        self.tasks
-            .spawn(dataplane::tun::reader(tun.clone(), self.dp.clone()));
+        self.tasks.spawn(dataplane::tun::reader(
+            tun.clone(),
+            self.dp.clone(),
+            self.host.packet_thread(),
+        ));
         self.dp.set_tun(tun.clone());
         self.tasks.spawn(dataplane::tun::writer(tun, from_mesh));
     }

@@ -324,9 +324,20 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
 /// thread) is read by the thread while all it reads goes out on the fast path, by the
 /// runtime from the first packet that needs it (here one for the service stack) or the first
 /// read after the writer task wrote, and by the thread again once the hold passes without
-/// either. Every packet arrives.
+/// either. Every packet arrives. The thread is one of the reader's own, or the fast packets'
+/// thread lent the device: the same turns either way, and the thread lets go of the device
+/// when the reader ends.
 #[tokio::test]
 async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it() {
+    tun_turns(false).await;
+}
+
+#[tokio::test]
+async fn the_tun_reader_takes_the_same_turns_on_the_fast_packets_thread() {
+    tun_turns(true).await;
+}
+
+async fn tun_turns(lend: bool) {
     if !crate::sys::user::is_root() {
         eprintln!("skipped: needs root for a network namespace and a TUN device");
         return;
@@ -347,7 +358,8 @@ async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it(
     .expect("TUN");
     let dev = Arc::new(dev);
     let home = tun::Home::new(dev.clone(), a.dp.clone());
-    let reader = tokio::spawn(home.clone().serve(Duration::from_millis(300)));
+    let thread = lend.then(|| a.host.packet_thread().expect("a fast packets' thread"));
+    let reader = tokio::spawn(home.clone().serve(Duration::from_millis(300), thread));
     let udp = tokio::net::UdpSocket::bind((OWN, 0)).await.expect("bind");
     let to_b = |n: u8| {
         let udp = &udp;
@@ -405,8 +417,24 @@ async fn the_tun_reader_leaves_its_thread_for_the_runtime_while_packets_need_it(
     )
     .await;
     until(|| home.turns().1 == 2, "the device was not given back").await;
+    // Lent, the fast packets' thread is taken: it refuses a second job.
+    if let Some(t) = a.host.packet_thread() {
+        struct Nothing;
+        impl crate::sys::packet_thread::Job for Nothing {
+            fn step(&mut self) -> crate::sys::packet_thread::Step {
+                crate::sys::packet_thread::Step::Done
+            }
+        }
+        assert_eq!(t.lend(Box::new(Nothing)).is_err(), lend, "lent: {lend}");
+    }
     reader.abort();
     writer.abort();
+    // The thread's job (the one other owner of `home`) is dropped.
+    until(
+        || Arc::strong_count(&home) == 1,
+        "the thread kept the device",
+    )
+    .await;
 }
 
 /// Waits (at most `T`) until `done`.

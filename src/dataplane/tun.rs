@@ -8,7 +8,7 @@ use super::offload::{self, Gso};
 use super::pool::PacketBuf;
 use super::snapshot::Reader;
 use super::{Dataplane, Needs};
-use crate::sys::wait::{spawn_packet_thread, Control};
+use crate::sys::packet_thread::{spawn_packet_thread, Job, Lender, PacketThread, Step};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -134,9 +134,11 @@ const STACK: usize = 256 * 1024;
 
 /// Reads the device and routes what it reads. Two readers take turns, one at a time:
 ///
-/// - a thread of its own (`awl-tun`, asleep in `poll(2)`) while all it reads is sent from
-///   there: a single packet to an idle awl node, sealed and sent on the fast path, so a
-///   ping wakes no runtime;
+/// - a packet thread (asleep in `poll(2)`) while all it reads is sent from there: a single
+///   packet to an idle awl node, sealed and sent on the fast path, so a ping wakes no
+///   runtime. That thread is the fast packets' (`thread`, lent the device as a second job),
+///   so a ping answered through the device wakes one thread on the answering node; one of
+///   its own (`awl-tun`) where there is none;
 /// - this task, from the first packet that needs the runtime ([`Needs::Runtime`]: an AWL
 ///   peer's stream, a busy queue, the service stack) or the first read after the writer
 ///   task wrote (packets came in a burst: what they make the kernel send back, a TCP flow's
@@ -145,10 +147,10 @@ const STACK: usize = 256 * 1024;
 ///   reading a TCP flow's ACKs on the thread added 80 % to the receiver's context switches
 ///   (docs/BENCHMARKS.md), so while such traffic runs the runtime reads.
 ///
-/// Without the thread (it could not start), this task reads alone.
-pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>) {
+/// Without a thread (none could start), this task reads alone.
+pub async fn reader(tun: Arc<Tun>, dp: Arc<Dataplane>, thread: Option<Lender>) {
     let home = Home::new(tun, dp);
-    home.serve(HOLD).await;
+    home.serve(HOLD, thread).await;
 }
 
 /// The reader's state, waiting in the slot of the side whose turn it is.
@@ -159,6 +161,33 @@ pub(super) struct Home {
     /// Turns taken by the runtime, and given back.
     handoffs: AtomicUsize,
     handbacks: AtomicUsize,
+    /// The runtime's side has ended: the thread's side ends at its next step.
+    closed: AtomicBool,
+}
+
+/// The thread the device's turns are read on.
+enum Side {
+    Own(PacketThread),
+    /// Lent: it is told to drop the job when this ends.
+    Lent(Lender, Arc<Home>),
+}
+
+impl Side {
+    fn wake(&self) {
+        match self {
+            Side::Own(t) => t.wake(),
+            Side::Lent(l, _) => l.wake(),
+        }
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        if let Side::Lent(l, home) = self {
+            home.closed.store(true, Ordering::Relaxed);
+            l.wake();
+        }
+    }
 }
 
 impl Home {
@@ -169,21 +198,35 @@ impl Home {
             to_runtime: Notify::new(),
             handoffs: AtomicUsize::new(0),
             handbacks: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         })
     }
 
-    /// The runtime's side; starts the thread, which stops when this future is dropped.
-    pub(super) async fn serve(self: Arc<Self>, hold: Duration) {
-        let home = self.clone();
-        let thread = match spawn_packet_thread("awl-tun", STACK, false, move |c| home.on_thread(c))
-        {
-            Ok(t) => Some(t),
-            Err(e) => {
-                log::warn!("TUN reader thread not started, reading in the runtime: {e}");
-                let r = take(&self.thread_turn);
-                *lock(&self.runtime_turn) = r;
-                None
-            }
+    /// The runtime's side; lends the thread's side to `lend_to` or starts a thread of its
+    /// own, which stops (or drops the job) when this future is dropped.
+    pub(super) async fn serve(self: Arc<Self>, hold: Duration, lend_to: Option<Lender>) {
+        let job: Box<dyn Job> = Box::new(OnThread {
+            home: self.clone(),
+            held: None,
+        });
+        let job = match lend_to {
+            Some(l) => match l.lend(job) {
+                Ok(()) => Ok(Side::Lent(l, self.clone())),
+                Err(job) => Err(job),
+            },
+            None => Err(job),
+        };
+        let thread = match job {
+            Ok(side) => Some(side),
+            Err(job) => match spawn_packet_thread("awl-tun", STACK, false, job) {
+                Ok(t) => Some(Side::Own(t)),
+                Err(e) => {
+                    log::warn!("TUN reader thread not started, reading in the runtime: {e}");
+                    let r = take(&self.thread_turn);
+                    *lock(&self.runtime_turn) = r;
+                    None
+                }
+            },
         };
         let hold = thread.as_ref().map(|_| hold);
         loop {
@@ -192,7 +235,7 @@ impl Home {
                 continue;
             };
             if let Err(e) = r.in_runtime(hold).await {
-                log::error!("TUN read failed: {e}");
+                read_failed(&e);
                 return;
             }
             *lock(&self.thread_turn) = Some(r);
@@ -211,49 +254,50 @@ impl Home {
             self.handbacks.load(Ordering::Relaxed),
         )
     }
+}
 
-    /// The thread's side: reads while it is its turn, hands the device to the runtime after
-    /// a packet that needed it.
-    fn on_thread(&self, control: &Control) {
-        loop {
-            let mut r = loop {
-                if control.stopped() {
-                    return;
-                }
-                if let Some(r) = take(&self.thread_turn) {
-                    break r;
-                }
-                if let Err(e) = control.sleep() {
-                    log::error!("TUN reader thread: waiting failed: {e}");
-                    return;
-                }
-            };
-            let fd = r.tun.fd();
-            loop {
-                if control.stopped() {
-                    return;
-                }
-                match r.once() {
-                    Ok(Needs::Nothing) if !r.tun.wrote.load(Ordering::Relaxed) => {}
-                    Ok(_) => break,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(e) = control.wait(fd) {
-                            log::error!("TUN reader thread: waiting failed: {e}");
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        log::error!("TUN read failed: {e}");
-                        return;
-                    }
-                }
+/// The thread's side, a packet thread's job: reads while it is its turn, hands the device
+/// to the runtime after a packet that needed it.
+struct OnThread {
+    home: Arc<Home>,
+    held: Option<Reading>,
+}
+
+impl Job for OnThread {
+    fn step(&mut self) -> Step {
+        let home = &self.home;
+        if home.closed.load(Ordering::Relaxed) {
+            return Step::Done;
+        }
+        let r = match self.held.as_mut() {
+            Some(r) => r,
+            None => match take(&home.thread_turn) {
+                Some(r) => self.held.insert(r),
+                None => return Step::Idle,
+            },
+        };
+        match r.once() {
+            Ok(Needs::Nothing) if !r.tun.wrote.load(Ordering::Relaxed) => Step::Busy,
+            Ok(_) => {
+                *lock(&home.runtime_turn) = self.held.take();
+                home.handoffs.fetch_add(1, Ordering::Relaxed);
+                home.to_runtime.notify_one();
+                Step::Idle
             }
-            *lock(&self.runtime_turn) = Some(r);
-            self.handoffs.fetch_add(1, Ordering::Relaxed);
-            self.to_runtime.notify_one();
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Dry(r.tun.fd()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Busy,
+            Err(e) => {
+                read_failed(&e);
+                Step::Done
+            }
         }
     }
+}
+
+/// Either side's end: the device failed.
+#[cold]
+fn read_failed(e: &io::Error) {
+    log::error!("TUN read failed: {e}");
 }
 
 fn lock(m: &Mutex<Option<Reading>>) -> std::sync::MutexGuard<'_, Option<Reading>> {

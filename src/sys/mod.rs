@@ -5,6 +5,7 @@ pub mod ifaddrs;
 #[cfg(test)]
 pub mod inotify;
 pub mod mmap;
+pub mod packet_thread;
 pub mod recvmmsg;
 pub mod signal;
 pub mod sockmark;

@@ -92,6 +92,11 @@ impl Host {
         self.0.fast.clone()
     }
 
+    /// The fast packets' thread, to lend it the TUN's reads (None: there is no such thread).
+    pub fn packet_thread(&self) -> Option<crate::sys::packet_thread::Lender> {
+        self.0.fast_reader.as_ref().map(|r| r.lender())
+    }
+
     /// Whether `peer`'s best connection could carry datagrams (direct QUIC, negotiated) but
     /// identify has not answered yet, so `datagram_path` cannot tell.
     pub fn awaits_identify(&self, peer: &PeerId) -> bool {

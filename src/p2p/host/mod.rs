@@ -152,7 +152,7 @@ pub(super) struct Inner {
     /// Fast-path sessions on the endpoint's socket (one per direct connection).
     pub(super) fast: Arc<crate::p2p::fastpath::Table>,
     /// Reads fast packets from their own socket for as long as the host lives.
-    _fast_reader: Option<crate::p2p::transport::fast_socket::FastReader>,
+    pub(super) fast_reader: Option<crate::p2p::transport::fast_socket::FastReader>,
     /// The endpoint's UDP socket, shared for hole-punching datagrams.
     pub(super) punch_socket: std::net::UdpSocket,
     pub(super) transport: Arc<quinn::TransportConfig>,
@@ -257,7 +257,7 @@ impl Host {
             config,
             endpoint: ep.quic,
             fast: ep.fast,
-            _fast_reader: ep.fast_reader,
+            fast_reader: ep.fast_reader,
             punch_socket: ep.punch_socket,
             transport: ep.transport,
             state: Mutex::new(State::default()),

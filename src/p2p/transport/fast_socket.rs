@@ -10,7 +10,9 @@
 //! opens the fast packets and delivers them to the TUN without waking the runtime, as
 //! boringtun's threads do; QUIC keeps its reads in the runtime, where quinn takes them
 //! without a hand-over between threads (which cost a fifth of the TCP throughput on one core
-//! when one thread read both).
+//! when one thread read both). The TUN's reader lends the thread its device while the
+//! device's packets go out on the fast path (`dataplane::tun`, `sys::packet_thread`), so
+//! one thread carries a ping both ways through a node.
 //!
 //! Where the kernel refuses the program, there is no second socket and the runtime's reader
 //! opens the fast packets as before. A stray non-fast datagram here (impossible while the
@@ -19,7 +21,7 @@
 use super::dual_stack;
 use super::udp::Batch;
 use crate::p2p::fastpath::{wire, Table};
-use crate::sys::wait::{spawn_packet_thread, Control, PacketThread};
+use crate::sys::packet_thread::{spawn_packet_thread, Job, PacketThread, Step};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -60,28 +62,42 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>) -> io::Result<FastReader> {
     let gro = quinn::udp::UdpSocketState::new((&socket).into())
         .map(|s| s.gro_segments())
         .unwrap_or(1);
-    let mut batch = super::udp::reader_buffer(gro)?;
-    spawn_packet_thread("awl-fast", STACK, true, move |control| {
-        read(&socket, &mut batch, &fast, control)
-    })
+    let batch = super::udp::reader_buffer(gro)?;
+    let job = Reader {
+        socket,
+        batch,
+        fast,
+        reported: false,
+    };
+    spawn_packet_thread("awl-fast", STACK, true, Box::new(job))
 }
 
-fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, control: &Control) {
-    let fd = socket.as_raw_fd();
-    let mut reported = false;
-    loop {
-        if control.stopped() {
-            return;
-        }
-        let wait = match batch.read(fd) {
+/// The thread's own job: the socket read into the batch, and fast packets opened there.
+struct Reader {
+    socket: UdpSocket,
+    batch: Box<Batch>,
+    fast: Arc<Table>,
+    reported: bool,
+}
+
+impl Job for Reader {
+    fn step(&mut self) -> Step {
+        let fd = self.socket.as_raw_fd();
+        match self.batch.read(fd) {
             Ok(n) => {
-                let (_, strays) = batch.open_fast(n, fast);
-                fast.counters.refused.fetch_add(strays, Ordering::Relaxed);
+                let (_, strays) = self.batch.open_fast(n, &self.fast);
+                self.fast
+                    .counters
+                    .refused
+                    .fetch_add(strays, Ordering::Relaxed);
                 // recvmmsg stops short only when the queue ran dry: wait now rather than
                 // learn it from one more call (poll returns at once if more came meanwhile).
-                n < batch.messages()
+                match n < self.batch.messages() {
+                    true => Step::Dry(fd),
+                    false => Step::Busy,
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Dry(fd),
             // ECONNRESET is undefined for UDP here and can be injected by anyone (ICMP).
             Err(e)
                 if matches!(
@@ -89,23 +105,17 @@ fn read(socket: &UdpSocket, batch: &mut Batch, fast: &Table, control: &Control) 
                     io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
                 ) =>
             {
-                false
+                Step::Busy
             }
             // Anything else (an error the socket was left with) is reported once and read
             // past: the kernel keeps steering fast packets here, so the thread must not end
             // while its owner lives.
             Err(e) => {
-                if !reported {
+                if !self.reported {
                     log::error!("fast packet socket read failed: {e}");
-                    reported = true;
+                    self.reported = true;
                 }
-                true
-            }
-        };
-        if wait {
-            if let Err(e) = control.wait(fd) {
-                log::error!("fast packet socket: waiting failed: {e}");
-                return;
+                Step::Dry(fd)
             }
         }
     }
