@@ -14,6 +14,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Steps without a wait before both jobs get one whatever their last said.
+const LENT_BURST: usize = 64;
+
 /// What a [`Job`]'s step left to do.
 pub enum Step {
     /// Did some work: step again.
@@ -174,6 +177,7 @@ impl Slot {
 fn run(control: &Control, own: Box<dyn Job>) {
     let mut own = Slot::new(own);
     let mut lent: Option<Slot> = None;
+    let mut spins = 0;
     loop {
         if control.stopped.load(Ordering::Relaxed) {
             return;
@@ -186,7 +190,21 @@ fn run(control: &Control, own: Box<dyn Job>) {
                 .take();
             lent = job.map(Slot::new).or(lent);
         }
-        if !own.step() {
+        // The lent job drains first: a TUN read that found a TCP flow's data keeps reading
+        // until the device is dry, and the ACKs that came meanwhile are then read in one
+        // batch, as when each had a thread of its own. Every LENT_BURST steps without a wait,
+        // both jobs get a read (a descriptor found dry is otherwise looked at only by `poll`),
+        // so neither starves while the other always has work.
+        spins += 1;
+        let turn = spins >= LENT_BURST;
+        if turn {
+            spins = 0;
+            own.ready = true;
+            if let Some(l) = lent.as_mut() {
+                l.ready = true;
+            }
+        }
+        if (turn || !lent.as_ref().is_some_and(|l| l.ready)) && !own.step() {
             return;
         }
         if lent.as_mut().is_some_and(|l| !l.step()) {
@@ -205,6 +223,7 @@ fn run(control: &Control, own: Box<dyn Job>) {
             fds[n] = fd;
             n += 1;
         }
+        spins = 0;
         let woke = match control.waiter.wait(&fds[..n]) {
             Ok(w) => w,
             Err(e) => {
@@ -313,6 +332,16 @@ mod tests {
     impl Drop for Reads {
         fn drop(&mut self) {
             self.dropped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Always has work.
+    struct Busy(Arc<AtomicUsize>);
+
+    impl Job for Busy {
+        fn step(&mut self) -> Step {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Step::Busy
         }
     }
 
@@ -425,5 +454,57 @@ mod tests {
             || steps.load(Ordering::Relaxed) == before + 1,
             "a wake-up did not step it",
         );
+    }
+
+    /// A lent job that always has work (a flood on the TUN) goes first, but the thread's own
+    /// reads still get a step every `LENT_BURST` of its steps.
+    #[tokio::test]
+    async fn a_busy_lent_job_does_not_starve_the_own_one() {
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let (own, own_got, _) = Reads::new(None);
+        let own_to = own.socket.local_addr().expect("addr");
+        let thread =
+            spawn_packet_thread("test-busy", 64 * 1024, false, Box::new(own)).expect("thread");
+        let steps = Arc::new(AtomicUsize::new(0));
+        assert!(thread.lender().lend(Box::new(Busy(steps.clone()))).is_ok());
+        until(
+            || steps.load(Ordering::Relaxed) > 1000,
+            "the lent job's steps",
+        );
+        for n in 1..=3 {
+            tx.send_to(b"x", own_to).expect("send");
+            until(
+                || own_got.load(Ordering::Relaxed) == n,
+                "the own job was starved",
+            );
+        }
+    }
+
+    /// Nor does a busy own job (a flood of fast packets) starve a lent one found dry.
+    #[tokio::test]
+    async fn a_busy_own_job_does_not_starve_the_lent_one() {
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let steps = Arc::new(AtomicUsize::new(0));
+        let thread = spawn_packet_thread(
+            "test-busy-own",
+            64 * 1024,
+            false,
+            Box::new(Busy(steps.clone())),
+        )
+        .expect("thread");
+        let (lent, lent_got, _) = Reads::new(None);
+        let lent_to = lent.socket.local_addr().expect("addr");
+        assert!(thread.lender().lend(Box::new(lent)).is_ok());
+        until(
+            || steps.load(Ordering::Relaxed) > 1000,
+            "the own job's steps",
+        );
+        for n in 1..=3 {
+            tx.send_to(b"x", lent_to).expect("send");
+            until(
+                || lent_got.load(Ordering::Relaxed) == n,
+                "the lent job was starved",
+            );
+        }
     }
 }
