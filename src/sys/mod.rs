@@ -1,6 +1,7 @@
 //! Calls into the operating system that need `unsafe` or raw file descriptors. The rest of
 //! the crate denies `unsafe_code`: every unsafe block lives here, behind a small safe wrapper.
 pub mod asyncfd;
+pub mod epoll;
 pub mod ifaddrs;
 #[cfg(test)]
 pub mod inotify;
@@ -11,5 +12,6 @@ pub mod signal;
 pub mod sockmark;
 pub mod sockopt;
 pub mod tun;
+pub mod udp_send;
 pub mod user;
 pub mod wait;

@@ -87,6 +87,11 @@ impl PacketThread {
         }
     }
 
+    /// Wakes the thread (as [`PacketThread::wake`]) while it lives, without keeping it.
+    pub fn waker(&self) -> Waker {
+        Waker(Arc::downgrade(&self.control))
+    }
+
     /// The thread's side, to watch it end (tests).
     #[cfg(test)]
     pub fn control_for_test(&self) -> std::sync::Weak<Control> {
@@ -98,6 +103,18 @@ impl Drop for PacketThread {
     fn drop(&mut self) {
         self.control.stopped.store(true, Ordering::Relaxed);
         self.control.waiter.wake();
+    }
+}
+
+/// Wakes a packet thread while it lives.
+#[derive(Clone)]
+pub struct Waker(std::sync::Weak<Control>);
+
+impl Waker {
+    pub fn wake(&self) {
+        if let Some(c) = self.0.upgrade() {
+            c.waiter.wake();
+        }
     }
 }
 

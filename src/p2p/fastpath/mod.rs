@@ -27,16 +27,17 @@
 
 pub mod aes;
 mod run;
+mod socket;
 pub mod wire;
 
 pub use run::Run;
+use socket::Direct;
+pub use socket::{Connect, SendSocket};
 
 use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use wire::{Key, Replay};
@@ -57,16 +58,6 @@ pub enum Datagrams<'a> {
 }
 /// Makes a connection's [`DatagramSink`].
 pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
-
-/// The socket fast packets leave by (the endpoint's).
-pub trait SendSocket: Send + Sync {
-    /// Sends without waiting; `WouldBlock` when the socket buffer is full.
-    fn try_send(&self, transmit: &Transmit) -> io::Result<()>;
-    /// Packets one send may carry (GSO; 1 without it).
-    fn max_segments(&self) -> usize;
-    /// Waits for room after a send found the buffer full (at once otherwise).
-    fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
-}
 
 /// Listed in identify by nodes that take fast packets.
 pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
@@ -103,6 +94,9 @@ pub struct Table {
     rx: Mutex<Vec<(u32, Arc<Rx>)>>,
     handler: OnceLock<DatagramHandler>,
     socket: OnceLock<Arc<dyn SendSocket>>,
+    /// Where each session's sender gets a socket connected to its peer (set once, with the
+    /// fast packets' thread that reads them).
+    pub(crate) connect: OnceLock<Arc<dyn Connect>>,
     pub counters: Counters,
 }
 
@@ -170,6 +164,8 @@ struct TxState {
     path: Option<PathInfo>,
     /// Where this node seals with AES (used once the peer takes it).
     aes: Option<aes::TxKeys>,
+    /// The socket connected to the peer, for the path's address it was opened for.
+    direct: Option<Direct>,
 }
 
 /// What a send needs from the QUIC connection. Each of quinn's getters locks the
@@ -259,6 +255,11 @@ impl Table {
         let _ = self.socket.set(socket);
     }
 
+    /// Where senders get sockets connected to their peers (set once).
+    pub fn set_connect(&self, connect: Arc<dyn Connect>) {
+        let _ = self.connect.set(connect);
+    }
+
     /// Whether sessions installed from now on take AES-128-GCM (listed in identify as
     /// [`AES_PROTOCOL`]).
     pub fn takes_aes(&self) -> bool {
@@ -331,6 +332,7 @@ impl Table {
                 single: Run::default(),
                 path: None,
                 aes: with_aes.then(|| aes::TxKeys::new(&tx_aes)).flatten(),
+                direct: None,
             }),
             table: self.clone(),
             count,
@@ -516,7 +518,9 @@ impl Tx {
         let start = st.next.saturating_sub(run.count as u64);
         let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
         let p = self.path(&mut st.path, refresh);
-        let sent = self.socket.try_send(&Transmit {
+        let connect = self.table.connect.get();
+        let socket = Direct::for_path(&mut st.direct, connect, p.remote, p.local_ip);
+        let sent = socket.unwrap_or(&self.socket).try_send(&Transmit {
             destination: p.remote,
             ecn: None,
             contents: &run.buf,
@@ -563,7 +567,14 @@ impl Tx {
 
     /// Resolves when the socket has room again after a send found it full.
     pub async fn writable(&self) -> io::Result<()> {
-        self.socket.clone().writable().await
+        let direct = lock(&self.state)
+            .direct
+            .as_ref()
+            .and_then(|d| d.socket.clone());
+        direct
+            .unwrap_or_else(|| self.socket.clone())
+            .writable()
+            .await
     }
 
     /// The largest payload: what a QUIC datagram on the same path may carry (its overhead

@@ -5,6 +5,7 @@
 //!
 //! This module sets the endpoint up; the host keeps it and the connections on it.
 
+mod connected;
 pub mod der;
 pub mod dual_stack;
 pub mod fast_socket;
@@ -145,8 +146,8 @@ pub fn bind(keypair: &Keypair, settings: &Settings) -> Result<Endpoint, Error> {
     mark_socket(&socket);
     let punch_socket = socket.try_clone()?;
     let fast = Arc::new(crate::p2p::fastpath::Table::default());
-    let fast_reader = fast_socket::start(&socket, fast.clone());
-    let socket = udp::wrap(socket, Some(fast.clone()))?;
+    let (socket, for_quinn) = udp::wrap_shared(socket, fast.clone())?;
+    let fast_reader = fast_socket::start(&punch_socket, fast.clone(), for_quinn);
     let quic = quinn::Endpoint::new_with_abstract_socket(
         endpoint_cfg,
         Some(server),

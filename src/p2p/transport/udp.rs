@@ -24,6 +24,7 @@ use crate::sys::recvmmsg::{recvmmsg, MAX_MESSAGES};
 use crate::sys::sockopt::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
+use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -40,6 +41,9 @@ const PLAIN_MESSAGES: usize = MAX_MESSAGES;
 const MAX_DATAGRAM: usize = 1472;
 /// Packets the reader handles before it yields, so a flood cannot hold the runtime.
 const BUDGET: usize = 256;
+/// QUIC packets from the sockets connected to one peer (read by the fast packets' thread)
+/// waiting for quinn; more are dropped, as a full socket buffer drops them.
+const SIDE_CAP: usize = 256;
 
 /// The socket quinn is given: sends go to the socket, receives come from the reader.
 struct QuicSocket {
@@ -69,6 +73,8 @@ struct Handoff {
     for_reader: Option<Box<Batch>>,
     /// A read failed for good: quinn's endpoint ends on it, as when it read the socket itself.
     error: Option<io::Error>,
+    /// QUIC packets another reader copied out for quinn ([`ForQuinn`]).
+    side: VecDeque<(RecvMeta, Box<[u8]>)>,
     quinn: Option<Waker>,
     reader: Option<Waker>,
 }
@@ -103,7 +109,7 @@ impl AsyncUdpSocket for QuicSocket {
         if let Some(e) = h.error.take() {
             return Poll::Ready(Err(e));
         }
-        let n = match h.for_quinn.as_mut() {
+        let mut n = match h.for_quinn.as_mut() {
             Some(batch) => {
                 let n = batch.deal(bufs, meta);
                 if batch.is_empty() {
@@ -116,6 +122,16 @@ impl AsyncUdpSocket for QuicSocket {
             }
             None => 0,
         };
+        while n < bufs.len().min(meta.len()) {
+            let Some((m, pkt)) = h.side.pop_front() else {
+                break;
+            };
+            if let Some(dst) = bufs[n].get_mut(..pkt.len()) {
+                dst.copy_from_slice(&pkt);
+                meta[n] = m;
+                n += 1;
+            }
+        }
         if n == 0 {
             store(&mut h.quinn, cx);
             return Poll::Pending;
@@ -324,7 +340,22 @@ impl Batch {
     /// (quinn could not have read it whole either).
     fn deal(&mut self, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> usize {
         let mut out = 0;
-        while out < bufs.len().min(meta.len()) && !self.is_empty() {
+        while out < bufs.len().min(meta.len()) {
+            let Some((m, at)) = self.next_quic() else {
+                break;
+            };
+            if let Some(dst) = bufs[out].get_mut(..at.len()) {
+                dst.copy_from_slice(&self.buf[at]);
+                meta[out] = m;
+                out += 1;
+            }
+        }
+        out
+    }
+
+    /// The next QUIC packet held (one packet's meta, and where it lies in the buffer).
+    fn next_quic(&mut self) -> Option<(RecvMeta, std::ops::Range<usize>)> {
+        while !self.is_empty() {
             let m = self.metas[self.msg];
             let len = m.len.min(self.slot);
             if self.pos >= len || m.stride == 0 {
@@ -335,21 +366,17 @@ impl Batch {
             let n = m.stride.min(len - self.pos);
             let start = self.msg * self.slot + self.pos;
             self.pos += n;
-            let pkt = &self.buf[start..start + n];
-            if pkt.first().is_some_and(|b| wire::is_fast(*b)) {
+            if self.buf[start..].first().is_some_and(|b| wire::is_fast(*b)) {
                 continue;
             }
-            if let Some(dst) = bufs[out].get_mut(..n) {
-                dst.copy_from_slice(pkt);
-                meta[out] = RecvMeta {
-                    len: n,
-                    stride: n,
-                    ..m
-                };
-                out += 1;
-            }
+            let m = RecvMeta {
+                len: n,
+                stride: n,
+                ..m
+            };
+            return Some((m, start..start + n));
         }
-        out
+        None
     }
 }
 
@@ -360,12 +387,56 @@ pub fn wrap(
     socket: std::net::UdpSocket,
     fast: Option<Arc<Table>>,
 ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+    Ok(wrap_shared(socket, fast.unwrap_or_default())?.0)
+}
+
+/// [`wrap`], and where other readers of the port hand quinn its packets.
+pub(super) fn wrap_shared(
+    socket: std::net::UdpSocket,
+    fast: Arc<Table>,
+) -> io::Result<(Arc<dyn AsyncUdpSocket>, ForQuinn)> {
     grow_receive_buffer(socket.as_raw_fd());
     let socket = Arc::new(ReadRegistered::new(socket)?);
-    let fast = fast.unwrap_or_default();
     fast.set_socket(socket.clone());
-    let quic: Arc<dyn AsyncUdpSocket> = with_reader(socket, fast)?;
-    Ok(quic)
+    let quic = with_reader(socket, fast)?;
+    let side = ForQuinn(quic.shared.clone());
+    let quic: Arc<dyn AsyncUdpSocket> = quic;
+    Ok((quic, side))
+}
+
+/// quinn's side of a socket nobody reads: only what [`ForQuinn`] hands it arrives (tests).
+#[cfg(test)]
+pub(super) fn unread(fast: Arc<Table>) -> (Arc<dyn AsyncUdpSocket>, ForQuinn) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let shared = Arc::new(Shared {
+        socket: Arc::new(ReadRegistered::new(socket).expect("register")),
+        fast,
+        handoff: Mutex::new(Handoff::default()),
+        closed: AtomicBool::new(false),
+    });
+    let side = ForQuinn(shared.clone());
+    (Arc::new(QuicSocket { shared }), side)
+}
+
+/// Where a reader of another socket on the port (the fast packets' thread, for the sockets
+/// connected to one peer) hands quinn the QUIC packets it read.
+#[derive(Clone)]
+pub(super) struct ForQuinn(Arc<Shared>);
+
+impl ForQuinn {
+    /// Copies the QUIC packets left in `batch` (after [`Batch::open_fast`]) for quinn and
+    /// wakes it; beyond [`SIDE_CAP`] waiting they are dropped.
+    pub(super) fn take_quic(&self, batch: &mut Batch) {
+        let mut h = lock(&self.0.handoff);
+        while let Some((m, at)) = batch.next_quic() {
+            if h.side.len() < SIDE_CAP {
+                h.side.push_back((m, batch.buf[at].into()));
+            }
+        }
+        if let Some(w) = h.quinn.take() {
+            w.wake();
+        }
+    }
 }
 
 /// The socket for quinn and its reader task, started.

@@ -1,0 +1,202 @@
+//! Sockets connected to one peer each, on the QUIC port, for the fast packets to and from it.
+//!
+//! A send on the shared, unconnected socket looks a route up for every packet, and a packet
+//! arriving for it takes the slow input route and the reuseport program. A connected socket's
+//! send uses the route it cached at `connect`, and the kernel's early demultiplexing finds it
+//! (and its cached input route) for the peer's packets; boringtun connects a socket per peer
+//! the same way. Sends carry no control message but GSO's (`sys::udp_send`): any other makes
+//! the kernel look the route up again, so the socket is bound to the address quinn sends from
+//! instead of naming it per packet.
+//!
+//! The kernel prefers a connected socket to every socket of the reuseport group, before the
+//! group's program runs, so it takes all of its peer's datagrams on the port, QUIC ones too.
+//! The fast packets' thread reads these sockets with its own (`fast_socket`): it opens the fast
+//! packets and hands the rest to quinn (`udp::ForQuinn`), with the addresses quinn would have
+//! read on the shared socket (same family, same control messages on). At most [`MAX_PEERS`]
+//! are open; beyond, a peer's packets take the shared socket, as before.
+
+use super::udp::grow_receive_buffer;
+use crate::p2p::fastpath::{Connect, SendSocket};
+use crate::sys::epoll::Epoll;
+use crate::sys::packet_thread::Waker;
+use crate::sys::sockopt::setsockopt_int;
+use crate::sys::udp_send::send_connected;
+use quinn::udp::Transmit;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+/// Connected sockets open at once: each takes a descriptor and, under load, up to the receive
+/// buffer's 2 MB of kernel memory.
+pub const MAX_PEERS: usize = 32;
+
+/// Opens the connected sockets and keeps the set the fast packets' thread reads.
+#[derive(Clone)]
+pub struct Connector(Arc<Inner>);
+
+struct Inner {
+    /// The shared socket's address: the port, and the family.
+    at: SocketAddr,
+    /// Every socket the thread reads: its own and the connected ones.
+    epoll: Epoll,
+    peers: Mutex<Vec<Arc<PeerSocket>>>,
+    /// Bumped whenever `peers` changes, so the reader re-reads the set only then.
+    generation: AtomicUsize,
+    /// Wakes the reader when a socket leaves the set, so it closes it at once: until then
+    /// the kernel still gives it the peer's packets.
+    reader: OnceLock<Waker>,
+}
+
+/// One peer's socket.
+pub(super) struct PeerSocket {
+    pub(super) socket: UdpSocket,
+    gso: usize,
+    /// A send found the buffer full.
+    blocked: AtomicBool,
+}
+
+/// What a sender holds: its socket, which leaves the set when the sender drops it.
+struct Handle {
+    peer: Arc<PeerSocket>,
+    set: Weak<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Connector {
+    /// For the shared socket at `at`; its reader watches `own` too.
+    pub(super) fn new(at: SocketAddr, own: RawFd) -> io::Result<Self> {
+        let epoll = Epoll::new()?;
+        epoll.add(own)?;
+        Ok(Connector(Arc::new(Inner {
+            at,
+            epoll,
+            peers: Mutex::new(Vec::new()),
+            generation: AtomicUsize::new(0),
+            reader: OnceLock::new(),
+        })))
+    }
+
+    /// The reader's thread, once it runs.
+    pub(super) fn set_reader(&self, reader: Waker) {
+        let _ = self.0.reader.set(reader);
+    }
+
+    /// The set the reader waits on.
+    pub(super) fn epoll(&self) -> &Epoll {
+        &self.0.epoll
+    }
+
+    pub(super) fn generation(&self) -> usize {
+        self.0.generation.load(Ordering::Acquire)
+    }
+
+    /// The connected sockets now.
+    pub(super) fn peers(&self) -> Vec<Arc<PeerSocket>> {
+        lock(&self.0.peers).clone()
+    }
+}
+
+impl Connect for Connector {
+    fn connect(&self, remote: SocketAddr, local: Option<IpAddr>) -> Option<Arc<dyn SendSocket>> {
+        let mut peers = lock(&self.0.peers);
+        if peers.len() >= MAX_PEERS {
+            return None;
+        }
+        let peer = match open(self.0.at, remote, local) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                log::debug!("no socket connected to {remote}: {e}");
+                return None;
+            }
+        };
+        // Listed before it is watched: the reader, told of a descriptor it does not know,
+        // finds it in the list.
+        peers.push(peer.clone());
+        self.0.generation.fetch_add(1, Ordering::Release);
+        if let Err(e) = self.0.epoll.add(peer.socket.as_raw_fd()) {
+            log::debug!("socket connected to {remote} not watched: {e}");
+            peers.pop();
+            return None;
+        }
+        Some(Arc::new(Handle {
+            peer,
+            set: Arc::downgrade(&self.0),
+        }))
+    }
+}
+
+/// A socket on the shared port, bound to `local` (or the wildcard), connected to `remote`,
+/// set up as quinn's (marked, GRO, the same control messages on receive).
+fn open(at: SocketAddr, remote: SocketAddr, local: Option<IpAddr>) -> io::Result<PeerSocket> {
+    let s = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
+    if at.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    let ip = match (at.ip(), local) {
+        (IpAddr::V6(_), Some(IpAddr::V4(v4))) => IpAddr::V6(v4.to_ipv6_mapped()),
+        (_, Some(ip)) => ip,
+        (any, None) => any,
+    };
+    s.bind(&SocketAddr::new(ip, at.port()).into())?;
+    s.connect(&remote.into())?;
+    s.set_nonblocking(true)?;
+    let socket: UdpSocket = s.into();
+    super::mark_socket(&socket);
+    grow_receive_buffer(socket.as_raw_fd());
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    Ok(PeerSocket {
+        gso: state.max_gso_segments(),
+        socket,
+        blocked: AtomicBool::new(false),
+    })
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Some(set) = self.set.upgrade() {
+            lock(&set.peers).retain(|p| !Arc::ptr_eq(p, &self.peer));
+            set.generation.fetch_add(1, Ordering::Release);
+            if let Some(r) = set.reader.get() {
+                r.wake();
+            }
+        }
+    }
+}
+
+impl SendSocket for Handle {
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        let segment = transmit.segment_size.map(|s| s.min(u16::MAX.into()) as u16);
+        let sent = send_connected(self.peer.socket.as_raw_fd(), transmit.contents, segment);
+        if matches!(&sent, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.peer.blocked.store(true, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    fn max_segments(&self) -> usize {
+        self.peer.gso
+    }
+
+    fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
+        Box::pin(async move {
+            if !self.peer.blocked.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let dup = self.peer.socket.as_fd().try_clone_to_owned()?;
+            let fd = crate::sys::asyncfd::register(dup, tokio::io::Interest::WRITABLE)?;
+            // Registering reports the current state: room that came meanwhile is not missed.
+            drop(fd.writable().await?);
+            self.peer.blocked.store(false, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+}
