@@ -16,6 +16,7 @@
 //! are open; beyond, a peer's packets take the shared socket, as before.
 
 use super::udp::grow_receive_buffer;
+use super::udp_socket::{until_writable, Sender};
 use crate::p2p::fastpath::{Connect, SendSocket};
 use crate::sys::epoll::Epoll;
 use crate::sys::packet_thread::Waker;
@@ -110,22 +111,23 @@ impl Connect for Connector {
         if peers.len() >= MAX_PEERS {
             return None;
         }
-        let peer = match open(self.0.at, remote, local) {
-            Ok(p) => Arc::new(p),
+        // Listed before it is watched: the reader, told of a descriptor it does not know,
+        // finds it in the list.
+        let opened = open(self.0.at, remote, local).and_then(|p| {
+            let peer = Arc::new(p);
+            peers.push(peer.clone());
+            self.0.generation.fetch_add(1, Ordering::Release);
+            self.0.epoll.add(peer.socket.as_raw_fd()).map(|()| peer)
+        });
+        let peer = match opened {
+            Ok(p) => p,
             Err(e) => {
                 log::debug!("no socket connected to {remote}: {e}");
+                // Unlisted again if it was listed: only the list holds it now.
+                peers.retain(|p| Arc::strong_count(p) > 1);
                 return None;
             }
         };
-        // Listed before it is watched: the reader, told of a descriptor it does not know,
-        // finds it in the list.
-        peers.push(peer.clone());
-        self.0.generation.fetch_add(1, Ordering::Release);
-        if let Err(e) = self.0.epoll.add(peer.socket.as_raw_fd()) {
-            log::debug!("socket connected to {remote} not watched: {e}");
-            peers.pop();
-            return None;
-        }
         Some(Arc::new(Handle {
             peer,
             set: Arc::downgrade(&self.0),
@@ -187,16 +189,12 @@ impl SendSocket for Handle {
     }
 
     fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
-        Box::pin(async move {
-            if !self.peer.blocked.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let dup = self.peer.socket.as_fd().try_clone_to_owned()?;
-            let fd = crate::sys::asyncfd::register(dup, tokio::io::Interest::WRITABLE)?;
-            // Registering reports the current state: room that came meanwhile is not missed.
-            drop(fd.writable().await?);
-            self.peer.blocked.store(false, Ordering::Relaxed);
-            Ok(())
-        })
+        until_writable(self.peer.clone())
+    }
+}
+
+impl Sender for PeerSocket {
+    fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
+        (self.socket.as_fd(), &self.blocked)
     }
 }

@@ -24,7 +24,6 @@ use crate::sys::recvmmsg::{recvmmsg, MAX_MESSAGES};
 use crate::sys::sockopt::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
-use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -73,8 +72,9 @@ struct Handoff {
     for_reader: Option<Box<Batch>>,
     /// A read failed for good: quinn's endpoint ends on it, as when it read the socket itself.
     error: Option<io::Error>,
-    /// QUIC packets another reader copied out for quinn ([`ForQuinn`]).
-    side: VecDeque<(RecvMeta, Box<[u8]>)>,
+    /// QUIC packets another reader copied out for quinn ([`ForQuinn`]), from `side_at` on.
+    side: Vec<(RecvMeta, Box<[u8]>)>,
+    side_at: usize,
     quinn: Option<Waker>,
     reader: Option<Waker>,
 }
@@ -122,13 +122,17 @@ impl AsyncUdpSocket for QuicSocket {
             }
             None => 0,
         };
+        let h = &mut *h;
         while n < bufs.len().min(meta.len()) {
-            let Some((m, pkt)) = h.side.pop_front() else {
+            let Some((m, pkt)) = h.side.get(h.side_at) else {
+                h.side.clear();
+                h.side_at = 0;
                 break;
             };
+            h.side_at += 1;
             if let Some(dst) = bufs[n].get_mut(..pkt.len()) {
-                dst.copy_from_slice(&pkt);
-                meta[n] = m;
+                dst.copy_from_slice(pkt);
+                meta[n] = *m;
                 n += 1;
             }
         }
@@ -429,8 +433,9 @@ impl ForQuinn {
     pub(super) fn take_quic(&self, batch: &mut Batch) {
         let mut h = lock(&self.0.handoff);
         while let Some((m, at)) = batch.next_quic() {
+            // Taken ones count until quinn has taken them all (and the list is cleared).
             if h.side.len() < SIDE_CAP {
-                h.side.push_back((m, batch.buf[at].into()));
+                h.side.push((m, batch.buf[at].into()));
             }
         }
         if let Some(w) = h.quinn.take() {

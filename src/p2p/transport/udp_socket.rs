@@ -64,6 +64,10 @@ impl ReadRegistered {
         })
     }
 
+    fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
+        (self.io.get_ref().as_fd(), &self.blocked)
+    }
+
     pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -96,16 +100,38 @@ impl SendSocket for ReadRegistered {
     }
 
     fn writable(self: Arc<Self>) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
-        let mut waiter = self.create_io_poller();
-        Box::pin(std::future::poll_fn(move |cx| {
-            waiter.as_mut().poll_writable(cx)
-        }))
+        until_writable(self)
     }
+}
+
+/// A socket whose sends note when they found its buffer full.
+pub(super) trait Sender: Send + Sync {
+    /// The socket, and whether a send found it full.
+    fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool);
+}
+
+impl Sender for ReadRegistered {
+    fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
+        ReadRegistered::sender(self)
+    }
+}
+
+/// Resolves when `socket` has room after a send found it full (at once otherwise).
+pub(super) fn until_writable(
+    socket: Arc<dyn Sender>,
+) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
+    let mut waiter = WriteWaiter {
+        socket,
+        waiting: None,
+    };
+    Box::pin(std::future::poll_fn(move |cx| {
+        Pin::new(&mut waiter).poll_writable(cx)
+    }))
 }
 
 /// Waits for room to send after a send would have blocked.
 struct WriteWaiter {
-    socket: Arc<ReadRegistered>,
+    socket: Arc<dyn Sender>,
     /// A duplicate of the socket, registered for writes while a send waits.
     waiting: Option<AsyncFd<OwnedFd>>,
 }
@@ -121,18 +147,19 @@ impl std::fmt::Debug for WriteWaiter {
 impl UdpPoller for WriteWaiter {
     fn poll_writable(self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let (socket, blocked) = this.socket.sender();
         let fd = match this.waiting.take() {
             Some(fd) => fd,
-            None if !this.socket.blocked.load(Ordering::Relaxed) => return Poll::Ready(Ok(())),
+            None if !blocked.load(Ordering::Relaxed) => return Poll::Ready(Ok(())),
             None => {
-                let dup = this.socket.io.get_ref().as_fd().try_clone_to_owned()?;
+                let dup = socket.try_clone_to_owned()?;
                 crate::sys::asyncfd::register(dup, Interest::WRITABLE)?
             }
         };
         // Registering reports the current state, so room that appeared meanwhile is not missed.
         match fd.poll_write_ready(cx) {
             Poll::Ready(r) => {
-                this.socket.blocked.store(false, Ordering::Relaxed);
+                blocked.store(false, Ordering::Relaxed);
                 Poll::Ready(r.map(|_| ()))
             }
             Poll::Pending => {
