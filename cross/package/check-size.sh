@@ -27,9 +27,11 @@ BUDGET_PACKAGE=800000
 # 1,968,124 B / 933,613 B), and by 5 kB / 2 kB for the TUN reader's thread and its turns
 # with the runtime (issue 22: 1,973,392 B / 935,839 B); the package's by 0.5 kB when the TUN's
 # reads moved onto the fast packets' thread (issue 22: 1,973,824 B / 936,442 B here, a
-# package's gzip moving ~100 B between builds of near-equal binaries).
-CEILING_BINARY=1974000
-CEILING_PACKAGE=937000
+# package's gzip moving ~100 B between builds of near-equal binaries); by 8 kB / 4 kB for a
+# socket connected to each fast peer (issue 22: 1,981,648 B / 940,421 B; a ping round trip
+# under boringtun's CPU in the interleaved runs, docs/BENCHMARKS.md).
+CEILING_BINARY=1982000
+CEILING_PACKAGE=941000
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

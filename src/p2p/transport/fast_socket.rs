@@ -79,6 +79,8 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>, quinn: ForQuinn) -> io::Result<
         reported: false,
         connector: connector.clone(),
         seen: 0,
+        hot: -1,
+        waited: false,
         peers: Vec::new(),
         quinn,
     };
@@ -97,6 +99,9 @@ struct Reader {
     connector: Connector,
     /// The connected sockets as of the set's `seen` generation.
     seen: usize,
+    /// The socket that last had packets, and whether the last step ended in a wait.
+    hot: RawFd,
+    waited: bool,
     peers: Vec<Arc<PeerSocket>>,
     quinn: ForQuinn,
 }
@@ -107,6 +112,19 @@ impl Job for Reader {
             self.refresh();
         }
         let set = self.connector.epoll().as_raw_fd();
+        // Right after a wait, the socket that last had packets is read first, without asking
+        // the set: at a ping's pace it is the one that woke us (an `epoll_wait` saved per
+        // packet). After a busy step the set is asked, so every ready socket gets its turn.
+        let (own, hot) = (self.socket.as_raw_fd(), self.hot);
+        if std::mem::take(&mut self.waited) && (hot == own || self.knows(hot)) {
+            if let Some(dry) = self.read(hot, hot != own) {
+                self.waited = dry;
+                return match dry {
+                    true => Step::Dry(set),
+                    false => Step::Busy,
+                };
+            }
+        }
         let mut ready = [0; 16];
         let n = match self.connector.epoll().ready(&mut ready) {
             Ok(n) => n,
@@ -117,13 +135,18 @@ impl Job for Reader {
         };
         let mut dry = true;
         for &fd in &ready[..n] {
-            dry &= match fd == self.socket.as_raw_fd() {
+            let read = match fd == own {
                 true => self.read(fd, false),
                 false => self.read_peer(fd),
             };
+            if read.is_some() {
+                self.hot = fd;
+            }
+            dry &= read.unwrap_or(true);
         }
         // Every socket read ran dry: wait now rather than learn it from one more call
         // (poll returns at once if more came meanwhile).
+        self.waited = dry;
         match dry {
             true => Step::Dry(set),
             false => Step::Busy,
@@ -133,8 +156,8 @@ impl Job for Reader {
 
 impl Reader {
     /// Reads `fd` once, opens its fast packets and, from a connected socket (`quic`), hands
-    /// quinn the rest; whether the socket ran dry.
-    fn read(&mut self, fd: RawFd, quic: bool) -> bool {
+    /// quinn the rest; whether the socket ran dry, or `None` if nothing was read.
+    fn read(&mut self, fd: RawFd, quic: bool) -> Option<bool> {
         match self.batch.read(fd) {
             Ok(n) => {
                 let (_, rest) = self.batch.open_fast(n, &self.fast);
@@ -147,9 +170,9 @@ impl Reader {
                     }
                 }
                 // recvmmsg stops short only when the queue ran dry.
-                n < self.batch.messages()
+                Some(n < self.batch.messages())
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             // ECONNRESET and ECONNREFUSED (a connected socket) are undefined for UDP here
             // and can be injected by anyone (ICMP).
             Err(e)
@@ -160,27 +183,27 @@ impl Reader {
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                false
+                Some(false)
             }
             // Anything else (an error the socket was left with) is reported once and read
             // past: the kernel keeps steering fast packets here, so the thread must not end
             // while its owner lives.
             Err(e) => {
                 self.report(&e);
-                true
+                None
             }
         }
     }
 
     /// A connected socket's turn.
-    fn read_peer(&mut self, fd: RawFd) -> bool {
+    fn read_peer(&mut self, fd: RawFd) -> Option<bool> {
         if !self.knows(fd) {
             self.refresh();
         }
         match self.knows(fd) {
             true => self.read(fd, true),
             // Closed before we saw it (closing took it out of the set).
-            false => true,
+            false => None,
         }
     }
 
@@ -193,7 +216,7 @@ impl Reader {
             if !self.peers.iter().any(|p| Arc::ptr_eq(p, &old)) {
                 let fd = old.socket.as_raw_fd();
                 for _ in 0..LAST_READS {
-                    if self.read(fd, true) {
+                    if self.read(fd, true).unwrap_or(true) {
                         break;
                     }
                 }
