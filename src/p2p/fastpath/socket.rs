@@ -43,6 +43,7 @@ impl Direct {
     ) -> Option<&'a Arc<dyn SendSocket>> {
         let connect = connect?;
         if direct.as_ref().map(|d| d.remote) != Some(remote) {
+            // The old socket closes first: its place under the cap is the new one's.
             *direct = None;
             *direct = Some(Direct {
                 remote,

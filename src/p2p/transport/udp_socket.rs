@@ -64,10 +64,6 @@ impl ReadRegistered {
         })
     }
 
-    fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
-        (self.io.get_ref().as_fd(), &self.blocked)
-    }
-
     pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.get_ref().local_addr()
     }
@@ -112,7 +108,7 @@ pub(super) trait Sender: Send + Sync {
 
 impl Sender for ReadRegistered {
     fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
-        ReadRegistered::sender(self)
+        (self.io.get_ref().as_fd(), &self.blocked)
     }
 }
 
