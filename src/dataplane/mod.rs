@@ -260,10 +260,7 @@ impl Dataplane {
     fn datagram_path<'s>(&self, slot: &'s mut SlotState, peer: &PeerId) -> Option<&'s DirectPath> {
         let generation = self.published.links_generation();
         let fresh = slot.path.as_ref().is_some_and(|(g, path)| {
-            *g == generation
-                && path
-                    .as_ref()
-                    .is_none_or(|p| p.conn.close_reason().is_none())
+            *g == generation && path.as_ref().is_none_or(|p| !p.is_closed())
         });
         if !fresh {
             let conn = self.host.datagram_path(peer, tunnel::DATAGRAM_PROTOCOL);

@@ -284,7 +284,7 @@ impl Job for OnThread {
                 home.to_runtime.notify_one();
                 Step::Idle
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Dry(r.tun.fd()),
+            Err(e) if crate::sys::would_block(&e) => Step::Dry(r.tun.fd()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Busy,
             Err(e) => {
                 read_failed(&e);

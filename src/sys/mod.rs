@@ -15,3 +15,10 @@ pub mod tun;
 pub mod udp_send;
 pub mod user;
 pub mod wait;
+
+/// Whether `e` means "nothing now, try again": errno compared first, since
+/// `io::Error::kind` decodes it through a table that is cold at a ping's pace, once per
+/// wake-up on the packet thread (~1.7 µs of a round trip, docs/BENCHMARKS.md).
+pub fn would_block(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAGAIN) || e.kind() == std::io::ErrorKind::WouldBlock
+}

@@ -128,8 +128,11 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
     let stranger_counted = || b.dp.stats.global_snapshot().rx_unknown_peer_packets > 0;
     until(stranger_counted, "stranger not counted").await;
     assert!(!b.dp.stats.has_peer(&c.host.peer_id()));
-    // Once a's connection is closed its session is gone: its keys open nothing.
+    // Once a's connection is closed its session is gone: its keys open nothing. The host
+    // marks the path closed, so the data plane's cached copy asks for a new one.
+    assert!(!path.is_closed());
     path.conn.close(0u32.into(), b"bye");
+    until(|| path.is_closed(), "the closed path is not marked").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     pkt.clear();
     assert!(wire::seal(&key, keys.tx_index, (1 << 40) + 6, &d, &mut pkt));

@@ -32,7 +32,7 @@ pub mod wire;
 
 pub use run::Run;
 use socket::Direct;
-pub use socket::{Connect, SendSocket};
+pub use socket::{Connect, DirectPath, SendSocket};
 
 use crate::p2p::identity::PeerId;
 use quinn::udp::Transmit;
@@ -181,13 +181,6 @@ struct PathInfo {
 /// change of the path MTU at most this many go the old way (a fast packet to an old address
 /// is lost, as a datagram would be in flight).
 const PATH_REFRESH: u64 = 16;
-
-/// A direct QUIC connection's datagram side, with its fast path when the peer takes one.
-#[derive(Clone)]
-pub struct DirectPath {
-    pub conn: quinn::Connection,
-    pub fast: Option<Arc<Tx>>,
-}
 
 /// A connection's installed session; removes its receiving half when dropped.
 pub struct Session {

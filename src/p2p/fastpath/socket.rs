@@ -1,11 +1,31 @@
-//! The sockets fast packets leave by: the endpoint's shared one, or one connected to the peer.
+//! The sockets fast packets leave by: the endpoint's shared one, or one connected to the peer;
+//! and the connection they belong to, as the data plane caches it.
 
 use quinn::udp::Transmit;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// A direct QUIC connection's datagram side, with its fast path when the peer takes one.
+#[derive(Clone)]
+pub struct DirectPath {
+    pub conn: quinn::Connection,
+    pub fast: Option<Arc<super::Tx>>,
+    /// Set by the host when the connection has ended (`Conn::closed`): a load per packet
+    /// where quinn's `close_reason` locks the connection's state, a cold cache line owned
+    /// by its driver (~1 µs of a ping's round trip, docs/BENCHMARKS.md).
+    pub closed: Arc<AtomicBool>,
+}
+
+impl DirectPath {
+    /// Whether the host has seen the connection end.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
 
 /// A socket fast packets leave by.
 pub trait SendSocket: Send + Sync {

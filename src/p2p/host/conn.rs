@@ -9,6 +9,7 @@ use crate::p2p::multiaddr::Multiaddr;
 use crate::p2p::transport::stream::{split_muxed, RecvStream, SendStream};
 use crate::p2p::transport::{self, muxer, secure};
 use crate::p2p::{fastpath, multistream, ping, relay};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -95,6 +96,9 @@ pub(in crate::p2p) struct Conn {
     since: Instant,
     /// The fast path's sending half on a direct QUIC connection (`p2p::fastpath`).
     pub(super) fast: Option<Arc<fastpath::Tx>>,
+    /// Set once the connection has ended, before it leaves the table: the data plane's
+    /// cached paths look here per packet (`fastpath::DirectPath::closed`).
+    pub(super) closed: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -493,6 +497,7 @@ impl Host {
             by_smaller,
             since: Instant::now(),
             fast,
+            closed: Arc::default(),
         });
         id
     }
@@ -536,6 +541,9 @@ impl Host {
                 let mut st = host.state();
                 let now_empty = match st.conns.get_mut(&peer) {
                     Some(list) => {
+                        for c in list.iter().filter(|c| c.id == id) {
+                            c.closed.store(true, Ordering::Relaxed);
+                        }
                         list.retain(|c| c.id != id);
                         list.is_empty()
                     }

@@ -70,6 +70,7 @@ impl Host {
                     .clone()
                     .filter(|_| info.lists(fastpath::PROTOCOL))
                     .inspect(|tx| tx.peer_takes_aes(info.lists(fastpath::AES_PROTOCOL))),
+                closed: conn.closed.clone(),
             }),
             _ => None,
         }

@@ -26,7 +26,7 @@ use quinn::udp::Transmit;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -95,6 +95,11 @@ impl Connector {
         &self.0.epoll
     }
 
+    /// Whether the shared socket is dual-stack (its IPv4 senders are named v4-mapped).
+    pub(super) fn dual_stack(&self) -> bool {
+        self.0.at.is_ipv6()
+    }
+
     pub(super) fn generation(&self) -> usize {
         self.0.generation.load(Ordering::Acquire)
     }
@@ -137,17 +142,26 @@ impl Connect for Connector {
 
 /// A socket on the shared port, bound to `local` (or the wildcard), connected to `remote`,
 /// set up as quinn's (marked, GRO, the same control messages on receive).
+///
+/// An IPv4 peer (v4-mapped on a dual-stack port) gets an IPv4 socket: on a dual-stack socket
+/// the kernel's IPv6 send hands the IPv4 send the mapped address as if named per call
+/// (`udpv6_sendmsg`), so that one looks the route up every time, connected or not.
 fn open(at: SocketAddr, remote: SocketAddr, local: Option<IpAddr>) -> io::Result<PeerSocket> {
-    let s = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))?;
-    if at.is_ipv6() {
+    let (remote, ip) = match (unmapped(remote), local.map(unmapped_ip)) {
+        (SocketAddr::V4(r), Some(IpAddr::V4(l))) => (SocketAddr::V4(r), IpAddr::V4(l)),
+        (SocketAddr::V4(r), _) => (SocketAddr::V4(r), IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        (_, Some(l)) => (remote, IpAddr::V6(ipv6(l))),
+        (_, None) => (remote, at.ip()),
+    };
+    let s = Socket::new(
+        Domain::for_address(remote),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if remote.is_ipv6() {
         s.set_only_v6(false)?;
     }
     setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
-    let ip = match (at.ip(), local) {
-        (IpAddr::V6(_), Some(IpAddr::V4(v4))) => IpAddr::V6(v4.to_ipv6_mapped()),
-        (_, Some(ip)) => ip,
-        (any, None) => any,
-    };
     s.bind(&SocketAddr::new(ip, at.port()).into())?;
     s.connect(&remote.into())?;
     s.set_nonblocking(true)?;
@@ -160,6 +174,28 @@ fn open(at: SocketAddr, remote: SocketAddr, local: Option<IpAddr>) -> io::Result
         socket,
         blocked: AtomicBool::new(false),
     })
+}
+
+/// An IPv4 address as itself, not v4-mapped.
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        v4 => v4,
+    }
+}
+
+fn unmapped_ip(ip: IpAddr) -> IpAddr {
+    unmapped(SocketAddr::new(ip, 0)).ip()
+}
+
+fn ipv6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
 }
 
 impl Drop for Handle {
@@ -196,5 +232,42 @@ impl SendSocket for Handle {
 impl Sender for PeerSocket {
     fn sender(&self) -> (std::os::fd::BorrowedFd<'_>, &AtomicBool) {
         (self.socket.as_fd(), &self.blocked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::p2p::transport::dual_stack;
+
+    /// On a dual-stack port, an IPv4 peer's socket is an IPv4 one, bound to the port and
+    /// the address quinn sends from, connected to the peer itself (not its v4-mapped form,
+    /// which would make the kernel look the route up per send); an IPv6 peer's stays IPv6.
+    #[test]
+    fn an_ipv4_peer_gets_an_ipv4_socket_on_the_shared_port() {
+        let shared = dual_stack::bind_udp_shared("[::]:0".parse().expect("addr")).expect("bind");
+        let at = shared.local_addr().expect("addr");
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let to = peer.local_addr().expect("addr");
+        for local in [
+            Some(IpAddr::from([127, 0, 0, 1])),
+            Some(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())),
+            None,
+        ] {
+            let s = open(at, dual_stack::mapped(to), local).expect("open");
+            assert_eq!(s.socket.peer_addr().expect("peer"), to, "{local:?}");
+            let mine = s.socket.local_addr().expect("local");
+            assert!(mine.is_ipv4(), "{local:?}: {mine}");
+            assert_eq!(mine.port(), at.port());
+            s.socket.send(b"x").expect("send");
+            let mut b = [0u8; 4];
+            let (_, from) = peer.recv_from(&mut b).expect("recv");
+            assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], at.port())));
+        }
+        // (Where the host has IPv6 loopback.)
+        if let Ok(six) = UdpSocket::bind("[::1]:0") {
+            let s = open(at, six.local_addr().expect("addr"), None).expect("open");
+            assert!(s.socket.local_addr().expect("local").is_ipv6());
+        }
     }
 }

@@ -429,10 +429,15 @@ pub(super) struct ForQuinn(Arc<Shared>);
 
 impl ForQuinn {
     /// Copies the QUIC packets left in `batch` (after [`Batch::open_fast`]) for quinn and
-    /// wakes it; beyond [`SIDE_CAP`] waiting they are dropped.
-    pub(super) fn take_quic(&self, batch: &mut Batch) {
+    /// wakes it; beyond [`SIDE_CAP`] waiting they are dropped. `mapped`: the shared socket is
+    /// dual-stack, so an IPv4 sender is named v4-mapped, as quinn reads it there (the
+    /// connected socket of an IPv4 peer is an IPv4 one).
+    pub(super) fn take_quic(&self, batch: &mut Batch, mapped: bool) {
         let mut h = lock(&self.0.handoff);
-        while let Some((m, at)) = batch.next_quic() {
+        while let Some((mut m, at)) = batch.next_quic() {
+            if mapped {
+                m.addr = super::dual_stack::mapped(m.addr);
+            }
             // Taken ones count until quinn has taken them all (and the list is cleared).
             if h.side.len() < SIDE_CAP {
                 h.side.push((m, batch.buf[at].into()));

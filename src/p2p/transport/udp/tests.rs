@@ -119,7 +119,7 @@ async fn quinns_side_queue_is_capped_and_dealt_in_order() {
         batch.msg = 0;
         batch.pos = 0;
         batch.open_fast(1, &fast);
-        side.take_quic(&mut batch);
+        side.take_quic(&mut batch, false);
     }
     assert_eq!(lock(&side.0.handoff).side.len(), SIDE_CAP);
     let mut seen = Vec::new();
@@ -144,11 +144,11 @@ async fn quinns_side_queue_is_capped_and_dealt_in_order() {
     assert_eq!(seen[63], (1, 0));
     assert_eq!(seen[SIDE_CAP - 1], (4, 4));
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "out of order");
-    side.take_quic(&mut batch);
+    side.take_quic(&mut batch, false);
     assert_eq!(lock(&side.0.handoff).side.len(), 0, "nothing left to take");
     batch.msg = 0;
     batch.pos = 0;
-    side.take_quic(&mut batch);
+    side.take_quic(&mut batch, false);
     assert_eq!(
         lock(&side.0.handoff).side.len(),
         63,
