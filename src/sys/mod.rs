@@ -16,9 +16,9 @@ pub mod udp_send;
 pub mod user;
 pub mod wait;
 
-/// Whether `e` means "nothing now, try again": errno compared first, since
-/// `io::Error::kind` decodes it through a table that is cold at a ping's pace, once per
-/// wake-up on the packet thread (~1.7 µs of a round trip, docs/BENCHMARKS.md).
+/// Whether a system call's error means "nothing now, try again" (EAGAIN, which is
+/// EWOULDBLOCK on Linux): errno compared, where `io::Error::kind` decodes it through a table
+/// that is cold at a ping's pace, once per wake-up on the packet thread (docs/BENCHMARKS.md).
 pub fn would_block(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EAGAIN) || e.kind() == std::io::ErrorKind::WouldBlock
+    e.raw_os_error() == Some(libc::EAGAIN)
 }

@@ -26,7 +26,7 @@ use quinn::udp::Transmit;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -147,20 +147,18 @@ impl Connect for Connector {
 /// the kernel's IPv6 send hands the IPv4 send the mapped address as if named per call
 /// (`udpv6_sendmsg`), so that one looks the route up every time, connected or not.
 fn open(at: SocketAddr, remote: SocketAddr, local: Option<IpAddr>) -> io::Result<PeerSocket> {
-    let (remote, ip) = match (unmapped(remote), local.map(unmapped_ip)) {
-        (SocketAddr::V4(r), Some(IpAddr::V4(l))) => (SocketAddr::V4(r), IpAddr::V4(l)),
-        (SocketAddr::V4(r), _) => (SocketAddr::V4(r), IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        (_, Some(l)) => (remote, IpAddr::V6(ipv6(l))),
-        (_, None) => (remote, at.ip()),
+    let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+    let ip = match (remote, local.map(|l| l.to_canonical())) {
+        (SocketAddr::V4(_), Some(l @ IpAddr::V4(_))) => l,
+        (SocketAddr::V4(_), _) => IpAddr::from([0, 0, 0, 0]),
+        (_, Some(l)) => l,
+        (_, None) => at.ip(),
     };
     let s = Socket::new(
         Domain::for_address(remote),
         Type::DGRAM,
         Some(Protocol::UDP),
     )?;
-    if remote.is_ipv6() {
-        s.set_only_v6(false)?;
-    }
     setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     s.bind(&SocketAddr::new(ip, at.port()).into())?;
     s.connect(&remote.into())?;
@@ -174,28 +172,6 @@ fn open(at: SocketAddr, remote: SocketAddr, local: Option<IpAddr>) -> io::Result
         socket,
         blocked: AtomicBool::new(false),
     })
-}
-
-/// An IPv4 address as itself, not v4-mapped.
-fn unmapped(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => a,
-        },
-        v4 => v4,
-    }
-}
-
-fn unmapped_ip(ip: IpAddr) -> IpAddr {
-    unmapped(SocketAddr::new(ip, 0)).ip()
-}
-
-fn ipv6(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    }
 }
 
 impl Drop for Handle {
@@ -251,7 +227,7 @@ mod tests {
         let to = peer.local_addr().expect("addr");
         for local in [
             Some(IpAddr::from([127, 0, 0, 1])),
-            Some(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())),
+            Some(IpAddr::V6(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped())),
             None,
         ] {
             let s = open(at, dual_stack::mapped(to), local).expect("open");

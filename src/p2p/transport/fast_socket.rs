@@ -82,7 +82,6 @@ fn try_start(main: &UdpSocket, fast: Arc<Table>, quinn: ForQuinn) -> io::Result<
         hot: -1,
         waited: false,
         peers: Vec::new(),
-        peer_fds: Vec::new(),
         quinn,
     };
     let thread = spawn_packet_thread("awl-fast", STACK, true, Box::new(job))?;
@@ -104,9 +103,6 @@ struct Reader {
     hot: RawFd,
     waited: bool,
     peers: Vec<Arc<PeerSocket>>,
-    /// Their descriptors, side by side: `knows` runs per wake-up, and each `Arc` it would
-    /// follow is a cache line of its own, cold at a ping's pace.
-    peer_fds: Vec<RawFd>,
     quinn: ForQuinn,
 }
 
@@ -229,11 +225,10 @@ impl Reader {
                 self.connector.epoll().remove(fd);
             }
         }
-        self.peer_fds = self.peers.iter().map(|p| p.socket.as_raw_fd()).collect();
     }
 
     fn knows(&self, fd: RawFd) -> bool {
-        self.peer_fds.contains(&fd)
+        self.peers.iter().any(|p| p.socket.as_raw_fd() == fd)
     }
 
     fn report(&mut self, e: &io::Error) {

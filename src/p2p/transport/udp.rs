@@ -435,8 +435,8 @@ impl ForQuinn {
     pub(super) fn take_quic(&self, batch: &mut Batch, mapped: bool) {
         let mut h = lock(&self.0.handoff);
         while let Some((mut m, at)) = batch.next_quic() {
-            if mapped {
-                m.addr = super::dual_stack::mapped(m.addr);
+            if let (true, SocketAddr::V4(a)) = (mapped, m.addr) {
+                m.addr = (a.ip().to_ipv6_mapped(), a.port()).into();
             }
             // Taken ones count until quinn has taken them all (and the list is cleared).
             if h.side.len() < SIDE_CAP {
