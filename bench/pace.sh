@@ -308,9 +308,11 @@ def tids_of(pid):
         return set()
 
 def account(path, tids):
-    """Seconds on the CPU of the given threads, by user space and by syscall; switches in."""
+    """Seconds on the CPU of the given threads, by user space and by syscall; switches in;
+    calls of each syscall."""
     where = {}  # tid -> [kind, since or None]; kind: "user" or a syscall number
     acc = collections.Counter()
+    calls = collections.Counter()
     wakeups = 0
     by_thread = collections.Counter()
     def charge(tid, t):
@@ -339,8 +341,9 @@ def account(path, tids):
             continue
         charge(tid, t)
         nr = int(rest.split()[1])
+        calls[nr] += event.endswith("sys_enter")
         where[tid] = [nr if event.endswith("sys_enter") else "user", t]
-    return acc, wakeups, by_thread
+    return acc, wakeups, by_thread, calls
 
 rows = {}
 for name, pids in (("awl", sys.argv[4:6]), ("boringtun", sys.argv[6:8])):
@@ -350,9 +353,9 @@ for name, pids in (("awl", sys.argv[4:6]), ("boringtun", sys.argv[6:8])):
     m = re.search(r"= [\d.]+/([\d.]+)/", ping)
     rows[name] += (m.group(1) if m else "-",)
 
-kinds = sorted({k for acc, _, _, _ in rows.values() for k in acc},
+kinds = sorted({k for acc, *_ in rows.values() for k in acc},
                key=lambda k: -sum(rows[n][0][k] for n in rows))
-print(f"{pings} pings {spacing * 1000:g} ms apart, both daemons, µs per round trip:")
+print(f"{pings} pings {spacing * 1000:g} ms apart, both daemons, µs per round trip (and calls per round trip):")
 print()
 print("| | awl | boringtun |")
 print("|---|---:|---:|")
@@ -362,8 +365,8 @@ for k in kinds:
     if all(rows[n][0][k] / pings < 0.5e-6 for n in rows):
         continue
     label = "user space" if k == "user" else NAMES.get(k, f"syscall {k}")
-    print(f"| {label} | " + " | ".join(us(rows[n][0][k]) for n in rows) + " |")
+    print(f"| {label} | " + " | ".join(us(rows[n][0][k]) + ("" if k == "user" else f" ({rows[n][3][k] / pings:.2f})") for n in rows) + " |")
 print("| wake-ups (switches in) per round trip | " + " | ".join(f"{rows[n][1] / pings:.1f}" for n in rows) + " |")
 print("| wake-ups by thread | " + " | ".join(", ".join(f"{t} {c / pings:.1f}" for t, c in rows[n][2].most_common()) for n in rows) + " |")
-print("| ping RTT mean, ms (traced) | " + " | ".join(rows[n][3] for n in rows) + " |")
+print("| ping RTT mean, ms (traced) | " + " | ".join(rows[n][4] for n in rows) + " |")
 EOF

@@ -174,10 +174,52 @@ impl Dataplane {
         self.route_in(&snap, pkt);
     }
 
-    /// `route_outbound` with the caller's cached snapshot (the TUN reader's).
-    pub fn route_with(self: &Arc<Self>, reader: &mut Reader, pkt: PacketBuf) -> Needs {
+    /// A packet read into the TUN reader's own buffer (`buf[..len]`, with room behind it
+    /// for the trailer). To a peer's fast path it is sealed from there, so a lone packet (a
+    /// ping, a DNS query) touches no pooled buffer nor the pool's lock; anything else is
+    /// copied into a pooled buffer and routed as by `route_outbound`, with the reader's
+    /// cached snapshot.
+    pub fn route_from(self: &Arc<Self>, reader: &mut Reader, buf: &mut [u8], len: usize) -> Needs {
         let snap = reader.get(&self.published);
-        self.route_in(snap, pkt)
+        let Some(pkt) = buf.get(..len) else {
+            return Needs::Nothing;
+        };
+        // As from a pooled buffer: only what one could hold, with its trailer.
+        if let Route::Peer(peer, dir) = route::route(snap, pkt) {
+            if len < self.pool.buffer_size() && self.send_fast_from(peer, buf, len, dir) {
+                return Needs::Nothing;
+            }
+        }
+        let Some(mut copy) = self.pool.get() else {
+            return Needs::Nothing;
+        };
+        let Some(space) = copy.space().get_mut(..len) else {
+            self.stats.global(|g| g.tx_too_big += 1);
+            return Needs::Nothing;
+        };
+        space.copy_from_slice(&buf[..len]);
+        copy.set_len(len);
+        self.route_in(snap, copy)
+    }
+
+    /// `send_one`'s way straight out, for a packet in the reader's buffer: only while
+    /// nothing waits in the peer's queue, and only on its fast path.
+    fn send_fast_from(
+        &self,
+        peer: &PeerEntry,
+        buf: &mut [u8],
+        len: usize,
+        dir: GatewayDir,
+    ) -> bool {
+        if !self.cfg.datagrams {
+            return false;
+        }
+        let mut slot = peer.sender.lock();
+        if slot.closed || !slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
+            return false;
+        }
+        self.datagram_path(&mut slot, &peer.id)
+            .is_some_and(|p| sender::send_now_from(p, &peer.counters, buf, len, dir))
     }
 
     fn route_in(self: &Arc<Self>, snap: &Snapshot, pkt: PacketBuf) -> Needs {

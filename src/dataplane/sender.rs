@@ -281,6 +281,36 @@ pub fn send_now<D: DatagramPath>(
     Ok(())
 }
 
+/// `send_now` for a packet still in its reader's buffer (`buf[..len]`; the trailer is
+/// written at `buf[len]`), on the fast path only. False, with nothing counted, where the
+/// packet must take another way (no fast path, too big, the socket full): the caller then
+/// copies it into a pooled buffer for `send_now` or the queue.
+pub fn send_now_from(
+    path: &DirectPath,
+    counters: &PeerCounters,
+    buf: &mut [u8],
+    len: usize,
+    dir: GatewayDir,
+) -> bool {
+    let Some(tx) = &path.fast else { return false };
+    if tx.max_size().is_none_or(|m| len >= m) {
+        return false;
+    }
+    let Some(trailer) = buf.get_mut(len) else {
+        return false;
+    };
+    *trailer = tunnel::dir_byte(dir);
+    if tx.send(&buf[..=len]).is_err() {
+        return false;
+    }
+    counters.add(|s| {
+        s.tx_packets += 1;
+        s.tx_bytes += len as u64;
+        s.tx_datagrams += 1;
+    });
+    true
+}
+
 /// The shortcut for a TCP super-packet's segments to an awl node whose queue is idle
 /// (checked by the caller), on its fast path: sealed into runs and sent from the reading
 /// thread, one GSO send per run, so bulk needs no task of the runtime. Takes the packets

@@ -445,3 +445,81 @@ async fn until(done: impl Fn() -> bool, what: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Every buffer of `dp`'s pool, held so that nothing else can take one.
+fn drain(dp: &Dataplane) -> Vec<PacketBuf> {
+    std::iter::from_fn(|| dp.pool().get()).collect()
+}
+
+/// The TUN reader routes a packet from its own buffer (`route_from`): on the fast path it is
+/// sealed from there, so it goes out even with every pooled buffer taken; with no room for
+/// its trailer it needs a pooled copy (none to be had: dropped and counted), and with one it
+/// goes as from the pool; a destination no peer has is counted.
+#[tokio::test]
+async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path() {
+    let (a, mut b, path) = friends_with_path().await;
+    assert!(path.fast.is_some());
+    let mut reader = a.dp.reader();
+    let p = build(1, OWN.octets(), [10, 66, 0, 2], &[7u8; 56]);
+    let mut roomy = p.clone();
+    roomy.resize(p.len() + 64, 0);
+
+    let held = drain(&a.dp);
+    let exhausted = a.dp.pool().exhausted();
+    let needs = a.dp.route_from(&mut reader, &mut roomy, p.len());
+    assert!(matches!(needs, Needs::Nothing));
+    let got = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(got.len(), p.len());
+    assert_eq!(&got.data()[12..16], &[10, 66, 0, 3], "rewritten as from a");
+    assert_eq!(&got.data()[20..], &p[20..]);
+    assert_eq!(
+        a.dp.pool().exhausted(),
+        exhausted,
+        "a pooled buffer was asked for"
+    );
+    assert_eq!(b.host.fast_counters(), (0, 1, 0));
+    assert_eq!(counts(&a, &b), ((1, 1), (1, 1)));
+
+    // No byte behind it for the trailer: it must be copied, and the pool is empty.
+    let mut tight = p.clone();
+    a.dp.route_from(&mut reader, &mut tight, p.len());
+    assert_eq!(a.dp.pool().exhausted(), exhausted + 1);
+    assert_eq!(counts(&a, &b).0, (1, 1), "sent without a pooled copy");
+    drop(held);
+    a.dp.route_from(&mut reader, &mut tight, p.len());
+    timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+    assert_eq!(tight, p, "the reader's buffer was written past the packet");
+
+    let stray = build(1, OWN.octets(), [10, 66, 0, 9], &[7u8; 56]);
+    let mut buf = stray.clone();
+    buf.resize(stray.len() + 64, 0);
+    let unroutable = a.dp.stats.global_snapshot().tx_unroutable;
+    a.dp.route_from(&mut reader, &mut buf, stray.len());
+    assert_eq!(a.dp.stats.global_snapshot().tx_unroutable, unroutable + 1);
+    assert!(b.to_tun.try_recv().is_err());
+    assert_eq!(counts(&a, &b).0, (2, 2));
+}
+
+/// To an AWL peer (no datagrams) a packet from the reader's buffer takes the stream, copied
+/// into a pooled buffer: with none free it is dropped and counted, never sent from the
+/// reader's buffer.
+#[tokio::test]
+async fn packets_from_the_readers_buffer_to_an_awl_peer_are_copied_for_the_stream() {
+    let a = node(true).await;
+    let mut b = node(false).await;
+    befriend(&a, &b).await;
+    let mut reader = a.dp.reader();
+    let p = build(17, OWN.octets(), [10, 66, 0, 2], &[7u8; 900]);
+    let mut buf = p.clone();
+    buf.resize(p.len() + 64, 0);
+    let held = drain(&a.dp);
+    let exhausted = a.dp.pool().exhausted();
+    a.dp.route_from(&mut reader, &mut buf, p.len());
+    assert_eq!(a.dp.pool().exhausted(), exhausted + 1);
+    drop(held);
+    a.dp.route_from(&mut reader, &mut buf, p.len());
+    let got = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
+    assert_eq!(got.len(), p.len());
+    assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));
+}

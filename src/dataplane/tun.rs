@@ -313,8 +313,8 @@ struct Reading {
     tun: Arc<Tun>,
     dp: Arc<Dataplane>,
     snap: Reader,
-    /// With offloads, one fixed buffer for the largest read (a 64 KB super-packet and its
-    /// header); without, where a packet goes when the pool is empty.
+    /// Where every read goes: with offloads, sized for the largest (a 64 KB super-packet
+    /// and its header); without, for a pooled buffer's packet and its trailer.
     big: Vec<u8>,
     segments: Vec<PacketBuf>,
 }
@@ -323,7 +323,7 @@ impl Reading {
     fn new(tun: Arc<Tun>, dp: Arc<Dataplane>) -> Self {
         let big = match tun.vnet {
             true => offload::HDR_LEN + 65535,
-            false => dp.pool().buffer_size(),
+            false => dp.pool().buffer_size() + 1,
         };
         Reading {
             snap: dp.reader(),
@@ -383,16 +383,10 @@ impl Reading {
         if self.tun.vnet {
             return self.once_vnet();
         }
-        let fd = self.tun.fd();
-        match self.dp.pool().get() {
-            Some(mut buf) => {
-                let n = crate::sys::tun::read(fd, buf.space())?;
-                buf.set_len(n);
-                Ok(self.dp.route_with(&mut self.snap, buf))
-            }
-            // Pool empty: keep draining the device so the kernel queue doesn't stall.
-            None => crate::sys::tun::read(fd, &mut self.big).map(|_| Needs::Nothing),
-        }
+        // Into the reader's own buffer: copied into a pooled one only if it is not sent at
+        // once (with the pool empty, the device is still drained).
+        let n = crate::sys::tun::read(self.tun.fd(), &mut self.big)?;
+        Ok(self.dp.route_from(&mut self.snap, &mut self.big, n))
     }
 
     /// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
@@ -405,19 +399,13 @@ impl Reading {
         };
         match hdr.gso {
             Gso::None => {
-                let Some(mut buf) = dp.pool().get() else {
-                    return Ok(Needs::Nothing);
-                };
-                let Some(space) = buf.space().get_mut(..pkt.len()) else {
-                    dp.stats.global(|g| g.tx_too_big += 1);
-                    return Ok(Needs::Nothing);
-                };
-                space.copy_from_slice(pkt);
-                buf.set_len(pkt.len());
+                // Routed from where it was read: a copy only if it is not sent at once.
+                let len = pkt.len();
+                let pkt = &mut self.big[offload::HDR_LEN..];
                 if hdr.needs_csum {
-                    offload::complete_checksum(buf.data_mut());
+                    offload::complete_checksum(&mut pkt[..len]);
                 }
-                Ok(dp.route_with(&mut self.snap, buf))
+                Ok(dp.route_from(&mut self.snap, pkt, len))
             }
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
