@@ -184,9 +184,10 @@ impl Dataplane {
         let Some(pkt) = buf.get(..len) else {
             return Needs::Nothing;
         };
+        let route = route::route(snap, pkt);
         // As from a pooled buffer: only what one could hold, with its trailer.
-        if let Route::Peer(peer, dir) = route::route(snap, pkt) {
-            if len < self.pool.buffer_size() && self.send_fast_from(peer, buf, len, dir) {
+        if let Route::Peer(peer, dir) = &route {
+            if len < self.pool.buffer_size() && self.send_fast_from(peer, buf, len, *dir) {
                 return Needs::Nothing;
             }
         }
@@ -199,11 +200,11 @@ impl Dataplane {
         };
         space.copy_from_slice(&buf[..len]);
         copy.set_len(len);
-        self.route_in(snap, copy)
+        self.send_routed(snap, route, copy)
     }
 
-    /// `send_one`'s way straight out, for a packet in the reader's buffer: only while
-    /// nothing waits in the peer's queue, and only on its fast path.
+    /// `send_one`'s way straight out, for a packet in the reader's buffer: only on the
+    /// peer's fast path.
     fn send_fast_from(
         &self,
         peer: &PeerEntry,
@@ -211,19 +212,17 @@ impl Dataplane {
         len: usize,
         dir: GatewayDir,
     ) -> bool {
-        if !self.cfg.datagrams {
-            return false;
-        }
         let mut slot = peer.sender.lock();
-        if slot.closed || !slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
-            return false;
-        }
-        self.datagram_path(&mut slot, &peer.id)
+        self.path_now(&mut slot, &peer.id)
             .is_some_and(|p| sender::send_now_from(p, &peer.counters, buf, len, dir))
     }
 
     fn route_in(self: &Arc<Self>, snap: &Snapshot, pkt: PacketBuf) -> Needs {
-        match route::route(snap, pkt.data()) {
+        self.send_routed(snap, route::route(snap, pkt.data()), pkt)
+    }
+
+    fn send_routed(self: &Arc<Self>, snap: &Snapshot, route: Route<'_>, pkt: PacketBuf) -> Needs {
+        match route {
             Route::Peer(peer, dir) => self.send_one(peer, pkt, dir),
             route => self.dispatch(snap, route, std::iter::once(pkt)),
         }
@@ -257,10 +256,8 @@ impl Dataplane {
         dir: GatewayDir,
     ) -> Needs {
         let mut slot = peer.sender.lock();
-        if self.cfg.datagrams && !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
-            if let Some(path) = self.datagram_path(&mut slot, &peer.id) {
-                sender::send_many_now(path, &peer.counters, segs, dir);
-            }
+        if let Some(path) = self.path_now(&mut slot, &peer.id) {
+            sender::send_many_now(path, &peer.counters, segs, dir);
         }
         if segs.is_empty() {
             return Needs::Nothing;
@@ -275,25 +272,27 @@ impl Dataplane {
     /// (`send_now`), else into its queue — with one lock of the peer's queue for both.
     fn send_one(self: &Arc<Self>, peer: &PeerEntry, pkt: PacketBuf, dir: GatewayDir) -> Needs {
         let mut slot = peer.sender.lock();
-        let pkt = if !slot.closed && slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
-            let path = match self.cfg.datagrams {
-                true => self.datagram_path(&mut slot, &peer.id),
-                false => None,
-            };
-            // Without the fast path, quinn's connection task sends it.
-            let fast = path.is_some_and(|p| p.fast.is_some());
-            match sender::send_now(path, &peer.counters, pkt, dir) {
-                Ok(()) if fast => return Needs::Nothing,
-                Ok(()) => return Needs::Runtime,
-                Err(pkt) => pkt,
-            }
-        } else {
-            pkt
+        let path = self.path_now(&mut slot, &peer.id);
+        // Without the fast path, quinn's connection task sends it.
+        let fast = path.is_some_and(|p| p.fast.is_some());
+        let pkt = match sender::send_now(path, &peer.counters, pkt, dir) {
+            Ok(()) if fast => return Needs::Nothing,
+            Ok(()) => return Needs::Runtime,
+            Err(pkt) => pkt,
         };
         let dropped = self.push(&mut slot, peer, std::iter::once(pkt), dir);
         drop(slot);
         count_dropped(peer, dropped);
         Needs::Runtime
+    }
+
+    /// The peer's datagram path when a packet may take it at once: datagrams on, the
+    /// peer's queue open and empty (nothing queued can be overtaken).
+    fn path_now<'s>(&self, slot: &'s mut SlotState, peer: &PeerId) -> Option<&'s DirectPath> {
+        if !self.cfg.datagrams || slot.closed || !slot.tx.as_ref().is_none_or(QueueTx::is_idle) {
+            return None;
+        }
+        self.datagram_path(slot, peer)
     }
 
     /// The peer's datagram path, cached in its slot until the host reports a connection
