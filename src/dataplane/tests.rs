@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::dataplane::packet::tests::build;
-use crate::mesh::peers::PeerTable;
+use crate::mesh::peers::{PeerTable, Relation};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,6 +26,12 @@ async fn node(datagrams: bool) -> Node {
         tun_queue: 64,
         datagrams,
     };
+    // The host's friends are the table's known peers, as a node sets them.
+    let table = peers.clone();
+    host.set_trust(crate::p2p::Trust {
+        friend: Arc::new(move |p| table.lock().is_ok_and(|t| t.relation(p) == Relation::Known)),
+        trusted_observer: Arc::new(|_| false),
+    });
     let (dp, to_tun) = Dataplane::new(host.clone(), peers.clone(), PacketPool::new(64, 3586), cfg);
     dp.start();
     Node {
@@ -207,6 +213,30 @@ async fn friends_with_path() -> (Node, Node, crate::p2p::fastpath::DirectPath) {
         .datagram_path(&b.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
         .unwrap();
     (a, b, path)
+}
+
+/// A friend's socket for fast packets is opened once it is identified, not by the first
+/// packet; a stranger that lists the fast path gets none (the connected sockets are capped).
+#[tokio::test]
+async fn a_friends_connected_socket_is_open_before_its_first_packet_and_a_strangers_never() {
+    let (a, _b, path) = friends_with_path().await;
+    let tx = path.fast.expect("awl nodes list the fast path");
+    assert!(tx.has_direct(), "not opened at identify");
+    let c = node(true).await;
+    c.host.dial(&a.host.listen_addrs()[0]).await.unwrap();
+    c.host.identify(&a.host.peer_id()).await.unwrap();
+    let seen = async {
+        while !a.host.is_connected(&c.host.peer_id()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    timeout(T, seen).await.expect("a saw c's connection");
+    a.host.identify(&c.host.peer_id()).await.unwrap();
+    let to_c = a
+        .host
+        .datagram_path(&c.host.peer_id(), tunnel::DATAGRAM_PROTOCOL);
+    let to_c = to_c.and_then(|p| p.fast).expect("c lists the fast path");
+    assert!(!to_c.has_direct(), "a stranger got a connected socket");
 }
 
 #[tokio::test]

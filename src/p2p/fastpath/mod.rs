@@ -26,10 +26,12 @@
 //!   buffer is full.
 
 pub mod aes;
+mod keys;
 mod run;
 mod socket;
 pub mod wire;
 
+pub use keys::{derive, Derived};
 pub use run::Run;
 use socket::Direct;
 pub use socket::{Connect, DirectPath, SendSocket};
@@ -63,10 +65,6 @@ pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
 pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
 /// Listed in identify beside [`PROTOCOL`] by nodes that take AES-128-GCM fast packets.
 pub const AES_PROTOCOL: &str = "/awl-rs/fastpath/aes-128-gcm/1.0.0";
-/// The TLS exporter label (RFC 8446 §7.5).
-const LABEL: &[u8] = b"EXPORTER-awl-fastpath-v1";
-/// The exporter label of the AES secrets (one per direction; `aes` derives each epoch's key).
-const LABEL_AES: &[u8] = b"EXPORTER-awl-fastpath-aes-128-gcm-v1";
 /// Sessions sharing one receiver index (a 32-bit value from the exporter: a second one is
 /// chance, one in four billion); opened by trial. Beyond this a connection has no fast path.
 const PER_INDEX: usize = 4;
@@ -193,53 +191,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         lock(&self.table.rx).retain(|(_, r)| !Arc::ptr_eq(r, &self.rx));
     }
-}
-
-/// One connection's keys and receiver indexes, as this side uses them.
-pub struct Derived {
-    pub tx_key: [u8; 32],
-    pub tx_index: u32,
-    pub rx_key: [u8; 32],
-    pub rx_index: u32,
-    /// Each direction's AES secret.
-    pub tx_aes: [u8; 32],
-    pub rx_aes: [u8; 32],
-}
-
-/// Keys and indexes from the connection's TLS exporter; `None` before the handshake is done.
-pub fn derive(conn: &quinn::Connection) -> Option<Derived> {
-    let mut okm = [0u8; 72];
-    conn.export_keying_material(&mut okm, LABEL, b"").ok()?;
-    let k_client = <[u8; 32]>::try_from(&okm[..32]).ok()?;
-    let k_server = <[u8; 32]>::try_from(&okm[32..64]).ok()?;
-    let i_client = u32::from_be_bytes(okm[64..68].try_into().ok()?);
-    let i_server = u32::from_be_bytes(okm[68..72].try_into().ok()?);
-    let mut aes = [0u8; 64];
-    // (Never used where the target has no AES: no exporter call there.)
-    if aes::in_hardware() {
-        conn.export_keying_material(&mut aes, LABEL_AES, b"").ok()?;
-    }
-    let a_client = <[u8; 32]>::try_from(&aes[..32]).ok()?;
-    let a_server = <[u8; 32]>::try_from(&aes[32..]).ok()?;
-    // The client seals with its key for the server's index, and the other way round.
-    Some(match conn.side() {
-        quinn::Side::Client => Derived {
-            tx_key: k_client,
-            tx_index: i_server,
-            rx_key: k_server,
-            rx_index: i_client,
-            tx_aes: a_client,
-            rx_aes: a_server,
-        },
-        quinn::Side::Server => Derived {
-            tx_key: k_server,
-            tx_index: i_client,
-            rx_key: k_client,
-            rx_index: i_server,
-            tx_aes: a_server,
-            rx_aes: a_client,
-        },
-    })
 }
 
 impl Table {
@@ -537,6 +488,20 @@ impl Tx {
         Ok(())
     }
 
+    /// Opens the socket connected to the peer for the path as quinn has it now, as the
+    /// first send would otherwise do (`Direct::for_path`: once per path, refused at the cap).
+    pub fn open_direct(&self) {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let p = self.path(&mut st.path, true);
+        Direct::for_path(
+            &mut st.direct,
+            self.table.connect.get(),
+            p.remote,
+            p.local_ip,
+        );
+    }
+
     /// Whether the peer takes AES-128-GCM (it lists [`AES_PROTOCOL`]); used only where this
     /// node has it too. Told once per batch of the peer's queue: written only when it
     /// changes, so the line the sealing thread reads stays shared rather than bouncing.
@@ -550,6 +515,15 @@ impl Tx {
     #[cfg(test)]
     pub fn seals_with_aes(&self) -> bool {
         self.peer_aes.load(Ordering::Relaxed) && lock(&self.state).aes.is_some()
+    }
+
+    /// Whether a socket connected to the peer is open (tests).
+    #[cfg(test)]
+    pub fn has_direct(&self) -> bool {
+        lock(&self.state)
+            .direct
+            .as_ref()
+            .is_some_and(|d| d.socket.is_some())
     }
 
     /// Sets the next packet's counter (tests: across an AES epoch).

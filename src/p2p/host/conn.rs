@@ -384,6 +384,7 @@ impl Host {
         let p = peer.clone();
         crate::spawn(async move { host.watch_path(p, watched).await });
         self.connection_added(peer.clone(), id, link, remote, outbound, false);
+        self.prepare_fast_path(&peer);
         self.retire_superseded(&peer);
     }
 

@@ -76,6 +76,34 @@ impl Host {
         }
     }
 
+    /// Opens the socket connected to `peer` for the fast path of its best connection, once
+    /// the peer lists the fast path in identify: here, in the runtime, rather than in the
+    /// first packet's send (a socket, bind, connect and GSO probe: most of the ~0.2 ms a
+    /// fresh node's first ping took over the next ones, docs/BENCHMARKS.md). Only for
+    /// friends: the sockets are capped (`connected::MAX_PEERS`), and packets go to friends only.
+    pub(in crate::p2p) fn prepare_fast_path(&self, peer: &PeerId) {
+        if !self.is_friend(peer) {
+            return;
+        }
+        let tx = {
+            let st = self.state();
+            if !st
+                .identified
+                .get(peer)
+                .is_some_and(|i| i.lists(fastpath::PROTOCOL))
+            {
+                return;
+            }
+            st.conns
+                .get(peer)
+                .and_then(|c| best(c))
+                .and_then(|c| c.fast.clone())
+        };
+        if let Some(tx) = tx {
+            tx.open_direct();
+        }
+    }
+
     /// Fast packets sent, received and refused (forged, replayed, unknown index).
     pub fn fast_counters(&self) -> (u64, u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
