@@ -34,8 +34,10 @@ BUDGET_PACKAGE=800000
 # packet (issue 22: 1,982,848 B / 940,920 B); the binary's by 0.5 kB for a packet sealed from
 # the TUN reader's own buffer, without a pooled copy (issue 22: 1,983,296 B / 940,918 B; 250-285
 # instructions fewer per TUN packet), lowered to 1,983,300 when the review routed each packet once
-# (1,983,088 B).
-CEILING_BINARY=1983300
+# (1,983,088 B); raised by 0.3 kB for a friend's connected socket opened when it is identified,
+# not by its first packet (issue 22: 1,983,520 B / 941,291 B; a fresh node's first ping 0.40 ->
+# 0.26 ms).
+CEILING_BINARY=1983600
 CEILING_PACKAGE=941500
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere

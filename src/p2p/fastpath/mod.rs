@@ -461,9 +461,7 @@ impl Tx {
         // is a multiple of PATH_REFRESH.
         let start = st.next.saturating_sub(run.count as u64);
         let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
-        let p = self.path(&mut st.path, refresh);
-        let connect = self.table.connect.get();
-        let socket = Direct::for_path(&mut st.direct, connect, p.remote, p.local_ip);
+        let (p, socket) = self.route(st, refresh);
         let sent = socket.unwrap_or(&self.socket).try_send(&Transmit {
             destination: p.remote,
             ecn: None,
@@ -491,15 +489,21 @@ impl Tx {
     /// Opens the socket connected to the peer for the path as quinn has it now, as the
     /// first send would otherwise do (`Direct::for_path`: once per path, refused at the cap).
     pub fn open_direct(&self) {
-        let mut st = lock(&self.state);
-        let st = &mut *st;
-        let p = self.path(&mut st.path, true);
-        Direct::for_path(
-            &mut st.direct,
-            self.table.connect.get(),
-            p.remote,
-            p.local_ip,
-        );
+        self.route(&mut lock(&self.state), true);
+    }
+
+    /// The path as quinn last said, and the socket connected to its remote address.
+    fn route<'s>(
+        &self,
+        st: &'s mut TxState,
+        refresh: bool,
+    ) -> (&'s PathInfo, Option<&'s Arc<dyn SendSocket>>) {
+        let p = self.path(&mut st.path, refresh);
+        let connect = self.table.connect.get();
+        (
+            p,
+            Direct::for_path(&mut st.direct, connect, p.remote, p.local_ip),
+        )
     }
 
     /// Whether the peer takes AES-128-GCM (it lists [`AES_PROTOCOL`]); used only where this

@@ -76,30 +76,20 @@ impl Host {
         }
     }
 
-    /// Opens the socket connected to `peer` for the fast path of its best connection, once
-    /// the peer lists the fast path in identify: here, in the runtime, rather than in the
-    /// first packet's send (a socket, bind, connect and GSO probe: most of the ~0.2 ms a
-    /// fresh node's first ping took over the next ones, docs/BENCHMARKS.md). Only for
-    /// friends: the sockets are capped (`connected::MAX_PEERS`), and packets go to friends only.
+    /// Opens the socket connected to `peer` for the fast path the data plane will use (see
+    /// `datagram_path`), once the peer lists it in identify: here, in the runtime, rather
+    /// than in the first packet's send (a socket, bind, connect and GSO probe: most of the
+    /// ~0.18 ms a fresh node's first ping took over the next ones, docs/BENCHMARKS.md). Only
+    /// for friends: the sockets are capped (`connected::MAX_PEERS`), and packets go to
+    /// friends only.
     pub(in crate::p2p) fn prepare_fast_path(&self, peer: &PeerId) {
+        let Some((protocol, _)) = self.0.datagrams.get() else {
+            return;
+        };
         if !self.is_friend(peer) {
             return;
         }
-        let tx = {
-            let st = self.state();
-            if !st
-                .identified
-                .get(peer)
-                .is_some_and(|i| i.lists(fastpath::PROTOCOL))
-            {
-                return;
-            }
-            st.conns
-                .get(peer)
-                .and_then(|c| best(c))
-                .and_then(|c| c.fast.clone())
-        };
-        if let Some(tx) = tx {
+        if let Some(tx) = self.datagram_path(peer, protocol).and_then(|p| p.fast) {
             tx.open_direct();
         }
     }

@@ -200,7 +200,6 @@ impl Host {
         let entry = st.identified.entry(peer.clone()).or_default();
         entry.merge_push(update);
         drop(st);
-        self.prepare_fast_path(&peer);
         self.0.identified.notify_waiters();
         let _ = self.0.events.send(HostEvent::Identified { peer });
         Ok(())
