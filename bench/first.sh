@@ -36,10 +36,7 @@ cleanup() {
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-for n in a b; do ip netns del "bf-$n" 2>/dev/null; ip netns add "bf-$n"; ip -n "bf-$n" link set lo up; done
-ip link add eth0 netns bf-a type veth peer name eth0 netns bf-b
-ip -n bf-a addr add 192.0.2.1/24 dev eth0 && ip -n bf-a link set eth0 up
-ip -n bf-b addr add 192.0.2.2/24 dev eth0 && ip -n bf-b link set eth0 up
+veth_pair bf-a bf-b
 
 # trace DIR: starts the scheduler trace into DIR (stopped by untrace), with the offset of
 # the wall clock (ping -D's timestamps) from the monotonic one (perf's).
@@ -88,8 +85,6 @@ untrace "$D"
 
 # --- boringtun ---
 D=$WORK/boringtun; mkdir -p "$D"
-wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
-wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
 trace "$D"
 for i in $(seq "$STARTS"); do
     for n in a b; do
@@ -98,10 +93,7 @@ for i in $(seq "$STARTS"); do
         eval "P$n=\$!"
     done
     for _ in $(seq 200); do [ -S /var/run/wireguard/wgfa.sock ] && [ -S /var/run/wireguard/wgfb.sock ] && break; sleep 0.02; done
-    ip netns exec bf-a wg set wgfa private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-    ip netns exec bf-b wg set wgfb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-    ip -n bf-a addr add 10.99.0.1/24 dev wgfa && ip -n bf-a link set wgfa mtu 1420 up
-    ip -n bf-b addr add 10.99.0.2/24 dev wgfb && ip -n bf-b link set wgfb mtu 1420 up
+    wg_link bf-a bf-b wgfa wgfb
     ip netns exec bf-a ping -c 1 -W 1 10.99.0.2 >/dev/null  # the handshake
     pings "$D" "$i" 10.99.0.2
     # shellcheck disable=SC2154

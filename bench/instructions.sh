@@ -68,10 +68,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for n in a b; do ip netns del "bi-$n" 2>/dev/null; ip netns add "bi-$n"; ip -n "bi-$n" link set lo up; done
-ip link add eth0 netns bi-a type veth peer name eth0 netns bi-b
-ip -n bi-a addr add 192.0.2.1/24 dev eth0 && ip -n bi-a link set eth0 up
-ip -n bi-b addr add 192.0.2.2/24 dev eth0 && ip -n bi-b link set eth0 up
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+veth_pair bi-a bi-b
 
 # cg NS NAME CMD...: start CMD under callgrind in namespace NS, pinned to CPU 0 (one core, like
 # a router); its pid in CG_PID.
@@ -178,8 +177,6 @@ measure() {
 }
 
 # --- awl (mtu 1420, QUIC datagrams: like for like with WireGuard) ---
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 mkdir -p "$WORK/a" "$WORK/b"
 write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id); B=$("$AWL" -c "$WORK/b.uci" id)
@@ -245,8 +242,6 @@ done
 kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 
 # --- boringtun (userspace WireGuard, mtu 1420) ---
-(umask 077; wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb")
-wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
 BT=$(command -v boringtun-cli)
 for n in a b; do
     ip netns exec "bi-$n" env WG_SUDO=1 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
@@ -255,10 +250,7 @@ for n in a b; do
     PIDS+=($!); eval "BT_$n=$!"
 done
 for _ in $(seq 100); do [ -S /var/run/wireguard/wga.sock ] && [ -S /var/run/wireguard/wgb.sock ] && break; sleep 0.2; done
-ip netns exec bi-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-ip netns exec bi-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-ip -n bi-a addr add 10.99.0.1/24 dev wga && ip -n bi-a link set wga mtu 1420 up
-ip -n bi-b addr add 10.99.0.2/24 dev wgb && ip -n bi-b link set wgb mtu 1420 up
+wg_link bi-a bi-b wga wgb
 ip netns exec bi-a ping -c 3 -W 5 10.99.0.2 >/dev/null 2>&1
 # shellcheck disable=SC2154
 measure bt 10.99.0.2 "$BT_a" "$BT_b"

@@ -47,31 +47,20 @@ cleanup() {
 }
 trap cleanup EXIT
 # awl on pa-pb, boringtun on pc-pd; 192.0.2.1-2 on each wire.
-for pair in "pa pb" "pc pd"; do
-    set -- $pair
-    for n in "$1" "$2"; do ip netns del "$n" 2>/dev/null; ip netns add "$n"; ip -n "$n" link set lo up; done
-    ip link add eth0 netns "$1" type veth peer name eth0 netns "$2"
-    ip -n "$1" addr add 192.0.2.1/24 dev eth0 && ip -n "$1" link set eth0 up
-    ip -n "$2" addr add 192.0.2.2/24 dev eth0 && ip -n "$2" link set eth0 up
-done
-
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+veth_pair pa pb
+veth_pair pc pd
 mkdir -p "$WORK/a" "$WORK/b"; write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id 2>/dev/null); B=$("$AWL" -c "$WORK/b.uci" id 2>/dev/null)
 write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
 write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
 ip netns exec pa taskset -c 0 "$AWL" -c "$WORK/a.uci" run >"$WORK/a.log" 2>&1 & PIDS+=($!)
 ip netns exec pb taskset -c 0 "$AWL" -c "$WORK/b.uci" run >"$WORK/b.log" 2>&1 & PIDS+=($!)
-wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
-wg pubkey <"$WORK/ka" >"$WORK/pka"; wg pubkey <"$WORK/kb" >"$WORK/pkb"
 ip netns exec pc env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wga >"$WORK/bt-a.log" 2>&1 & PIDS+=($!)
 ip netns exec pd env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wgb >"$WORK/bt-b.log" 2>&1 & PIDS+=($!)
 sleep 1
-ip netns exec pc wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pkb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-ip netns exec pd wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pka")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-ip -n pc addr add 10.99.0.1/24 dev wga && ip -n pc link set wga mtu 1420 up
-ip -n pd addr add 10.99.0.2/24 dev wgb && ip -n pd link set wgb mtu 1420 up
+wg_link pc pd wga wgb
 ip netns exec pc ping -c 3 -i 0.2 10.99.0.2 >/dev/null 2>&1
 for _ in $(seq 150); do
     "$AWL" -c "$WORK/a.uci" peers --json 2>/dev/null | python3 -c "import json,sys; sys.exit(not any(p['peer_id'] == sys.argv[1] and p['confirmed'] and p['connected'] for p in json.load(sys.stdin)))" "$B" 2>/dev/null && break

@@ -46,10 +46,9 @@ trap cleanup EXIT
 NPROC=$(nproc)
 IPERF_CPU=$(( NPROC > 1 ? 1 : 0 ))
 
-for n in a b; do ip netns del "bn-$n" 2>/dev/null; ip netns add "bn-$n"; ip -n "bn-$n" link set lo up; done
-ip link add eth0 netns bn-a type veth peer name eth0 netns bn-b
-ip -n bn-a addr add 192.0.2.1/24 dev eth0 && ip -n bn-a link set eth0 up
-ip -n bn-b addr add 192.0.2.2/24 dev eth0 && ip -n bn-b link set eth0 up
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+veth_pair bn-a bn-b
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -140,8 +139,6 @@ R[raw.idle]=$(single_pings 192.0.2.2 5 3)
 # --- boringtun (userspace WireGuard), up for the whole run: its own measurements come after
 # awl's, and the interleaved rounds (below) take turns with awl's datagram tunnel. Idle, it only
 # ticks its timers: no keep-alives are set, so its handshake waits for the first ping.
-wg genkey >"$WORK/ka"; wg genkey >"$WORK/kb"
-wg pubkey <"$WORK/ka" >"$WORK/pa"; wg pubkey <"$WORK/kb" >"$WORK/pb"
 for n in a b; do
     # One UAPI socket per interface name in /var/run/wireguard: the names must differ.
     ip netns exec "bn-$n" env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges "wg$n" \
@@ -149,10 +146,7 @@ for n in a b; do
     eval "BT_$n=$!"; PIDS+=($!)
 done
 sleep 1
-ip netns exec bn-a wg set wga private-key "$WORK/ka" listen-port 51820 peer "$(cat "$WORK/pb")" allowed-ips 10.99.0.2/32 endpoint 192.0.2.2:51820
-ip netns exec bn-b wg set wgb private-key "$WORK/kb" listen-port 51820 peer "$(cat "$WORK/pa")" allowed-ips 10.99.0.1/32 endpoint 192.0.2.1:51820
-ip -n bn-a addr add 10.99.0.1/24 dev wga && ip -n bn-a link set wga mtu 1420 up
-ip -n bn-b addr add 10.99.0.2/24 dev wgb && ip -n bn-b link set wgb mtu 1420 up
+wg_link bn-a bn-b wga wgb
 # WireGuard shakes hands on the first packet: that ping is reported alone, then the first
 # pings after it, like awl's after its connection is up.
 R[boringtun.handshake]=$(single_pings 10.99.0.2 1 0)
@@ -209,8 +203,6 @@ interleaved() { # AWL_DST AWL_PID_A AWL_PID_B
 }
 
 # --- awl ---
-# shellcheck source=bench/lib.sh
-. "$ROOT/bench/lib.sh"
 # A node of this bench: mtu 3500 unless the variant sets one, room for 128 peers, and EXTRA
 # (default EXTRA_PEERS) more configured peers that never answer: "10 peers under load" (or 100).
 write_node() { # NAME PEER_ID PEER_ADDR
