@@ -70,9 +70,14 @@ rows, causes, slow = [], collections.Counter(), []
 for k, rtt, printed, start in pings:
     at = printed - off
     j = bisect.bisect_right(wt, at)
-    send = next((w for w in (wakes[i] for i in range(j - 1, -1, -1))
-                 if w[1] == 'ping' and DAEMON.match(w[2]) or w[0] < at - rtt / 1e3 - 0.01), None)
-    if not send or send[1] != 'ping' or not DAEMON.match(send[2]):
+    # The ping's packet: its last waking of a daemon thread before the reply was printed,
+    # no earlier than the round trip (and 10 ms of slack) before it.
+    send = None
+    for w in reversed(wakes[bisect.bisect_left(wt, at - rtt / 1e3 - 0.01):j]):
+        if w[1] == 'ping' and DAEMON.match(w[2]):
+            send = w
+            break
+    if not send:
         continue
     done = next((w for w in wakes[bisect.bisect_left(wt, send[0]):j]
                  if w[2] == 'ping' and DAEMON.match(w[1])), None)

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::dataplane::packet::tests::build;
-use crate::mesh::peers::{PeerTable, Relation};
+use crate::mesh::peers::PeerTable;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,9 +27,8 @@ async fn node(datagrams: bool) -> Node {
         datagrams,
     };
     // The host's friends are the table's known peers, as a node sets them.
-    let table = peers.clone();
     host.set_trust(crate::p2p::Trust {
-        friend: Arc::new(move |p| table.lock().is_ok_and(|t| t.relation(p) == Relation::Known)),
+        friend: crate::mesh::discovery::known_peers(peers.clone()),
         trusted_observer: Arc::new(|_| false),
     });
     let (dp, to_tun) = Dataplane::new(host.clone(), peers.clone(), PacketPool::new(64, 3586), cfg);
