@@ -161,7 +161,11 @@ impl Dataplane {
             tally.dropped += 1;
             return;
         }
-        let delivered = self.write_now(pkt, alone).unwrap_or_else(|| {
+        let delivered = match alone {
+            true => self.write_now(pkt, true),
+            false => self.write_burst(pkt),
+        };
+        let delivered = delivered.unwrap_or_else(|| {
             self.pool
                 .copy_of(pkt)
                 .is_some_and(|buf| self.to_tun.try_send(buf).is_ok())
@@ -248,6 +252,26 @@ impl Dataplane {
                 log::debug!("TUN write failed: {e}");
                 Some(false)
             }
+        }
+    }
+
+    /// A packet of a burst (a read that brought others), joined to its run by this thread
+    /// while nothing waits for the writer task: `Some(written)`, or `None` when it must take
+    /// the writer's queue (others wait there, no device, or no offloads to join with).
+    fn write_burst(&self, pkt: &[u8]) -> Option<bool> {
+        let tun = self.tun.get().filter(|t| t.vnet)?;
+        if self.to_tun.capacity() != self.to_tun.max_capacity() {
+            // The run goes out before this packet queues behind the others.
+            self.flush_burst();
+            return None;
+        }
+        Some(tun::written(self.burst.push(tun, pkt)))
+    }
+
+    /// Writes the burst's run held back for joining (after each read of several packets).
+    pub(super) fn flush_burst(&self) {
+        if let Some(tun) = self.tun.get() {
+            tun::written(self.burst.flush(tun));
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Dataplane {
     to_tun: mpsc::Sender<PacketBuf>,
     /// The TUN device the writer task serves, for packets written without it.
     tun: OnceLock<Arc<tun::Tun>>,
+    /// Segments of a burst of fast packets, joined by the thread that opened them.
+    burst: tun::Burst,
     pub stats: Arc<Stats>,
 }
 
@@ -83,6 +85,7 @@ impl Dataplane {
             published,
             to_tun,
             tun: OnceLock::new(),
+            burst: tun::Burst::default(),
             stats,
         });
         (dp, from_mesh)
@@ -148,6 +151,12 @@ impl Dataplane {
                     })
                 }),
             );
+            let dp = Arc::downgrade(self);
+            self.host.set_batch_end(Box::new(move || {
+                if let Some(dp) = dp.upgrade() {
+                    dp.flush_burst();
+                }
+            }));
         }
         // Connection events make the cached datagram paths stale.
         let mut events = self.host.events();

@@ -6,6 +6,7 @@ use crate::mesh::peers::PeerTable;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod burst;
 mod fast_packets;
 
 const T: Duration = Duration::from_secs(10);

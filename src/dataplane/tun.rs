@@ -469,9 +469,8 @@ const WRITE_BATCH: usize = 64;
 
 /// With offloads: runs of one TCP flow's segments are written as one super-packet.
 async fn writer_vnet(dev: &Tun, mut rx: mpsc::Receiver<PacketBuf>) {
-    let mut run = offload::Coalescer::default();
+    let run = Burst::default();
     let mut batch: Vec<PacketBuf> = Vec::with_capacity(WRITE_BATCH);
-    let mut joined = Vec::new();
     while let Some(p) = rx.recv().await {
         batch.push(p);
         while batch.len() < WRITE_BATCH {
@@ -481,43 +480,60 @@ async fn writer_vnet(dev: &Tun, mut rx: mpsc::Receiver<PacketBuf>) {
             }
         }
         for p in batch.drain(..) {
-            if run.push(p.data()) {
-                continue;
-            }
-            if run.segments() > 0 {
-                write_raw(dev, run.finish()).await;
-            }
-            if !run.push(p.data()) {
-                write_one(dev, p.data(), &mut joined).await;
-            }
+            written(run.push(dev, p.data()));
         }
-        if run.segments() > 0 {
-            write_raw(dev, run.finish()).await;
-        }
+        written(run.flush(dev));
         dev.mark_written();
     }
 }
 
-/// One ordinary packet, its checksums marked as checked (see `offload::SINGLE_HDR`).
-async fn write_one(dev: &Tun, pkt: &[u8], joined: &mut Vec<u8>) {
-    match write_vnet(dev.fd(), pkt) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            joined.clear();
-            joined.extend_from_slice(&offload::SINGLE_HDR);
-            joined.extend_from_slice(pkt);
-            if let Err(e) = dev.send(joined).await {
-                log::debug!("TUN write failed: {e}");
-            }
+/// A burst's segments joined before they are written: by the writer task, and by the thread
+/// that opened a burst of fast packets (no copy into a pooled buffer, no queue, no runtime
+/// wake-up per burst), which writes the run when a packet does not continue it and at the
+/// end of each read (`fastpath::Table::end_batch`). A TUN never refuses a write for want of
+/// room (its send buffer is unlimited: `INT_MAX` at open, which we never lower), so the
+/// writes do not wait; one that fails loses what it held, as a full queue would.
+#[derive(Default)]
+pub struct Burst(Mutex<offload::Coalescer>);
+
+impl Burst {
+    /// `pkt` joins the run; or the run is written and `pkt` starts the next one, or goes
+    /// alone if it cannot start one.
+    pub fn push(&self, tun: &Tun, pkt: &[u8]) -> io::Result<()> {
+        let mut run = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if run.push(pkt) {
+            return Ok(());
         }
-        Err(e) => log::debug!("TUN write failed: {e}"),
-        Ok(_) => {}
+        let written = write_run(tun, &mut run);
+        let pkt_written = match run.push(pkt) {
+            true => Ok(()),
+            false => write_vnet(tun.fd(), pkt).map(|_| ()),
+        };
+        written.and(pkt_written)
+    }
+
+    /// Writes the run, if any.
+    pub fn flush(&self, tun: &Tun) -> io::Result<()> {
+        write_run(tun, &mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-/// A buffer that already starts with its virtio-net header.
-async fn write_raw(dev: &Tun, buf: &[u8]) {
-    if let Err(e) = dev.send(buf).await {
-        log::debug!("TUN write failed: {e}");
+fn write_run(tun: &Tun, run: &mut offload::Coalescer) -> io::Result<()> {
+    match run.segments() {
+        0 => Ok(()),
+        _ => write_fd(tun.fd(), run.finish()).map(|_| ()),
+    }
+}
+
+/// Whether a write to the device went through; a failed one is logged (its packets are
+/// lost, as from a full queue).
+pub fn written(r: io::Result<()>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            log::debug!("TUN write failed: {e}");
+            false
+        }
     }
 }
 

@@ -91,6 +91,9 @@ pub struct Table {
     /// instantiated for this one table: bytes on a router's flash).
     rx: Mutex<Vec<(u32, Arc<Rx>)>>,
     handler: OnceLock<DatagramHandler>,
+    /// Called after each read that brought more than one packet (set once): what the sinks
+    /// held back to join (a burst's segments) goes out then.
+    batch_end: OnceLock<Box<dyn Fn() + Send + Sync>>,
     socket: OnceLock<Arc<dyn SendSocket>>,
     /// Where each session's sender gets a socket connected to its peer (set once, with the
     /// fast packets' thread that reads them).
@@ -222,6 +225,18 @@ impl Table {
     /// Where opened packets go: the handler of QUIC datagrams (set once).
     pub fn set_handler(&self, handler: DatagramHandler) {
         let _ = self.handler.set(handler);
+    }
+
+    /// What runs after each read of more than one packet (set once).
+    pub fn set_batch_end(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.batch_end.set(f);
+    }
+
+    /// A read of more than one packet has been delivered.
+    pub fn end_batch(&self) {
+        if let Some(f) = self.batch_end.get() {
+            f();
+        }
     }
 
     /// Derives and installs the session of a direct QUIC connection to `peer`. `None`: no

@@ -52,6 +52,12 @@ impl Host {
         let _ = self.0.datagrams.set((protocol.to_string(), handler));
     }
 
+    /// Runs `f` after each read that brought the datagram handler more than one fast packet
+    /// (set once): the handler may hold a burst back until then.
+    pub fn set_batch_end(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.0.fast.set_batch_end(f);
+    }
+
     /// The direct QUIC connection to `peer` if the peer listed `protocol` in identify and the
     /// connection negotiated datagrams, with its fast path if the peer lists that too; `None`
     /// means: use a stream.

@@ -336,6 +336,9 @@ impl Batch {
                 }
             }
         }
+        if all > quic && all > 1 {
+            fast.end_batch();
+        }
         (all, quic)
     }
 
