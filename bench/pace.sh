@@ -21,6 +21,7 @@
 # (fib_table_lookup: for a UDP send, or for a packet arriving) and clock reads apart.
 #
 #   BENCH_TCP=1 BENCH_PROFILE=1 bash bench/pace.sh   # one flow each, CPU by family per GB
+#   BENCH_FLOWS=4 BENCH_TCP=3 ...      # parallel flows per round (iperf3 -P; default 1)
 #   BENCH_UDP=500M bash bench/pace.sh  # one UDP flow through awl; the counters that moved
 #   BENCH_IDLE=10 bash bench/pace.sh   # both VPNs idle: each thread's wake-ups and CPU per s
 #   DGRAM=0 ...                        # awl on the stream tunnel (what AWL peers get)
@@ -127,7 +128,7 @@ if [ -n "${BENCH_TCP:-}" ]; then
         local ns=$1 dst=$2; shift 2
         local c0; c0=$(cpu_ns "$@")
         local s0; s0=$(switches "$ns" "$@")
-        ip netns exec "$ns" taskset -c 1 iperf3 -c "$dst" -t 5 -J >"$WORK/i.json" 2>/dev/null || { echo "0 0"; return; }
+        ip netns exec "$ns" taskset -c 1 iperf3 -c "$dst" -t 5 -P "${BENCH_FLOWS:-1}" -J >"$WORK/i.json" 2>/dev/null || { echo "0 0"; return; }
         local c1; c1=$(cpu_ns "$@")
         join <(echo "$s0") <(switches "$ns" "$@") | awk '{print $1, $3 - $2}' >>"$WORK/switches.txt"
         python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum_received']; print(round(e['bits_per_second']/1e6), round((int(sys.argv[2])/1e9)/(e['bytes']/1e9), 2))" "$WORK/i.json" "$((c1 - c0))"
@@ -139,7 +140,7 @@ if [ -n "${BENCH_TCP:-}" ]; then
         # each sample's leaf put in a family (crypto, QUIC, runtime, ours, kernel by syscall).
         tcp_prof() { # NAME NETNS DST
             perf record -q -C 0 -g -e cpu-clock -F 10000 -o "$WORK/$1.prof" -- \
-                ip netns exec "$2" taskset -c 1 iperf3 -c "$3" -t 5 -J >"$WORK/$1.json" 2>/dev/null
+                ip netns exec "$2" taskset -c 1 iperf3 -c "$3" -t 5 -P "${BENCH_FLOWS:-1}" -J >"$WORK/$1.json" 2>/dev/null
             perf script -i "$WORK/$1.prof" 2>/dev/null >"$WORK/$1.stacks"
         }
         ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3

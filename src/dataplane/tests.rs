@@ -367,15 +367,24 @@ async fn the_tun_reader_takes_the_same_turns_on_the_fast_packets_thread() {
     tun_turns(true).await;
 }
 
-async fn tun_turns(lend: bool) {
+/// Two friends with a fast path, in a network namespace of this test's thread (the
+/// runtime's; the threads it starts share it), where a test may open TUN devices; `None`
+/// (skipped) without root.
+async fn friends_in_netns() -> Option<(Node, Node, crate::p2p::fastpath::DirectPath)> {
     if !crate::sys::user::is_root() {
         eprintln!("skipped: needs root for a network namespace and a TUN device");
-        return;
+        return None;
     }
-    // This thread (the runtime's) and the reader thread it starts.
     crate::sys::user::enter_new_netns().expect("network namespace");
-    let (a, mut b, path) = friends_with_path().await;
+    let (a, b, path) = friends_with_path().await;
     assert!(path.fast.is_some());
+    Some((a, b, path))
+}
+
+async fn tun_turns(lend: bool) {
+    let Some((a, mut b, _)) = friends_in_netns().await else {
+        return;
+    };
     let (svc_tx, mut svc_rx) = mpsc::channel(8);
     a.dp.set_services(vec![Ipv4Addr::new(10, 66, 0, 53)], svc_tx);
     let dev = tun::open(&tun::TunConfig {
