@@ -277,8 +277,9 @@ impl Dataplane {
 
     /// Hands a packet to the TUN. One that came alone, with nothing waiting for the writer
     /// task, is written at once: a task hop less on every round trip. Otherwise it queues
-    /// for the writer, which joins runs of segments. (The writer holds taken packets only
-    /// while the device refuses writes, and then this write is refused as well.)
+    /// for the writer, which joins runs of segments. (The writer holds the packets it took
+    /// only while it writes them, or, without offloads, while the device refuses writes:
+    /// one written here in that moment may pass them, as the queue drains.)
     fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
         self.write_now(buf.data(), alone)
             .unwrap_or_else(|| self.to_tun.try_send(buf).is_ok())
