@@ -14,7 +14,9 @@
 #
 #   BENCH_PROFILE=1 BENCH_PINGS=3000 BENCH_SPACING=0.002 bash bench/pace.sh
 #   BENCH_TCP=3 bash bench/pace.sh   # one TCP flow through each VPN in turn, 3 rounds, and
-#                                    # each thread's context switches per second of flow
+#                                    # each thread's context switches per second of flow;
+#                                    # per awl round, its retransmissions and the counters
+#                                    # that moved (awl's packets and drops, the kernel's)
 #
 # samples CPU 0 instead (perf cpu-clock at 20 kHz, call graphs, one VPN after the other) and
 # splits the daemons' time into user space and kernel, with the kernel's route lookups
@@ -89,23 +91,29 @@ if [ -n "${BENCH_IDLE:-}" ]; then
     exit 0
 fi
 
+# awl's packet counters on both nodes and each namespace's kernel counters (a full socket
+# buffer, a full TUN queue), one per line; and those that moved between two such snapshots.
+metrics() { "$AWL" -c "$WORK/$1.uci" metrics 2>/dev/null | grep -E '^awl_(fast_packets_total|peer_(tx|rx)_(dropped|delay_dropped|packets)_total)' | sed -E 's/peer="[^"]*",alias=//' | sed "s/^/$1 /"; }
+kernel() { ip netns exec "$1" cat /proc/net/snmp /proc/net/snmp6 2>/dev/null | awk -v ns="$1" '/^Udp: [0-9]/ {print ns, "Udp4InErrors", $4; print ns, "Udp4RcvbufErrors", $6; print ns, "Udp4SndbufErrors", $7} /^Udp6(InErrors|RcvbufErrors|SndbufErrors)/ {print ns, $1, $2}'
+    ip -n "$1" -s link show awl0 2>/dev/null | awk -v ns="$1" '/RX:/ {getline; print ns, "awl0_rx_dropped", $4} /TX:/ {getline; print ns, "awl0_tx_dropped", $4}'; }
+moved() { # BEFORE AFTER
+    echo "Counters that moved (node or namespace, counter, before -> after):"
+    join <(echo "$1" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) \
+         <(echo "$2" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) |
+        awk '$2 != $3 {gsub(/\|/, " ", $1); print "  " $1 ": " $2 " -> " $3}'
+}
+
 if [ -n "${BENCH_UDP:-}" ]; then
     # One UDP flow through awl at BENCH_UDP (e.g. 500M; 1200 B datagrams, as bench/run.sh),
     # and where the lost ones went: awl's drop counters on both nodes and each namespace's
     # kernel counters (a full socket buffer, a full TUN queue).
     command -v iperf3 >/dev/null || { echo "pace: iperf3 missing"; exit 1; }
-    metrics() { "$AWL" -c "$WORK/$1.uci" metrics 2>/dev/null | grep -E '^awl_(fast_packets_total|peer_(tx|rx)_(dropped|delay_dropped|packets)_total)' | sed "s/^/$1 /"; }
-    kernel() { ip netns exec "$1" cat /proc/net/snmp /proc/net/snmp6 2>/dev/null | awk -v ns="$1" '/^Udp: [0-9]/ {print ns, "Udp4InErrors", $4; print ns, "Udp4RcvbufErrors", $6; print ns, "Udp4SndbufErrors", $7} /^Udp6(InErrors|RcvbufErrors|SndbufErrors)/ {print ns, $1, $2}'
-        ip -n "$1" -s link show awl0 2>/dev/null | awk -v ns="$1" '/RX:/ {getline; print ns, "awl0_rx_dropped", $4} /TX:/ {getline; print ns, "awl0_tx_dropped", $4}'; }
     before=$( { metrics a; metrics b; kernel pa; kernel pb; } )
     ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
     ip netns exec pa taskset -c 1 iperf3 -c "$DST" -u -b "$BENCH_UDP" -l 1200 -t 5 -J >"$WORK/u.json" 2>/dev/null
     python3 -c "import json,sys; e=json.load(open(sys.argv[1]))['end']['sum']; print(f\"UDP at {sys.argv[2]}: {e['lost_packets']} of {e['packets']} lost ({e['lost_percent']:.3f} %)\")" "$WORK/u.json" "$BENCH_UDP"
     after=$( { metrics a; metrics b; kernel pa; kernel pb; } )
-    echo "Counters that moved (node or namespace, counter, before -> after):"
-    join <(echo "$before" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) \
-         <(echo "$after" | awk '{k=$1; for (i=2;i<NF;i++) k=k"|"$i; print k, $NF}' | sort) |
-        awk '$2 != $3 {gsub(/\|/, " ", $1); print "  " $1 ": " $2 " -> " $3}'
+    moved "$before" "$after"
     exit 0
 fi
 
@@ -193,11 +201,16 @@ EOF2
     fi
     for r in $(seq "$BENCH_TCP"); do
         ip netns exec pb iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
+        c0=$( { metrics a; metrics b; kernel pa; kernel pb; } )
         a=$(flow pa "$DST" "${PIDS[0]}" "${PIDS[1]}")
+        c1=$( { metrics a; metrics b; kernel pa; kernel pb; } )
+        retx=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['end']['sum_sent'].get('retransmits', '-'))" "$WORK/i.json")
+        counters+=$'\n'"awl round $r: TCP retransmits $retx; $(moved "$c0" "$c1" | tail -n +2 | sed 's/^  //' | paste -sd ';' | sed 's/;/; /g')"
         ip netns exec pd iperf3 -s -D -1 >/dev/null 2>&1; sleep 0.3
         b=$(flow pc 10.99.0.2 "${PIDS[2]}" "${PIDS[3]}")
         echo "| $r | ${a% *} | ${a#* } | ${b% *} | ${b#* } |"
     done
+    echo "${counters:-}" | sed '/^$/d'
     # Per thread and second of flow: a thread that wakes per packet or per ACK shows here.
     echo
     echo "Context switches per second of flow, by daemon and thread (pa: awl's flows, pc: boringtun's; pid, then thread):"
