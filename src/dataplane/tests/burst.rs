@@ -34,21 +34,26 @@ fn device_rx(name: &str) -> (u64, u64) {
     (f.next().unwrap(), f.next().unwrap())
 }
 
-#[tokio::test]
-async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_waits() {
-    let Some((a, mut b, _)) = friends_in_netns().await else {
-        return;
-    };
+/// A TUN device `name` with offloads, as b (10.66.0.2) has it.
+fn vnet_tun(name: &str) -> Arc<tun::Tun> {
     let dev = tun::open(&tun::TunConfig {
-        name: "awlburst0".into(),
+        name: name.into(),
         address: Ipv4Addr::new(10, 66, 0, 2),
         prefix: 24,
         mtu: 1420,
         offload: true,
     })
     .expect("TUN");
-    assert!(dev.vnet);
-    b.dp.set_tun(Arc::new(dev));
+    assert!(dev.vnet, "offloads on");
+    Arc::new(dev)
+}
+
+#[tokio::test]
+async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_waits() {
+    let Some((a, mut b, _)) = friends_in_netns().await else {
+        return;
+    };
+    b.dp.set_tun(vnet_tun("awlburst0"));
     let mut reader = a.dp.reader();
     const N: u32 = 10;
     const LEN: usize = 1000;
@@ -101,4 +106,36 @@ async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_
     assert_eq!(bytes - bytes0, payload + 40 * writes);
     assert!(b.to_tun.try_recv().is_err(), "nothing took the queue");
     assert_eq!(counts(&a, &b).1, (2 * u64::from(N), 2 * u64::from(N)));
+}
+
+/// The writer task joins the queue's segments through the same `Burst`: a flow's contiguous
+/// segments go in one write, and a gap in the sequence ends the run (what does not continue
+/// it is never joined to it).
+#[tokio::test]
+async fn the_writer_task_joins_queued_segments_and_a_gap_ends_the_run() {
+    if !crate::sys::user::is_root() {
+        eprintln!("skipped: needs root for a network namespace and a TUN device");
+        return;
+    }
+    crate::sys::user::enter_new_netns().expect("network namespace");
+    let dev = vnet_tun("awlwriter0");
+    let pool = PacketPool::new(16, 3586);
+    let (tx, rx) = mpsc::channel(16);
+    const LEN: usize = 1000;
+    // Queued before the writer first runs, so it takes all ten in one batch.
+    for n in (0..5).chain(6..11) {
+        tx.try_send(tcp_segment(&pool, n, LEN)).expect("queued");
+    }
+    let (bytes0, packets0) = device_rx("awlwriter0");
+    let writer = tokio::spawn(tun::writer(dev, rx));
+    let payload = 10 * LEN as u64;
+    until(
+        || device_rx("awlwriter0").0 - bytes0 >= payload,
+        "the segments did not reach the device",
+    )
+    .await;
+    let (bytes, packets) = device_rx("awlwriter0");
+    assert_eq!(packets - packets0, 2, "one write each side of the gap");
+    assert_eq!(bytes - bytes0, payload + 2 * 40);
+    writer.abort();
 }
