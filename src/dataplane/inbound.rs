@@ -243,7 +243,7 @@ impl Dataplane {
     /// task (which it would overtake): `Some(written)`, or `None` when it must take the
     /// writer's queue (not alone, others waiting, no device, or the device would block).
     fn write_now(&self, pkt: &[u8], alone: bool) -> Option<bool> {
-        let idle = alone && self.to_tun.capacity() == self.to_tun.max_capacity();
+        let idle = alone && self.writer_idle();
         let tun = self.tun.get().filter(|_| idle)?;
         match tun::write_now(tun, pkt) {
             Ok(()) => Some(true),
@@ -255,12 +255,17 @@ impl Dataplane {
         }
     }
 
+    /// Nothing waits in the TUN queue, so a packet written now passes none.
+    fn writer_idle(&self) -> bool {
+        self.to_tun.capacity() == self.to_tun.max_capacity()
+    }
+
     /// A packet of a burst (a read that brought others), joined to its run by this thread
     /// while nothing waits for the writer task: `Some(written)`, or `None` when it must take
     /// the writer's queue (others wait there, no device, or no offloads to join with).
     fn write_burst(&self, pkt: &[u8]) -> Option<bool> {
         let tun = self.tun.get().filter(|t| t.vnet)?;
-        if self.to_tun.capacity() != self.to_tun.max_capacity() {
+        if !self.writer_idle() {
             // The run goes out before this packet queues behind the others.
             self.flush_burst();
             return None;

@@ -67,11 +67,7 @@ fn packet(pool: &PacketPool, proto: u8, payload: usize) -> PacketBuf {
 
 fn packet_to(pool: &PacketPool, proto: u8, payload: usize, dst: [u8; 4]) -> PacketBuf {
     let l4 = vec![7u8; payload];
-    let p = build(proto, OWN.octets(), dst, &l4);
-    let mut b = pool.get().unwrap();
-    b.space()[..p.len()].copy_from_slice(&p);
-    b.set_len(p.len());
-    b
+    pool.copy_of(&build(proto, OWN.octets(), dst, &l4)).unwrap()
 }
 
 /// Sends a bulk (UDP) and an interactive (ICMP) packet from a to b; returns what b's TUN got.
@@ -315,11 +311,9 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
     let segment = |i: usize, n: usize| {
         let mut l4 = vec![0u8; n];
         l4[..2].copy_from_slice(&(i as u16).to_be_bytes());
-        let p = build(6, [10, 66, 0, 1], [10, 66, 0, 2], &l4);
-        let mut buf = a.dp.pool().get().unwrap();
-        buf.space()[..p.len()].copy_from_slice(&p);
-        buf.set_len(p.len());
-        buf
+        a.dp.pool()
+            .copy_of(&build(6, [10, 66, 0, 1], [10, 66, 0, 2], &l4))
+            .unwrap()
     };
     let mut reader = a.dp.reader();
     let (sent, _, _) = a.host.fast_counters();
@@ -367,15 +361,24 @@ async fn the_tun_reader_takes_the_same_turns_on_the_fast_packets_thread() {
     tun_turns(true).await;
 }
 
+/// Moves this test's thread into a network namespace of its own, where it may open TUN
+/// devices; `false` (skipped) without root.
+fn in_new_netns() -> bool {
+    if !crate::sys::user::is_root() {
+        eprintln!("skipped: needs root for a network namespace and a TUN device");
+        return false;
+    }
+    crate::sys::user::enter_new_netns().expect("network namespace");
+    true
+}
+
 /// Two friends with a fast path, in a network namespace of this test's thread (the
 /// runtime's; the threads it starts share it), where a test may open TUN devices; `None`
 /// (skipped) without root.
 async fn friends_in_netns() -> Option<(Node, Node, crate::p2p::fastpath::DirectPath)> {
-    if !crate::sys::user::is_root() {
-        eprintln!("skipped: needs root for a network namespace and a TUN device");
+    if !in_new_netns() {
         return None;
     }
-    crate::sys::user::enter_new_netns().expect("network namespace");
     let (a, b, path) = friends_with_path().await;
     assert!(path.fast.is_some());
     Some((a, b, path))

@@ -17,10 +17,7 @@ fn tcp_segment(pool: &PacketPool, n: u32, len: usize) -> PacketBuf {
         *b = (i as u32 + n) as u8;
     }
     let p = build(6, OWN.octets(), [10, 66, 0, 2], &l4);
-    let mut buf = pool.get().expect("a pooled buffer");
-    buf.space()[..p.len()].copy_from_slice(&p);
-    buf.set_len(p.len());
-    buf
+    pool.copy_of(&p).expect("a pooled buffer")
 }
 
 /// (bytes, packets) the device `name` has taken from us, in this thread's namespace.
@@ -113,11 +110,9 @@ async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_
 /// it is never joined to it).
 #[tokio::test]
 async fn the_writer_task_joins_queued_segments_and_a_gap_ends_the_run() {
-    if !crate::sys::user::is_root() {
-        eprintln!("skipped: needs root for a network namespace and a TUN device");
+    if !in_new_netns() {
         return;
     }
-    crate::sys::user::enter_new_netns().expect("network namespace");
     let dev = vnet_tun("awlwriter0");
     let pool = PacketPool::new(16, 3586);
     let (tx, rx) = mpsc::channel(16);
