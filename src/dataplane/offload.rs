@@ -468,6 +468,45 @@ mod tests {
         assert!(c.finish().is_empty());
     }
 
+    /// What a peer sends reaches the coalescer after the AEAD, so a friend can still send
+    /// anything: a segment that lies about its lengths, a fragment, or an IPv4 header with
+    /// options never starts or joins a run (it goes out alone, as written), and nothing
+    /// panics, whatever its bytes.
+    #[test]
+    fn malformed_segments_never_join_a_run() {
+        let segs = segments();
+        let mut hostile = Vec::new();
+        let mut m = segs[1].clone();
+        m[32] = 0xf0; // TCP header of 60 bytes, longer than the packet holds with payload
+        m.truncate(50);
+        m[2..4].copy_from_slice(&50u16.to_be_bytes());
+        hostile.push(m);
+        let mut m = segs[1].clone();
+        m[2..4].copy_from_slice(&9000u16.to_be_bytes()); // total length beyond the packet
+        hostile.push(m);
+        let mut m = segs[1].clone();
+        m[6] |= 0x20; // more fragments
+        hostile.push(m);
+        let mut m = segs[1].clone();
+        m[0] = 0x46; // IP options
+        hostile.push(m);
+        hostile.push(segs[1][..39].to_vec()); // shorter than two headers
+        hostile.push(segs[1][..40].to_vec()); // headers only, no payload
+        for (i, m) in hostile.iter().enumerate() {
+            assert!(!Coalescer::default().push(m), "{i} starts a run");
+            let mut c = Coalescer::default();
+            assert!(c.push(&segs[0]));
+            assert!(!c.push(m), "{i} joins a run");
+            assert_eq!(c.segments(), 1);
+        }
+        // Any bytes at all: refused or joined, never a panic.
+        let mut c = Coalescer::default();
+        for len in 0..120usize {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8 | 0x40).collect();
+            let _ = c.push(&junk);
+        }
+    }
+
     #[test]
     fn malformed_super_packets_are_refused() {
         let ok = build(6, [1, 1, 1, 1], [2, 2, 2, 2], &tcp(1, 0x10, &[1; 100]));
