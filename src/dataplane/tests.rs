@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod burst;
 mod fast_packets;
+mod sparse;
 
 const T: Duration = Duration::from_secs(10);
 const OWN: Ipv4Addr = Ipv4Addr::new(10, 66, 0, 1);

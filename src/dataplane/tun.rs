@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::{mpsc, Notify};
@@ -46,7 +46,7 @@ pub struct Tun {
 }
 
 impl Tun {
-    fn fd(&self) -> RawFd {
+    pub(super) fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
@@ -208,6 +208,8 @@ impl Home {
         let job: Box<dyn Job> = Box::new(OnThread {
             home: self.clone(),
             held: None,
+            waited: false,
+            last: None,
         });
         let job = match lend_to {
             Some(l) => match l.lend(job) {
@@ -246,6 +248,17 @@ impl Home {
         }
     }
 
+    /// The thread's side as a job of its own, to step by hand (tests).
+    #[cfg(test)]
+    pub(super) fn thread_job(self: &Arc<Self>) -> OnThread {
+        OnThread {
+            home: self.clone(),
+            held: None,
+            waited: false,
+            last: None,
+        }
+    }
+
     /// Turns the runtime took, and gave back.
     #[cfg(test)]
     pub(super) fn turns(&self) -> (usize, usize) {
@@ -258,9 +271,35 @@ impl Home {
 
 /// The thread's side, a packet thread's job: reads while it is its turn, hands the device
 /// to the runtime after a packet that needed it.
-struct OnThread {
+pub(super) struct OnThread {
     home: Arc<Home>,
     held: Option<Reading>,
+    /// The last step ended in a wait (the device was dry).
+    waited: bool,
+    /// When the last read right after a wait found a packet.
+    last: Option<Instant>,
+}
+
+/// A lone packet read right after a wait, more than this after the last such read, is taken
+/// as the only one: the thread waits again instead of reading the device dry (a read that
+/// fails per packet at a ping's pace). `poll` returns at once if more came; denser traffic
+/// reads until the device is dry.
+const SPARSE: Duration = Duration::from_micros(500);
+
+impl OnThread {
+    /// As if the last read after a wait had been now (`true`: traffic is dense) or never.
+    #[cfg(test)]
+    pub(super) fn set_pace(&mut self, dense: bool) {
+        self.last = dense.then(Instant::now);
+    }
+
+    /// Whether traffic is sparse: the clock is read once per wake-up, not per packet.
+    fn sparse(&mut self) -> bool {
+        let now = Instant::now();
+        let gap = self.last.is_none_or(|t| now.duration_since(t) > SPARSE);
+        self.last = Some(now);
+        gap
+    }
 }
 
 impl Job for OnThread {
@@ -276,15 +315,26 @@ impl Job for OnThread {
                 None => return Step::Idle,
             },
         };
+        let waited = std::mem::take(&mut self.waited);
         match r.once() {
-            Ok(Needs::Nothing) if !r.tun.wrote.load(Ordering::Relaxed) => Step::Busy,
+            Ok(Needs::Nothing) if !r.tun.wrote.load(Ordering::Relaxed) => {
+                let fd = r.tun.fd();
+                self.waited = waited && r.single && self.sparse();
+                match self.waited {
+                    true => Step::Dry(fd),
+                    false => Step::Busy,
+                }
+            }
             Ok(_) => {
                 *lock(&home.runtime_turn) = self.held.take();
                 home.handoffs.fetch_add(1, Ordering::Relaxed);
                 home.to_runtime.notify_one();
                 Step::Idle
             }
-            Err(e) if crate::sys::would_block(&e) => Step::Dry(r.tun.fd()),
+            Err(e) if crate::sys::would_block(&e) => {
+                self.waited = true;
+                Step::Dry(r.tun.fd())
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Busy,
             Err(e) => {
                 read_failed(&e);
@@ -317,6 +367,8 @@ struct Reading {
     /// and its header); without, for a pooled buffer's packet and its trailer.
     big: Vec<u8>,
     segments: Vec<PacketBuf>,
+    /// The last read was one packet (not a super-packet).
+    single: bool,
 }
 
 impl Reading {
@@ -331,6 +383,7 @@ impl Reading {
             dp,
             big: vec![0u8; big],
             segments: Vec::new(),
+            single: false,
         }
     }
 
@@ -386,6 +439,7 @@ impl Reading {
         // Into the reader's own buffer: copied into a pooled one only if it is not sent at
         // once (with the pool empty, the device is still drained).
         let n = crate::sys::tun::read(self.tun.fd(), &mut self.big)?;
+        self.single = true;
         Ok(self.dp.route_from(&mut self.snap, &mut self.big, n))
     }
 
@@ -393,6 +447,7 @@ impl Reading {
     fn once_vnet(&mut self) -> io::Result<Needs> {
         let n = crate::sys::tun::read(self.tun.fd(), &mut self.big)?;
         let dp = &self.dp;
+        self.single = false;
         let Ok((hdr, pkt)) = offload::parse(&self.big[..n]) else {
             dp.stats.global(|g| g.tx_unroutable += 1);
             return Ok(Needs::Nothing);
@@ -400,6 +455,7 @@ impl Reading {
         match hdr.gso {
             Gso::None => {
                 // Routed from where it was read: a copy only if it is not sent at once.
+                self.single = true;
                 let len = pkt.len();
                 let pkt = &mut self.big[offload::HDR_LEN..];
                 if hdr.needs_csum {

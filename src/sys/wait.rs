@@ -86,6 +86,18 @@ impl Waiter {
     }
 }
 
+/// Whether `fd` is readable now, without waiting (tests).
+#[cfg(test)]
+pub fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd for the call, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

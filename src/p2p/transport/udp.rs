@@ -20,7 +20,7 @@
 use super::udp_socket::ReadRegistered;
 use crate::p2p::fastpath::{wire, SendSocket, Table};
 use crate::sys::mmap::AnonBuf;
-use crate::sys::recvmmsg::{recvmmsg, MAX_MESSAGES};
+use crate::sys::recvmmsg::{Receiver, MAX_MESSAGES};
 use crate::sys::sockopt::setsockopt_int;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
@@ -265,6 +265,7 @@ pub(super) struct Batch {
     /// Messages one read takes.
     messages: usize,
     metas: [RecvMeta; MAX_MESSAGES],
+    rx: Receiver,
     /// Messages in `buf`, the one being dealt and the offset in it.
     count: usize,
     msg: usize,
@@ -278,6 +279,7 @@ impl Batch {
             slot,
             messages: messages.min(MAX_MESSAGES),
             metas: [RecvMeta::default(); MAX_MESSAGES],
+            rx: Receiver::new(),
             count: 0,
             msg: 0,
             pos: 0,
@@ -296,7 +298,7 @@ impl Batch {
     }
 
     pub(super) fn read(&mut self, fd: RawFd) -> io::Result<usize> {
-        let n = recvmmsg(
+        let n = self.rx.recvmmsg(
             fd,
             &mut self.buf,
             self.slot,
