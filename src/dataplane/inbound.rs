@@ -162,7 +162,16 @@ impl Dataplane {
             return;
         }
         let delivered = match alone {
-            true => self.write_now(pkt, true),
+            true => {
+                let written = self.write_now(pkt, true);
+                if written == Some(true) && dir == GatewayDir::None && packet::asks_an_answer(pkt) {
+                    // For this node itself: its answer is on the device already.
+                    if let Some(tun) = self.tun.get() {
+                        tun.mark_for_node();
+                    }
+                }
+                written
+            }
             false => self.write_burst(pkt),
         };
         let delivered = delivered.unwrap_or_else(|| {

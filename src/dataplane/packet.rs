@@ -34,6 +34,18 @@ pub fn ip_version(pkt: &[u8]) -> u8 {
     pkt.first().map_or(0, |b| b >> 4)
 }
 
+/// Whether the kernel answers this IPv4 packet for one of its own addresses as it takes it
+/// in: an ICMP echo request, or a TCP segment with SYN (a SYN-ACK or a reset). A short or
+/// malformed packet is not.
+pub fn asks_an_answer(pkt: &[u8]) -> bool {
+    let ihl = usize::from(pkt.first().map_or(0, |b| b & 0x0f)) * 4;
+    match (ip_version(pkt), pkt.get(9).copied(), ihl >= 20) {
+        (4, Some(PROTO_ICMP), true) => pkt.get(ihl) == Some(&8),
+        (4, Some(PROTO_TCP), true) => pkt.get(ihl + 13).is_some_and(|f| f & 0x02 != 0),
+        _ => false,
+    }
+}
+
 /// Ones'-complement sum of `data` (odd byte padded), not yet folded or inverted.
 ///
 /// Eight bytes per step: native-endian 64-bit words added with their carries counted apart
@@ -287,6 +299,37 @@ pub mod tests {
             acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
         }
         acc
+    }
+
+    #[test]
+    fn only_an_echo_request_or_a_syn_asks_the_kernel_an_answer() {
+        let tcp = |flags: u8| {
+            let mut l4 = [0u8; 20];
+            l4[12] = 0x50;
+            l4[13] = flags;
+            build(PROTO_TCP, [10, 0, 0, 1], [10, 0, 0, 2], &l4)
+        };
+        let icmp = |kind: u8| build(PROTO_ICMP, [10, 0, 0, 1], [10, 0, 0, 2], &[kind, 0, 0, 0]);
+        assert!(asks_an_answer(&icmp(8)));
+        assert!(asks_an_answer(&tcp(0x02)));
+        // Refused: replies, ACKs, other protocols, and anything cut short or malformed.
+        assert!(!asks_an_answer(&icmp(0)));
+        assert!(!asks_an_answer(&tcp(0x10)));
+        assert!(!asks_an_answer(&tcp(0x12 & !0x02)));
+        assert!(!asks_an_answer(&build(
+            PROTO_UDP,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            &[8; 8]
+        )));
+        let ping = icmp(8);
+        assert!(!asks_an_answer(&ping[..20]), "no ICMP header");
+        let mut bad = ping.clone();
+        bad[0] = 0x44;
+        assert!(!asks_an_answer(&bad), "IHL under 20 bytes");
+        bad[0] = 0x65;
+        assert!(!asks_an_answer(&bad), "not IPv4");
+        assert!(!asks_an_answer(&[]));
     }
 
     #[test]

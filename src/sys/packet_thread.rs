@@ -34,6 +34,11 @@ pub trait Job: Send {
     /// One step, without waiting. A descriptor named by [`Step::Dry`] must stay open until
     /// the job's next step.
     fn step(&mut self) -> Step;
+
+    /// Whether the job has work no descriptor shows yet: asked before the thread waits.
+    fn has_work(&self) -> bool {
+        false
+    }
 }
 
 /// Spawns a packet thread for `job`; it ends when `job` is done or its [`PacketThread`]
@@ -229,6 +234,14 @@ fn run(control: &Control, own: Box<dyn Job>) {
             control.occupied.store(false, Ordering::Release);
         }
         if own.ready || lent.as_ref().is_some_and(|l| l.ready) {
+            continue;
+        }
+        if let Some(l) = lent.as_mut().filter(|l| l.job.has_work()) {
+            l.ready = true;
+            continue;
+        }
+        if own.job.has_work() {
+            own.ready = true;
             continue;
         }
         let mut fds = [0; MAX_FDS];
@@ -475,6 +488,57 @@ mod tests {
         until(
             || steps.load(Ordering::Relaxed) == before + 1,
             "a wake-up did not step it",
+        );
+    }
+
+    /// A job with work that no descriptor shows (`has_work`, asked before each wait) steps
+    /// again without a wake-up, once for each time it says so.
+    #[tokio::test]
+    async fn a_job_with_work_no_descriptor_shows_steps_again_before_the_thread_waits() {
+        struct Answers {
+            steps: Arc<AtomicUsize>,
+            armed: Arc<AtomicBool>,
+            pending: AtomicBool,
+        }
+        impl Job for Answers {
+            fn step(&mut self) -> Step {
+                self.steps.fetch_add(1, Ordering::Relaxed);
+                // A step once armed leaves work behind (as a write whose answer is queued).
+                if self.armed.swap(false, Ordering::Relaxed) {
+                    self.pending.store(true, Ordering::Relaxed);
+                }
+                Step::Idle
+            }
+            fn has_work(&self) -> bool {
+                self.pending.swap(false, Ordering::Relaxed)
+            }
+        }
+        let (own, _, _) = Reads::new(None);
+        let thread =
+            spawn_packet_thread("test-work", 64 * 1024, true, Box::new(own)).expect("thread");
+        let steps = Arc::new(AtomicUsize::new(0));
+        let armed = Arc::new(AtomicBool::new(false));
+        let job = Answers {
+            steps: steps.clone(),
+            armed: armed.clone(),
+            pending: AtomicBool::new(false),
+        };
+        assert!(thread.lender().lend(Box::new(job)).is_ok());
+        until(|| steps.load(Ordering::Relaxed) > 0, "the first step");
+        std::thread::sleep(Duration::from_millis(50));
+        let before = steps.load(Ordering::Relaxed);
+        // One wake-up, one step that leaves work: a second step with no wake-up.
+        armed.store(true, Ordering::Relaxed);
+        thread.lender().wake();
+        until(
+            || steps.load(Ordering::Relaxed) == before + 2,
+            "the work left was not stepped before the wait",
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            steps.load(Ordering::Relaxed),
+            before + 2,
+            "stepped once more"
         );
     }
 

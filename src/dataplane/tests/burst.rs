@@ -21,7 +21,7 @@ fn tcp_segment(pool: &PacketPool, n: u32, len: usize) -> PacketBuf {
 }
 
 /// (bytes, packets) the device `name` has taken from us, in this thread's namespace.
-fn device_rx(name: &str) -> (u64, u64) {
+pub(super) fn device_rx(name: &str) -> (u64, u64) {
     let dev = std::fs::read_to_string("/proc/thread-self/net/dev").expect("net/dev");
     let line = dev
         .lines()
