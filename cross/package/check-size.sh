@@ -37,8 +37,8 @@ BUDGET_PACKAGE=800000
 # (1,983,088 B); raised by 0.3 kB for a friend's connected socket opened when it is identified,
 # not by its first packet (issue 22: 1,983,520 B / 941,291 B; a fresh node's first ping 0.40 ->
 # 0.26 ms).
-CEILING_BINARY=1983600
-CEILING_PACKAGE=941500
+CEILING_BINARY=1984300
+CEILING_PACKAGE=942200
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

@@ -53,7 +53,7 @@ impl Receiver {
     pub fn new() -> Self {
         // SAFETY: all-zero mmsghdrs and iovecs are valid (null pointers, zero lengths).
         let (hdrs, iovs) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-        let mut s = Box::new(Slots {
+        Receiver(Box::new(Slots {
             hdrs,
             iovs,
             names: [MaybeUninit::uninit(); MAX_MESSAGES],
@@ -61,17 +61,7 @@ impl Receiver {
             base: std::ptr::null_mut(),
             slot: 0,
             slots: 0,
-        });
-        let s_ref = &mut *s;
-        for i in 0..MAX_MESSAGES {
-            let h = &mut s_ref.hdrs[i].msg_hdr;
-            h.msg_name = s_ref.names[i].as_mut_ptr().cast();
-            h.msg_iov = &mut s_ref.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = s_ref.controls[i].0.as_mut_ptr().cast();
-            restore(h);
-        }
-        Receiver(s)
+        }))
     }
 
     /// Reads up to `metas.len()` datagrams (or coalesced GRO messages) into consecutive slots
@@ -95,13 +85,20 @@ impl Receiver {
         }
         let base = buf.as_mut_ptr();
         if s.base != base || s.slot != slot || s.slots < count {
+            // (Each header points at its own slots in the box, which never moves.)
             let slots = (buf.len() / slot).min(MAX_MESSAGES);
-            for (i, iov) in s.iovs[..slots].iter_mut().enumerate() {
-                *iov = libc::iovec {
+            for i in 0..slots {
+                s.iovs[i] = libc::iovec {
                     // SAFETY: i * slot + slot <= buf.len() (slots <= buf.len() / slot).
                     iov_base: unsafe { base.add(i * slot) }.cast(),
                     iov_len: slot,
                 };
+                let h = &mut s.hdrs[i].msg_hdr;
+                h.msg_name = s.names[i].as_mut_ptr().cast();
+                h.msg_iov = &mut s.iovs[i];
+                h.msg_iovlen = 1;
+                h.msg_control = s.controls[i].0.as_mut_ptr().cast();
+                restore(h);
             }
             (s.base, s.slot, s.slots) = (base, slot, slots);
         }

@@ -198,10 +198,9 @@ impl OnThread {
 
 impl Job for OnThread {
     fn has_work(&self) -> bool {
-        // (A load first: the swap is a locked write, and this runs before every wait.)
-        self.held.as_ref().is_some_and(|r| {
-            r.tun.answer.load(Ordering::Relaxed) && r.tun.answer.swap(false, Ordering::Relaxed)
-        })
+        self.held
+            .as_ref()
+            .is_some_and(|r| r.tun.answer.swap(false, Ordering::Relaxed))
     }
 
     fn step(&mut self) -> Step {
