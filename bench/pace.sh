@@ -26,6 +26,8 @@
 #   BENCH_FLOWS=4 BENCH_TCP=3 ...      # parallel flows per round (iperf3 -P; default 1)
 #   BENCH_UDP=500M bash bench/pace.sh  # one UDP flow through awl; the counters that moved
 #   BENCH_IDLE=10 bash bench/pace.sh   # both VPNs idle: each thread's wake-ups and CPU per s
+#   BENCH_SINGLES=20 bash bench/pace.sh  # single pings after 3 s idle, in turns: each VPN's
+#                                      # mean, median, max and how many over 1 ms
 #   DGRAM=0 ...                        # awl on the stream tunnel (what AWL peers get)
 #   BENCH_AWL=<binary> ...             # another awl build (for A/B); BENCH_KEEP=1 keeps $WORK
 set -uo pipefail
@@ -88,6 +90,25 @@ if [ -n "${BENCH_IDLE:-}" ]; then
     s0=$(snap | sort); sleep "$BENCH_IDLE"; s1=$(snap | sort)
     echo "Idle ${BENCH_IDLE} s, per second: wake-ups and CPU µs of each daemon thread that woke"
     join <(echo "$s0") <(echo "$s1") | awk -v t="$BENCH_IDLE" '$4 != $2 {printf "  %s: %.1f wake-ups, %.0f µs\n", $1, ($4 - $2) / t, ($5 - $3) / t / 1000}'
+    exit 0
+fi
+
+if [ -n "${BENCH_SINGLES:-}" ]; then
+    # BENCH_SINGLES rounds, each a single `ping -c 1` through awl and one through boringtun,
+    # each after 3 s of quiet: the figure of run.sh's "single ping after 3 s idle", with
+    # enough samples to count the ones over 1 ms.
+    one() { ip netns exec "$1" ping -c 1 -W 1 "$2" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\).*/\1/p'; }
+    aw=(); bt=()
+    for _ in $(seq "$BENCH_SINGLES"); do
+        sleep 3; aw+=("$(one pa "$DST")")
+        sleep 3; bt+=("$(one pc 10.99.0.2)")
+    done
+    for v in aw bt; do
+        declare -n xs=$v
+        printf '%s\n' "${xs[@]}" | sort -n | awk -v n="$v" '{a[NR] = $1; s += $1; if ($1 > 1) o++}
+            END {printf "%s: %d single pings after 3 s idle, mean %.3f ms, median %.3f, max %.3f, over 1 ms: %d\n", n, NR, s / NR, a[int((NR + 1) / 2)], a[NR], o}'
+    done
+    echo "awl, in order: ${aw[*]}"
     exit 0
 fi
 

@@ -36,10 +36,10 @@ BUDGET_PACKAGE=800000
 # instructions fewer per TUN packet), lowered to 1,983,300 when the review routed each packet once
 # (1,983,088 B); raised by 0.3 kB for a friend's connected socket opened when it is identified,
 # not by its first packet (issue 22: 1,983,520 B / 941,291 B; a fresh node's first ping 0.40 ->
-# 0.26 ms); raised by 0.7 kB (the package's by 0.7 kB) for two syscalls fewer per ping round
-# trip, over both daemons (issue 22: 1,984,256 B / 941,939 B).
+# 0.26 ms); raised by 0.7 kB (the package's by 0.9 kB) for two syscalls fewer per ping round
+# trip, over both daemons (issue 22: 1,984,256 B / 941,939 B; CI built 942,157 B of it).
 CEILING_BINARY=1984300
-CEILING_PACKAGE=942200
+CEILING_PACKAGE=942400
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl
