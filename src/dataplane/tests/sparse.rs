@@ -13,21 +13,7 @@ async fn a_lone_packet_at_a_sparse_pace_is_read_once_and_what_follows_it_is_not_
     let Some((a, mut b, _)) = friends_in_netns().await else {
         return;
     };
-    // No IPv6 on the device: its router solicitations would come at their own time.
-    for k in ["all", "default"] {
-        std::fs::write(format!("/proc/sys/net/ipv6/conf/{k}/disable_ipv6"), "1")
-            .expect("disable IPv6 in this namespace");
-    }
-    let dev = Arc::new(
-        tun::open(&tun::TunConfig {
-            name: "awlsparse0".into(),
-            address: OWN,
-            prefix: 24,
-            mtu: 1420,
-            offload: false,
-        })
-        .expect("TUN"),
-    );
+    let dev = quiet_tun("awlsparse0");
     let home = tun::Home::new(dev.clone(), a.dp.clone());
     let mut job = home.thread_job();
     let udp = std::net::UdpSocket::bind((OWN, 0)).expect("bind");
