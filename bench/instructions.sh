@@ -12,7 +12,8 @@
 # and `--dump` after it):
 #   idle   BENCH_IDLE seconds with no traffic (timers, keep-alives): instructions per second;
 #   ping   BENCH_PINGS pings (64 B ICMP, 84 B IP packets) 20 ms apart from A to B;
-#   bulk   BENCH_PACKETS UDP datagrams of 1372 B (1400 B IP packets) from A to B at
+#   bulk   BENCH_PACKETS UDP datagrams of 1372 B (1400 B IP packets; BENCH_BULK_BYTES sets
+#          another IP size) from A to B at
 #          BENCH_PPS per second, counted by a receiver in B.
 # Each traffic window's count minus the idle rate times the window's length, divided by the
 # round trips (ping, both daemons) or the packets received (bulk, per daemon: A = the sending
@@ -34,6 +35,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PINGS=${BENCH_PINGS:-200}
 PACKETS=${BENCH_PACKETS:-2000}
 PPS=${BENCH_PPS:-100}
+# IP packet size of the bulk windows. Under qemu-user a smaller one is what the fast path
+# takes: qemu refuses IPV6_DONTFRAG, so quinn keeps path-MTU discovery off and its datagrams
+# (and the fast path's) at ~1,150 B; 1400 B packets then take the tunnel stream.
+BULK=${BENCH_BULK_BYTES:-1400}
 IDLE=${BENCH_IDLE:-30}
 # awl's first AutoNAT round (each friend dials the other back once, 20-30 s after start: a
 # full QUIC + TLS handshake) is a start-up cost, not idle: awl's windows start after it.
@@ -72,11 +77,14 @@ trap cleanup EXIT
 . "$ROOT/bench/lib.sh"
 veth_pair bi-a bi-b
 
+# Instruction addresses are dumped (--dump-instr=yes) for the code footprint below;
+# BENCH_CG_ARGS: more callgrind options (e.g. "--cache-sim=yes").
+read -r -a CG_ARGS <<<"${BENCH_CG_ARGS:-}"
 # cg NS NAME CMD...: start CMD under callgrind in namespace NS, pinned to CPU 0 (one core, like
 # a router); its pid in CG_PID.
 cg() {
     local ns=$1 name=$2; shift 2
-    ip netns exec "$ns" taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
+    ip netns exec "$ns" taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --dump-instr=yes "${CG_ARGS[@]}" \
         --callgrind-out-file="$WORK/$name.out" "$@" >"$WORK/$name.log" 2>&1 &
     CG_PID=$!; PIDS+=("$CG_PID")
 }
@@ -128,7 +136,7 @@ wire() {
     read -r R["$1.tx"] R["$1.rx"] < <(ip -n bi-a -s -j link show eth0 | python3 -c "import json,sys; s=json.load(sys.stdin)[0]['stats64']; print(s['tx']['packets'], s['rx']['packets'])")
 }
 pings() { ip netns exec bi-a ping -c "$PINGS" -i 0.02 -W 5 "$1" >"$WORK/ping.txt" 2>&1; }
-# bulk DST: PACKETS datagrams of 1372 B at PPS to DST:5001; the receiver in B writes how many came.
+# bulk DST: PACKETS datagrams of BULK - 28 B at PPS to DST:5001; the receiver in B writes how many came.
 bulk() {
     ip netns exec bi-b python3 -c "
 import socket, sys, time
@@ -147,11 +155,11 @@ open(sys.argv[1], 'w').write(str(n))" "$WORK/rx" "$PACKETS" &
     ip netns exec bi-a python3 -c "
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-p = bytes(1372); n = int(sys.argv[2]); gap = 1 / float(sys.argv[3]); t = time.monotonic()
+p = bytes(int(sys.argv[4]) - 28); n = int(sys.argv[2]); gap = 1 / float(sys.argv[3]); t = time.monotonic()
 for i in range(n):
     s.sendto(p, (sys.argv[1], 5001)); t += gap
     d = t - time.monotonic()
-    if d > 0: time.sleep(d)" "$1" "$PACKETS" "$PPS"
+    if d > 0: time.sleep(d)" "$1" "$PACKETS" "$PPS" "$BULK"
     wait "$rx"
     rm -f "$WORK/rx.ready"
 }
@@ -244,7 +252,7 @@ kill "$PA" "$PB"; wait "$PA" "$PB" 2>/dev/null
 # --- boringtun (userspace WireGuard, mtu 1420) ---
 BT=$(command -v boringtun-cli)
 for n in a b; do
-    ip netns exec "bi-$n" env WG_SUDO=1 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
+    ip netns exec "bi-$n" env WG_SUDO=1 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --dump-instr=yes "${CG_ARGS[@]}" \
         --callgrind-out-file="$WORK/bt-$n.out" "$BT" --foreground --disable-drop-privileges "wg$n" \
         >"$WORK/bt-$n.log" 2>&1 &
     PIDS+=($!); eval "BT_$n=$!"
@@ -325,7 +333,7 @@ EOF
 fi
 
 # --- report ---
-export PINGS PACKETS
+export PINGS PACKETS BULK
 QEMU_DONE="${QEMU_TARGETS[*]}"
 export QEMU_DONE
 R_DUMP=$(for k in "${!R[@]}"; do printf '%s=%s\n' "$k" "${R[$k]}"; done)
@@ -333,7 +341,7 @@ export R_DUMP
 {
 echo "## Instructions per packet, run $(date -u +%Y-%m-%dT%H:%MZ) (commit $(git -C "$ROOT" rev-parse --short HEAD), $(valgrind --version))"
 echo
-echo "Command: \`bash bench/instructions.sh\` (${OPT:+BENCH_OPT_LEVEL=$OPT, }BENCH_PINGS=$PINGS, BENCH_PACKETS=$PACKETS at BENCH_PPS=$PPS, BENCH_IDLE=$IDLE, BENCH_WARM=$WARM)"
+echo "Command: \`bash bench/instructions.sh\` (${OPT:+BENCH_OPT_LEVEL=$OPT, }BENCH_PINGS=$PINGS, BENCH_PACKETS=$PACKETS at BENCH_PPS=$PPS, BENCH_IDLE=$IDLE, BENCH_WARM=$WARM, BENCH_BULK_BYTES=$BULK)"
 echo
 python3 - "$WORK" <<'EOF'
 import os, sys
@@ -354,14 +362,51 @@ for v, name in [('awl', 'awl (mtu 1420, datagrams)'), ('bt', 'boringtun (mtu 142
           f"avg rtt {R.get(v+'.ping_rtt')} ms while counted; bulk {R.get(v+'.bulk_s')} s A {R.get(v+'.bulk_a')} "
           f"B {R.get(v+'.bulk_b')}, {R.get(v+'.bulk_rx')}/{N} received; packets on the wire in the ping window "
           f"A→B {g(v+'.ping1.tx') - g(v+'.ping0.tx'):.0f}, B→A {g(v+'.ping1.rx') - g(v+'.ping0.rx'):.0f}\n")
-print('| | idle, instructions/s (A, B) | 64 B ping round trip, both daemons | 1400 B packet, sender (TUN → wire) | 1400 B packet, receiver (wire → TUN) | 1400 B one way, both daemons | per GB one way (both daemons) |')
+B = int(os.environ['BULK'])
+print(f'| | idle, instructions/s (A, B) | 64 B ping round trip, both daemons | {B} B packet, sender (TUN → wire) | {B} B packet, receiver (wire → TUN) | {B} B one way, both daemons | per GB one way (both daemons) |')
 print('|---|---:|---:|---:|---:|---:|---:|')
 for name, ra, rb, ping, tx, rx in rows:
-    print(f'| {name} | {ra:,.0f}, {rb:,.0f} | {ping:,.0f} | {tx:,.0f} | {rx:,.0f} | {tx + rx:,.0f} | {(tx + rx) / 1400 * 1e9:.3g} |')
+    print(f'| {name} | {ra:,.0f}, {rb:,.0f} | {ping:,.0f} | {tx:,.0f} | {rx:,.0f} | {tx + rx:,.0f} | {(tx + rx) / B * 1e9:.3g} |')
 a, b = rows[0], rows[1]
 print(f'| awl / boringtun | | {a[3] / b[3]:.2f} | {a[4] / b[4]:.2f} | {a[5] / b[5]:.2f} | {(a[4] + a[5]) / (b[4] + b[5]):.2f} | |')
 print()
 w = sys.argv[1]
+# Code footprint of a round trip: at a ping's pace each packet finds the caches and TLBs cold,
+# so what a wake-up costs follows the code lines and pages it touches more than its
+# instruction count. Per daemon, the 64 B lines and 4 KiB pages of code (each object: the
+# daemon, libc) holding an instruction that ran at least PINGS/2 times in the ping window:
+# the round trip's own path, not the idle timers' (which run a few dozen times in it).
+def footprint(f):
+    import collections, re
+    cnt = collections.Counter(); obs = {}; ob = None; addr = 0; after = False
+    for l in open(f):
+        if l.startswith(('ob=', 'cob=')):
+            m = re.match(r'c?ob=\((\d+)\)(?: (.*))?', l.strip())
+            if m.group(2): obs[m.group(1)] = m.group(2)
+            if l.startswith('ob='): ob = obs[m.group(1)]
+            continue
+        if l.startswith('calls='):
+            after = True  # the next line is the call's inclusive cost, not this address's
+            continue
+        t = l.split()
+        if not t: continue
+        x = t[0]
+        if x.startswith('0x'): addr = int(x, 16)
+        elif x[0] in '+-' and x[1:].isdigit(): addr += int(x)
+        elif x != '*': continue
+        if after: after = False; continue
+        if len(t) >= 3: cnt[(ob, addr)] += int(t[2])
+    hot = [k for k, v in cnt.items() if v >= P / 2]
+    lines = {(o, x >> 6) for o, x in hot}; pages = {(o, x >> 12) for o, x in hot}
+    own = lambda s: sum(1 for o, _ in s if o and not re.search(r'/lib[^/]*\.so', o))
+    return len(lines), own(lines), len(pages), own(pages)
+print(f'Code footprint of a ping round trip, per daemon: 64 B lines and 4 KiB pages of code with an instruction that ran at least {P // 2} times in the ping window ({P} round trips), all objects (in brackets: the daemon\'s own binary, the rest is libc)\n')
+print('| | lines, A | lines, B | pages, A | pages, B |')
+print('|---|---:|---:|---:|---:|')
+for v, name in (('awl', 'awl (mtu 1420, datagrams)'), ('bt', 'boringtun (mtu 1420)')):
+    fa, fb = (footprint(f'{w}/{v}-{s}-ping.out') for s in 'ab')
+    print(f'| {name} | {fa[0]} ({fa[1]}) | {fb[0]} ({fb[1]}) | {fa[2]} ({fa[3]}) | {fb[2]} ({fb[3]}) |')
+print()
 LABELS = {
     'crypto': 'crypto: ring AEAD seal/open (awl: AES-128-GCM on the fast path where both ends have AES instructions, else ChaCha20-Poly1305; AES-128-GCM and header protection in QUIC; boringtun: ChaCha20-Poly1305)',
     'quic': 'protocol: QUIC framing, quinn + quinn_proto (boringtun: its WireGuard code)',
@@ -375,7 +420,7 @@ LABELS = {
 def load(name):
     d = dict(l.rstrip('\n').split('\t') for l in open(f'{w}/split-{name}.tsv'))
     return {k: float(v) for k, v in d.items()}
-for win, per, div in (('bulk', '1400 B packet', lambda v: g(v + '.bulk_rx') or 1), ('ping', 'ping round trip', lambda v: g(v + '.ping_rx') or 1)):
+for win, per, div in (('bulk', f'{B} B packet', lambda v: g(v + '.bulk_rx') or 1), ('ping', 'ping round trip', lambda v: g(v + '.ping_rx') or 1)):
     cols = [('awl', 'a'), ('awl', 'b'), ('bt', 'a'), ('bt', 'b')]
     data = [load(f'{v}-{s}-{win}') for v, s in cols]
     print(f'Split of the {win} window, instructions per {per} (self cost of each source line\'s area, whole window: idle is included, see its rate above)\n')
@@ -389,7 +434,7 @@ for q in os.environ['QEMU_DONE'].split():
     if not os.path.exists(f'{w}/split-{q}-a-bulk.tsv'): continue
     data = [load(f'{q}-{s}-bulk') for s in 'ab']
     n = g(q + '.bulk_rx') or 1
-    print(f'awl {q}: split of the bulk window by the symbol of each executed block (function names only: what LTO inlined counts for the function it went into), instructions per 1400 B packet\n')
+    print(f'awl {q}: split of the bulk window by the symbol of each executed block (function names only: what LTO inlined counts for the function it went into), instructions per {B} B packet\n')
     print('| area | sender A | receiver B |')
     print('|---|---:|---:|')
     for k, label in LABELS.items():

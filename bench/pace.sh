@@ -28,6 +28,8 @@
 #   BENCH_IDLE=10 bash bench/pace.sh   # both VPNs idle: each thread's wake-ups and CPU per s
 #   BENCH_SINGLES=20 bash bench/pace.sh  # single pings after 3 s idle, in turns: each VPN's
 #                                      # mean, median, max and how many over 1 ms
+#   BENCH_EXTRA_PEERS=9 ...             # each awl node also has 9 configured peers that never
+#                                      # answer (as bench/run.sh's nodes)
 #   DGRAM=0 ...                        # awl on the stream tunnel (what AWL peers get)
 #   BENCH_AWL=<binary> ...             # another awl build (for A/B); BENCH_KEEP=1 keeps $WORK
 set -uo pipefail
@@ -60,6 +62,14 @@ mkdir -p "$WORK/a" "$WORK/b"; write_awl a; write_awl b
 A=$("$AWL" -c "$WORK/a.uci" id 2>/dev/null); B=$("$AWL" -c "$WORK/b.uci" id 2>/dev/null)
 write_awl a "$B" /ip4/192.0.2.2/udp/4363/quic-v1
 write_awl b "$A" /ip4/192.0.2.1/udp/4363/quic-v1
+# BENCH_EXTRA_PEERS=N: N more configured peers on each node that never answer, as bench/run.sh's
+# nodes have (9): their redials run beside the pings.
+for i in $(seq "${BENCH_EXTRA_PEERS:-0}"); do
+    f=$("$AWL" -d "$WORK/fake$i" id 2>/dev/null)
+    for n in a b; do
+        printf "config peer\n\toption peer_id '%s'\n\tlist address '/ip4/192.0.2.99/udp/4363/quic-v1'\n" "$f" >>"$WORK/$n.uci"
+    done
+done
 ip netns exec pa taskset -c 0 "$AWL" -c "$WORK/a.uci" run >"$WORK/a.log" 2>&1 & PIDS+=($!)
 ip netns exec pb taskset -c 0 "$AWL" -c "$WORK/b.uci" run >"$WORK/b.log" 2>&1 & PIDS+=($!)
 ip netns exec pc env WG_SUDO=1 taskset -c 0 boringtun-cli --foreground --disable-drop-privileges wga >"$WORK/bt-a.log" 2>&1 & PIDS+=($!)
@@ -98,9 +108,9 @@ if [ -n "${BENCH_SINGLES:-}" ]; then
     # each after 3 s of quiet: the figure of run.sh's "single ping after 3 s idle", with
     # enough samples to count the ones over 1 ms.
     one() { ip netns exec "$1" ping -c 1 -W 1 "$2" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\).*/\1/p'; }
-    aw=(); bt=()
+    aw=(); bt=(); at=(); t00=$(date +%s%N)
     for _ in $(seq "$BENCH_SINGLES"); do
-        sleep 3; aw+=("$(one pa "$DST")")
+        sleep 3; at+=("$(( ($(date +%s%N) - t00) / 1000000 ))"); aw+=("$(one pa "$DST")")
         sleep 3; bt+=("$(one pc 10.99.0.2)")
     done
     for v in aw bt; do
@@ -109,6 +119,7 @@ if [ -n "${BENCH_SINGLES:-}" ]; then
             END {printf "%s: %d single pings after 3 s idle, mean %.3f ms, median %.3f, max %.3f, over 1 ms: %d\n", n, NR, s / NR, a[int((NR + 1) / 2)], a[NR], o}'
     done
     echo "awl, in order: ${aw[*]}"
+    echo "awl, each ping's ms since the loop began (for one over 1 ms, what else ran then): ${at[*]}"
     exit 0
 fi
 

@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh            # as root; builds awl --release, installs boringtun-cli if missing
 #   BENCH_SECONDS=5 bash bench/run.sh
+#   BENCH_VARIANTS="1420:1" BENCH_ROUNDS=20 bash bench/run.sh   # one awl variant; 20 rounds of
+#                                # the interleaved turns with boringtun (default 6)
 #
 # Two namespaces joined by a veth pair (the "wire"). Each daemon is pinned to CPU 0 (taskset),
 # like a single-core router; iperf3 runs on CPU 1. Idle ping is measured twice: from any CPU,
@@ -363,6 +365,8 @@ for label, i, nd in rows:
     le = sum(1 for x, y in zip(a, b) if x <= y)
     print(f"| {label} | {f(ma)} ({f(min(a))}–{f(max(a))}) | {f(mb)} ({f(min(b))}–{f(max(b))}) | {ma / mb:.2f} | {le} of {min(len(a), len(b))} |")
 PY
+    echo
+    echo "Single pings after 3 s idle, per turn, ms: awl ${I[awl.idle]# }; boringtun ${I[bt.idle]# }."
 fi
 echo
 echo "Single pings, ms, each its own \`ping -c 1\` (from any CPU): the first five once the connection is up (awl: A reports B connected and confirmed; boringtun: after the ping that made its handshake, ${R[boringtun.handshake]:-} ms), and five after 3 s of idle each."
