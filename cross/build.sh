@@ -36,11 +36,17 @@ printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/size
 OPENWRT_ONLY_FEATURES=(--no-default-features --features=gateway,services,socks5)
 # Cargo.toml builds the packet path's crates for speed ([profile.release.package.*]); on MIPS
 # the flash budget rules, so every crate listed there goes back to the profile's "z".
-# AWL_MIPS_KEEP=CRATE:LEVEL (e.g. ring:s) keeps one at another level: to measure what it buys.
+# AWL_MIPS_KEEP=CRATE[:LEVEL] (e.g. ring:s) builds one of them at LEVEL instead (without one,
+# at Cargo.toml's): to measure what it buys.
+KEEP=${AWL_MIPS_KEEP:-}
 MIPS_SIZE=()
 for p in $(sed -n 's/^\[profile\.release\.package\.\([A-Za-z0-9_-]*\)\]$/\1/p' Cargo.toml); do
-    k=${AWL_MIPS_KEEP:-}; o=z; [ "$p" = "${k%%:*}" ] && o=${k#*:}
-    MIPS_SIZE+=(--config "profile.release.package.$p.opt-level=\"$o\"")
+    o='"z"'
+    if [ "$p" = "${KEEP%%:*}" ]; then
+        [ "$KEEP" = "$p" ] && continue
+        o=${KEEP#*:}; case $o in s | z) o="\"$o\"" ;; esac  # cargo takes 0-3 as numbers
+    fi
+    MIPS_SIZE+=(--config "profile.release.package.$p.opt-level=$o")
 done
 
 for t in "${TARGETS[@]}"; do
