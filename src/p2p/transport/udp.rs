@@ -320,11 +320,14 @@ impl Batch {
     pub(super) fn open_fast(&mut self, n: usize, fast: &Table) -> (usize, usize) {
         let (mut all, mut quic) = (0, 0);
         let n = n.min(self.count);
+        // Alone among fast packets: a QUIC packet read with it (an ACK, an identify push)
+        // does not make a ping's packet part of a burst.
+        let fast_messages = self.fast_messages(n);
         for i in 0..n {
             let m = &self.metas[i];
             let len = m.len.min(self.slot);
             let stride = if m.stride == 0 { len } else { m.stride };
-            let alone = n == 1 && len <= stride;
+            let alone = fast_messages == 1 && len <= stride;
             let mut pos = 0;
             while pos < len {
                 let end = (pos + stride).min(len);
@@ -342,6 +345,18 @@ impl Batch {
             fast.end_batch();
         }
         (all, quic)
+    }
+
+    /// How many of the first `n` messages start with a fast packet.
+    fn fast_messages(&self, n: usize) -> usize {
+        (0..n.min(self.count))
+            .filter(|&i| self.metas[i].len > 0)
+            .filter(|&i| {
+                self.buf
+                    .get(i * self.slot)
+                    .is_some_and(|b| wire::is_fast(*b))
+            })
+            .count()
     }
 
     /// Copies held QUIC packets into `bufs`, one per slot; returns how many. Fast packets

@@ -95,6 +95,31 @@ fn coalesced_messages_are_dealt_one_packet_per_slot_without_fast_packets() {
     assert!(metas.iter().all(|m| m.stride == m.len));
 }
 
+/// A ping's fast packet read together with a QUIC packet (an ACK) is still alone among
+/// fast packets, so it is written to the TUN at once; two fast ones, or a GRO message, are
+/// a burst's.
+#[test]
+fn a_fast_packet_read_with_quic_packets_counts_alone() {
+    let slot = MAX_DATAGRAM;
+    let mut batch = Batch::new(AnonBuf::new(slot * 3).expect("mmap"), slot, 3);
+    batch.buf[0] = 0x40;
+    batch.buf[slot] = wire::MARKER;
+    batch.buf[2 * slot] = wire::MARKER_AES;
+    for (i, m) in [meta(40, 40), meta(100, 100), meta(0, 0)]
+        .into_iter()
+        .enumerate()
+    {
+        batch.metas[i] = m;
+    }
+    batch.count = 3;
+    assert_eq!(batch.fast_messages(3), 1, "an empty message is no packet");
+    batch.metas[2] = meta(100, 100);
+    assert_eq!(batch.fast_messages(3), 2);
+    assert_eq!(batch.fast_messages(2), 1);
+    batch.buf[slot] = 0x40;
+    assert_eq!(batch.fast_messages(2), 0);
+}
+
 /// A peer's flood through a connected socket (GRO messages of 64 QUIC packets, five
 /// times, 320 in all): quinn's side queue holds SIDE_CAP and drops the rest; quinn takes
 /// them in order, fast packets never among them, and the queue then takes more again.
