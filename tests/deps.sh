@@ -9,7 +9,7 @@ want() { command -v "$1" >/dev/null || need+=("$2"); }
 want ip iproute2; want ping iputils-ping; want iperf3 iperf3; want nft nftables
 want python3 python3; want file file; want qemu-mipsel-static qemu-user-static
 want signify-openbsd signify-openbsd; want shellcheck shellcheck; want openssl openssl
-want zopfli zopfli; want gcc gcc; want conntrack conntrack
+want zopfli zopfli; want gcc gcc; want conntrack conntrack; want ethtool ethtool
 want dig bind9-dnsutils; want curl curl; want setpriv util-linux; want faketime faketime
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 dpkg -s binutils-multiarch >/dev/null 2>&1 || need+=(binutils-multiarch)

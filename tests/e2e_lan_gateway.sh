@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 need_root
 find_awl || exit 1
-for c in iperf3 nft; do command -v $c >/dev/null || { echo "$c missing"; exit 1; }; done
+for c in iperf3 nft ethtool; do command -v $c >/dev/null || { echo "$c missing"; exit 1; }; done
 
 for n in hA rA wan rB hB rC inet wn; do netns "awl-$n"; done
 ip -n awl-wan link add br0 type bridge && ip -n awl-wan link set br0 up
@@ -33,6 +33,16 @@ link awl-hB eth0 192.168.2.10/24 awl-rB lan0 192.168.2.1/24
 link awl-inet eth0 203.0.113.1/24 awl-rB up0 203.0.113.2/24
 ip -n awl-hA route add default via 192.168.1.1
 ip -n awl-hB route add default via 192.168.2.1
+# The routers sum checksums in software where they send to their LANs (TX offload off), so
+# the hosts' kernels check every one: a partial checksum from the mesh (the sending node
+# leaves what its kernel left partial for the receiving node's kernel to complete) that came
+# out wrong is dropped there and counted, not passed along unchecked as between veths.
+for r in rA rB; do ip netns exec "awl-$r" ethtool -K lan0 tx off >/dev/null; done
+# TCP and UDP segments hostA and hostB dropped for a bad checksum.
+csum_errors() {
+    ip netns exec "$1" awk '/^(Tcp|Udp):/ { if (!($1 in h)) { h[$1] = 1; for (i = 2; i <= NF; i++) k[$1, i] = $i }
+        else for (i = 2; i <= NF; i++) if (k[$1, i] == "InCsumErrors") s += $i } END { print s + 0 }' /proc/net/snmp
+}
 for r in rA rB rC; do ip netns exec "awl-$r" sysctl -qw net.ipv4.ip_forward=0; done
 
 mkdir -p "$WORK/ra" "$WORK/rb" "$WORK/rc"
@@ -103,6 +113,11 @@ ip netns exec awl-hA iperf3 -s -D -B 192.168.1.10 --pidfile "$WORK/iperf-ha.pid"
 sleep 0.5; PIDS+=("$(cat "$WORK/iperf-hb.pid")" "$(cat "$WORK/iperf-ha.pid")")
 echo "iperf3 hostA -> hostB:"; check "iperf3 hostA -> hostB" iperf awl-hA 192.168.2.10
 echo "iperf3 hostB -> hostA:"; check "iperf3 hostB -> hostA" iperf awl-hB 192.168.1.10
+# Router A's own TCP: its kernel leaves every checksum partial (TSO on awl0).
+echo "iperf3 routerA -> hostB:"; check "iperf3 routerA -> hostB" iperf awl-rA 192.168.2.10
+ERR_A=$(csum_errors awl-hA); ERR_B=$(csum_errors awl-hB)
+echo "segments dropped for a bad checksum: hostA $ERR_A, hostB $ERR_B"
+check "hostA and hostB dropped no segment for a bad checksum" test "$ERR_A:$ERR_B" = 0:0
 
 # Exit node: 203.0.113.1 exists only behind router B.
 check "A enables B as exit node" wait_for 30 grep -q "exit node: default route" "$WORK/ra.log"

@@ -37,9 +37,12 @@ BUDGET_PACKAGE=800000
 # (1,983,088 B); raised by 0.3 kB for a friend's connected socket opened when it is identified,
 # not by its first packet (issue 22: 1,983,520 B / 941,291 B; a fresh node's first ping 0.40 ->
 # 0.26 ms); raised by 0.7 kB (the package's by 0.9 kB) for two syscalls fewer per ping round
-# trip, over both daemons (issue 22: 1,984,256 B / 941,939 B; CI built 942,157 B of it).
-CEILING_BINARY=1984300
-CEILING_PACKAGE=942400
+# trip, over both daemons (issue 22: 1,984,256 B / 941,939 B; CI built 942,157 B of it);
+# raised by 1.9 kB / 1 kB for checksums the kernel left partial going unsummed between awl
+# nodes (issue 22: 1,986,160 B / 943,142 B; the sender of a 1,400 B packet -17.7 %
+# instructions on x86_64, -3.9 % on mipsel).
+CEILING_BINARY=1986200
+CEILING_PACKAGE=943400
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

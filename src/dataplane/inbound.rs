@@ -1,11 +1,11 @@
 //! The receive side: tunnel streams and datagrams from peers, checked against the published
 //! snapshot, rewritten and handed to the TUN.
 
-use super::packet;
 use super::pool::PacketBuf;
 use super::route::accepts;
 use super::snapshot::{PeerEntry, PeerView, Snapshot};
 use super::stats::PeerCounters;
+use super::{offload, packet};
 use super::{tun, Dataplane};
 use crate::mesh::tunnel::{self, GatewayDir, RecordHeader};
 use crate::p2p::fastpath::Datagrams;
@@ -109,9 +109,11 @@ impl Dataplane {
         };
         let mut tally = RxTally::default();
         match datagrams {
-            Datagrams::One { pkt, alone } => {
-                self.receive_borrowed(snap, from, pkt, alone, &mut tally)
-            }
+            Datagrams::One {
+                pkt,
+                alone,
+                partial,
+            } => self.receive_borrowed(snap, from, pkt, (alone, partial), &mut tally),
             Datagrams::Batch(batch) => {
                 let alone = batch.len() == 1;
                 for d in batch.drain(..) {
@@ -128,7 +130,7 @@ impl Dataplane {
                         continue;
                     };
                     let how = Delivery {
-                        datagram: true,
+                        checksum: Checksum::Complete,
                         alone,
                     };
                     self.deliver_one(snap, from, dir, buf, how, &mut tally);
@@ -141,12 +143,14 @@ impl Dataplane {
     /// One fast packet, in the socket's buffer: checked and rewritten there, and written to
     /// the TUN from there when it came alone and nothing waits for the writer; otherwise
     /// copied into a pool buffer to queue (a burst's segments are joined by the writer).
+    /// `partial`: its checksum is partial; it stays so (for the kernel to complete) where
+    /// the TUN has offloads and the packet does not take the writer's queue.
     fn receive_borrowed(
         &self,
         snap: &Snapshot,
         from: &PeerEntry,
         d: &mut [u8],
-        alone: bool,
+        (alone, partial): (bool, bool),
         tally: &mut RxTally,
     ) {
         let (dir, pkt) = match tunnel::parse_datagram(d) {
@@ -157,13 +161,19 @@ impl Dataplane {
             }
         };
         let pkt = &mut d[..pkt];
-        if !self.admit_and_rewrite(snap, from, dir, pkt, true) {
+        let checksum = match partial {
+            true if self.tun.get().is_some_and(|t| t.vnet) => Checksum::Partial,
+            // Not a checksum yet: summed whole.
+            true => Checksum::Unknown,
+            false => Checksum::Complete,
+        };
+        let Some(at) = self.admit_and_rewrite(snap, from, dir, pkt, checksum) else {
             tally.dropped += 1;
             return;
-        }
+        };
         let delivered = match alone {
             true => {
-                let written = self.write_now(pkt, true);
+                let written = self.write_now(pkt, true, at);
                 if written == Some(true) && dir == GatewayDir::None && packet::asks_an_answer(pkt) {
                     // For this node itself: its answer is on the device already.
                     if let Some(tun) = self.tun.get() {
@@ -172,9 +182,13 @@ impl Dataplane {
                 }
                 written
             }
-            false => self.write_burst(pkt),
+            false => self.write_burst(pkt, at),
         };
         let delivered = delivered.unwrap_or_else(|| {
+            // The writer task's packets carry whole checksums.
+            if at.is_some() {
+                offload::complete_checksum(pkt);
+            }
             self.pool
                 .copy_of(pkt)
                 .is_some_and(|buf| self.to_tun.try_send(buf).is_ok())
@@ -190,7 +204,7 @@ impl Dataplane {
         };
         let mut tally = RxTally::default();
         let how = Delivery {
-            datagram: false,
+            checksum: Checksum::Unknown,
             alone: false,
         };
         self.deliver_one(snap, from, dir, buf, how, &mut tally);
@@ -207,54 +221,60 @@ impl Dataplane {
         how: Delivery,
         tally: &mut RxTally,
     ) {
-        if !self.admit_and_rewrite(snap, from, dir, buf.data_mut(), how.datagram) {
+        if self
+            .admit_and_rewrite(snap, from, dir, buf.data_mut(), how.checksum)
+            .is_none()
+        {
             tally.dropped += 1;
             return;
         }
         let len = buf.len();
-        tally.count(self.to_tun(buf, how.alone), len, how.datagram);
+        let datagram = how.checksum == Checksum::Complete;
+        tally.count(self.to_tun(buf, how.alone), len, datagram);
     }
 
     /// Whether `from` may send this packet (`accepts`), and its addresses rewritten to ours;
-    /// `false`: drop it.
+    /// `None`: drop it. `Some(Some(at))`: its TCP/UDP checksum is partial, at `at`
+    /// (`csum_start`, `csum_offset`), for the device's kernel to complete.
     fn admit_and_rewrite(
         &self,
         snap: &Snapshot,
         from: &PeerEntry,
         dir: GatewayDir,
         d: &mut [u8],
-        datagram: bool,
-    ) -> bool {
+        checksum: Checksum,
+    ) -> Option<Option<(u16, u16)>> {
         if packet::ip_version(d) != 4 || d.len() < 20 {
-            return false;
+            return None;
         }
         let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
         let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
         if !accepts(snap, from, dir, src, dst) {
-            return false;
+            return None;
         }
         let (src, dst) = match dir {
             GatewayDir::None => (Some(from.ip), Some(snap.own_ip)),
             GatewayDir::Forward => (Some(from.ip), None),
             GatewayDir::Return => (None, Some(snap.own_ip)),
         };
-        // Datagrams come only from awl nodes: their checksums are complete, so an incremental
-        // update is enough; stream packets may come from AWL and get its full recompute.
-        let rewritten = if datagram {
-            packet::rewrite_incremental(d, src, dst)
-        } else {
-            packet::rewrite(d, src, dst)
-        };
-        rewritten.is_ok()
+        // Datagrams come only from awl nodes: their checksums are complete (an incremental
+        // update is enough) or partial (made partial again for the new addresses); stream
+        // packets may come from AWL and get its full recompute.
+        match checksum {
+            Checksum::Complete => packet::rewrite_incremental(d, src, dst).map(|()| None),
+            Checksum::Partial => packet::rewrite_partial(d, src, dst),
+            Checksum::Unknown => packet::rewrite(d, src, dst).map(|()| None),
+        }
+        .ok()
     }
 
     /// Writes a packet that came alone to the TUN at once when nothing waits for the writer
     /// task (which it would overtake): `Some(written)`, or `None` when it must take the
     /// writer's queue (not alone, others waiting, no device, or the device would block).
-    fn write_now(&self, pkt: &[u8], alone: bool) -> Option<bool> {
+    fn write_now(&self, pkt: &[u8], alone: bool, partial: Option<(u16, u16)>) -> Option<bool> {
         let idle = alone && self.writer_idle();
         let tun = self.tun.get().filter(|_| idle)?;
-        match tun::write_now(tun, pkt) {
+        match tun::write_now(tun, pkt, partial) {
             Ok(()) => Some(true),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
             Err(e) => {
@@ -272,14 +292,14 @@ impl Dataplane {
     /// A packet of a burst (a read that brought others), joined to its run by this thread
     /// while nothing waits for the writer task: `Some(written)`, or `None` when it must take
     /// the writer's queue (others wait there, no device, or no offloads to join with).
-    fn write_burst(&self, pkt: &[u8]) -> Option<bool> {
+    fn write_burst(&self, pkt: &[u8], partial: Option<(u16, u16)>) -> Option<bool> {
         let tun = self.tun.get().filter(|t| t.vnet)?;
         if !self.writer_idle() {
             // The run goes out before this packet queues behind the others.
             self.flush_burst();
             return None;
         }
-        Some(tun::written(self.burst.push(tun, pkt)))
+        Some(tun::written(self.burst.push(tun, pkt, partial)))
     }
 
     /// Writes the burst's run held back for joining (after each read of several packets).
@@ -295,17 +315,29 @@ impl Dataplane {
     /// only while it writes them, or, without offloads, while the device refuses writes:
     /// one written here in that moment may pass them, as the queue drains.)
     fn to_tun(&self, buf: PacketBuf, alone: bool) -> bool {
-        self.write_now(buf.data(), alone)
+        self.write_now(buf.data(), alone, None)
             .unwrap_or_else(|| self.to_tun.try_send(buf).is_ok())
     }
 }
 
-/// How a received packet came: in a datagram (from an awl node) or a stream record, and
-/// alone or with others right behind it.
+/// How a received packet came: what its checksum is, and alone or with others right
+/// behind it.
 #[derive(Clone, Copy)]
 struct Delivery {
-    datagram: bool,
+    checksum: Checksum,
     alone: bool,
+}
+
+/// What a received packet's TCP/UDP checksum is, which decides how the rewrite sets it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    /// A datagram from an awl node, which sends whole checksums.
+    Complete,
+    /// A fast packet's partial checksum, kept partial for a device with offloads.
+    Partial,
+    /// A stream record (AWL's rewrite recomputes it whole), or a partial checksum for a
+    /// device without offloads.
+    Unknown,
 }
 
 /// Packets received in one batch, counted once per batch (one stats lock).

@@ -187,8 +187,15 @@ impl Dataplane {
     /// for the trailer). To a peer's fast path it is sealed from there, so a lone packet (a
     /// ping, a DNS query) touches no pooled buffer nor the pool's lock; anything else is
     /// copied into a pooled buffer and routed as by `route_outbound`, with the reader's
-    /// cached snapshot.
-    pub fn route_from(self: &Arc<Self>, reader: &mut Reader, buf: &mut [u8], len: usize) -> Needs {
+    /// cached snapshot. `partial`: the kernel left its TCP/UDP checksum partial; it goes so
+    /// to a peer that takes it, and is completed for any other way.
+    pub fn route_from(
+        self: &Arc<Self>,
+        reader: &mut Reader,
+        buf: &mut [u8],
+        len: usize,
+        mut partial: bool,
+    ) -> Needs {
         let snap = reader.get(&self.published);
         let Some(pkt) = buf.get(..len) else {
             return Needs::Nothing;
@@ -196,9 +203,14 @@ impl Dataplane {
         let route = route::route(snap, pkt);
         // As from a pooled buffer: only what one could hold, with its trailer.
         if let Route::Peer(peer, dir) = &route {
-            if len < self.pool.buffer_size() && self.send_fast_from(peer, buf, len, *dir) {
+            if len < self.pool.buffer_size()
+                && self.send_fast_from(peer, buf, len, *dir, &mut partial)
+            {
                 return Needs::Nothing;
             }
+        }
+        if partial {
+            offload::complete_checksum(&mut buf[..len]);
         }
         let Some(mut copy) = self.pool.get() else {
             return Needs::Nothing;
@@ -213,17 +225,18 @@ impl Dataplane {
     }
 
     /// `send_one`'s way straight out, for a packet in the reader's buffer: only on the
-    /// peer's fast path.
+    /// peer's fast path. A `partial` checksum is completed unless the peer takes it so.
     fn send_fast_from(
         &self,
         peer: &PeerEntry,
         buf: &mut [u8],
         len: usize,
         dir: GatewayDir,
+        partial: &mut bool,
     ) -> bool {
         let mut slot = peer.sender.lock();
         self.path_now(&mut slot, &peer.id)
-            .is_some_and(|p| sender::send_now_from(p, &peer.counters, buf, len, dir))
+            .is_some_and(|p| sender::send_now_from(p, &peer.counters, (buf, len), dir, partial))
     }
 
     fn route_in(self: &Arc<Self>, snap: &Snapshot, pkt: PacketBuf) -> Needs {
@@ -238,11 +251,13 @@ impl Dataplane {
     }
 
     /// The segments of one TCP super-packet: their headers differ only in length, ID and
-    /// sequence number, so one route (and one queue lookup) serves them all.
+    /// sequence number, so one route (and one queue lookup) serves them all. `partial`:
+    /// their checksums are partial (`offload::TcpSegments::write`), as for `route_from`.
     pub fn route_segments(
         self: &Arc<Self>,
         reader: &mut Reader,
         segs: &mut Vec<PacketBuf>,
+        partial: bool,
     ) -> Needs {
         let Some(first) = segs.first() else {
             return Needs::Nothing;
@@ -250,7 +265,10 @@ impl Dataplane {
         let snap = reader.get(&self.published);
         let route = route::route(snap, first.data());
         if let Route::Peer(peer, dir) = route {
-            return self.send_many(peer, segs, dir);
+            return self.send_many(peer, segs, dir, partial);
+        }
+        if partial {
+            complete_all(segs);
         }
         self.dispatch(snap, route, segs.drain(..))
     }
@@ -263,13 +281,22 @@ impl Dataplane {
         peer: &PeerEntry,
         segs: &mut Vec<PacketBuf>,
         dir: GatewayDir,
+        mut partial: bool,
     ) -> Needs {
         let mut slot = peer.sender.lock();
         if let Some(path) = self.path_now(&mut slot, &peer.id) {
-            sender::send_many_now(path, &peer.counters, segs, dir);
+            if partial && !sender::takes_partial(path) {
+                complete_all(segs);
+                partial = false;
+            }
+            sender::send_many_now(path, &peer.counters, segs, dir, partial);
         }
         if segs.is_empty() {
             return Needs::Nothing;
+        }
+        // The queue's packets carry whole checksums.
+        if partial {
+            complete_all(segs);
         }
         let dropped = self.push(&mut slot, peer, segs.drain(..), dir);
         drop(slot);
@@ -418,6 +445,13 @@ pub enum Needs {
     /// Sent from the reading thread itself, or dropped.
     Nothing,
     Runtime,
+}
+
+/// Completes the partial checksums of packets that will not go out partial.
+fn complete_all(pkts: &mut [PacketBuf]) {
+    for p in pkts {
+        offload::complete_checksum(p.data_mut());
+    }
 }
 
 fn count_dropped(peer: &PeerEntry, dropped: u64) {

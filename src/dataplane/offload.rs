@@ -15,6 +15,17 @@ const F_DATA_VALID: u8 = 2;
 /// AEAD, which already proves it arrived as sent (or from our own service stack); kernel
 /// WireGuard marks its decrypted packets the same way. The kernel skips summing each again.
 pub const SINGLE_HDR: [u8; HDR_LEN] = [F_DATA_VALID, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The header of one ordinary packet whose TCP/UDP checksum is partial (`csum_start`,
+/// `csum_offset` as [`Ipv4::make_l4_partial`] gives them): the kernel completes it where the
+/// packet leaves the node (or its NIC does), and skips it for the node itself.
+pub fn partial_hdr((start, offset): (u16, u16)) -> [u8; HDR_LEN] {
+    let mut h = [0u8; HDR_LEN];
+    h[0] = F_NEEDS_CSUM;
+    h[6..8].copy_from_slice(&start.to_ne_bytes());
+    h[8..10].copy_from_slice(&offset.to_ne_bytes());
+    h
+}
 const GSO_NONE: u8 = 0;
 const GSO_TCPV4: u8 = 1;
 const GSO_ECN: u8 = 0x80;
@@ -122,9 +133,11 @@ impl<'a> TcpSegments<'a> {
     }
 
     /// Writes segment `i` into `out`: headers copied, IP length, ID and checksum, TCP sequence
-    /// number, flags (FIN/PSH only on the last, CWR only on the first) and checksum set.
-    /// Returns its length, or `None` past the last segment or when `out` is too small.
-    pub fn write(&self, i: usize, out: &mut [u8]) -> Option<usize> {
+    /// number, flags (FIN/PSH only on the last, CWR only on the first) and checksum set —
+    /// complete, or `partial` (the pseudo-header sum: summing the segment is left to whoever
+    /// sends it where that is needed, `complete_checksum`). Returns its length, or `None`
+    /// past the last segment or when `out` is too small.
+    pub fn write(&self, i: usize, out: &mut [u8], partial: bool) -> Option<usize> {
         if i >= self.count {
             return None;
         }
@@ -156,7 +169,10 @@ impl<'a> TcpSegments<'a> {
         }
         let mut ip = Ipv4::new_checked(&mut out[..n]).ok()?;
         ip.fill_header_checksum();
-        ip.fill_l4_checksum();
+        match partial {
+            true => ip.make_l4_partial().map(|_| ())?,
+            false => ip.fill_l4_checksum(),
+        }
         Some(n)
     }
 }
@@ -176,6 +192,8 @@ pub struct Coalescer {
     next_seq: u32,
     /// The last segment was short or carried PSH: nothing may follow it.
     closed: bool,
+    /// The first segment's checksum is partial (only a run of one is written as it is).
+    partial: bool,
 }
 
 /// Largest super-packet (IP total length is 16 bits) and segments per super-packet.
@@ -190,7 +208,9 @@ impl Coalescer {
 
     /// Adds `pkt` to the current run if it continues it; `false` means the caller must flush
     /// the run first (then `push` starts a new one, unless the packet can't be merged at all).
-    pub fn push(&mut self, pkt: &[u8]) -> bool {
+    /// `partial`: its TCP checksum is partial (a run of several gets one partial checksum
+    /// whatever its segments had).
+    pub fn push(&mut self, pkt: &[u8], partial: bool) -> bool {
         let Some(seg) = Segment::parse(pkt) else {
             return false;
         };
@@ -203,6 +223,7 @@ impl Coalescer {
             self.segments = 1;
             self.next_seq = seg.seq.wrapping_add(seg.payload as u32);
             self.closed = seg.psh;
+            self.partial = partial;
             return true;
         }
         let first = &self.buf[HDR_LEN..HDR_LEN + self.hlen];
@@ -235,14 +256,17 @@ impl Coalescer {
     }
 
     /// The finished run with its virtio-net header, ready for one write; the run is emptied.
-    /// A single segment goes out as an ordinary packet (its checksum is already complete).
+    /// A single segment goes out as an ordinary packet, its checksum as it came.
     pub fn finish(&mut self) -> &[u8] {
         let n = std::mem::take(&mut self.segments);
         if n == 0 {
             return &[];
         }
         let total = self.buf.len() - HDR_LEN;
-        let hdr: [u8; HDR_LEN] = if n == 1 {
+        let hdr: [u8; HDR_LEN] = if n == 1 && self.partial {
+            // A plain segment (`Segment::parse`): 20-byte IP header, TCP's field at 16.
+            partial_hdr((20, 16))
+        } else if n == 1 {
             SINGLE_HDR
         } else {
             let ip = &mut self.buf[HDR_LEN..];
@@ -365,10 +389,17 @@ mod tests {
         let mut out = vec![0u8; 1500];
         let mut got = Vec::new();
         for i in 0..segs.count() {
-            let n = segs.write(i, &mut out).unwrap();
+            let n = segs.write(i, &mut out, false).unwrap();
             got.push(out[..n].to_vec());
+            // Left partial, it completes to the same segment (as the peer's kernel will).
+            let mut partial = vec![0u8; 1500];
+            assert_eq!(segs.write(i, &mut partial, true), Some(n));
+            partial.truncate(n);
+            assert_ne!(partial, out[..n]);
+            complete_checksum(&mut partial);
+            assert_eq!(partial, out[..n], "segment {i} left partial");
         }
-        assert!(segs.write(3, &mut out).is_none());
+        assert!(segs.write(3, &mut out, false).is_none());
         let chunks = [&data[..1400], &data[1400..2800], &data[2800..]];
         let flags = [0x80 | 0x10, 0x10, 0x19];
         for (i, seg) in got.iter().enumerate() {
@@ -385,7 +416,7 @@ mod tests {
             assert_eq!(seg, &want, "segment {i}");
         }
         // Too small an output buffer is refused, not overrun.
-        assert!(segs.write(0, &mut [0u8; 100]).is_none());
+        assert!(segs.write(0, &mut [0u8; 100], false).is_none());
     }
 
     /// The segments of a 3000-byte super-packet (PSH|ACK on the last), as a peer sends them.
@@ -396,7 +427,7 @@ mod tests {
         let mut out = vec![0u8; 1500];
         (0..segs.count())
             .map(|i| {
-                let n = segs.write(i, &mut out).unwrap();
+                let n = segs.write(i, &mut out, false).unwrap();
                 out[..n].to_vec()
             })
             .collect()
@@ -407,7 +438,7 @@ mod tests {
         let segs = segments();
         let mut c = Coalescer::default();
         for s in &segs {
-            assert!(c.push(s));
+            assert!(c.push(s, false));
         }
         assert_eq!(c.segments(), 3);
         let out = c.finish().to_vec();
@@ -435,7 +466,7 @@ mod tests {
         let again = TcpSegments::new(sup, 1400).unwrap();
         let mut buf = vec![0u8; 1500];
         for (i, s) in segs.iter().enumerate() {
-            let n = again.write(i, &mut buf).unwrap();
+            let n = again.write(i, &mut buf, false).unwrap();
             assert_eq!(&buf[..n], &s[..], "segment {i}");
         }
     }
@@ -444,28 +475,37 @@ mod tests {
     fn anything_but_the_next_segment_of_the_flow_ends_the_run() {
         let segs = segments();
         let mut c = Coalescer::default();
-        assert!(c.push(&segs[0]));
-        assert!(!c.push(&segs[2]), "a gap in the sequence");
+        assert!(c.push(&segs[0], false));
+        assert!(!c.push(&segs[2], false), "a gap in the sequence");
         let mut other_port = segs[1].clone();
         other_port[20] ^= 1;
-        assert!(!c.push(&other_port), "another flow");
+        assert!(!c.push(&other_port, false), "another flow");
         let mut fin = segs[1].clone();
         fin[33] |= TCP_FIN;
-        assert!(!c.push(&fin), "FIN");
-        assert!(!Coalescer::default().push(&fin), "FIN never starts a run");
-        assert!(c.push(&segs[1]));
-        assert!(c.push(&segs[2]));
+        assert!(!c.push(&fin, false), "FIN");
+        assert!(
+            !Coalescer::default().push(&fin, false),
+            "FIN never starts a run"
+        );
+        assert!(c.push(&segs[1], false));
+        assert!(c.push(&segs[2], false));
         // After a short or PSH segment, nothing more.
         let mut more = segs[2].clone();
         more[24..28].copy_from_slice(&(77u32 + 3000).to_be_bytes());
-        assert!(!c.push(&more));
+        assert!(!c.push(&more, false));
         // One segment alone goes out as an ordinary packet behind a zero header.
         let mut c = Coalescer::default();
-        assert!(c.push(&segs[0]));
+        assert!(c.push(&segs[0], false));
         let out = c.finish();
         assert_eq!(&out[..HDR_LEN], &SINGLE_HDR);
         assert_eq!(&out[HDR_LEN..], &segs[0][..]);
         assert!(c.finish().is_empty());
+        // With a partial checksum, behind a header that asks the kernel to complete it.
+        assert!(c.push(&segs[0], true));
+        let out = c.finish();
+        let (h, _) = parse(out).unwrap();
+        assert_eq!((h.needs_csum, h.gso), (true, Gso::None));
+        assert_eq!(&out[..HDR_LEN], &partial_hdr((20, 16)));
     }
 
     /// What a peer sends reaches the coalescer after the AEAD, so a friend can still send
@@ -493,17 +533,17 @@ mod tests {
         hostile.push(segs[1][..39].to_vec()); // shorter than two headers
         hostile.push(segs[1][..40].to_vec()); // headers only, no payload
         for (i, m) in hostile.iter().enumerate() {
-            assert!(!Coalescer::default().push(m), "{i} starts a run");
+            assert!(!Coalescer::default().push(m, false), "{i} starts a run");
             let mut c = Coalescer::default();
-            assert!(c.push(&segs[0]));
-            assert!(!c.push(m), "{i} joins a run");
+            assert!(c.push(&segs[0], false));
+            assert!(!c.push(m, false), "{i} joins a run");
             assert_eq!(c.segments(), 1);
         }
         // Any bytes at all: refused or joined, never a panic.
         let mut c = Coalescer::default();
         for len in 0..120usize {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8 | 0x40).collect();
-            let _ = c.push(&junk);
+            let _ = c.push(&junk, false);
         }
     }
 

@@ -2,6 +2,7 @@
 //! datagram buffer, and the per-peer sender task that drains the peer's queue into QUIC
 //! datagrams or records on a tunnel stream. The link is a trait so this is tested without QUIC.
 
+use super::offload;
 use super::pool::PacketBuf;
 use super::qos::{QueueRx, QueueTx};
 use super::stats::PeerCounters;
@@ -180,7 +181,11 @@ impl DatagramPath for DirectPath {
     /// On the fast path when the peer takes it, sealed from the pooled buffer itself; else
     /// the buffer goes to quinn as the datagram (`Bytes` over it, no copy).
     fn send(&self, d: PacketBuf) -> bool {
-        if self.fast.as_ref().is_some_and(|f| f.send(d.data()).is_ok()) {
+        if self
+            .fast
+            .as_ref()
+            .is_some_and(|f| f.send(d.data(), false).is_ok())
+        {
             return true;
         }
         self.conn.send_datagram(bytes::Bytes::from_owner(d)).is_ok()
@@ -284,13 +289,14 @@ pub fn send_now<D: DatagramPath>(
 /// `send_now` for a packet still in its reader's buffer (`buf[..len]`; the trailer is
 /// written at `buf[len]`), on the fast path only. False, with nothing counted, where the
 /// packet must take another way (no fast path, too big, the socket full): the caller then
-/// copies it into a pooled buffer for `send_now` or the queue.
+/// copies it into a pooled buffer for `send_now` or the queue. A `partial` checksum goes
+/// so where the peer takes it, else it is completed here (and `partial` cleared).
 pub fn send_now_from(
     path: &DirectPath,
     counters: &PeerCounters,
-    buf: &mut [u8],
-    len: usize,
+    (buf, len): (&mut [u8], usize),
     dir: GatewayDir,
+    partial: &mut bool,
 ) -> bool {
     let Some(tx) = &path.fast else { return false };
     if tx.max_size().is_none_or(|m| len >= m) {
@@ -300,7 +306,11 @@ pub fn send_now_from(
         return false;
     };
     *trailer = tunnel::dir_byte(dir);
-    if tx.send(&buf[..=len]).is_err() {
+    if *partial && !tx.takes_partial() {
+        offload::complete_checksum(&mut buf[..len]);
+        *partial = false;
+    }
+    if tx.send(&buf[..=len], *partial).is_err() {
         return false;
     }
     counters.add(|s| {
@@ -315,12 +325,14 @@ pub fn send_now_from(
 /// (checked by the caller), on its fast path: sealed into runs and sent from the reading
 /// thread, one GSO send per run, so bulk needs no task of the runtime. Takes the packets
 /// sent from the front of `segs`; the rest (the socket was full, or a packet does not fit
-/// a datagram) are left for the queue, in order.
+/// a datagram) are left for the queue, in order. `partial`: their checksums are partial
+/// (the caller checked [`takes_partial`]).
 pub fn send_many_now(
     path: &DirectPath,
     counters: &PeerCounters,
     segs: &mut Vec<PacketBuf>,
     dir: GatewayDir,
+    partial: bool,
 ) {
     let Some(tx) = &path.fast else { return };
     let Some(max) = tx.max_size() else { return };
@@ -335,7 +347,10 @@ pub fn send_many_now(
         }
         fit += 1;
     }
-    let sent = tx.send_many(segs[..fit].iter().map(PacketBuf::data_with_trailer));
+    let sent = tx.send_many(
+        segs[..fit].iter().map(PacketBuf::data_with_trailer),
+        partial,
+    );
     if sent == 0 {
         return;
     }
@@ -345,6 +360,11 @@ pub fn send_many_now(
         s.tx_bytes += bytes as u64;
         s.tx_datagrams += sent as u64;
     });
+}
+
+/// Whether the peer on `path` takes packets with partial checksums (on its fast path).
+pub fn takes_partial(path: &DirectPath) -> bool {
+    path.fast.as_ref().is_some_and(|tx| tx.takes_partial())
 }
 
 /// Queues packets; returns how many found the queue full (bounded: they are dropped).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 mod burst;
 mod fast_packets;
+mod partial;
 mod sparse;
 
 const T: Duration = Duration::from_secs(10);
@@ -319,7 +320,7 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
     let mut reader = a.dp.reader();
     let (sent, _, _) = a.host.fast_counters();
     let mut segs: Vec<PacketBuf> = (0..10).map(|i| segment(i, 900)).collect();
-    a.dp.route_segments(&mut reader, &mut segs);
+    a.dp.route_segments(&mut reader, &mut segs, false);
     assert!(segs.is_empty());
     assert!(queue(&a, &b).is_none(), "no queue, no sender task");
     assert_eq!(a.host.fast_counters().0 - sent, 10);
@@ -327,7 +328,7 @@ async fn a_super_packets_segments_go_from_the_reader_and_what_does_not_fit_queue
     let mut segs: Vec<PacketBuf> = (10..14).map(|i| segment(i, 900)).collect();
     segs.push(segment(14, 2000));
     segs.push(segment(15, 900));
-    a.dp.route_segments(&mut reader, &mut segs);
+    a.dp.route_segments(&mut reader, &mut segs, false);
     assert!(queue(&a, &b).is_some(), "the rest took the queue");
     let mut got = Vec::new();
     for _ in 0..16 {
@@ -480,6 +481,14 @@ async fn tun_turns(lend: bool) {
     .await;
 }
 
+/// `from`'s fast path to `to` (they are friends, identified both ways).
+fn fast_tx(from: &Node, to: &Node) -> Arc<crate::p2p::fastpath::Tx> {
+    from.host
+        .datagram_path(&to.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
+        .and_then(|p| p.fast)
+        .expect("fast path")
+}
+
 /// Waits (at most `T`) until `done`.
 async fn until(done: impl Fn() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + T;
@@ -509,7 +518,7 @@ async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path(
 
     let held = drain(&a.dp);
     let exhausted = a.dp.pool().exhausted();
-    let needs = a.dp.route_from(&mut reader, &mut roomy, p.len());
+    let needs = a.dp.route_from(&mut reader, &mut roomy, p.len(), false);
     assert!(matches!(needs, Needs::Nothing));
     let got = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(got.len(), p.len());
@@ -525,11 +534,11 @@ async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path(
 
     // No byte behind it for the trailer: it must be copied, and the pool is empty.
     let mut tight = p.clone();
-    a.dp.route_from(&mut reader, &mut tight, p.len());
+    a.dp.route_from(&mut reader, &mut tight, p.len(), false);
     assert_eq!(a.dp.pool().exhausted(), exhausted + 1);
     assert_eq!(counts(&a, &b).0, (1, 1), "sent without a pooled copy");
     drop(held);
-    a.dp.route_from(&mut reader, &mut tight, p.len());
+    a.dp.route_from(&mut reader, &mut tight, p.len(), false);
     timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
     assert_eq!(tight, p, "the reader's buffer was written past the packet");
@@ -538,7 +547,7 @@ async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path(
     let mut buf = stray.clone();
     buf.resize(stray.len() + 64, 0);
     let unroutable = a.dp.stats.global_snapshot().tx_unroutable;
-    a.dp.route_from(&mut reader, &mut buf, stray.len());
+    a.dp.route_from(&mut reader, &mut buf, stray.len(), false);
     assert_eq!(a.dp.stats.global_snapshot().tx_unroutable, unroutable + 1);
     assert!(b.to_tun.try_recv().is_err());
     assert_eq!(counts(&a, &b).0, (2, 2));
@@ -558,10 +567,10 @@ async fn packets_from_the_readers_buffer_to_an_awl_peer_are_copied_for_the_strea
     buf.resize(p.len() + 64, 0);
     let held = drain(&a.dp);
     let exhausted = a.dp.pool().exhausted();
-    a.dp.route_from(&mut reader, &mut buf, p.len());
+    a.dp.route_from(&mut reader, &mut buf, p.len(), false);
     assert_eq!(a.dp.pool().exhausted(), exhausted + 1);
     drop(held);
-    a.dp.route_from(&mut reader, &mut buf, p.len());
+    a.dp.route_from(&mut reader, &mut buf, p.len(), false);
     let got = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(got.len(), p.len());
     assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));

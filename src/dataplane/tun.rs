@@ -148,10 +148,12 @@ pub async fn writer(tun: Arc<Tun>, mut rx: mpsc::Receiver<PacketBuf>) {
 }
 
 /// Writes one packet now, from outside the writer task; WouldBlock if the device is full.
-pub fn write_now(tun: &Tun, pkt: &[u8]) -> io::Result<()> {
+/// `partial`: its checksum is partial, at (`csum_start`, `csum_offset`) — only where the
+/// device has offloads (`Tun::vnet`: the caller's check).
+pub fn write_now(tun: &Tun, pkt: &[u8], partial: Option<(u16, u16)>) -> io::Result<()> {
     let fd = tun.fd();
     if tun.vnet {
-        write_vnet(fd, pkt)
+        write_vnet(fd, pkt, partial)
     } else {
         write_fd(fd, pkt)
     }
@@ -180,7 +182,7 @@ async fn writer_vnet(dev: &Tun, mut rx: mpsc::Receiver<PacketBuf>) {
             }
         }
         for p in batch.drain(..) {
-            written(run.push(dev, p.data()));
+            written(run.push(dev, p.data(), None));
         }
         written(run.flush(dev));
         dev.mark_written();
@@ -198,16 +200,16 @@ pub struct Burst(Mutex<offload::Coalescer>);
 
 impl Burst {
     /// `pkt` joins the run; or the run is written and `pkt` starts the next one, or goes
-    /// alone if it cannot start one.
-    pub fn push(&self, tun: &Tun, pkt: &[u8]) -> io::Result<()> {
+    /// alone if it cannot start one. `partial`: as for [`write_now`].
+    pub fn push(&self, tun: &Tun, pkt: &[u8], partial: Option<(u16, u16)>) -> io::Result<()> {
         let mut run = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if run.push(pkt) {
+        if run.push(pkt, partial.is_some()) {
             return Ok(());
         }
         let written = write_run(tun, &mut run);
-        let pkt_written = match run.push(pkt) {
+        let pkt_written = match run.push(pkt, partial.is_some()) {
             true => Ok(()),
-            false => write_vnet(tun.fd(), pkt).map(|_| ()),
+            false => write_vnet(tun.fd(), pkt, partial).map(|_| ()),
         };
         written.and(pkt_written)
     }
@@ -237,7 +239,9 @@ pub fn written(r: io::Result<()>) -> bool {
     }
 }
 
-/// One packet behind `SINGLE_HDR` (no segmentation), without copying it.
-fn write_vnet(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
-    crate::sys::tun::writev(fd, [&offload::SINGLE_HDR[..], pkt])
+/// One packet behind `SINGLE_HDR`, or the header of a partial checksum (no segmentation),
+/// without copying it.
+fn write_vnet(fd: RawFd, pkt: &[u8], partial: Option<(u16, u16)>) -> io::Result<usize> {
+    let hdr = partial.map_or(offload::SINGLE_HDR, offload::partial_hdr);
+    crate::sys::tun::writev(fd, [&hdr[..], pkt])
 }

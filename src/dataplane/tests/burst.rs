@@ -66,7 +66,7 @@ async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_
     b.dp.tun_sender()
         .try_send(packet(b.dp.pool(), 17, 100))
         .expect("queued");
-    a.dp.route_segments(&mut reader, &mut burst(0));
+    a.dp.route_segments(&mut reader, &mut burst(0), false);
     until(
         || counts(&a, &b).1 .0 == u64::from(N),
         "the burst did not arrive",
@@ -88,7 +88,7 @@ async fn a_burst_is_joined_and_written_by_the_thread_that_opened_it_behind_what_
     // 2. Nothing waits: the burst's segments are joined and written to the device by b's
     //    fast packets' thread, in fewer writes than segments, every byte there; the queue
     //    gets none.
-    a.dp.route_segments(&mut reader, &mut burst(N));
+    a.dp.route_segments(&mut reader, &mut burst(N), false);
     let payload = u64::from(N) * LEN as u64;
     until(
         || device_rx("awlburst0").0 - bytes0 >= payload,

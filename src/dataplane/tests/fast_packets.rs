@@ -39,11 +39,7 @@ async fn fast_packets_use_aes_only_where_both_ends_take_it() {
     let mut d = node(true).await;
     assert!(!c.host.protocols().iter().any(|p| p == AES_PROTOCOL));
     befriend(&d, &c).await;
-    let to_c = d
-        .host
-        .datagram_path(&c.host.peer_id(), tunnel::DATAGRAM_PROTOCOL)
-        .and_then(|p| p.fast)
-        .expect("fast path");
+    let to_c = fast_tx(&d, &c);
     assert!(!to_c.seals_with_aes(), "c does not list AES");
     let mut c = c;
     exchange(&d, &mut c).await;
@@ -123,7 +119,7 @@ async fn forged_replayed_stale_and_strangers_fast_packets_are_refused() {
         .unwrap();
     cp.fast
         .expect("b lists the fast path to strangers too")
-        .send(&d)
+        .send(&d, false)
         .unwrap();
     let stranger_counted = || b.dp.stats.global_snapshot().rx_unknown_peer_packets > 0;
     until(stranger_counted, "stranger not counted").await;
@@ -150,13 +146,13 @@ async fn a_friends_truncated_packets_are_dropped_not_fatal() {
     path.conn
         .send_datagram(bytes::Bytes::copy_from_slice(&short))
         .unwrap();
-    fast.send(&short).unwrap();
+    fast.send(&short, false).unwrap();
     let dropped = || b.dp.stats.peer_snapshot(&a.host.peer_id()).rx_dropped >= 2;
     until(dropped, "short packets not counted as dropped").await;
     // Both paths still deliver.
     let mut d = build(17, [10, 66, 0, 1], [10, 66, 0, 2], &[0u8; 100]);
     d.push(0);
-    fast.send(&d).unwrap();
+    fast.send(&d, false).unwrap();
     path.conn.send_datagram(bytes::Bytes::from(d)).unwrap();
     for _ in 0..2 {
         let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();

@@ -106,7 +106,7 @@ async fn the_answer_to_a_lone_packet_for_the_node_is_read_before_the_thread_wait
     let mut buf = ping.clone();
     buf.resize(ping.len() + 256, 0);
     let mut reader = b.dp.reader();
-    b.dp.route_from(&mut reader, &mut buf, ping.len());
+    b.dp.route_from(&mut reader, &mut buf, ping.len(), false);
     let readable = || crate::sys::wait::readable_now(dev.fd());
     until(readable, "the echo reply was not queued on a's device").await;
     assert!(job.has_work(), "the thread was not told of the answer");
@@ -130,7 +130,7 @@ async fn the_answer_to_a_lone_packet_for_the_node_is_read_before_the_thread_wait
     icmp[2..4].copy_from_slice(&sum.to_be_bytes());
     let pong = build(1, OWN.octets(), [10, 66, 0, 3], &icmp);
     buf[..pong.len()].copy_from_slice(&pong);
-    b.dp.route_from(&mut reader, &mut buf, pong.len());
+    b.dp.route_from(&mut reader, &mut buf, pong.len(), false);
     until(
         || super::burst::device_rx("awlanswer0").1 > before,
         "the echo reply was not written",
@@ -146,7 +146,7 @@ async fn the_answer_to_a_lone_packet_for_the_node_is_read_before_the_thread_wait
             .expect("a pooled buffer")
     };
     let mut run = vec![udp(1), udp(2)];
-    b.dp.route_segments(&mut reader, &mut run);
+    b.dp.route_segments(&mut reader, &mut run, false);
     for n in [1u8, 2] {
         let p = timeout(T, a.to_tun.recv()).await.expect("queued").unwrap();
         assert!(p.data().ends_with(&[n; 20]), "packet {n}");

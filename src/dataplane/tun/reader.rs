@@ -340,7 +340,7 @@ impl Reading {
         // once (with the pool empty, the device is still drained).
         let n = crate::sys::tun::read(self.tun.fd(), &mut self.big)?;
         self.single = true;
-        Ok(self.dp.route_from(&mut self.snap, &mut self.big, n))
+        Ok(self.dp.route_from(&mut self.snap, &mut self.big, n, false))
     }
 
     /// With offloads: one read may be a TCP super-packet, cut here into MTU-sized segments.
@@ -354,14 +354,12 @@ impl Reading {
         };
         match hdr.gso {
             Gso::None => {
-                // Routed from where it was read: a copy only if it is not sent at once.
+                // Routed from where it was read: a copy only if it is not sent at once. A
+                // partial checksum is completed only where it cannot go partial.
                 self.single = true;
                 let len = pkt.len();
                 let pkt = &mut self.big[offload::HDR_LEN..];
-                if hdr.needs_csum {
-                    offload::complete_checksum(&mut pkt[..len]);
-                }
-                Ok(dp.route_from(&mut self.snap, pkt, len))
+                Ok(dp.route_from(&mut self.snap, pkt, len, hdr.needs_csum))
             }
             Gso::TcpV4 { mss } => {
                 let Ok(segs) = offload::TcpSegments::new(pkt, mss) else {
@@ -373,7 +371,7 @@ impl Reading {
                     let Some(mut buf) = dp.pool().get() else {
                         break;
                     };
-                    match segs.write(i, buf.space()) {
+                    match segs.write(i, buf.space(), true) {
                         Some(len) => {
                             buf.set_len(len);
                             self.segments.push(buf);
@@ -384,7 +382,7 @@ impl Reading {
                         }
                     }
                 }
-                Ok(dp.route_segments(&mut self.snap, &mut self.segments))
+                Ok(dp.route_segments(&mut self.snap, &mut self.segments, true))
             }
         }
     }

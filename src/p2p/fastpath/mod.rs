@@ -29,11 +29,13 @@ pub mod aes;
 mod keys;
 mod run;
 mod socket;
+mod tx;
+pub use tx::Tx;
+use tx::TxState;
 pub mod wire;
 
 pub use keys::{derive, Derived};
 pub use run::Run;
-use socket::Direct;
 pub use socket::{Connect, DirectPath, SendSocket};
 
 use crate::p2p::identity::PeerId;
@@ -55,8 +57,14 @@ pub enum Datagrams<'a> {
     Batch(&'a mut Vec<bytes::Bytes>),
     /// One opened fast packet, borrowed from the socket's receive buffer: the sink may
     /// rewrite it in place and write it out without a copy or an allocation. `alone`: the
-    /// read brought no other packet (a ping's, not a burst's, which the TUN writer joins).
-    One { pkt: &'a mut [u8], alone: bool },
+    /// read brought no other fast packet (a ping's, not a burst's, which the TUN writer
+    /// joins). `partial`: its TCP/UDP checksum is the sender kernel's partial one
+    /// ([`wire::PARTIAL`]), for the receiver's kernel to complete.
+    One {
+        pkt: &'a mut [u8],
+        alone: bool,
+        partial: bool,
+    },
 }
 /// Makes a connection's [`DatagramSink`].
 pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
@@ -65,6 +73,10 @@ pub type DatagramHandler = Arc<dyn Fn(&PeerId) -> DatagramSink + Send + Sync>;
 pub const PROTOCOL: &str = "/awl-rs/fastpath/1.0.0";
 /// Listed in identify beside [`PROTOCOL`] by nodes that take AES-128-GCM fast packets.
 pub const AES_PROTOCOL: &str = "/awl-rs/fastpath/aes-128-gcm/1.0.0";
+/// Listed beside [`PROTOCOL`] by nodes that take fast packets whose TCP/UDP checksum is
+/// partial ([`wire::PARTIAL`]): the sender skips summing what its kernel left partial, and
+/// the receiver's kernel completes it only where the packet leaves the node (or its NIC).
+pub const PARTIAL_PROTOCOL: &str = "/awl-rs/fastpath/partial-checksum/1.0.0";
 /// Sessions sharing one receiver index (a 32-bit value from the exporter: a second one is
 /// chance, one in four billion); opened by trial. Beyond this a connection has no fast path.
 const PER_INDEX: usize = 4;
@@ -87,6 +99,7 @@ pub struct Counters {
 #[derive(Default)]
 pub struct Table {
     aes: AesOn,
+    partial: PartialOn,
     /// Receiving halves sorted by receiver index (a binary search per packet; no hash map
     /// instantiated for this one table: bytes on a router's flash).
     rx: Mutex<Vec<(u32, Arc<Rx>)>>,
@@ -107,9 +120,25 @@ struct AesOn(AtomicBool);
 
 impl Default for AesOn {
     fn default() -> Self {
-        let off = || std::env::var_os("AWL_FASTPATH_AES").is_some_and(|v| v == "0");
-        AesOn(AtomicBool::new(aes::in_hardware() && !off()))
+        AesOn(AtomicBool::new(
+            aes::in_hardware() && !off("AWL_FASTPATH_AES"),
+        ))
     }
+}
+
+/// Whether this node lists [`PARTIAL_PROTOCOL`]: unless `AWL_FASTPATH_PARTIAL=0`
+/// (benchmarks compare both on one build with it).
+struct PartialOn(AtomicBool);
+
+impl Default for PartialOn {
+    fn default() -> Self {
+        PartialOn(AtomicBool::new(!off("AWL_FASTPATH_PARTIAL")))
+    }
+}
+
+/// The environment variable `name` is "0".
+fn off(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "0")
 }
 
 impl std::fmt::Debug for Table {
@@ -143,46 +172,6 @@ struct RxState {
     aes: Option<aes::RxKeys>,
 }
 
-/// The sending half: seals payloads for the peer's receiver index.
-pub struct Tx {
-    conn: quinn::Connection,
-    socket: Arc<dyn SendSocket>,
-    key: Key,
-    index: u32,
-    state: Mutex<TxState>,
-    table: Arc<Table>,
-    count: Arc<Count>,
-    /// The peer listed [`AES_PROTOCOL`] (set by [`Tx::peer_takes_aes`]).
-    peer_aes: AtomicBool,
-}
-
-struct TxState {
-    /// The next counter (64 bits: it is the nonce and must never wrap).
-    next: u64,
-    /// Where packets sent without waiting (`send`, `send_many`) are sealed.
-    single: Run,
-    /// The connection's path as quinn last said, re-read every `PATH_REFRESH` packets.
-    path: Option<PathInfo>,
-    /// Where this node seals with AES (used once the peer takes it).
-    aes: Option<aes::TxKeys>,
-    /// The socket connected to the peer, for the path's address it was opened for.
-    direct: Option<Direct>,
-}
-
-/// What a send needs from the QUIC connection. Each of quinn's getters locks the
-/// connection's state and reads a line of it that is cold at a ping's pace (five per packet
-/// in all), so they are read together and kept for a few packets.
-struct PathInfo {
-    remote: SocketAddr,
-    local_ip: Option<IpAddr>,
-    max_size: Option<usize>,
-}
-
-/// Packets sent on a cached path before quinn is asked again: after a migration or a
-/// change of the path MTU at most this many go the old way (a fast packet to an old address
-/// is lost, as a datagram would be in flight).
-const PATH_REFRESH: u64 = 16;
-
 /// A connection's installed session; removes its receiving half when dropped.
 pub struct Session {
     pub tx: Arc<Tx>,
@@ -211,6 +200,18 @@ impl Table {
     /// [`AES_PROTOCOL`]).
     pub fn takes_aes(&self) -> bool {
         self.aes.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether this node takes fast packets with partial checksums (lists
+    /// [`PARTIAL_PROTOCOL`]).
+    pub fn takes_partial(&self) -> bool {
+        self.partial.0.load(Ordering::Relaxed)
+    }
+
+    /// Stops listing [`PARTIAL_PROTOCOL`] (or lists it again): an older node, in tests.
+    #[cfg(test)]
+    pub fn set_partial(&self, on: bool) {
+        self.partial.0.store(on, Ordering::Relaxed);
     }
 
     /// Turns AES off (or back on, where the hardware has it) for sessions installed from
@@ -296,6 +297,7 @@ impl Table {
             table: self.clone(),
             count,
             peer_aes: AtomicBool::new(false),
+            peer_partial: AtomicBool::new(false),
         });
         Some(Session {
             tx,
@@ -318,6 +320,7 @@ impl Table {
             index,
             counter,
             aes,
+            partial,
         }) = wire::header(pkt)
         else {
             return false;
@@ -359,6 +362,7 @@ impl Table {
                 sink(Datagrams::One {
                     pkt: payload,
                     alone,
+                    partial,
                 });
             }
             return true;
@@ -383,200 +387,4 @@ impl Table {
 fn same_index(sorted: &[(u32, Arc<Rx>)], index: u32) -> &[(u32, Arc<Rx>)] {
     let n = sorted.iter().take_while(|(i, _)| *i == index).count();
     &sorted[..n]
-}
-
-impl Tx {
-    /// Seals `payload` and sends it to the connection's current remote address, without
-    /// waiting: an error if the socket refused it (full) or the counter ran out. Whether the
-    /// connection is still open is the caller's check (the data plane makes it per packet
-    /// for both paths); a packet sealed after the close is refused by the peer, whose
-    /// session ended with it.
-    pub fn send(&self, payload: &[u8]) -> io::Result<()> {
-        // A run of one; refused (the socket buffer full), it is dropped, as a datagram would be.
-        match self.send_many(std::iter::once(payload)) {
-            1 => Ok(()),
-            _ => Err(io::Error::other("fast packet not sent")),
-        }
-    }
-
-    /// Seals and sends `payloads` in runs (one GSO send each) without waiting; how many
-    /// went out, from the first. It stops at the first send the socket refuses (full): that
-    /// run's packets and the rest did not go, for the caller to queue.
-    pub fn send_many<'a>(&self, payloads: impl Iterator<Item = &'a [u8]>) -> usize {
-        let mut st = lock(&self.state);
-        let st = &mut *st;
-        let mut run = std::mem::take(&mut st.single);
-        let mut sent = 0;
-        let mut failed = false;
-        for p in payloads {
-            if !run.takes(p.len()) {
-                let n = run.count;
-                if self.send_locked(st, &mut run).is_err() {
-                    failed = true;
-                    break;
-                }
-                sent += n;
-            }
-            if self.seal_locked(st, &mut run, p).is_err() {
-                failed = true;
-                break;
-            }
-        }
-        if !failed {
-            let n = run.count;
-            if self.send_locked(st, &mut run).is_ok() {
-                sent += n;
-            }
-        }
-        run.clear();
-        st.single = run;
-        sent
-    }
-
-    /// Seals `payload` into `run` (the caller checked [`Run::takes`]).
-    pub fn seal_into(&self, run: &mut Run, payload: &[u8]) -> io::Result<()> {
-        self.seal_locked(&mut lock(&self.state), run, payload)
-    }
-
-    fn seal_locked(&self, st: &mut TxState, run: &mut Run, payload: &[u8]) -> io::Result<()> {
-        let counter = st.next;
-        if counter >= wire::COUNTER_LIMIT {
-            return Err(io::Error::other("fast path counter exhausted"));
-        }
-        let key = match st.aes.as_mut() {
-            Some(k) if self.peer_aes.load(Ordering::Relaxed) => k
-                .key(counter)
-                .ok_or_else(|| io::Error::other("no AES key"))?,
-            _ => &self.key,
-        };
-        st.next += 1;
-        if !wire::seal_append(key, self.index, counter, payload, &mut run.buf) {
-            return Err(io::Error::other("seal failed"));
-        }
-        if run.count == 0 {
-            run.segment = payload.len() + wire::OVERHEAD;
-            run.max = self.socket.max_segments().clamp(1, 64);
-        }
-        run.count += 1;
-        Ok(())
-    }
-
-    /// Sends a run in one send (GSO), without waiting, and empties it. `WouldBlock` (the
-    /// socket buffer is full) keeps the run to send again after [`Tx::writable`]; any other
-    /// error drops it.
-    pub fn send_run(&self, run: &mut Run) -> io::Result<()> {
-        self.send_locked(&mut lock(&self.state), run)
-    }
-
-    fn send_locked(&self, st: &mut TxState, run: &mut Run) -> io::Result<()> {
-        if run.count == 0 {
-            return Ok(());
-        }
-        // quinn is asked again as often as for single packets: when a counter in the run
-        // is a multiple of PATH_REFRESH.
-        let start = st.next.saturating_sub(run.count as u64);
-        let refresh = start.div_ceil(PATH_REFRESH) * PATH_REFRESH < st.next;
-        let (p, socket) = self.route(st, refresh);
-        let sent = socket.unwrap_or(&self.socket).try_send(&Transmit {
-            destination: p.remote,
-            ecn: None,
-            contents: &run.buf,
-            segment_size: (run.count > 1).then_some(run.segment),
-            src_ip: p.local_ip,
-        });
-        if let Err(e) = sent {
-            // The path may have changed under us (an address gone): ask quinn next time.
-            st.path = None;
-            if e.kind() != io::ErrorKind::WouldBlock {
-                run.clear();
-            }
-            return Err(e);
-        }
-        self.table
-            .counters
-            .sent
-            .fetch_add(run.count, Ordering::Relaxed);
-        self.count.sent.fetch_add(run.count, Ordering::Relaxed);
-        run.clear();
-        Ok(())
-    }
-
-    /// Opens the socket connected to the peer for the path as quinn has it now, as the
-    /// first send would otherwise do (`Direct::for_path`: once per path, refused at the cap).
-    pub fn open_direct(&self) {
-        self.route(&mut lock(&self.state), true);
-    }
-
-    /// The path as quinn last said, and the socket connected to its remote address.
-    fn route<'s>(
-        &self,
-        st: &'s mut TxState,
-        refresh: bool,
-    ) -> (&'s PathInfo, Option<&'s Arc<dyn SendSocket>>) {
-        let p = self.path(&mut st.path, refresh);
-        let connect = self.table.connect.get();
-        (
-            p,
-            Direct::for_path(&mut st.direct, connect, p.remote, p.local_ip),
-        )
-    }
-
-    /// Whether the peer takes AES-128-GCM (it lists [`AES_PROTOCOL`]); used only where this
-    /// node has it too. Told once per batch of the peer's queue: written only when it
-    /// changes, so the line the sealing thread reads stays shared rather than bouncing.
-    pub fn peer_takes_aes(&self, takes: bool) {
-        if self.peer_aes.load(Ordering::Relaxed) != takes {
-            self.peer_aes.store(takes, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether packets are sealed with AES-128-GCM now (tests).
-    #[cfg(test)]
-    pub fn seals_with_aes(&self) -> bool {
-        self.peer_aes.load(Ordering::Relaxed) && lock(&self.state).aes.is_some()
-    }
-
-    /// Whether a socket connected to the peer is open (tests).
-    #[cfg(test)]
-    pub fn has_direct(&self) -> bool {
-        lock(&self.state)
-            .direct
-            .as_ref()
-            .is_some_and(|d| d.socket.is_some())
-    }
-
-    /// Sets the next packet's counter (tests: across an AES epoch).
-    #[cfg(test)]
-    pub fn set_next_counter(&self, next: u64) {
-        lock(&self.state).next = next;
-    }
-
-    /// Resolves when the socket has room again after a send found it full.
-    pub async fn writable(&self) -> io::Result<()> {
-        let direct = lock(&self.state)
-            .direct
-            .as_ref()
-            .and_then(|d| d.socket.clone());
-        direct
-            .unwrap_or_else(|| self.socket.clone())
-            .writable()
-            .await
-    }
-
-    /// The largest payload: what a QUIC datagram on the same path may carry (its overhead
-    /// is at least ours), as of the last packets.
-    pub fn max_size(&self) -> Option<usize> {
-        self.path(&mut lock(&self.state).path, false).max_size
-    }
-
-    fn path<'a>(&self, cached: &'a mut Option<PathInfo>, refresh: bool) -> &'a PathInfo {
-        if refresh {
-            *cached = None;
-        }
-        cached.get_or_insert_with(|| PathInfo {
-            remote: self.conn.remote_address(),
-            local_ip: self.conn.local_ip(),
-            max_size: self.conn.max_datagram_size(),
-        })
-    }
 }

@@ -13,6 +13,8 @@
 //! ChaCha20-Poly1305 ([`MARKER`]: any node, no key-usage limit, and on routers without AES
 //! instructions the faster one), or AES-128-GCM ([`MARKER_AES`]: between two nodes with AES
 //! in hardware, where it costs a third as much; keys per epoch of packets, `super::aes`).
+//! Its [`PARTIAL`] bit says the payload's TCP/UDP checksum was left for the receiver's
+//! kernel to complete (sent only to nodes that list `super::PARTIAL_PROTOCOL`).
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, CHACHA20_POLY1305};
 
@@ -27,8 +29,12 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// A sender stops at this counter (a connection would have to carry 2^60 packets).
 pub const COUNTER_LIMIT: u64 = 1 << 60;
 
-/// The bits of the first byte that make a fast packet (the low one is the cipher's).
-pub const MARKER_MASK: u8 = !1;
+/// Set in the first byte: the payload's TCP/UDP checksum is partial, as the sender's kernel
+/// left it (CHECKSUM_PARTIAL); the receiver writes it to its TUN for its kernel to complete
+/// or skip. Authenticated with the rest of the header.
+pub const PARTIAL: u8 = 0x04;
+/// The bits of the first byte that make a fast packet (the cipher's and [`PARTIAL`] aside).
+pub const MARKER_MASK: u8 = !(1 | PARTIAL);
 
 /// Whether a datagram's first byte is a fast packet's (either cipher).
 pub fn is_fast(first: u8) -> bool {
@@ -70,14 +76,37 @@ fn nonce(counter: u64) -> Nonce {
 /// Writes one sealed packet of `payload` into `out` (cleared first).
 pub fn seal(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    seal_append(key, index, counter, payload, out)
+    seal_append(
+        key,
+        Sealed {
+            index,
+            counter,
+            partial: false,
+        },
+        payload,
+        out,
+    )
+}
+
+/// What a packet's header says besides its cipher.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed {
+    pub index: u32,
+    pub counter: u64,
+    /// The payload's checksum is partial ([`PARTIAL`]).
+    pub partial: bool,
 }
 
 /// Appends one sealed packet of `payload` to `out` (several make one GSO send); on failure
 /// `out` is as it was.
-pub fn seal_append(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mut Vec<u8>) -> bool {
+pub fn seal_append(key: &Key, h: Sealed, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    let Sealed {
+        index,
+        counter,
+        partial,
+    } = h;
     let start = out.len();
-    out.push(key.marker);
+    out.push(key.marker | if partial { PARTIAL } else { 0 });
     out.extend_from_slice(&index.to_be_bytes());
     out.extend_from_slice(&counter.to_be_bytes());
     out.extend_from_slice(payload);
@@ -98,13 +127,14 @@ pub fn seal_append(key: &Key, index: u32, counter: u64, payload: &[u8], out: &mu
     }
 }
 
-/// A packet's header: the receiver index, the counter, and whether it is sealed with
-/// AES-128-GCM (else ChaCha20-Poly1305).
+/// A packet's header: the receiver index, the counter, whether it is sealed with
+/// AES-128-GCM (else ChaCha20-Poly1305), and whether its payload's checksum is partial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub index: u32,
     pub counter: u64,
     pub aes: bool,
+    pub partial: bool,
 }
 
 /// The header of a packet that is long enough to be one.
@@ -115,7 +145,8 @@ pub fn header(pkt: &[u8]) -> Option<Header> {
     Some(Header {
         index: u32::from_be_bytes(pkt[1..5].try_into().ok()?),
         counter: u64::from_be_bytes(pkt[5..13].try_into().ok()?),
-        aes: pkt[0] == MARKER_AES,
+        aes: pkt[0] & !PARTIAL == MARKER_AES,
+        partial: pkt[0] & PARTIAL != 0,
     })
 }
 
@@ -123,7 +154,7 @@ pub fn header(pkt: &[u8]) -> Option<Header> {
 /// other cipher's marker is refused unread. On failure the buffer's contents are
 /// unspecified.
 pub fn open<'a>(key: &Key, counter: u64, pkt: &'a mut [u8]) -> Option<&'a mut [u8]> {
-    if pkt.len() < OVERHEAD || pkt[0] != key.marker {
+    if pkt.len() < OVERHEAD || pkt[0] & !PARTIAL != key.marker {
         return None;
     }
     let (header, body) = pkt.split_at_mut(HEADER_LEN);
@@ -209,6 +240,7 @@ mod tests {
             index: 7,
             counter: 42,
             aes: false,
+            partial: false,
         };
         assert_eq!(header(&p), Some(h));
         assert_eq!(
@@ -238,9 +270,35 @@ mod tests {
             let quic = vec![first; 60];
             assert_eq!(header(&quic), None, "{first:#x}");
         }
-        // Exactly the two markers are fast packets.
+        // Exactly the two markers are fast packets, each with or without the partial bit.
         let fast: Vec<u8> = (0..=255u8).filter(|b| is_fast(*b)).collect();
-        assert_eq!(fast, [MARKER, MARKER_AES]);
+        assert_eq!(
+            fast,
+            [MARKER, MARKER_AES, MARKER | PARTIAL, MARKER_AES | PARTIAL]
+        );
+    }
+
+    /// The partial bit is read from the header and authenticated: flipped either way, the
+    /// packet does not open (a forwarder cannot make a receiver skip or redo a checksum).
+    #[test]
+    fn the_partial_bit_is_told_and_authenticated() {
+        for k in [key(1), Key::aes(&[1; 16]).expect("key")] {
+            for partial in [false, true] {
+                let mut p = Vec::new();
+                let h = Sealed {
+                    index: 7,
+                    counter: 42,
+                    partial,
+                };
+                assert!(seal_append(&k, h, b"an ip packet", &mut p));
+                assert_eq!(header(&p).map(|h| h.partial), Some(partial));
+                assert_eq!(p[0] & PARTIAL != 0, partial);
+                assert!(open(&k, 42, &mut p.clone()).is_some());
+                p[0] ^= PARTIAL;
+                assert_eq!(header(&p).map(|h| h.partial), Some(!partial));
+                assert_eq!(open(&k, 42, &mut p), None, "relabelled partial={partial}");
+            }
+        }
     }
 
     #[test]

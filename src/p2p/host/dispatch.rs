@@ -32,6 +32,9 @@ impl Host {
             if self.0.fast.takes_aes() {
                 p.push(fastpath::AES_PROTOCOL.to_string());
             }
+            if self.0.fast.takes_partial() {
+                p.push(fastpath::PARTIAL_PROTOCOL.to_string());
+            }
         }
         p
     }
@@ -75,7 +78,10 @@ impl Host {
                     .fast
                     .clone()
                     .filter(|_| info.lists(fastpath::PROTOCOL))
-                    .inspect(|tx| tx.peer_takes_aes(info.lists(fastpath::AES_PROTOCOL))),
+                    .inspect(|tx| {
+                        tx.peer_takes_aes(info.lists(fastpath::AES_PROTOCOL));
+                        tx.peer_takes_partial(info.lists(fastpath::PARTIAL_PROTOCOL));
+                    }),
                 closed: conn.closed.clone(),
             }),
             _ => None,

@@ -257,34 +257,43 @@ mod tests {
         // The IPv6 wildcard, as the node listens, reached over IPv4.
         let to = SocketAddr::from(([127, 0, 0, 1], main.local_addr().expect("addr").port()));
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        // Both ciphers' markers go to the fast socket; a first byte one bit off either
-        // (0x28, 0x2e) and QUIC's go to quinn's.
-        for marker in [wire::MARKER, wire::MARKER_AES, wire::MARKER] {
+        // Both ciphers' markers, with and without the partial bit, go to the fast socket; a
+        // first byte one other bit off (0x28, 0x3a) and QUIC's go to quinn's.
+        let partial = |m: u8| m | wire::PARTIAL;
+        let markers = [wire::MARKER, wire::MARKER_AES, partial(wire::MARKER)];
+        for marker in markers.into_iter().chain([partial(wire::MARKER_AES)]) {
             let mut fast_packet = [0u8; 60];
             fast_packet[0] = marker;
             tx.send_to(&fast_packet, to).expect("send");
             tx.send_to(&[0x40; 30], to).expect("send");
         }
         tx.send_to(&[0x28; 31], to).expect("send");
-        tx.send_to(&[0x2e; 32], to).expect("send");
+        tx.send_to(&[0x3a; 32], to).expect("send");
         main.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut buf = [0u8; 100];
         let mut got = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             let (n, _) = main.recv_from(&mut buf).expect("the QUIC packets");
             got.push((n, buf[0]));
         }
         assert_eq!(
             got,
-            [(30, 0x40), (30, 0x40), (30, 0x40), (31, 0x28), (32, 0x2e)],
+            [
+                (30, 0x40),
+                (30, 0x40),
+                (30, 0x40),
+                (30, 0x40),
+                (31, 0x28),
+                (32, 0x3a)
+            ],
             "a fast packet reached quinn's socket"
         );
         let deadline = Instant::now() + Duration::from_secs(5);
-        while fast.counters.refused.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
+        while fast.counters.refused.load(Ordering::Relaxed) < 4 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 3);
+        assert_eq!(fast.counters.refused.load(Ordering::Relaxed), 4);
 
         let control = reader.control_for_test();
         drop(reader);
