@@ -40,9 +40,10 @@ BUDGET_PACKAGE=800000
 # trip, over both daemons (issue 22: 1,984,256 B / 941,939 B; CI built 942,157 B of it);
 # raised by 1.9 kB / 1 kB for checksums the kernel left partial going unsummed between awl
 # nodes (issue 22: 1,986,160 B / 943,142 B; the sender of a 1,400 B packet -17.7 %
-# instructions on x86_64, -3.9 % on mipsel).
-CEILING_BINARY=1986200
-CEILING_PACKAGE=943400
+# instructions on x86_64, -3.9 % on mipsel); lowered to 1,986,100 / 943,100 when the review
+# made the coalescer's partial checksum the same code (1,986,064 B / 942,862 B).
+CEILING_BINARY=1986100
+CEILING_PACKAGE=943100
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

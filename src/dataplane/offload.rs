@@ -4,7 +4,7 @@
 //! them into MSS-sized segments here (what the peer's TUN expects) and complete the checksums
 //! the kernel left partial. Pure functions; `tun.rs` does the I/O.
 
-use crate::dataplane::packet::{fold, sum16, Ipv4};
+use crate::dataplane::packet::Ipv4;
 
 /// The legacy virtio-net header: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
 pub const HDR_LEN: usize = 10;
@@ -271,22 +271,16 @@ impl Coalescer {
         } else {
             let ip = &mut self.buf[HDR_LEN..];
             ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            ip[10] = 0;
-            ip[11] = 0;
-            let c = fold(sum16(&ip[..20], 0));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            // CHECKSUM_PARTIAL: the TCP checksum field holds the pseudo-header sum, not
-            // inverted; the kernel (or the NIC it forwards to) completes it.
-            let pseudo = sum16(&ip[12..20], 6 + (total - 20) as u32);
-            let partial = !fold(pseudo);
-            ip[36..38].copy_from_slice(&partial.to_be_bytes());
-            let mut h = [0u8; HDR_LEN];
-            h[0] = F_NEEDS_CSUM;
+            // CHECKSUM_PARTIAL, as a fast packet's: the kernel (or the NIC it forwards to)
+            // completes it. The run's first segment parsed, so the view does.
+            if let Ok(mut v) = Ipv4::new_checked(ip) {
+                v.fill_header_checksum();
+                v.make_l4_partial();
+            }
+            let mut h = partial_hdr((20, 16));
             h[1] = GSO_TCPV4;
             h[2..4].copy_from_slice(&(self.hlen as u16).to_ne_bytes());
             h[4..6].copy_from_slice(&(self.mss as u16).to_ne_bytes());
-            h[6..8].copy_from_slice(&20u16.to_ne_bytes());
-            h[8..10].copy_from_slice(&16u16.to_ne_bytes());
             h
         };
         self.buf[..HDR_LEN].copy_from_slice(&hdr);
@@ -334,6 +328,7 @@ impl Segment {
 mod tests {
     use super::*;
     use crate::dataplane::packet::tests::build;
+    use crate::dataplane::packet::{fold, sum16};
 
     /// A TCP header with sequence number `seq` and `flags`, then `payload`.
     fn tcp(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
