@@ -93,6 +93,28 @@ fn queue(a: &Node, b: &Node) -> Option<QueueTx> {
     q
 }
 
+/// Asserts that a sent to b and b received from a (packets, of them datagrams) `want`. The
+/// receiver counts a batch after handing it to the TUN, on its packet thread: the count may
+/// come a moment after the test saw the packet, so it is waited for (at most `T`).
+async fn settled_counts(a: &Node, b: &Node, want: ((u64, u64), (u64, u64))) {
+    settle(|| counts(a, b) == want).await;
+    assert_eq!(counts(a, b), want);
+}
+
+/// What b received from a (packets, of them datagrams), once it reads `want` or `T` passed.
+async fn settled_rx(a: &Node, b: &Node, want: (u64, u64)) -> (u64, u64) {
+    settle(|| counts(a, b).1 == want).await;
+    counts(a, b).1
+}
+
+/// Waits until `done`, at most `T`; the caller asserts.
+async fn settle(done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + T;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// (packets, of them datagrams) a sent to b, and b received from a.
 fn counts(a: &Node, b: &Node) -> ((u64, u64), (u64, u64)) {
     let sent = a.dp.stats.peer_snapshot(&b.host.peer_id());
@@ -117,7 +139,7 @@ async fn awl_nodes_carry_packets_in_datagrams() {
     }
     assert_eq!(got[0][9], 17);
     assert_eq!(got[1][9], 1);
-    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+    settled_counts(&a, &b, ((2, 2), (2, 2))).await;
     // Nothing was waiting for b: both went straight to quinn, no queue or sender task needed.
     assert!(queue(&a, &b).is_none());
 }
@@ -137,7 +159,7 @@ async fn a_peer_without_datagrams_gets_the_stream_tunnel() {
         .any(|p| p == tunnel::DATAGRAM_PROTOCOL));
     let got = exchange(&a, &mut b).await;
     assert_eq!(got.len(), 2);
-    assert_eq!(counts(&a, &b), ((2, 0), (2, 0)));
+    settled_counts(&a, &b, ((2, 0), (2, 0))).await;
 }
 
 #[tokio::test]
@@ -148,7 +170,7 @@ async fn packets_too_big_for_a_datagram_take_the_stream() {
     a.dp.route_outbound(packet(a.dp.pool(), 17, 3000));
     let p = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(p.len(), 3020);
-    assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));
+    settled_counts(&a, &b, ((1, 0), (1, 0))).await;
     // The stream takes the queue and the sender task.
     assert!(queue(&a, &b).is_some());
 }
@@ -247,7 +269,7 @@ async fn between_awl_nodes_single_packets_take_the_fast_path() {
     assert_eq!(&got[1][12..16], &[10, 66, 0, 3], "rewritten as from a");
     assert_eq!(a.host.fast_counters().0 - sent, 2);
     assert_eq!(b.host.fast_counters(), (0, 2, 0));
-    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+    settled_counts(&a, &b, ((2, 2), (2, 2))).await;
 }
 
 /// A batch from the peer's queue goes as fast packets too, sealed into runs of one size
@@ -530,7 +552,7 @@ async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path(
         "a pooled buffer was asked for"
     );
     assert_eq!(b.host.fast_counters(), (0, 1, 0));
-    assert_eq!(counts(&a, &b), ((1, 1), (1, 1)));
+    settled_counts(&a, &b, ((1, 1), (1, 1))).await;
 
     // No byte behind it for the trailer: it must be copied, and the pool is empty.
     let mut tight = p.clone();
@@ -540,7 +562,7 @@ async fn packets_from_the_readers_buffer_need_no_pooled_buffer_on_the_fast_path(
     drop(held);
     a.dp.route_from(&mut reader, &mut tight, p.len(), false);
     timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
-    assert_eq!(counts(&a, &b), ((2, 2), (2, 2)));
+    settled_counts(&a, &b, ((2, 2), (2, 2))).await;
     assert_eq!(tight, p, "the reader's buffer was written past the packet");
 
     let stray = build(1, OWN.octets(), [10, 66, 0, 9], &[7u8; 56]);
@@ -573,5 +595,5 @@ async fn packets_from_the_readers_buffer_to_an_awl_peer_are_copied_for_the_strea
     a.dp.route_from(&mut reader, &mut buf, p.len(), false);
     let got = timeout(T, b.to_tun.recv()).await.unwrap().unwrap();
     assert_eq!(got.len(), p.len());
-    assert_eq!(counts(&a, &b), ((1, 0), (1, 0)));
+    settled_counts(&a, &b, ((1, 0), (1, 0))).await;
 }

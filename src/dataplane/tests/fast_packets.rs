@@ -31,7 +31,11 @@ async fn fast_packets_use_aes_only_where_both_ends_take_it() {
     assert_eq!(got.len() + more.len(), 4);
     assert_eq!(&more[1][12..16], &[10, 66, 0, 3]);
     assert_eq!(b.host.fast_counters(), (0, 4, 0));
-    assert_eq!(counts(&a, &b).1, (4, 4), "all four came as fast packets");
+    assert_eq!(
+        settled_rx(&a, &b, (4, 4)).await,
+        (4, 4),
+        "all four came as fast packets"
+    );
 
     // c has no AES (as a MIPS router or an older awl): d seals for it with ChaCha.
     let c = node(true).await;
