@@ -41,9 +41,11 @@ BUDGET_PACKAGE=800000
 # raised by 1.9 kB / 1 kB for checksums the kernel left partial going unsummed between awl
 # nodes (issue 22: 1,986,160 B / 943,142 B; the sender of a 1,400 B packet -17.7 %
 # instructions on x86_64, -3.9 % on mipsel); lowered to 1,986,100 / 943,100 when the review
-# made the coalescer's partial checksum the same code (1,986,064 B / 942,862 B).
-CEILING_BINARY=1986100
-CEILING_PACKAGE=943100
+# made the coalescer's partial checksum the same code (1,986,064 B / 942,862 B); raised by 0.6 kB /
+# 1.3 kB for ring at "s" instead of "z" on MIPS (issue 22: 1,986,608 B / 944,050 B; a router's
+# packet -7.6 to -7.9 % instructions, sent or taken, its ping round trip -7.3 %).
+CEILING_BINARY=1986700
+CEILING_PACKAGE=944400
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl
