@@ -513,11 +513,8 @@ fn fast_tx(from: &Node, to: &Node) -> Arc<crate::p2p::fastpath::Tx> {
 
 /// Waits (at most `T`) until `done`.
 async fn until(done: impl Fn() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + T;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settle(&done).await;
+    assert!(done(), "{what}");
 }
 
 /// Every buffer of `dp`'s pool, held so that nothing else can take one.
