@@ -35,23 +35,22 @@ printf '%-34s %12s %12s %8s\n' target stripped gzip-9 seconds | tee -a dist/size
 # Nor the AWL config import (AWL does not run on them; the import runs on any machine).
 OPENWRT_ONLY_FEATURES=(--no-default-features --features=gateway,services,socks5)
 # Cargo.toml builds the packet path's crates for speed ([profile.release.package.*]); on MIPS
-# the flash budget rules, so every crate listed there goes back to the profile's "z", except
-# ring at "s": a router has no AES instructions and seals every fast packet with ring's
-# ChaCha20-Poly1305, whose copies and loops "s" compiles straight for 336 B (-8 % instructions
-# per 1,100 B packet sent; at 2 or 3 it is -24 % for 54-59 kB: docs/BENCHMARKS.md).
+# the flash budget rules: openwrt/awl/cargo-mips.toml sets them back (ring to "s", the others
+# to "z"), the same file the feed's Makefile gives cargo.
 # AWL_MIPS_KEEP=CRATE[:LEVEL] (e.g. ring:2) builds one of them at LEVEL instead (without one,
 # at Cargo.toml's): to measure what it buys, or for a board with flash to spare.
 KEEP=${AWL_MIPS_KEEP:-}
-MIPS_SIZE=()
-for p in $(sed -n 's/^\[profile\.release\.package\.\([A-Za-z0-9_-]*\)\]$/\1/p' Cargo.toml); do
-    o='"z"'
-    [ "$p" = ring ] && o='"s"'
-    if [ "$p" = "${KEEP%%:*}" ]; then
-        [ "$KEEP" = "$p" ] && continue
+MIPS_SIZE=(--config "$PWD/openwrt/awl/cargo-mips.toml")
+if [ -n "$KEEP" ]; then
+    p=${KEEP%%:*}
+    if [ "$KEEP" = "$p" ]; then
+        o=$(sed -n "/^\[profile\.release\.package\.$p\]\$/{n;s/^opt-level = //p}" Cargo.toml)
+    else
         o=${KEEP#*:}; case $o in s | z) o="\"$o\"" ;; esac  # cargo takes 0-3 as numbers
     fi
-    MIPS_SIZE+=(--config "profile.release.package.$p.opt-level=$o")
-done
+    [ -n "$o" ] || { echo "AWL_MIPS_KEEP: $p is not in Cargo.toml's [profile.release.package.*]" >&2; exit 2; }
+    MIPS_SIZE+=(--config "profile.release.package.$p.opt-level=$o")  # the later --config wins
+fi
 
 for t in "${TARGETS[@]}"; do
     t0=$SECONDS
