@@ -3,12 +3,9 @@
 #   bash cross/build.sh [--size-flags] [--no-default-features|--features=…] [TARGET...]
 # Default targets: mipsel, mips (soft-float), armv7, aarch64, x86_64. Output: dist/<target>/awl,
 # and a size table (stripped bytes, gzip -9 bytes) in dist/sizes.txt.
-# --size-flags adds nightly-only size options (-Zlocation-detail=none, optimize_for_size std,
-# panic=immediate-abort, no unwind tables) for release artefacts, and on MIPS (the size
-# budget's targets) -Zfmt-debug=shallow: a derived `{:?}` prints the type or variant name
-# only (e.g. a rustls error's inner reason, a relay status), which pays for the TCP transport
-# and the IPv6 underlay there (~30 kB; see docs/BENCHMARKS.md). Not -Zfmt-debug=none: it
-# empties those names as well.
+# --size-flags adds nightly-only size options for release artefacts: optimize_for_size std and
+# cross/size-flags.sh's rustflags (location details, immediate-abort panics, no unwind tables,
+# and on MIPS shallow derived Debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_FLAGS=0
@@ -67,13 +64,7 @@ for t in "${TARGETS[@]}"; do
     extra=()
     if [ "$SIZE_FLAGS" = 1 ]; then
         args+=(-Zbuild-std-features=optimize_for_size)
-        # Appended to the target's config rustflags (RUSTFLAGS would replace them).
-        key="CARGO_TARGET_$(echo "$t" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
-        base=$(sed -n "/^\[target.$t\]/,/^\[/p" .cargo/config.toml | sed -n 's/^rustflags = \[\(.*\)\]/\1/p' | tr -d '",')
-        # immediate-abort never unwinds, so unwind tables (.eh_frame, ~8% on MIPS) can go too.
-        flags="$base -Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no"
-        if [[ $t == mips* ]]; then flags+=" -Zfmt-debug=shallow"; fi
-        extra=(env "$key=$flags")
+        extra=(env "$(bash cross/size-flags.sh "$t")")
     fi
     if [ -n "$tc" ]; then
         env RUSTC_BOOTSTRAP=1 RUSTUP_TOOLCHAIN="$tc" "${extra[@]}" cargo "${args[@]}" >&2

@@ -43,9 +43,12 @@ BUDGET_PACKAGE=800000
 # instructions on x86_64, -3.9 % on mipsel); lowered to 1,986,100 / 943,100 when the review
 # made the coalescer's partial checksum the same code (1,986,064 B / 942,862 B); raised by 0.6 kB /
 # 1.3 kB for ring at "s" instead of "z" on MIPS (issue 22: 1,986,608 B / 944,050 B; a router's
-# packet -7.6 to -7.9 % instructions, sent or taken, its ping round trip -7.3 %).
-CEILING_BINARY=1986700
-CEILING_PACKAGE=944400
+# packet -7.6 to -7.9 % instructions, sent or taken, its ping round trip -7.3 %); raised by
+# 5.4 kB / 2.8 kB for the fast path's own ChaCha20-Poly1305 on MIPS (issue 22: 1,992,048 B /
+# 946,859 B; a router's packet -24 % instructions sent or taken, its ping round trip -20 %:
+# what ring at 2 gave for 54 kB).
+CEILING_BINARY=1992100
+CEILING_PACKAGE=947200
 
 DIST=${AWL_DIST:-$ROOT/dist}   # the tests point it elsewhere
 [ $# -gt 0 ] || set -- mipsel-unknown-linux-musl

@@ -232,7 +232,7 @@ ceil() { sed -n "s/^CEILING_$1=//p" cross/package/check-size.sh; }
 CB=$(ceil BINARY); CP=$(ceil PACKAGE)
 sizes() { head -c "$1" /dev/zero >"$sz/mipsel-unknown-linux-musl/awl"; head -c "$2" /dev/zero >"$sz/packages/awl_${PKGV}_mipsel_24kc.ipk"; }
 sg() { AWL_DIST=$sz bash cross/package/check-size.sh >"$WORK/sg.out"; }
-check "the ceiling is no higher than 1,986,700 B / 944,400 B (lower it; raised only with the reason in docs/BENCHMARKS.md)" test "$CB" -le 1986700 -a "$CP" -le 944400
+check "the ceiling is no higher than 1,992,100 B / 947,200 B (lower it; raised only with the reason in docs/BENCHMARKS.md)" test "$CB" -le 1992100 -a "$CP" -le 947200
 sizes 1800000 800000
 check "size guard passes at the budget (1,800,000 B binary, 800,000 B ipk)" sg
 sizes "$CB" "$CP"

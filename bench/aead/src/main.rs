@@ -3,12 +3,18 @@
 //! plugin and prints the difference per packet.
 //! - `ring`: ring's ChaCha20-Poly1305, what awl's fast path seals with on a router.
 //! - `rustcrypto`: the `chacha20poly1305` crate.
+//! - `own`: awl's own ChaCha20-Poly1305 for MIPS (src/p2p/fastpath/chacha.rs, compiled in
+//!   here as it is), what the fast path seals with on MIPS since it replaced ring's there.
 //! - `keystream`: ChaCha20 alone (RFC 8439 §2.4), word by word, no MAC: what the cipher half
 //!   could cost at opt-level "z" when written for a 32-bit CPU.
 // Index loops below are deliberate: see `keystream`.
 #![allow(clippy::needless_range_loop)]
 
 use std::hint::black_box;
+
+#[allow(dead_code)]
+#[path = "../../../src/p2p/fastpath/chacha.rs"]
+mod own;
 
 const LEN: usize = 1100;
 const KEY: [u8; 32] = [7; 32];
@@ -110,7 +116,7 @@ fn main() {
         (Some(w), Some(n)) => (w.as_str(), n),
         (Some(w), None) if w == "check" => ("check", 0),
         _ => {
-            eprintln!("usage: aead-bench ring|rustcrypto|keystream N | check");
+            eprintln!("usage: aead-bench ring|rustcrypto|own|keystream N | check");
             std::process::exit(2);
         }
     };
@@ -126,17 +132,24 @@ fn main() {
         "rustcrypto" => (0..n).for_each(|i| {
             black_box(rustcrypto_seal(&ck, nonce(i), &mut buf));
         }),
+        "own" => {
+            let k = own::Key::new(&KEY);
+            (0..n).for_each(|i| {
+                black_box(k.seal(&nonce(i), &AAD, &mut buf));
+            })
+        }
         "keystream" => {
             (0..n).for_each(|i| keystream(black_box(&KEY), &nonce(i), black_box(&mut buf)))
         }
         "check" => {
             let plain: Vec<u8> = (0..LEN).map(|i| i as u8).collect();
-            let (mut a, mut b, mut c) = (plain.clone(), plain.clone(), plain);
+            let (mut a, mut b, mut c, mut d) = (plain.clone(), plain.clone(), plain.clone(), plain);
             let ta = ring_seal(&rk, nonce(3), &mut a);
             let tb = rustcrypto_seal(&ck, nonce(3), &mut b);
             keystream(&KEY, &nonce(3), &mut c);
-            let ok = a == b && ta == tb && a == c;
-            println!("check: ring, rustcrypto and keystream agree: {ok}");
+            let td = own::Key::new(&KEY).seal(&nonce(3), &AAD, &mut d);
+            let ok = a == b && ta == tb && a == c && a == d && ta == td;
+            println!("check: ring, rustcrypto, own and keystream agree: {ok}");
             std::process::exit(if ok { 0 } else { 1 });
         }
         _ => {

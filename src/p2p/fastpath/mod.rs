@@ -26,6 +26,8 @@
 //!   buffer is full.
 
 pub mod aes;
+#[cfg(any(target_arch = "mips", test))]
+mod chacha;
 mod keys;
 mod run;
 mod socket;

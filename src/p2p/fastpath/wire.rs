@@ -16,6 +16,8 @@
 //! Its [`PARTIAL`] bit says the payload's TCP/UDP checksum was left for the receiver's
 //! kernel to complete (sent only to nodes that list `super::PARTIAL_PROTOCOL`).
 
+#[cfg(any(target_arch = "mips", test))]
+use super::chacha;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, CHACHA20_POLY1305};
 
 /// The first byte of a ChaCha20-Poly1305 packet.
@@ -43,34 +45,69 @@ pub fn is_fast(first: u8) -> bool {
 
 /// One direction's key, with the marker its packets carry.
 pub struct Key {
-    key: LessSafeKey,
+    aead: Aead,
     marker: u8,
 }
 
+/// Who seals: ring, or on MIPS (where ring has no assembly) our own ChaCha20-Poly1305
+/// (`super::chacha`); the bytes on the wire are the same. Not boxed: one per direction per
+/// peer, read for every packet.
+#[allow(clippy::large_enum_variant)]
+enum Aead {
+    Ring(LessSafeKey),
+    #[cfg(any(target_arch = "mips", test))]
+    Own(chacha::Key),
+}
+
 impl Key {
-    /// A ChaCha20-Poly1305 key.
+    /// A ChaCha20-Poly1305 key: our own on MIPS.
+    #[cfg(target_arch = "mips")]
     pub fn new(bytes: &[u8; 32]) -> Option<Key> {
+        Some(Key::own(bytes))
+    }
+
+    /// A ChaCha20-Poly1305 key: ring's off MIPS.
+    #[cfg(not(target_arch = "mips"))]
+    pub fn new(bytes: &[u8; 32]) -> Option<Key> {
+        Key::with_ring(bytes)
+    }
+
+    /// A ChaCha20-Poly1305 key sealed by ring on every target (`check_cipher` holds the
+    /// target's own against it).
+    pub fn with_ring(bytes: &[u8; 32]) -> Option<Key> {
         UnboundKey::new(&CHACHA20_POLY1305, bytes)
             .ok()
             .map(|k| Key {
-                key: LessSafeKey::new(k),
+                aead: Aead::Ring(LessSafeKey::new(k)),
                 marker: MARKER,
             })
+    }
+
+    #[cfg(any(target_arch = "mips", test))]
+    fn own(bytes: &[u8; 32]) -> Key {
+        Key {
+            aead: Aead::Own(chacha::Key::new(bytes)),
+            marker: MARKER,
+        }
     }
 
     /// An AES-128-GCM key.
     pub fn aes(bytes: &[u8; 16]) -> Option<Key> {
         UnboundKey::new(&AES_128_GCM, bytes).ok().map(|k| Key {
-            key: LessSafeKey::new(k),
+            aead: Aead::Ring(LessSafeKey::new(k)),
             marker: MARKER_AES,
         })
     }
 }
 
-fn nonce(counter: u64) -> Nonce {
+fn nonce_bytes(counter: u64) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&counter.to_be_bytes());
-    Nonce::assume_unique_for_key(n)
+    n
+}
+
+fn nonce(counter: u64) -> Nonce {
+    Nonce::assume_unique_for_key(nonce_bytes(counter))
 }
 
 /// Writes one sealed packet of `payload` into `out` (cleared first).
@@ -111,20 +148,23 @@ pub fn seal_append(key: &Key, h: Sealed, payload: &[u8], out: &mut Vec<u8>) -> b
     out.extend_from_slice(&counter.to_be_bytes());
     out.extend_from_slice(payload);
     let (header, body) = out[start..].split_at_mut(HEADER_LEN);
-    let aad = Aad::from(&*header);
-    match key
-        .key
-        .seal_in_place_separate_tag(nonce(counter), aad, body)
-    {
-        Ok(tag) => {
-            out.extend_from_slice(tag.as_ref());
-            true
+    match &key.aead {
+        Aead::Ring(k) => {
+            match k.seal_in_place_separate_tag(nonce(counter), Aad::from(&*header), body) {
+                Ok(tag) => out.extend_from_slice(tag.as_ref()),
+                Err(_) => {
+                    out.truncate(start);
+                    return false;
+                }
+            }
         }
-        Err(_) => {
-            out.truncate(start);
-            false
+        #[cfg(any(target_arch = "mips", test))]
+        Aead::Own(k) => {
+            let tag = k.seal(&nonce_bytes(counter), header, body);
+            out.extend_from_slice(&tag);
         }
     }
+    true
 }
 
 /// A packet's header: the receiver index, the counter, whether it is sealed with
@@ -158,8 +198,52 @@ pub fn open<'a>(key: &Key, counter: u64, pkt: &'a mut [u8]) -> Option<&'a mut [u
         return None;
     }
     let (header, body) = pkt.split_at_mut(HEADER_LEN);
-    let aad = Aad::from(&*header);
-    key.key.open_in_place(nonce(counter), aad, body).ok()
+    match &key.aead {
+        Aead::Ring(k) => k
+            .open_in_place(nonce(counter), Aad::from(&*header), body)
+            .ok(),
+        #[cfg(any(target_arch = "mips", test))]
+        Aead::Own(k) => {
+            let (body, tag) = body.split_at_mut(body.len() - TAG_LEN);
+            k.open(&nonce_bytes(counter), header, body, tag)
+                .then_some(body)
+        }
+    }
+}
+
+/// Whether this target's ChaCha20-Poly1305 ([`Key::new`]) and ring's seal the same packets
+/// and open each other's, at lengths around the block size and a packet's: `awl selftest`
+/// runs it, so a qemu run of a cross build checks the target's own cipher (MIPS, both byte
+/// orders) against ring's on that target.
+pub fn check_cipher() -> Result<(), String> {
+    let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(29) ^ 0x5c);
+    match (Key::new(&bytes), Key::with_ring(&bytes)) {
+        (Some(ours), Some(ring)) => cross_check(&ours, &ring),
+        _ => Err("cipher: no key".into()),
+    }
+}
+
+fn cross_check(ours: &Key, ring: &Key) -> Result<(), String> {
+    for len in [0usize, 1, 15, 16, 17, 63, 64, 65, 200, 1_100, 1_500] {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let counter = len as u64 * 1_000_003;
+        let opened = |k: &Key, p: &[u8]| open(k, counter, &mut p.to_vec()).map(|p| p.to_vec());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut ok = seal(ours, 9, counter, &payload, &mut a)
+            && seal(ring, 9, counter, &payload, &mut b)
+            && a == b
+            && opened(ring, &a).as_deref() == Some(&payload[..])
+            && opened(ours, &b).as_deref() == Some(&payload[..]);
+        // A forged packet (its last tag byte changed) stays shut.
+        if let Some(last) = a.last_mut() {
+            *last ^= 1;
+        }
+        ok &= opened(ours, &a).is_none();
+        if !ok {
+            return Err(format!("cipher: {len} B packets differ from ring's"));
+        }
+    }
+    Ok(())
 }
 
 const WINDOW_WORDS: usize = 32;
@@ -229,6 +313,36 @@ mod tests {
 
     fn key(b: u8) -> Key {
         Key::new(&[b; 32]).expect("key")
+    }
+
+    /// MIPS's own ChaCha20-Poly1305 and ring's make the same packets and open each other's;
+    /// forged ones are refused by both (the flip test below, with the own key).
+    #[test]
+    fn own_cipher_and_ring_interoperate() {
+        assert_eq!(check_cipher(), Ok(()));
+        let (own, ring) = (Key::own(&[3; 32]), Key::with_ring(&[3; 32]).expect("key"));
+        assert_eq!(cross_check(&own, &ring), Ok(()));
+        // And it sees a cipher that is not ChaCha20-Poly1305's, or another key.
+        let aes = Key::aes(&[3; 16]).expect("key");
+        assert!(cross_check(&aes, &ring).is_err());
+        assert!(cross_check(&Key::own(&[4; 32]), &ring).is_err());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let h = Sealed {
+            index: 1,
+            counter: 77,
+            partial: true,
+        };
+        assert!(seal_append(&own, h, b"payload", &mut a));
+        assert!(seal_append(&ring, h, b"payload", &mut b));
+        assert_eq!(a, b);
+        for i in 0..a.len() {
+            let mut bad = a.clone();
+            bad[i] ^= 0x01;
+            let ok = header(&bad).and_then(|h| open(&own, h.counter, &mut bad).map(|_| ()));
+            assert!(ok.is_none(), "flipped byte {i} accepted");
+        }
+        assert_eq!(open(&own, 77, &mut a[..a.len() - 1].to_vec()), None);
+        assert_eq!(open(&own, 77, &mut a).map(|p| &*p), Some(&b"payload"[..]));
     }
 
     #[test]
