@@ -441,10 +441,19 @@ async fn tun_turns(lend: bool) {
     }
     let fast_sent = || a.host.fast_counters().0;
     let sent0 = fast_sent();
+    // a counts a fast packet after its send returns, so b may have it first: wait for the
+    // count (at most T), then assert it.
+    let sent = |n: u64| {
+        let fast_sent = &fast_sent;
+        async move {
+            settle(|| fast_sent() - sent0 == n).await;
+            assert_eq!(fast_sent() - sent0, n);
+        }
+    };
     // 1. On the thread: out on the fast path, no turn taken.
     to_b(1).await;
     got(&mut b, 1).await;
-    assert_eq!(fast_sent() - sent0, 1);
+    sent(1).await;
     assert_eq!(home.turns(), (0, 0), "read by the thread");
     // 2. A packet for the service stack needs the runtime: it takes the device.
     udp.send_to(b"dns?", (Ipv4Addr::new(10, 66, 0, 53), 53))
@@ -465,7 +474,7 @@ async fn tun_turns(lend: bool) {
     until(|| home.turns().1 == 1, "the device was not given back").await;
     to_b(4).await;
     got(&mut b, 4).await;
-    assert_eq!(fast_sent() - sent0, 3);
+    sent(3).await;
     assert_eq!(home.turns(), (1, 1));
     // 5. The writer task wrote (packets came in a burst): the next read, sent from the
     //    thread as ever, still hands the device over, and it comes back once the hold
@@ -476,7 +485,7 @@ async fn tun_turns(lend: bool) {
     until(|| wtx.capacity() == 4, "the writer did not take the packet").await;
     to_b(5).await;
     got(&mut b, 5).await;
-    assert_eq!(fast_sent() - sent0, 4);
+    sent(4).await;
     until(
         || home.turns().0 == 2,
         "a write did not take the device to the runtime",

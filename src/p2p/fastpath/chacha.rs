@@ -367,6 +367,13 @@ mod tests {
         assert_eq!(mac(one, &below), hex("faffffffffffffffffffffffffffffff"));
         let at = hex("ffffffffffffffffffffffffffffffff fcffffffffffffffffffffffffffffff");
         assert_eq!(mac(one, &at), hex("00000000000000000000000000000000"));
+        // The largest limbs: r as large as clamping leaves it, 100 blocks of 0xff. Run
+        // unoptimised (`cargo test`, overflow checks on), this also shows the limb sums fit.
+        let ff = "ff".repeat(32);
+        assert_eq!(
+            mac(&ff, &[0xff; 1_600]),
+            hex("4c22d459cb8bb25b89e20cecb6a29736")
+        );
         // h + s wraps at 2^128.
         assert_eq!(
             mac(
