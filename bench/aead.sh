@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions to seal one 1,100 B packet with ChaCha20-Poly1305 on MIPS (no AES instructions:
 # what a router's fast path pays per packet), counted under qemu-user with bench/qemu-insn.c:
-# ring (as awl links it) at opt-level "z" and "s", RustCrypto's chacha20poly1305, and ChaCha20
+# ring (as awl links it) at opt-level "z" and "s", RustCrypto's chacha20poly1305, awl's own
+# ChaCha20-Poly1305 for MIPS (src/p2p/fastpath/chacha.rs, compiled in as it is), and ChaCha20
 # alone written word by word (bench/aead/src/main.rs). Each count is (N = 2,000) − (N = 0),
 # so start-up is not in it. Usage: bash bench/aead.sh [TARGET] (default
 # mipsel-unknown-linux-musl). BENCH_AEAD_LEVELS (default "z s") lists the opt-levels to build
