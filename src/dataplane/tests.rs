@@ -441,15 +441,8 @@ async fn tun_turns(lend: bool) {
     }
     let fast_sent = || a.host.fast_counters().0;
     let sent0 = fast_sent();
-    // a counts a fast packet after its send returns, so b may have it first: wait for the
-    // count (at most T), then assert it.
-    let sent = |n: u64| {
-        let fast_sent = &fast_sent;
-        async move {
-            settle(|| fast_sent() - sent0 == n).await;
-            assert_eq!(fast_sent() - sent0, n);
-        }
-    };
+    // a counts a fast packet after its send returns (b may have it first): waited for.
+    let sent = |n| until(move || fast_sent() - sent0 == n, "a's fast packets counted");
     // 1. On the thread: out on the fast path, no turn taken.
     to_b(1).await;
     got(&mut b, 1).await;
