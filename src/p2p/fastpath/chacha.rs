@@ -170,19 +170,17 @@ const M26: u32 = 0x3ff_ffff;
 impl Poly1305 {
     /// With the one-time key: the first 32 bytes of block 0's keystream.
     fn new(otk: &[u32; 16]) -> Poly1305 {
-        let mut k = [0u8; 32];
-        for i in 0..8 {
-            k[4 * i..4 * i + 4].copy_from_slice(&otk[i].to_le_bytes());
-        }
-        // r, clamped (r &= 0x0ffffffc0ffffffc0ffffffc0fffffff), split into limbs.
+        // r, clamped (r &= 0x0ffffffc0ffffffc0ffffffc0fffffff), split into limbs from the
+        // keystream's words as they are (no round trip through bytes).
+        let [w0, w1, w2, w3] = [otk[0], otk[1], otk[2], otk[3]];
         let r = [
-            le32(&k, 0) & 0x3ff_ffff,
-            (le32(&k, 3) >> 2) & 0x3ff_ff03,
-            (le32(&k, 6) >> 4) & 0x3ff_c0ff,
-            (le32(&k, 9) >> 6) & 0x3f0_3fff,
-            (le32(&k, 12) >> 8) & 0x00f_ffff,
+            w0 & 0x3ff_ffff,
+            (w0 >> 26 | w1 << 6) & 0x3ff_ff03,
+            (w1 >> 20 | w2 << 12) & 0x3ff_c0ff,
+            (w2 >> 14 | w3 << 18) & 0x3f0_3fff,
+            (w3 >> 8) & 0x00f_ffff,
         ];
-        let pad = [le32(&k, 16), le32(&k, 20), le32(&k, 24), le32(&k, 28)];
+        let pad = [otk[4], otk[5], otk[6], otk[7]];
         Poly1305 { r, h: [0; 5], pad }
     }
 
