@@ -26,7 +26,7 @@
 //!   buffer is full.
 
 pub mod aes;
-#[cfg(any(target_arch = "mips", test))]
+#[cfg(any(target_arch = "mips", test, fuzzing))]
 mod chacha;
 mod keys;
 mod run;

@@ -16,7 +16,7 @@
 //! Its [`PARTIAL`] bit says the payload's TCP/UDP checksum was left for the receiver's
 //! kernel to complete (sent only to nodes that list `super::PARTIAL_PROTOCOL`).
 
-#[cfg(any(target_arch = "mips", test))]
+#[cfg(any(target_arch = "mips", test, fuzzing))]
 use super::chacha;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, CHACHA20_POLY1305};
 
@@ -55,7 +55,7 @@ pub struct Key {
 #[allow(clippy::large_enum_variant)]
 enum Aead {
     Ring(LessSafeKey),
-    #[cfg(any(target_arch = "mips", test))]
+    #[cfg(any(target_arch = "mips", test, fuzzing))]
     Own(chacha::Key),
 }
 
@@ -83,8 +83,9 @@ impl Key {
             })
     }
 
-    #[cfg(any(target_arch = "mips", test))]
-    fn own(bytes: &[u8; 32]) -> Key {
+    /// Our own ChaCha20-Poly1305 key, whatever the target (the fuzzer holds it to ring's).
+    #[cfg(any(target_arch = "mips", test, fuzzing))]
+    pub fn own(bytes: &[u8; 32]) -> Key {
         Key {
             aead: Aead::Own(chacha::Key::new(bytes)),
             marker: MARKER,
@@ -158,7 +159,7 @@ pub fn seal_append(key: &Key, h: Sealed, payload: &[u8], out: &mut Vec<u8>) -> b
                 }
             }
         }
-        #[cfg(any(target_arch = "mips", test))]
+        #[cfg(any(target_arch = "mips", test, fuzzing))]
         Aead::Own(k) => {
             let tag = k.seal(&nonce_bytes(counter), header, body);
             out.extend_from_slice(&tag);
@@ -202,7 +203,7 @@ pub fn open<'a>(key: &Key, counter: u64, pkt: &'a mut [u8]) -> Option<&'a mut [u
         Aead::Ring(k) => k
             .open_in_place(nonce(counter), Aad::from(&*header), body)
             .ok(),
-        #[cfg(any(target_arch = "mips", test))]
+        #[cfg(any(target_arch = "mips", test, fuzzing))]
         Aead::Own(k) => {
             let (body, tag) = body.split_at_mut(body.len() - TAG_LEN);
             k.open(&nonce_bytes(counter), header, body, tag)
