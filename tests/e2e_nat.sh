@@ -115,6 +115,7 @@ run_autonat() {
 run_scenario() {
     local kind=$1 relay_id relay_pid t0 t_conn t_direct saw_relayed=0 p
     [ "$kind" = autonat ] && { run_autonat; return; }
+    FAILED_BEFORE=$FAILED
     echo "=== scenario: bootstrap/relay = $kind ==="
     rm -rf "$WORK/a" "$WORK/b" "$WORK/r"; mkdir -p "$WORK/a" "$WORK/b" "$WORK/r"
     if [ "$kind" = symmetric ]; then
@@ -149,7 +150,9 @@ run_scenario() {
         extra_a=("	option hole_punching '0'" "	list bootstrap '/ip4/198.51.100.1/udp/6151/quic-v1/p2p/$relay2_id'")
         extra_b=("${extra_a[@]}")
     fi
-    check "[$kind] relay is up ($relay_id)" test -n "$relay_id"
+    relay_listens() { ip netns exec awl-pub ss -Hlun "sport = :6150" | grep -q .; }
+    relay_up() { [ -n "$relay_id" ] && wait_for 5 relay_listens; }
+    check "[$kind] relay is up ($relay_id) and listens on UDP 6150" relay_up
 
     write_config "$WORK/a.uci" a "	option lan_discovery '0'" \
         "	list bootstrap '/ip4/198.51.100.1/udp/6150/quic-v1/p2p/$relay_id'" "${extra_a[@]}"
@@ -250,6 +253,15 @@ run_scenario() {
 
 # finish_scenario [MORE_NODES...]: stops a, b, r (and those) and keeps their logs.
 finish_scenario() {
+    # A failed scenario shows what the nodes saw, and who held the relay's ports.
+    if [ "$FAILED" != "${FAILED_BEFORE:-$FAILED}" ]; then
+        echo "    sockets on the relay's host:"
+        ip netns exec awl-pub ss -tuanp 2>/dev/null | grep -E ':61[56][0-9]' | sed 's/^/      /'
+        for f in r b a "$@"; do
+            echo "    last lines of $f.log:"
+            tail -n 25 "$WORK/$f.log" 2>/dev/null | cut -c1-240 | sed 's/^/      /'
+        done
+    fi
     stop_nodes a b r "$@"
     for f in a b r "$@"; do cp "$WORK/$f.log" "$WORK/$kind-$f.log" 2>/dev/null; : >"$WORK/$f.log"; done
     ip netns exec awl-nat-a conntrack -F >/dev/null 2>&1
