@@ -9,8 +9,8 @@
 //! produce, not by how: RFC 8439's vectors and ring's bytes for every length up to two
 //! blocks past a packet (tests below; `awl selftest` checks it on the target, so qemu runs
 //! check MIPS's byte orders; `fuzz/fuzz_targets/fast_packet.rs` holds it to ring under random
-//! keys, counters, payloads and forgeries). RustCrypto's `chacha20poly1305` was measured too: 95.8k at "z",
-//! 48.5k with every crate at 3 (its generic glue), so not a replacement.
+//! keys, counters, payloads and forgeries). RustCrypto's `chacha20poly1305` was measured too:
+//! 95.8k at "z", 48.5k with every crate at 3 (its generic glue), so not a replacement.
 //!
 //! Constant time: no branch or index depends on a key, keystream or tag byte; the tag is
 //! compared by folding every byte, and nothing is decrypted before it matched.
